@@ -1,0 +1,40 @@
+"""The merge rules of SPEC section 5, used verbatim by the client and the backend.
+
+The state of an entity is a fold of its events; ``apply`` adds one event, ``fold`` many,
+``merge``/``merge_all`` join two states, and ``values``/``meta``/``from_change`` convert to
+and from the change shape the pull contract carries. Per kind: ``board``, ``member``,
+``task``, ``comment``.
+"""
+
+from protocol.merge.fold import (
+    Meta,
+    Values,
+    apply,
+    fold,
+    from_change,
+    keys_of,
+    merge_all,
+    meta,
+    new_state,
+    values,
+)
+from protocol.merge.member import member_id
+from protocol.merge.state import EntityKey, EntityState, Register, merge
+
+__all__ = [
+    "EntityKey",
+    "EntityState",
+    "Meta",
+    "Register",
+    "Values",
+    "apply",
+    "fold",
+    "from_change",
+    "keys_of",
+    "member_id",
+    "merge",
+    "merge_all",
+    "meta",
+    "new_state",
+    "values",
+]

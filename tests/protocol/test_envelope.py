@@ -1,0 +1,317 @@
+"""Validation of the envelope and the catalog: every reason, every limit, named fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from protocol import (
+    EventRejected,
+    Reason,
+    UnreadableEvent,
+    Writer,
+    canonical_bytes,
+    decode_event,
+    derived_id,
+    encode_event,
+    event_hash,
+    validate_event,
+)
+from protocol.catalog import TaskCreated, TaskUpdated
+from tests.protocol.builders import BOARD, TASK, event_id, hlc, raw
+
+
+def rejected(event: Any, writer: Writer = Writer.DEVICE) -> EventRejected:
+    with pytest.raises(EventRejected) as info:
+        validate_event(event, writer)
+    return info.value
+
+
+VALID_EVENTS = [
+    raw("BoardCreated", {"name": "Launch", "wip_limit": 3}),
+    raw("BoardCreated", {"name": "No limit"}),
+    raw("BoardUpdated", {"fields": {"archived": True, "wip_limit": None}}),
+    raw("MemberAdded", {"username": "bob"}),
+    raw("MemberRemoved", {"username": "b.o_b-2"}),
+    raw("TaskCreated", {"title": "Write spec", "position": "a0"}),
+    raw(
+        "TaskCreated",
+        {
+            "title": "Full",
+            "position": "a0V",
+            "notes": "n",
+            "status": "doing",
+            "priority": 4,
+            "due": "2026-02-28",
+            "assignee": "carol",
+            "labels": ["ui", "bug"],
+        },
+    ),
+    raw("TaskUpdated", {"fields": {"due": None, "assignee": None, "status": "done"}}),
+    raw("TaskLabelAdded", {"label": "ui"}),
+    raw("TaskLabelRemoved", {"label": "ui", "observed": [event_id(1)]}),
+    raw("TaskDeleted"),
+    raw("TaskRestored"),
+    raw("CommentAdded", {"task": TASK, "body": "Looks good"}),
+    raw("CommentDeleted"),
+]
+
+
+@pytest.mark.parametrize("event", VALID_EVENTS, ids=lambda e: e["type"])
+def test_a_device_may_send_every_client_type(event: dict[str, Any]) -> None:
+    parsed = validate_event(event, Writer.DEVICE)
+    assert (parsed.id, parsed.type, parsed.board) == (event["id"], event["type"], event["board"])
+
+
+def test_taskcreated_fills_in_its_defaults() -> None:
+    payload = validate_event(raw("TaskCreated", {"title": "t", "position": "a0"}), Writer.DEVICE)
+    assert payload.payload == TaskCreated(title="t", position="a0")
+    assert isinstance(payload.payload, TaskCreated)
+    assert (payload.payload.status, payload.payload.priority, payload.payload.labels) == (
+        "todo",
+        0,
+        [],
+    )
+
+
+def test_null_clears_a_field_and_an_absent_key_leaves_it() -> None:
+    event = validate_event(raw("TaskUpdated", {"fields": {"due": None}}), Writer.DEVICE)
+    assert isinstance(event.payload, TaskUpdated)
+    assert event.payload.fields.items() == {"due": None}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [None, [], "x", {}, {"id": 7}, {"id": ""}, {"type": "TaskDeleted"}],
+    ids=repr,
+)
+def test_an_event_without_a_readable_id_makes_the_batch_unreadable(event: Any) -> None:
+    with pytest.raises(UnreadableEvent, match="string `id`"):
+        validate_event(event, Writer.DEVICE)
+
+
+ENVELOPE_FAULTS = [
+    ({"id": "0B0B0B0B-0000-4000-8000-000000000001"}, "id: must be a lowercase canonical UUID"),
+    ({"id": "0b0b0b0b00004000800000000000001"}, "id: must be a lowercase canonical UUID"),
+    ({"id": "0b0b0b0b-0000-1000-8000-000000000001"}, "id: devices make version 4 or 7"),
+    ({"id": derived_id("x", "y")}, "reserved for the backend"),
+    ({"board": "board-1"}, "board: must be a lowercase canonical UUID"),
+    ({"entity": "{" + TASK + "}"}, "entity: must be a lowercase canonical UUID"),
+    ({"device": "d:1"}, "device:"),
+    ({"device": ""}, "device:"),
+    ({"hlc": "1764136800000:0:d-a"}, "hlc:"),
+    ({"hlc": "176413680000:00000:d-a"}, "hlc:"),
+    ({"hlc": hlc(0, node="d-a~saga")}, "hlc: node 'd-a~saga' is not a device id"),
+    ({"schema": "1"}, "event.schema: Expected `int`, got `str`"),
+    ({"payload": []}, "event.payload: Expected `object`, got `array`"),
+    ({"color": "red"}, "unknown field `color`"),
+]
+
+
+@pytest.mark.parametrize(("change", "detail"), ENVELOPE_FAULTS, ids=lambda x: str(x)[:40])
+def test_a_faulty_envelope_is_invalid_and_says_which_field(
+    change: dict[str, Any], detail: str
+) -> None:
+    error = rejected({**raw("TaskDeleted"), **change})
+    assert error.reason is Reason.INVALID
+    assert detail in error.detail
+
+
+@pytest.mark.parametrize("missing", ["type", "schema", "board", "entity", "hlc", "device"])
+def test_a_missing_envelope_field_is_invalid_by_name(missing: str) -> None:
+    event = raw("TaskDeleted")
+    del event[missing]
+    error = rejected(event)
+    assert error.reason is Reason.INVALID
+    assert f"`{missing}`" in error.detail
+
+
+def test_the_rejection_carries_the_event_id() -> None:
+    event = raw("TaskCreated", {"title": ""})
+    assert rejected(event).event_id == event["id"]
+
+
+def test_an_unknown_type_is_unknown_type() -> None:
+    error = rejected(raw("TaskArchived"))
+    assert error.reason is Reason.UNKNOWN_TYPE
+    assert "TaskArchived" in error.detail
+
+
+def test_an_unknown_schema_version_is_unsupported_schema() -> None:
+    error = rejected(raw("TaskDeleted", schema=2))
+    assert error.reason is Reason.UNSUPPORTED_SCHEMA
+    assert "supported: 1" in error.detail
+
+
+def test_backend_only_types_and_keys_are_forbidden_to_devices_and_allowed_to_the_backend() -> None:
+    cause = event_id()
+    saga = {"assignee": "alice", "limit": 3, "cause": cause}
+    compensation = {
+        "fields": {"status": "todo", "deleted": False},
+        "compensates": cause,
+        "reason": "WIP limit",
+    }
+    cases = [
+        (raw("WipLimitExceeded", saga), "written by the backend only"),
+        (raw("TaskUpdated", compensation), "payload.compensates"),
+        (raw("TaskUpdated", {"fields": {"status": "todo"}, "reason": "x"}), "payload.reason"),
+        (raw("TaskUpdated", {"fields": {"deleted": True}}), "payload.fields.deleted"),
+    ]
+    for event, detail in cases:
+        error = rejected(event)
+        assert (error.reason, detail in error.detail) == (Reason.FORBIDDEN, True), error
+        backend_event = {**event, "id": derived_id("test", event["id"])}
+        backend_event["hlc"] = hlc(0, node="d-a~saga")
+        assert validate_event(backend_event, Writer.BACKEND).type == event["type"]
+
+
+def _long(n: int) -> str:
+    return "é" * n  # two UTF-8 bytes, one code point: limits count code points
+
+
+PAYLOAD_FAULTS = [
+    ("BoardCreated", {"name": ""}, "payload.name"),
+    ("BoardCreated", {"name": _long(201)}, "payload.name"),
+    ("BoardCreated", {"name": "b", "wip_limit": 0}, "payload.wip_limit"),
+    ("BoardCreated", {"name": "b", "wip_limit": 101}, "payload.wip_limit"),
+    ("BoardCreated", {"wip_limit": 3}, "`name`"),
+    ("BoardUpdated", {"fields": {}}, "at least one"),
+    ("BoardUpdated", {"fields": {"owner": "bob"}}, "payload.fields: Object contains unknown"),
+    ("BoardUpdated", {"fields": {"archived": "yes"}}, "payload.fields.archived"),
+    ("MemberAdded", {"username": "Bob"}, "payload.username"),
+    ("MemberAdded", {"username": "bo"}, "payload.username"),
+    ("MemberAdded", {"username": "b" * 33}, "payload.username"),
+    ("MemberRemoved", {}, "`username`"),
+    ("TaskCreated", {"title": "", "position": "a0"}, "payload.title"),
+    ("TaskCreated", {"title": _long(501), "position": "a0"}, "payload.title"),
+    ("TaskCreated", {"title": "t"}, "`position`"),
+    ("TaskCreated", {"title": "t", "position": "a00"}, "fractional index"),
+    ("TaskCreated", {"title": "t", "position": "0a"}, "payload.position"),
+    ("TaskCreated", {"title": "t", "position": "a0", "notes": _long(20_001)}, "payload.notes"),
+    ("TaskCreated", {"title": "t", "position": "a0", "status": "blocked"}, "payload.status"),
+    ("TaskCreated", {"title": "t", "position": "a0", "priority": 5}, "payload.priority"),
+    ("TaskCreated", {"title": "t", "position": "a0", "priority": -1}, "payload.priority"),
+    ("TaskCreated", {"title": "t", "position": "a0", "priority": True}, "payload.priority"),
+    ("TaskCreated", {"title": "t", "position": "a0", "priority": 1.0}, "payload.priority"),
+    ("TaskCreated", {"title": "t", "position": "a0", "due": "2026-02-30"}, "calendar date"),
+    ("TaskCreated", {"title": "t", "position": "a0", "due": "26-2-3"}, "payload.due"),
+    ("TaskCreated", {"title": "t", "position": "a0", "assignee": "A"}, "payload.assignee"),
+    ("TaskCreated", {"title": "t", "position": "a0", "labels": ["x"] * 51}, "payload.labels"),
+    ("TaskCreated", {"title": "t", "position": "a0", "labels": [""]}, "payload.labels[0]"),
+    ("TaskCreated", {"title": "t", "position": "a0", "labels": [_long(51)]}, "payload.labels[0]"),
+    ("TaskCreated", {"title": "t", "position": "a0", "tags": []}, "unknown field `tags`"),
+    ("TaskUpdated", {"fields": {}}, "at least one"),
+    ("TaskUpdated", {}, "`fields`"),
+    ("TaskUpdated", {"fields": {"title": None}}, "payload.fields.title"),
+    ("TaskUpdated", {"fields": {"status": None}}, "payload.fields.status"),
+    ("TaskUpdated", {"fields": {"due": "2026-13-01"}}, "calendar date"),
+    ("TaskUpdated", {"fields": {"labels": ["x"]}}, "unknown field `labels`"),
+    ("TaskLabelAdded", {"label": ""}, "payload.label"),
+    ("TaskLabelRemoved", {"label": "x"}, "`observed`"),
+    ("TaskLabelRemoved", {"label": "x", "observed": ["nope"]}, "payload.observed[0]"),
+    ("TaskLabelRemoved", {"label": "x", "observed": [TASK] * 1001}, "payload.observed"),
+    ("TaskDeleted", {"why": "x"}, "unknown field `why`"),
+    ("CommentAdded", {"task": TASK, "body": ""}, "payload.body"),
+    ("CommentAdded", {"task": TASK, "body": _long(10_001)}, "payload.body"),
+    ("CommentAdded", {"task": "t-1", "body": "b"}, "payload.task"),
+    ("CommentDeleted", {"by": "me"}, "unknown field `by`"),
+]
+
+
+@pytest.mark.parametrize(("type_", "payload", "detail"), PAYLOAD_FAULTS, ids=lambda x: str(x)[:30])
+def test_a_faulty_payload_is_invalid_and_names_the_field(
+    type_: str, payload: dict[str, Any], detail: str
+) -> None:
+    error = rejected(raw(type_, payload))
+    assert error.reason is Reason.INVALID
+    assert detail in error.detail, error.detail
+
+
+@pytest.mark.parametrize(
+    ("type_", "payload"),
+    [
+        ("BoardCreated", {"name": _long(200), "wip_limit": 100}),
+        ("TaskCreated", {"title": _long(500), "position": "a0", "labels": ["x"] * 50}),
+        ("TaskCreated", {"title": "🚀" * 500, "position": "a0", "notes": _long(20_000)}),
+        ("TaskLabelAdded", {"label": _long(50)}),
+        ("TaskLabelRemoved", {"label": "x", "observed": [TASK] * 1000}),
+        ("CommentAdded", {"task": TASK, "body": _long(10_000)}),
+        ("MemberAdded", {"username": "a" * 32}),
+    ],
+    ids=lambda x: str(x)[:30],
+)
+def test_every_limit_is_inclusive(type_: str, payload: dict[str, Any]) -> None:
+    assert validate_event(raw(type_, payload), Writer.DEVICE).type == type_
+
+
+def test_a_board_event_names_its_board_as_its_entity() -> None:
+    error = rejected(raw("BoardUpdated", {"fields": {"name": "x"}}, entity=TASK))
+    assert (error.reason, error.detail) == (
+        Reason.INVALID,
+        "entity: a BoardUpdated names its board as its entity",
+    )
+
+
+def test_a_devices_backend_stamps_are_ignored_and_the_backends_are_kept() -> None:
+    event = raw("TaskDeleted", actor="mallory", seq=99, received_at=5)
+    from_device = validate_event(event, Writer.DEVICE)
+    assert (from_device.actor, from_device.seq, from_device.received_at) == (None, None, None)
+    from_stream = validate_event(event, Writer.BACKEND)
+    assert (from_stream.actor, from_stream.seq, from_stream.received_at) == ("mallory", 99, 5)
+
+
+def test_decode_event_reads_stream_bytes_and_refuses_non_json() -> None:
+    event = validate_event(raw("TaskDeleted", actor="alice"), Writer.BACKEND)
+    assert decode_event(encode_event(event)) == event
+    with pytest.raises(EventRejected, match="not JSON"):
+        decode_event(b'{"id": ')
+
+
+class TestCanonicalForm:
+    def test_a_byte_for_byte_resend_hashes_the_same(self) -> None:
+        event = raw("TaskCreated", {"title": "t", "position": "a0"})
+        data = msgspec.json.encode(event)
+        assert event_hash(decode_event(data, Writer.DEVICE)) == event_hash(
+            decode_event(data, Writer.DEVICE)
+        )
+
+    def test_key_order_spacing_escapes_and_spelled_out_defaults_do_not_matter(self) -> None:
+        a = raw("TaskCreated", {"title": "é", "position": "a0"}, id=event_id(7))
+        b = dict(reversed(list(a.items())))
+        b["payload"] = {"position": "a0", "status": "todo", "title": "é", "labels": []}
+        encoded = msgspec.json.encode(b).replace(b"\xc3\xa9", b"\\u00e9").replace(b",", b", ")
+        parsed_a = validate_event(a, Writer.DEVICE)
+        parsed_b = decode_event(encoded, Writer.DEVICE)
+        assert canonical_bytes(parsed_a) == canonical_bytes(parsed_b)
+        assert event_hash(parsed_a) == event_hash(parsed_b)
+
+    def test_the_backends_stamps_are_not_part_of_it(self) -> None:
+        event = raw("TaskDeleted")
+        stamped = {**event, "actor": "alice", "seq": 4, "received_at": 1}
+        assert event_hash(validate_event(event, Writer.BACKEND)) == event_hash(
+            validate_event(stamped, Writer.BACKEND)
+        )
+        assert b"actor" not in canonical_bytes(validate_event(stamped, Writer.BACKEND))
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"hlc": hlc(1)},
+            {"board": "0b0b0b0b-0000-4000-8000-000000000002"},
+            {"payload": {"title": "u", "position": "a0"}},
+            {"device": "d-b", "hlc": hlc(0, node="d-b")},
+        ],
+        ids=lambda c: next(iter(c)),
+    )
+    def test_any_change_of_content_changes_the_hash(self, change: dict[str, Any]) -> None:
+        event = raw("TaskCreated", {"title": "t", "position": "a0"})
+        original = validate_event(event, Writer.DEVICE)
+        changed = validate_event({**event, **change}, Writer.DEVICE)
+        assert event_hash(original) != event_hash(changed)
+
+    def test_the_canonical_form_is_sorted_compact_json(self) -> None:
+        event = validate_event(raw("TaskDeleted", id=event_id(9), board=BOARD), Writer.DEVICE)
+        text = canonical_bytes(event).decode()
+        assert text.startswith('{"board":"') and ", " not in text and ": " not in text

@@ -1,0 +1,55 @@
+"""The ``outpost`` command line: the subcommand names of SPEC section 7."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from outpost.cli import main
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "outpost", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_help_lists_every_subcommand() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for name in ("backend", "app", "client", "conflicts", "bench", "docs"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "issue"),
+    [
+        (["backend", "--port", "0"], 3),
+        (["client", "--data-dir", "x", "sync"], 4),
+        (["app"], 5),
+        (["conflicts", "--seed", "1"], 7),
+        (["bench"], 8),
+    ],
+)
+def test_a_subcommand_not_built_yet_says_so_with_status_2(
+    argv: list[str], issue: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert f"not built yet (tracked as issue {issue})" in capsys.readouterr().err
+
+
+def test_an_unknown_subcommand_is_a_usage_error() -> None:
+    result = run("serve")
+    assert result.returncode == 2
+    assert "invalid choice: 'serve'" in result.stderr
+
+
+def test_docs_check_fails_on_an_outdated_folder_and_passes_once_written(tmp_path: Path) -> None:
+    stale = run("docs", "--check", "--dir", str(tmp_path))
+    assert stale.returncode == 1
+    assert "run `outpost docs`" in stale.stderr
+    assert run("docs", "--dir", str(tmp_path)).returncode == 0
+    assert run("docs", "--check", "--dir", str(tmp_path)).returncode == 0
