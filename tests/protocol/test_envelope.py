@@ -315,3 +315,27 @@ class TestCanonicalForm:
         event = validate_event(raw("TaskDeleted", id=event_id(9), board=BOARD), Writer.DEVICE)
         text = canonical_bytes(event).decode()
         assert text.startswith('{"board":"') and ", " not in text and ": " not in text
+
+
+def test_an_older_schema_version_is_upcast_by_the_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v2 of a type stays readable in its v1 form: the reader upcasts, then validates."""
+    from protocol import catalog, envelope
+
+    class MemberAddedV2(catalog.MemberAdded):
+        role: str = "member"
+
+    def v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+        return {**payload, "role": "member"}
+
+    spec = catalog.EventSpec(
+        "MemberAdded", "board", {1: catalog.MemberAdded, 2: MemberAddedV2}, upcasters={1: v1_to_v2}
+    )
+    monkeypatch.setattr(envelope, "CATALOG", {**catalog.CATALOG, "MemberAdded": spec})
+    old = validate_event(raw("MemberAdded", {"username": "bob"}), Writer.DEVICE)
+    assert (old.schema, old.payload) == (2, MemberAddedV2(username="bob", role="member"))
+    new = validate_event(
+        raw("MemberAdded", {"username": "bob", "role": "x"}, schema=2), Writer.DEVICE
+    )
+    assert new.payload == MemberAddedV2(username="bob", role="x")
+    error = rejected(raw("MemberAdded", {"username": "bob"}, schema=3))
+    assert (error.reason, "supported: 1, 2" in error.detail) == (Reason.UNSUPPORTED_SCHEMA, True)
