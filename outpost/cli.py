@@ -29,6 +29,45 @@ def _not_built_yet(what: str, issue: int) -> Handler:
     return handler
 
 
+def _backend(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+    import json
+    import logging
+
+    from backend import main as backend_main
+    from backend.config import Settings
+
+    settings = Settings.from_env(
+        data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        nats_url=args.nats_url,
+        db_url=args.db_url,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.action == "ledger":
+        rows = asyncio.run(backend_main.ledger(settings))
+        if args.json:
+            print(json.dumps([{"id": i, "seq": s, "times": t} for i, s, t in rows]))
+        else:
+            for event_id, seq, times in rows:
+                print(f"{seq:>10} {event_id} {times}")
+            twice = sum(1 for *_, times in rows if times != 1)
+            print(f"{len(rows)} events applied, {twice} applied more than once", file=sys.stderr)
+        return 0
+    if args.action == "rebuild":
+        generation = asyncio.run(backend_main.rebuild(settings))
+        print(
+            f"views emptied into generation {generation}: the projector rebuilds them "
+            "from the stream when the backend next starts"
+        )
+        return 0
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn already stopped in order
+        asyncio.run(backend_main.serve(settings))
+    return 0
+
+
 def _docs(args: argparse.Namespace) -> int:
     from outpost import docs
 
@@ -53,13 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    backend = commands.add_parser("backend", help="run the whole backend in one process")
-    backend.add_argument("--data-dir", default="outpost-data")
-    backend.add_argument("--host", default="127.0.0.1")
-    backend.add_argument("--port", type=int, default=8000)
-    backend.add_argument("--nats-url")
-    backend.add_argument("--db-url")
-    backend.set_defaults(handler=_not_built_yet("the backend", 3))
+    backend = commands.add_parser(
+        "backend",
+        help="run the whole backend in one process",
+        description="Run the backend (the default), list the projector's ledger, or empty "
+        "the views into a new generation that the projector rebuilds from the stream.",
+    )
+    backend.add_argument(
+        "action", nargs="?", choices=["serve", "ledger", "rebuild"], default="serve"
+    )
+    backend.add_argument("--data-dir", help="data folder (default: outpost-data)")
+    backend.add_argument("--host", help="listen address (default: 127.0.0.1)")
+    backend.add_argument("--port", type=int, help="listen port (default: 8000)")
+    backend.add_argument("--nats-url", help="use this NATS instead of an embedded nats-server")
+    backend.add_argument("--db-url", help="postgresql+asyncpg://... instead of SQLite files")
+    backend.add_argument("--json", action="store_true", help="ledger: print JSON")
+    backend.set_defaults(handler=_backend)
 
     app = commands.add_parser("app", help="the Kivy task board app")
     app.add_argument("--server")

@@ -2,6 +2,8 @@
 
 from hypothesis import HealthCheck, settings
 
+pytest_plugins = ["tests.support.nats", "tests.support.postgres", "tests.support.backend"]
+
 settings.register_profile(
     "outpost",
     max_examples=200,

@@ -1,0 +1,38 @@
+"""Request and response bodies of the auth routes (SPEC section 6)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from protocol.catalog import USERNAME_PATTERN
+
+Username = Annotated[
+    str, msgspec.Meta(pattern=USERNAME_PATTERN, description="3..32 of a-z 0-9 _ . -")
+]
+Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
+
+
+class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+    username: Username
+    password: Password
+
+
+class LoginCredentials(msgspec.Struct, forbid_unknown_fields=True):
+    """Sign-in checks the password against the stored hash; no format rules to leak."""
+
+    username: Annotated[str, msgspec.Meta(max_length=64)]
+    password: Annotated[str, msgspec.Meta(max_length=128)]
+
+
+class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
+    refresh_token: Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class Session(msgspec.Struct):
+    user_id: str
+    username: str
+    token: str
+    expires_in: int
+    refresh_token: str

@@ -1,0 +1,31 @@
+"""Health: is NATS connected, and how far behind the stream is the projector."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+
+from backend.bff.sync.pull import PullService
+from backend.nats.streams import EVENTS_STREAM
+
+
+class HealthProbe:
+    def __init__(self, nc: NatsClient, pull: PullService) -> None:
+        self._nc = nc
+        self._pull = pull
+
+    async def report(self) -> dict[str, Any]:
+        connected = self._nc.is_connected
+        watermark, _ = await self._pull.status()
+        last_seq = watermark
+        if connected:
+            with contextlib.suppress(Exception):
+                info = await self._nc.jetstream().stream_info(EVENTS_STREAM)
+                last_seq = info.state.last_seq
+        return {
+            "status": "ok" if connected else "degraded",
+            "nats": "connected" if connected else "disconnected",
+            "projector_lag": max(0, last_seq - watermark),
+        }

@@ -1,0 +1,119 @@
+"""Live pokes: change notices from NATS become Server-Sent Events for the users they concern.
+
+Every projector publishes a notice on ``outpost.changes`` after each commit; every BFF
+process subscribes, so a push handled by one process pokes a live client of another. Each
+connection keeps the boards its user can see (refreshed when a notice names the user, so
+pokes stop for a board the user has lost) and coalesces notices into one poke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import msgspec
+from litestar.response import ServerSentEventMessage
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from sqlalchemy import select
+
+from backend.db import Database
+from backend.nats.streams import CHANGES_SUBJECT
+from backend.projector.models import Membership
+
+log = logging.getLogger(__name__)
+
+
+class ChangeNotice(msgspec.Struct):
+    component: str
+    boards: list[str]
+    usernames: list[str]
+    watermark: int
+
+
+class Listener:
+    """One live connection: the user's boards, and a flag that coalesces pokes."""
+
+    def __init__(self, username: str) -> None:
+        self.username = username
+        self.boards: set[str] = set()
+        self.watermark = 0
+        self.dirty = asyncio.Event()
+        self.stale_boards = True
+
+    def offer(self, notice: ChangeNotice) -> None:
+        named = self.username in notice.usernames
+        if named:
+            self.stale_boards = True
+        if named or not self.boards.isdisjoint(notice.boards):
+            self.watermark = max(self.watermark, notice.watermark)
+            self.dirty.set()
+
+
+class ChangeHub:
+    def __init__(self, nc: NatsClient, views: Database) -> None:
+        self._nc = nc
+        self._views = views
+        self._listeners: set[Listener] = set()
+        self._subscription: Subscription | None = None
+        self._decoder = msgspec.json.Decoder(ChangeNotice)
+
+    @property
+    def connections(self) -> int:
+        return len(self._listeners)
+
+    async def start(self) -> None:
+        self._subscription = await self._nc.subscribe(CHANGES_SUBJECT, cb=self._on_notice)
+
+    async def stop(self) -> None:
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
+        for listener in self._listeners:
+            listener.dirty.set()
+
+    async def _on_notice(self, message: Msg) -> None:
+        try:
+            notice = self._decoder.decode(message.data)
+        except msgspec.DecodeError:
+            log.warning("ignoring a malformed change notice")
+            return
+        for listener in self._listeners:
+            listener.offer(notice)
+
+    async def stream(
+        self, username: str, keepalive_s: float, stopping: asyncio.Event
+    ) -> AsyncIterator[ServerSentEventMessage]:
+        """Pokes for one connection, with a keep-alive comment when nothing happens."""
+        listener = Listener(username)
+        self._listeners.add(listener)
+        try:
+            yield ServerSentEventMessage(comment="connected")
+            while not stopping.is_set():
+                if listener.stale_boards:
+                    listener.boards = await self._boards_of(username)
+                    listener.stale_boards = False
+                try:
+                    await asyncio.wait_for(listener.dirty.wait(), timeout=keepalive_s)
+                except TimeoutError:
+                    yield ServerSentEventMessage(comment="keep-alive")
+                    continue
+                listener.dirty.clear()
+                if stopping.is_set():
+                    break
+                data = msgspec.json.encode({"watermark": listener.watermark}).decode()
+                yield ServerSentEventMessage(event="poke", data=data)
+        finally:
+            self._listeners.discard(listener)
+
+    async def _boards_of(self, username: str) -> set[str]:
+        async with self._views.read() as conn:
+            rows = await conn.execute(
+                select(Membership.board).where(
+                    Membership.username == username, Membership.active.is_(True)
+                )
+            )
+            return set(rows.scalars())

@@ -1,0 +1,234 @@
+"""Pull: the changes a user can see after a cursor, read in one snapshot of the views.
+
+The cursor walks the views' ``version``. Membership is checked at read time: a board the
+user was added to since the cursor is backfilled (its rows at or below the cursor's
+version, paged to this user alone; the cursor carries what is still to come), and a board
+the user lost comes as a ``removed`` board change. A cursor from another generation gets
+``reset`` and a fresh bootstrap.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import msgspec
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backend.bff.auth.tokens import Principal
+from backend.db import Database
+from backend.errors import BadRequest
+from backend.projector.models import Info, Membership, View, positions
+
+PULL_SERVING = ("projector",)
+"""Components whose views the pull reads: the watermark is the least of their positions."""
+
+
+class Backfill(msgspec.Struct, array_like=True):
+    board: str
+    upper: int
+    """Rows at or below this version were written before the user could see the board."""
+    after: int = 0
+
+
+class Cursor(msgspec.Struct, array_like=True):
+    generation: str
+    version: int
+    backfills: list[Backfill] = msgspec.field(default_factory=list)
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(msgspec.json.encode(self)).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            return msgspec.json.decode(data, type=cls)
+        except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+            raise BadRequest("cursor: not a cursor this server made; pull without one") from exc
+
+
+class RowChange(msgspec.Struct):
+    """A change as stored: values and meta are already JSON, passed through untouched."""
+
+    kind: str
+    id: str
+    board: str
+    version: int
+    values: msgspec.Raw
+    meta: msgspec.Raw
+
+
+class RemovedBoard(msgspec.Struct):
+    kind: str
+    id: str
+    board: str
+    version: int
+    removed: bool
+    values: None
+
+
+class Page(msgspec.Struct):
+    changes: list[Any]
+    cursor: str
+    has_more: bool
+    watermark: int
+    generation: str
+    reset: bool
+
+
+class PullService:
+    def __init__(self, views: Database) -> None:
+        self._views = views
+
+    async def status(self) -> tuple[int, str]:
+        """(watermark, generation), for push answers and sync info."""
+        async with self._views.read() as conn:
+            return await _watermark(conn), await _generation(conn)
+
+    async def pull(self, principal: Principal, cursor_text: str | None, limit: int) -> Page:
+        async with self._views.read() as conn:
+            generation = await _generation(conn)
+            watermark = await _watermark(conn)
+            cursor = Cursor.decode(cursor_text) if cursor_text else Cursor(generation, 0)
+            reset = cursor.generation != generation
+            if reset:
+                cursor = Cursor(generation, 0)
+            reader = _PageReader(conn, principal.username, cursor, limit)
+            await reader.read_backfills()
+            await reader.read_new_changes()
+        return Page(
+            changes=reader.changes,
+            cursor=reader.next_cursor().encode(),
+            has_more=reader.has_more,
+            watermark=watermark,
+            generation=generation,
+            reset=reset and cursor_text is not None,
+        )
+
+
+class _PageReader:
+    def __init__(self, conn: AsyncConnection, username: str, cursor: Cursor, limit: int) -> None:
+        self.conn = conn
+        self.username = username
+        self.cursor = cursor
+        self.limit = limit
+        self.changes: list[Any] = []
+        self.backfills: list[Backfill] = []
+        self.version = cursor.version
+        self.has_more = False
+
+    @property
+    def room(self) -> int:
+        return self.limit - len(self.changes)
+
+    async def read_backfills(self) -> None:
+        active = await self._active_boards()
+        for backfill in self.cursor.backfills:
+            if backfill.board not in active:
+                continue  # access lost again: the removal comes with the member row
+            if self.room <= 0:
+                self.backfills.append(backfill)
+                continue
+            rows = await self._rows(
+                and_(
+                    View.board == backfill.board,
+                    View.version > backfill.after,
+                    View.version <= backfill.upper,
+                ),
+                self.room + 1,
+            )
+            taken = rows[: self.room]
+            self._emit(taken)
+            if len(rows) > len(taken):
+                self.backfills.append(Backfill(backfill.board, backfill.upper, taken[-1].version))
+        self.has_more = bool(self.backfills)
+
+    async def read_new_changes(self) -> None:
+        if self.room <= 0:
+            self.has_more = True
+            return
+        start = self.cursor.version
+        active = await self._active_boards()
+        rows = await self._rows(and_(View.board.in_(active), View.version > start), self.room + 1)
+        taken = rows[: self.room]
+        if len(rows) > len(taken):
+            self.has_more = True
+            end = taken[-1].version
+        else:
+            end = await _last_version(self.conn)
+        own = await self.conn.execute(
+            select(Membership.board, Membership.active, Membership.version)
+            .where(
+                Membership.username == self.username,
+                Membership.version > start,
+                Membership.version <= end,
+            )
+            .order_by(Membership.version)
+        )
+        removals = []
+        for board, is_active, version in own:
+            if is_active and start > 0:
+                self.backfills.append(Backfill(board, start))
+            elif not is_active:
+                removals.append(RemovedBoard("board", board, board, version, True, None))
+        self._emit(taken)
+        self.changes.extend(removals)
+        self.has_more = self.has_more or bool(self.backfills)
+        self.version = max(self.version, end)
+
+    def next_cursor(self) -> Cursor:
+        return Cursor(self.cursor.generation, self.version, self.backfills)
+
+    async def _active_boards(self) -> list[str]:
+        rows = await self.conn.execute(
+            select(Membership.board).where(
+                Membership.username == self.username, Membership.active.is_(True)
+            )
+        )
+        return list(rows.scalars())
+
+    async def _rows(self, condition: Any, limit: int) -> list[Any]:
+        query = (
+            select(View.kind, View.id, View.board, View.version, View.values, View.meta)
+            .where(condition)
+            .order_by(View.version)
+            .limit(limit)
+        )
+        return list(await self.conn.execute(query))
+
+    def _emit(self, rows: list[Any]) -> None:
+        for row in rows:
+            if row.values is not None:  # not created yet: it comes once it is
+                self.changes.append(
+                    RowChange(
+                        row.kind,
+                        row.id,
+                        row.board,
+                        row.version,
+                        msgspec.Raw(row.values.encode()),
+                        msgspec.Raw(row.meta.encode()),
+                    )
+                )
+
+
+async def _generation(conn: AsyncConnection) -> str:
+    value = (await conn.execute(select(Info.value).where(Info.key == "generation"))).scalar()
+    return value or "0"
+
+
+async def _last_version(conn: AsyncConnection) -> int:
+    value = (await conn.execute(select(Info.value).where(Info.key == "version"))).scalar()
+    return int(value or 0)
+
+
+async def _watermark(conn: AsyncConnection) -> int:
+    rows = await conn.execute(
+        select(positions.c.component, positions.c.seq).where(
+            positions.c.component.in_(PULL_SERVING)
+        )
+    )
+    seqs = dict(rows.tuples().all())
+    return min(int(seqs.get(component, 0)) for component in PULL_SERVING)

@@ -1,0 +1,341 @@
+"""Push: validate, authorize and durably store a batch of device events.
+
+For each event, in order: validation by ``protocol`` (``invalid``, ``unknown_type``,
+``unsupported_schema``, ``forbidden``), the id record (``duplicate`` with its first seq, or
+``id_conflict``), the clock (``clock_skew``), then authorization against everything
+accepted before, earlier events of this batch included. The accepted events are published
+together, each with ``Nats-Msg-Id`` set to its id, and only then are their acknowledgements
+awaited. All of it happens under the batch's board locks, in one transaction of the BFF's
+database, so decisions on one board are serialized across BFF processes.
+
+If the stream fails mid-batch, what it did store is recorded (a resend then says
+``duplicate``) and the device gets 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from nats.js.api import PubAck
+from nats.js.client import JetStreamContext
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backend.bff.auth.tokens import Principal
+from backend.bff.models import (
+    BoardAuthority,
+    Device,
+    EntityBinding,
+    EventRecord,
+    MemberAuthority,
+    User,
+)
+from backend.bff.sync.authority import Authority, Binding
+from backend.bff.sync.schemas import PushRequest, PushResult
+from backend.db import Database, insert_ignore, upsert
+from backend.errors import StreamUnavailable, UnprocessableBatch
+from backend.nats.streams import event_subject
+from protocol import (
+    Event,
+    EventRejected,
+    Reason,
+    UnreadableEvent,
+    Writer,
+    encode_event,
+    event_hash,
+    parse_hlc,
+    read_event_id,
+    validate_event,
+)
+from protocol.catalog import CommentAdded, MemberAdded
+from protocol.merge import EntityState
+
+_state_decoder = msgspec.json.Decoder(EntityState)
+
+
+@dataclass
+class _Candidate:
+    index: int
+    event: Event
+    hash: str
+
+
+def system_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class PushService:
+    def __init__(
+        self,
+        db: Database,
+        js: JetStreamContext,
+        *,
+        max_batch_events: int = 500,
+        max_clock_skew_ms: int = 300_000,
+        publish_timeout_s: float = 5.0,
+        clock: Callable[[], int] = system_ms,
+    ) -> None:
+        self._db = db
+        self._js = js
+        self._max_batch_events = max_batch_events
+        self._max_skew_ms = max_clock_skew_ms
+        self._publish_timeout_s = publish_timeout_s
+        self._clock = clock
+
+    async def push(self, principal: Principal, request: PushRequest) -> list[PushResult]:
+        if not 1 <= len(request.events) <= self._max_batch_events:
+            raise UnprocessableBatch(
+                f"a batch holds 1..{self._max_batch_events} events, not {len(request.events)}"
+            )
+        raws = [_parse(raw) for raw in request.events]
+        results: list[PushResult | None] = [None] * len(raws)
+        events: dict[int, _Candidate] = {}
+        for index, raw in enumerate(raws):
+            try:
+                event = validate_event(raw, Writer.DEVICE)
+            except EventRejected as rejected:
+                results[index] = _rejected(read_event_id(raw), rejected.reason, rejected.detail)
+                continue
+            stamped = msgspec.structs.replace(event, actor=principal.username)  # from the token
+            events[index] = _Candidate(index, stamped, event_hash(event))
+        failure: StreamUnavailable | None = None
+        if events:
+            failure = await self._decide_and_publish(principal, request.device, events, results)
+        if failure is not None:
+            raise failure
+        return [r for r in results if r is not None]
+
+    async def _decide_and_publish(
+        self,
+        principal: Principal,
+        device: str,
+        candidates: dict[int, _Candidate],
+        results: list[PushResult | None],
+    ) -> StreamUnavailable | None:
+        username = principal.username
+        now = self._clock()
+        async with self._db.write() as conn:
+            authority = await _load_authority(conn, device, candidates.values())
+            initial = copy.deepcopy(authority)
+            records = await _load_records(conn, [c.event.id for c in candidates.values()])
+            body_denial = authority.check_device(device, username)
+            if body_denial is None:
+                authority.claim_device(device, username)
+            accepted: list[_Candidate] = []
+            first_in_batch: dict[str, _Candidate] = {}
+            for candidate in candidates.values():
+                event = candidate.event
+                known = records.get(event.id)
+                earlier = first_in_batch.get(event.id)
+                if known is not None or earlier is not None:
+                    same = (
+                        known.actor == username and known.hash == candidate.hash
+                        if known is not None
+                        else earlier is not None and earlier.hash == candidate.hash
+                    )
+                    if not same:
+                        results[candidate.index] = _rejected(
+                            event.id, Reason.ID_CONFLICT, "this id is used by another event"
+                        )
+                    elif known is not None:
+                        results[candidate.index] = PushResult(event.id, "duplicate", seq=known.seq)
+                    continue  # a repeat inside the batch is answered after publishing
+                first_in_batch[event.id] = candidate
+                if parse_hlc(event.hlc).wall > now + self._max_skew_ms:
+                    results[candidate.index] = _rejected(
+                        event.id,
+                        Reason.CLOCK_SKEW,
+                        f"hlc is {parse_hlc(event.hlc).wall - now} ms ahead of the server",
+                    )
+                    continue
+                denial = body_denial or authority.decide(event, username)
+                if denial is not None:
+                    results[candidate.index] = _rejected(event.id, denial.reason, denial.detail)
+                    continue
+                authority.accept(event, username)
+                accepted.append(candidate)
+            acks = await self._publish(accepted, now)
+            stored = _stored_prefix(accepted, acks)
+            if len(stored) < len(accepted):
+                authority = initial  # keep only what the stream stored, in batch order
+                authority.claim_device(device, username)
+                for candidate, _ in stored:
+                    authority.accept(candidate.event, username)
+            await _save(conn, authority, stored, username)
+        for candidate, ack in stored:
+            status = "duplicate" if ack.duplicate else "accepted"
+            results[candidate.index] = PushResult(candidate.event.id, status, seq=ack.seq)
+        for candidate in candidates.values():
+            first = first_in_batch.get(candidate.event.id)
+            if results[candidate.index] is None and first is not None and first is not candidate:
+                results[candidate.index] = _repeat_of(results[first.index], candidate.event.id)
+        if len(stored) < len(accepted):
+            return StreamUnavailable(
+                "the event stream is unavailable: resend the same events unchanged",
+                retry_after=2,
+            )
+        return None
+
+    async def _publish(
+        self, accepted: list[_Candidate], now: int
+    ) -> list[PubAck | None]:
+        """Send every publish first, then await the acknowledgements together."""
+        if not accepted:
+            return []
+        futures: list[asyncio.Future[PubAck] | None] = []
+        for candidate in accepted:
+            stamped = msgspec.structs.replace(candidate.event, received_at=now)
+            try:
+                future = await self._js.publish_async(
+                    event_subject(candidate.event.board),
+                    encode_event(stamped),
+                    headers={"Nats-Msg-Id": candidate.event.id},
+                    wait_stall=self._publish_timeout_s,
+                )
+            except Exception:
+                futures.append(None)
+                continue
+            futures.append(future)
+        pending = [f for f in futures if f is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=self._publish_timeout_s)
+        acks: list[PubAck | None] = []
+        for future in futures:
+            if future is not None and future.done() and not future.cancelled():
+                error = future.exception()
+                acks.append(None if error else future.result())
+            else:
+                if future is not None:
+                    future.cancel()
+                acks.append(None)
+        return acks
+
+
+def _parse(raw: msgspec.Raw) -> Any:
+    try:
+        value = msgspec.json.decode(raw)
+        read_event_id(value)
+    except (msgspec.DecodeError, UnreadableEvent) as exc:
+        raise UnprocessableBatch(f"every event needs a readable string `id`: {exc}") from exc
+    return value
+
+
+def _rejected(event_id: str, reason: Reason, detail: str) -> PushResult:
+    return PushResult(event_id, "rejected", reason=str(reason), detail=detail)
+
+
+def _repeat_of(first: PushResult | None, event_id: str) -> PushResult | None:
+    if first is None or first.status == "rejected":
+        return first
+    return PushResult(event_id, "duplicate", seq=first.seq)
+
+
+def _stored_prefix(
+    accepted: list[_Candidate], acks: list[PubAck | None]
+) -> list[tuple[_Candidate, PubAck]]:
+    """The events the stream stored, up to the first it did not: a later one it did store
+    anyway is found again by the stream's duplicate window when the device resends."""
+    prefix = []
+    for candidate, ack in zip(accepted, acks, strict=True):
+        if ack is None:
+            break
+        prefix.append((candidate, ack))
+    return prefix
+
+
+async def _load_records(conn: AsyncConnection, ids: list[str]) -> dict[str, Any]:
+    rows = await conn.execute(select(EventRecord).where(EventRecord.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+async def _load_authority(
+    conn: AsyncConnection, device: str, candidates: Iterable[_Candidate]
+) -> Authority:
+    events = [c.event for c in candidates]
+    boards = sorted({e.board for e in events})
+    # The board rows are the locks: create them, then lock them in a fixed order.
+    await insert_ignore(conn, BoardAuthority, [{"id": b, "state": None} for b in boards], ["id"])
+    locked = await conn.execute(
+        select(BoardAuthority.id, BoardAuthority.state)
+        .where(BoardAuthority.id.in_(boards))
+        .order_by(BoardAuthority.id)
+        .with_for_update()
+    )
+    authority = Authority()
+    for board_id, state in locked:
+        if state is not None:
+            authority.boards[board_id] = _state_decoder.decode(state)
+    members = await conn.execute(select(MemberAuthority).where(MemberAuthority.board.in_(boards)))
+    for member in members:
+        authority.members[(member.board, member.username)] = _state_decoder.decode(member.state)
+    entity_ids = {e.entity for e in events} | {e.board for e in events}
+    entity_ids |= {e.payload.task for e in events if isinstance(e.payload, CommentAdded)}
+    bindings = await conn.execute(select(EntityBinding).where(EntityBinding.id.in_(entity_ids)))
+    for binding in bindings:
+        authority.bindings[binding.id] = Binding(binding.board, binding.kind, binding.author)
+    device_ids = {device} | {e.device for e in events} | {parse_hlc(e.hlc).node for e in events}
+    devices = await conn.execute(select(Device).where(Device.id.in_(device_ids)))
+    authority.devices = {d.id: d.username for d in devices}
+    invited = {e.payload.username for e in events if isinstance(e.payload, MemberAdded)}
+    if invited:
+        users = await conn.execute(select(User.username).where(User.username.in_(invited)))
+        authority.known_users = set(users.scalars())
+    return authority
+
+
+async def _save(
+    conn: AsyncConnection,
+    authority: Authority,
+    stored: list[tuple[_Candidate, PubAck]],
+    username: str,
+) -> None:
+    encode = msgspec.json.encode
+    await insert_ignore(
+        conn,
+        EventRecord,
+        [
+            {"id": c.event.id, "actor": username, "hash": c.hash, "seq": ack.seq}
+            for c, ack in stored
+        ],
+        ["id"],
+    )
+    await upsert(
+        conn,
+        BoardAuthority,
+        [
+            {"id": b, "state": encode(authority.boards[b]).decode()}
+            for b in sorted(authority.changed_boards)
+        ],
+        ["id"],
+    )
+    await upsert(
+        conn,
+        MemberAuthority,
+        [
+            {"board": b, "username": u, "state": encode(authority.members[(b, u)]).decode()}
+            for b, u in sorted(authority.changed_members)
+        ],
+        ["board", "username"],
+    )
+    await insert_ignore(
+        conn,
+        EntityBinding,
+        [
+            {"id": i, "board": b.board, "kind": b.kind, "author": b.author}
+            for i in sorted(authority.new_bindings)
+            for b in [authority.bindings[i]]
+        ],
+        ["id"],
+    )
+    await insert_ignore(
+        conn,
+        Device,
+        [{"id": d, "username": authority.devices[d]} for d in sorted(authority.new_devices)],
+        ["id"],
+    )

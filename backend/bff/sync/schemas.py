@@ -1,0 +1,59 @@
+"""Bodies of the sync routes (SPEC section 6)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from protocol.ids import DEVICE_ID_RE
+
+
+class PushRequest(msgspec.Struct, forbid_unknown_fields=True):
+    device: Annotated[str, msgspec.Meta(pattern=DEVICE_ID_RE.pattern)]
+    protocol: int
+    events: list[msgspec.Raw]
+    """Kept raw: each event is validated on its own, so one bad event is only that
+    event's ``invalid`` and the canonical hash sees exactly what the device sent."""
+
+
+class PushResult(msgspec.Struct, omit_defaults=True):
+    id: str
+    status: str
+    seq: int | None = None
+    reason: str | None = None
+    detail: str | None = None
+
+
+class PushResponse(msgspec.Struct):
+    results: list[PushResult]
+    server_time: int
+    watermark: int
+    generation: str
+
+
+class Change(msgspec.Struct, omit_defaults=True):
+    kind: str
+    id: str
+    board: str
+    version: int
+    values: dict[str, Any] | None
+    meta: dict[str, Any] | None = None
+    removed: bool = False
+
+
+class PullResponse(msgspec.Struct):
+    changes: list[msgspec.Raw]
+    cursor: str
+    has_more: bool
+    watermark: int
+    server_time: int
+    generation: str
+    reset: bool
+
+
+class SyncInfo(msgspec.Struct):
+    protocols: list[int]
+    max_batch_events: int
+    max_batch_bytes: int
+    generation: str

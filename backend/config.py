@@ -1,0 +1,68 @@
+"""Backend settings: flags first, then ``OUTPOST_*`` environment variables, then defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("outpost-data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    nats_url: str | None = None
+    """None: start an embedded nats-server with its store under ``data_dir``."""
+    db_url: str | None = None
+    """None: SQLite files under ``data_dir``; or a ``postgresql+asyncpg://`` URL."""
+    secret: str | None = None
+    """Token signing secret; None: generated once into ``data_dir/secret.key``."""
+    token_ttl_s: int = 900
+    refresh_ttl_s: int = 30 * 24 * 3600
+    rate_limit_per_s: float = 50.0
+    rate_limit_burst: int = 200
+    max_clock_skew_ms: int = 5 * 60 * 1000
+    max_batch_events: int = 500
+    max_batch_bytes: int = 1024 * 1024
+    pull_default_limit: int = 500
+    pull_max_limit: int = 1000
+    live_keepalive_s: float = 15.0
+    live_poll_s: float = 30.0
+    password_time_cost: int = 3
+    """argon2 passes: lower it only for tests and tools that sign up many users."""
+    run_projector: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``OUTPOST_<NAME>`` variables, with non-None ``overrides`` on top."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            if spec.name == "extra":
+                continue
+            raw = env.get(f"OUTPOST_{spec.name.upper()}")
+            if raw is not None:
+                values[spec.name] = _parse(spec.type, raw, spec.name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])
+        return cls(**values)
+
+
+def _parse(kind: Any, raw: str, name: str) -> Any:
+    text = str(kind)
+    try:
+        if text.startswith("int"):
+            return int(raw)
+        if text.startswith("float"):
+            return float(raw)
+        if text.startswith("bool"):
+            return raw.lower() in {"1", "true", "yes", "on"}
+    except ValueError as exc:
+        raise ValueError(f"OUTPOST_{name.upper()}={raw!r} is not a valid {text}") from exc
+    return raw

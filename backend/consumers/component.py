@@ -1,0 +1,48 @@
+"""What a stream consumer component gives the shared runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy import BigInteger, Column, MetaData, String, Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backend.db import Database
+from protocol import Event
+
+
+@dataclass
+class Outcome:
+    """What one batch did: events that cannot succeed, and what changed for the pokes."""
+
+    poison: dict[int, str] = field(default_factory=dict)
+    """stream seq -> why this event can never be applied (it goes to the fault stream)."""
+    boards: set[str] = field(default_factory=set)
+    usernames: set[str] = field(default_factory=set)
+
+
+def positions_table(metadata: MetaData) -> Table:
+    """How far a consumer has come in the stream, in its own database (a faulted event
+    counts as passed)."""
+    return Table(
+        "positions",
+        metadata,
+        Column("component", String(32), primary_key=True),
+        Column("seq", BigInteger, nullable=False),
+    )
+
+
+class Component(Protocol):
+    """A consumer of ``OUTPOST_EVENTS`` with its own database."""
+
+    name: str
+    serves_pull: bool
+    """Whether pull reads this component's views: if so, it holds back the watermark."""
+    db: Database
+    positions: Table
+    """The component's ``positions_table``, written in the same transaction as its work."""
+
+    async def handle(self, conn: AsyncConnection, events: list[Event]) -> Outcome:
+        """Apply a batch (stream order, each with ``seq``) inside the runner's transaction."""
+        ...

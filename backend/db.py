@@ -1,0 +1,140 @@
+"""Database per component: a SQLite file under the data folder, or a PostgreSQL schema.
+
+Each backend component (the BFF, the projector) owns one ``Database``. Transactions come in
+two kinds: ``write()`` takes the write lock at once (SQLite ``BEGIN IMMEDIATE``, so two
+writers never deadlock upgrading a read lock), and ``read()`` gives one consistent snapshot
+(SQLite WAL read transaction, PostgreSQL ``REPEATABLE READ``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, String, event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeEngine
+
+__all__ = ["Database", "Key", "insert_ignore", "upsert"]
+
+_BEGIN_OPTION = "outpost_sqlite_begin"
+
+
+def Key(length: int = 80) -> TypeEngine[str]:
+    """A string compared bytewise: ids, hlcs and positions (``COLLATE "C"`` on PostgreSQL)."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+class Database:
+    """One component's database, with snapshot reads and lock-first writes."""
+
+    def __init__(self, engine: AsyncEngine, component: str) -> None:
+        self.engine = engine
+        self.component = component
+
+    @classmethod
+    def for_component(cls, component: str, *, data_dir: Path, url: str | None) -> Database:
+        """SQLite ``<data_dir>/<component>.db`` by default; a PostgreSQL URL gives the
+        component its own schema, ``outpost_<component>``, in that database."""
+        if not re.fullmatch(r"[a-z_]+", component):
+            raise ValueError(f"component name {component!r} must be lowercase letters")
+        if url is None or url.startswith("sqlite"):
+            path = data_dir / f"{component}.db" if url is None else None
+            return cls(_sqlite_engine(url or f"sqlite+aiosqlite:///{path}"), component)
+        if url.startswith("postgresql"):
+            schema = f"outpost_{component}"
+            engine = create_async_engine(
+                url,
+                connect_args={"server_settings": {"search_path": schema}},
+                pool_pre_ping=True,
+            )
+            return cls(engine, component)
+        raise ValueError(f"unsupported database URL {url!r}: use sqlite+aiosqlite or postgresql")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    async def create(self, metadata: MetaData) -> None:
+        """Create the component's schema and tables if they do not exist."""
+        async with self.engine.begin() as conn:
+            if self.is_postgres:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "outpost_{self.component}"'))
+            await conn.run_sync(metadata.create_all)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that holds the write lock from its first statement."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction that sees one snapshot throughout."""
+        async with self.engine.connect() as conn:
+            if self.is_postgres:
+                conn = await conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            async with conn.begin():
+                yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _configure(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "busy_timeout=30000",
+            "foreign_keys=ON",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: SyncConnection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+    return engine
+
+
+def _insert(conn: AsyncConnection, model: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql_insert(model)
+    return sqlite_insert(model)
+
+
+async def upsert(
+    conn: AsyncConnection, model: Any, rows: list[dict[str, Any]], keys: list[str]
+) -> None:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE`` the other columns (SQLite and PostgreSQL)."""
+    if not rows:
+        return
+    statement = _insert(conn, model).values(rows)
+    columns = {c: statement.excluded[c] for c in rows[0] if c not in keys}
+    await conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=columns))
+
+
+async def insert_ignore(
+    conn: AsyncConnection, model: Any, rows: list[dict[str, Any]], keys: list[str]
+) -> None:
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` (SQLite and PostgreSQL)."""
+    if rows:
+        statement = _insert(conn, model).values(rows)
+        await conn.execute(statement.on_conflict_do_nothing(index_elements=keys))

@@ -1,0 +1,187 @@
+"""``outpost backend``: the whole backend in one process.
+
+It starts (or connects to) NATS, makes sure the streams exist, opens each component's
+database, runs the projector through the consumer runner and serves the BFF with uvicorn.
+Ctrl-C or SIGTERM stops it in order: no new requests, live streams closed, the projector's
+current batch committed, NATS drained, the embedded nats-server stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import uvicorn
+from nats.aio.client import Client as NatsClient
+from sqlalchemy import delete, select
+
+from backend.bff.app import Services, create_app
+from backend.bff.auth.services import AuthService
+from backend.bff.auth.tokens import TokenSigner, load_secret
+from backend.bff.health import HealthProbe
+from backend.bff.models import BffBase
+from backend.bff.sync.live import ChangeHub
+from backend.bff.sync.pull import PullService
+from backend.bff.sync.push import PushService
+from backend.config import Settings
+from backend.consumers.runner import ConsumerRunner
+from backend.db import Database, upsert
+from backend.nats import EmbeddedNats
+from backend.nats.streams import ensure_streams
+from backend.projector.models import Applied, Info, Membership, ProjectorBase, View, positions
+from backend.projector.projector import Projector, ensure_generation
+from protocol import new_id
+
+log = logging.getLogger("outpost.backend")
+
+
+@dataclass
+class Backend:
+    settings: Settings
+    nc: NatsClient
+    bff_db: Database
+    views_db: Database
+    embedded: EmbeddedNats | None
+
+
+@asynccontextmanager
+async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
+    """NATS (embedded unless a URL is given), the streams, and both databases."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedded = None
+    url = settings.nats_url
+    if url is None:
+        embedded = EmbeddedNats(settings.data_dir / "nats")
+        await embedded.start(supervise=True)
+        url = embedded.url
+    try:
+        nc = await nats.connect(
+            url,
+            name="outpost-backend",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+        )
+        try:
+            await ensure_streams(nc.jsm())
+            bff_db = Database.for_component("bff", data_dir=settings.data_dir, url=settings.db_url)
+            views_db = Database.for_component(
+                "projector", data_dir=settings.data_dir, url=settings.db_url
+            )
+            await bff_db.create(BffBase.metadata)
+            await views_db.create(ProjectorBase.metadata)
+            await ensure_generation(views_db)
+            try:
+                yield Backend(settings, nc, bff_db, views_db, embedded)
+            finally:
+                await bff_db.dispose()
+                await views_db.dispose()
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.drain()
+    finally:
+        if embedded is not None:
+            await embedded.stop()
+
+
+class _Server(uvicorn.Server):
+    """Tells live streams to end as soon as a stop is asked, so shutdown is prompt."""
+
+    def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._stopping.set()
+        super().handle_exit(sig, frame)
+
+
+async def serve(settings: Settings) -> None:
+    async with open_backend(settings) as backend:
+        signer = TokenSigner(load_secret(settings.secret, settings.data_dir), settings.token_ttl_s)
+        pull = PullService(backend.views_db)
+        hub = ChangeHub(backend.nc, backend.views_db)
+        services = Services(
+            settings=settings,
+            auth=AuthService(
+                backend.bff_db,
+                signer,
+                refresh_ttl_s=settings.refresh_ttl_s,
+                password_time_cost=settings.password_time_cost,
+            ),
+            push=PushService(
+                backend.bff_db,
+                backend.nc.jetstream(),
+                max_batch_events=settings.max_batch_events,
+                max_clock_skew_ms=settings.max_clock_skew_ms,
+            ),
+            pull=pull,
+            hub=hub,
+            health=HealthProbe(backend.nc, pull),
+        )
+        await hub.start()
+        runner = ConsumerRunner(backend.nc, Projector(backend.views_db))
+        projector_task = asyncio.create_task(runner.run()) if settings.run_projector else None
+        config = uvicorn.Config(
+            create_app(services),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            timeout_graceful_shutdown=3,
+            lifespan="on",
+        )
+        server = _Server(config, services.stopping)
+        print(
+            f"outpost backend ready on http://{settings.host}:{settings.port} "
+            f"(nats {'embedded' if backend.embedded else settings.nats_url}, "
+            f"data {settings.data_dir})",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            await server.serve()
+        finally:
+            services.stopping.set()
+            runner.stop()
+            if projector_task is not None:
+                await projector_task
+            await hub.stop()
+
+
+async def ledger(settings: Settings) -> list[tuple[str, int, int]]:
+    """(event id, stream seq, times applied) for every event the projector applied."""
+    views = Database.for_component("projector", data_dir=settings.data_dir, url=settings.db_url)
+    try:
+        await views.create(ProjectorBase.metadata)
+        async with views.read() as conn:
+            rows = await conn.execute(
+                select(Applied.event_id, Applied.seq, Applied.times).order_by(Applied.seq)
+            )
+            return [(r.event_id, r.seq, r.times) for r in rows]
+    finally:
+        await views.dispose()
+
+
+async def rebuild(settings: Settings) -> str:
+    """Empty the views into a new generation: the projector replays the stream from the
+    start when the backend next runs, and devices get ``reset`` on their next pull."""
+    views = Database.for_component("projector", data_dir=settings.data_dir, url=settings.db_url)
+    try:
+        await views.create(ProjectorBase.metadata)
+        generation = new_id()
+        async with views.write() as conn:
+            for table in (View, Membership, Applied):
+                await conn.execute(delete(table))
+            await conn.execute(delete(positions))
+            await conn.execute(delete(Info).where(Info.key == "version"))
+            await upsert(conn, Info, [{"key": "generation", "value": generation}], ["key"])
+        return generation
+    finally:
+        await views.dispose()

@@ -1,0 +1,100 @@
+"""The JetStream streams and subjects of Outpost, and their idempotent setup.
+
+OUTPOST_EVENTS   outpost.events.<board id>    every accepted event, kept for ever
+OUTPOST_FAULTS   outpost.faults.<component>   events a consumer could not process
+outpost.changes  (core NATS, no stream)       change notices that BFF processes turn into pokes
+"""
+
+from __future__ import annotations
+
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+from nats.js.manager import JetStreamManager
+
+EVENTS_STREAM = "OUTPOST_EVENTS"
+EVENTS_SUBJECT_PREFIX = "outpost.events"
+FAULTS_STREAM = "OUTPOST_FAULTS"
+FAULTS_SUBJECT_PREFIX = "outpost.faults"
+CHANGES_SUBJECT = "outpost.changes"
+
+DEFAULT_DUPLICATE_WINDOW_S = 24 * 3600.0
+
+# JetStream API error code: "stream name already in use with a different configuration".
+_STREAM_NAME_IN_USE = 10058
+_FORBIDDEN_IN_TOKEN = frozenset(".*> \t\r\n")
+
+
+def event_subject(board_id: str) -> str:
+    """The subject of one board's events: `outpost.events.<board id>`."""
+    return f"{EVENTS_SUBJECT_PREFIX}.{_token(board_id, 'board id')}"
+
+
+def fault_subject(component: str) -> str:
+    """The subject of one component's fault events: `outpost.faults.<component>`."""
+    return f"{FAULTS_SUBJECT_PREFIX}.{_token(component, 'component')}"
+
+
+def events_stream_config(
+    *, duplicate_window_s: float = DEFAULT_DUPLICATE_WINDOW_S, replicas: int = 1
+) -> StreamConfig:
+    """The event log: file storage, never trimmed, deduplicated by `Nats-Msg-Id` (the event id)."""
+    return StreamConfig(
+        name=EVENTS_STREAM,
+        description="Outpost events, one subject per board",
+        subjects=[f"{EVENTS_SUBJECT_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_msgs=-1,
+        max_bytes=-1,
+        max_age=0,
+        max_msgs_per_subject=-1,
+        duplicate_window=duplicate_window_s,
+        num_replicas=replicas,
+    )
+
+
+def faults_stream_config(*, replicas: int = 1) -> StreamConfig:
+    """Fault events, kept so that a fault can be inspected, retried and resubmitted."""
+    return StreamConfig(
+        name=FAULTS_STREAM,
+        description="Outpost fault events, one subject per component",
+        subjects=[f"{FAULTS_SUBJECT_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        num_replicas=replicas,
+    )
+
+
+async def ensure_streams(
+    js: JetStreamManager,
+    *,
+    duplicate_window_s: float = DEFAULT_DUPLICATE_WINDOW_S,
+    replicas: int = 1,
+) -> None:
+    """Create OUTPOST_EVENTS and OUTPOST_FAULTS, or update them to these settings. Idempotent."""
+    await _create_or_update(
+        js, events_stream_config(duplicate_window_s=duplicate_window_s, replicas=replicas)
+    )
+    await _create_or_update(js, faults_stream_config(replicas=replicas))
+
+
+async def _create_or_update(js: JetStreamManager, config: StreamConfig) -> None:
+    # Creating a stream that exists with the same config succeeds; with another config the
+    # server refuses with 10058, and the update applies the change.
+    try:
+        await js.add_stream(config)
+    except BadRequestError as exc:
+        if exc.err_code != _STREAM_NAME_IN_USE:
+            raise
+        await js.update_stream(config)
+
+
+def _token(value: str, what: str) -> str:
+    if not value or any(ch in _FORBIDDEN_IN_TOKEN for ch in value):
+        raise ValueError(
+            f"{what} {value!r} cannot be a NATS subject token: it must be non-empty, "
+            "without '.', '*', '>' or whitespace"
+        )
+    return value
