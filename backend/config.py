@@ -26,6 +26,8 @@ class Settings:
     rate_limit_per_s: float = 50.0
     rate_limit_burst: int = 200
     max_clock_skew_ms: int = 5 * 60 * 1000
+    publish_timeout_s: float = 5.0
+    """How long a push waits for JetStream's acknowledgements before answering 503."""
     max_batch_events: int = 500
     max_batch_bytes: int = 1024 * 1024
     pull_default_limit: int = 500

