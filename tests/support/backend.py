@@ -22,7 +22,7 @@ import pytest
 from nats.aio.client import Client
 
 from backend.nats import EmbeddedNats
-from backend.nats.streams import EVENTS_STREAM
+from backend.nats.streams import EVENTS_STREAM, FAULTS_STREAM
 
 T = TypeVar("T")
 
@@ -78,18 +78,40 @@ class ControlledNats:
 
     def events(self) -> list[dict[str, Any]]:
         """Every message of OUTPOST_EVENTS, decoded, in stream order."""
-        return self._loop.run(self._events())
+        return [
+            {"seq": seq, **msgspec.json.decode(data or b"{}")}
+            for seq, data in self._loop.run(self._messages(EVENTS_STREAM))
+        ]
 
-    async def _events(self) -> list[dict[str, Any]]:
+    def faults(self) -> list[dict[str, Any]]:
+        """Every fault event of OUTPOST_FAULTS, decoded."""
+        return [
+            msgspec.json.decode(data) for _, data in self._loop.run(self._messages(FAULTS_STREAM))
+        ]
+
+    def publish(self, subject: str, data: bytes) -> int:
+        """Publish straight to JetStream, past the BFF (a poison message); return its seq."""
+        return self._loop.run(self._publish(subject, data))
+
+    async def _connection(self) -> Client:
         if self._client is None or not self._client.is_connected:
             self._client = await nats.connect(self.url, max_reconnect_attempts=3)
-        js = self._client.jetstream()
-        info = await js.stream_info(EVENTS_STREAM)
+        return self._client
+
+    async def _publish(self, subject: str, data: bytes) -> int:
+        ack = await (await self._connection()).jetstream().publish(subject, data)
+        return int(ack.seq)
+
+    async def _messages(self, stream: str) -> list[tuple[int, bytes | None]]:
+        js = (await self._connection()).jetstream()
+        info = await js.stream_info(stream)
+        if not info.state.messages:
+            return []
         found = []
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            message = await js.get_msg(EVENTS_STREAM, seq)
-            found.append({"seq": seq, **msgspec.json.decode(message.data or b"{}")})
-        return found if info.state.messages else []
+            message = await js.get_msg(stream, seq)
+            found.append((seq, message.data))
+        return found
 
 
 class BackendProcess:
