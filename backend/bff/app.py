@@ -24,6 +24,7 @@ from litestar.params import Parameter
 from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_201_CREATED
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError
 
 from backend.bff.auth.schemas import Credentials, LoginCredentials, RefreshRequest, Session
 from backend.bff.auth.services import AuthService
@@ -192,6 +193,10 @@ def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str
         status, detail = exc.status_code, exc.detail
         if exc.retry_after is not None:
             headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, (DBAPIError, OSError)):
+        log.warning("database unavailable on %s: %s", request.url.path, exc)
+        status, detail = 503, "the database is unavailable: try again shortly"
+        headers["Retry-After"] = "5"
     elif isinstance(exc, HTTPException):
         status, detail = exc.status_code, exc.detail
         headers.update(exc.headers or {})

@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
+from sqlalchemy.exc import DBAPIError
 
 from backend.bff.sync.pull import PullService
 from backend.nats.streams import EVENTS_STREAM
@@ -18,14 +19,19 @@ class HealthProbe:
 
     async def report(self) -> dict[str, Any]:
         connected = self._nc.is_connected
-        watermark, _ = await self._pull.status()
+        try:
+            watermark, _ = await self._pull.status()
+            database = "ok"
+        except (DBAPIError, OSError):
+            watermark, database = 0, "unavailable"
         last_seq = watermark
         if connected:
             with contextlib.suppress(Exception):
                 info = await self._nc.jetstream().stream_info(EVENTS_STREAM)
                 last_seq = info.state.last_seq
         return {
-            "status": "ok" if connected else "degraded",
+            "status": "ok" if connected and database == "ok" else "degraded",
             "nats": "connected" if connected else "disconnected",
+            "database": database,
             "projector_lag": max(0, last_seq - watermark),
         }

@@ -120,13 +120,13 @@ async def _load_states(
     if not keys:
         return {}
     ids = list({k.id for k in keys})
-    rows = await conn.execute(select(View.kind, View.id, View.state).where(View.id.in_(ids)))
+    rows = await conn.execute(select(View.state).where(View.id.in_(ids)))
     wanted = set(keys)
     states = {}
-    for kind, entity_id, state in rows:
-        key = EntityKey(kind, entity_id)
-        if key in wanted:
-            states[key] = _state_decoder.decode(state)
+    for state_json in rows.scalars():
+        state = _state_decoder.decode(state_json)
+        if state.key in wanted:
+            states[state.key] = state
     return states
 
 

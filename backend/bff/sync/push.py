@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import nats.errors
+import nats.js.errors
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 from sqlalchemy import select
@@ -190,27 +192,26 @@ class PushService:
         for candidate in accepted:
             stamped = msgspec.structs.replace(candidate.event, received_at=now)
             try:
-                future = await self._js.publish_async(
-                    event_subject(candidate.event.board),
-                    encode_event(stamped),
-                    headers={"Nats-Msg-Id": candidate.event.id},
-                    wait_stall=self._publish_timeout_s,
+                futures.append(
+                    await self._js.publish_async(
+                        event_subject(candidate.event.board),
+                        encode_event(stamped),
+                        headers={"Nats-Msg-Id": candidate.event.id},
+                        wait_stall=self._publish_timeout_s,
+                    )
                 )
-            except Exception:
-                futures.append(None)
-                continue
-            futures.append(future)
+            except (nats.errors.Error, nats.js.errors.Error, OSError):
+                futures.append(None)  # the connection is gone: this one was not sent
         pending = [f for f in futures if f is not None]
         if pending:
             await asyncio.wait(pending, timeout=self._publish_timeout_s)
         acks: list[PubAck | None] = []
-        for future in futures:
-            if future is not None and future.done() and not future.cancelled():
-                error = future.exception()
-                acks.append(None if error else future.result())
+        for sent in futures:
+            if sent is not None and sent.done() and not sent.cancelled() and not sent.exception():
+                acks.append(sent.result())
             else:
-                if future is not None:
-                    future.cancel()
+                if sent is not None:
+                    sent.cancel()
                 acks.append(None)
         return acks
 

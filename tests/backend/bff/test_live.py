@@ -1,0 +1,301 @@
+"""Live pokes (``GET /v1/sync/live``) against real backend processes and real HTTP.
+
+Each connection is read in a background thread that parses the Server-Sent Events itself and
+keeps what arrived with the time it arrived. Every wait has a deadline. An absence ("no poke")
+is asserted only after a sentinel proved that the same change notice reached the same process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+import pytest
+
+from tests.support.backend import BackendProcess, ControlledNats
+from tests.support.device import Device
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+
+KEEPALIVE_S = 0.5
+FAST_KEEPALIVE = {"OUTPOST_LIVE_KEEPALIVE_S": str(KEEPALIVE_S)}
+WAIT_S = 20.0
+"""How long a test waits for what it expects: generous, for a loaded 2-core machine."""
+QUIET_S = 1.0
+"""How long a connection must stay quiet, after its sentinel, to show it got nothing."""
+
+
+@dataclass(frozen=True)
+class Received:
+    at: float
+    """``time.monotonic()`` when the line (comment) or the blank line (event) was read."""
+    kind: str
+    """``comment``, or the event's type (``message`` when it names none)."""
+    data: str
+
+
+class LiveStream:
+    """One live connection, read in a daemon thread until it ends or is closed."""
+
+    def __init__(self, device: Device) -> None:
+        self.received: list[Received] = []
+        self.status: int | None = None
+        self.error: Exception | None = None
+        self.ended = threading.Event()
+        self._closing = threading.Event()
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(
+            target=self._read, args=(f"{device.url}/v1/sync/live", device.headers), daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, url: str, headers: dict[str, str]) -> None:
+        try:
+            timeout = httpx.Timeout(10.0, read=WAIT_S)
+            with httpx.stream("GET", url, headers=headers, timeout=timeout) as response:
+                self.status = response.status_code
+                if response.status_code == 200:
+                    self._parse(response.iter_lines())
+        except httpx.HTTPError as exc:
+            self.error = exc
+        finally:
+            self.ended.set()
+            with self._changed:
+                self._changed.notify_all()
+
+    def _parse(self, lines: Iterable[str]) -> None:
+        """The SSE wire format: an event ends at a blank line and needs a ``data`` line."""
+        kind, data = "message", list[str]()
+        for line in lines:
+            if self._closing.is_set():
+                return
+            if line.startswith(":"):
+                self._add("comment", line[1:].removeprefix(" "))
+            elif not line:
+                if data:
+                    self._add(kind, "\n".join(data))
+                kind, data = "message", []
+            else:
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "event":
+                    kind = value
+                elif name == "data":
+                    data.append(value)
+
+    def _add(self, kind: str, data: str) -> None:
+        with self._changed:
+            self.received.append(Received(time.monotonic(), kind, data))
+            self._changed.notify_all()
+
+    def snapshot(self) -> list[Received]:
+        with self._changed:
+            return list(self.received)
+
+    def wait_for(self, what: str, found: Callable[[list[Received]], T | None]) -> T:
+        deadline = time.monotonic() + WAIT_S
+        with self._changed:
+            while (result := found(self.received)) is None:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.ended.is_set():
+                    raise AssertionError(
+                        f"no {what} within {WAIT_S}s (status {self.status}, error "
+                        f"{self.error!r}, ended {self.ended.is_set()}): {self.received}"
+                    )
+                self._changed.wait(left)
+            return result
+
+    def wait_connected(self) -> Received:
+        return self.wait_for("': connected'", lambda got: _first(got, "comment", "connected"))
+
+    def pokes(self) -> list[int]:
+        return [_watermark(r) for r in self.snapshot() if r.kind == "poke"]
+
+    def wait_poke(self, seq: int) -> int:
+        """The watermark of the first poke that covers ``seq``."""
+        return self.wait_for(
+            f"poke covering seq {seq}",
+            lambda got: next((w for w in map(_watermark, _pokes(got)) if w >= seq), None),
+        )
+
+    def close(self) -> None:
+        """Stop reading: the thread notices at the next line (keep-alives keep them coming)."""
+        self._closing.set()
+        self._thread.join(WAIT_S)
+
+
+def _first(received: list[Received], kind: str, data: str) -> Received | None:
+    return next((r for r in received if (r.kind, r.data) == (kind, data)), None)
+
+
+def _pokes(received: list[Received]) -> list[Received]:
+    return [r for r in received if r.kind == "poke"]
+
+
+def _watermark(poke: Received) -> int:
+    body = msgspec.json.decode(poke.data)
+    assert set(body) == {"watermark"}, poke
+    return int(body["watermark"])
+
+
+@contextmanager
+def live(device: Device) -> Iterator[LiveStream]:
+    stream = LiveStream(device)
+    try:
+        stream.wait_connected()
+        yield stream
+    finally:
+        stream.close()
+
+
+def user(backend: BackendProcess, name: str) -> Device:
+    return Device(backend.url, f"{name}{uuid.uuid4().hex[:8]}").signup()
+
+
+def pushed(device: Device, *events: dict[str, Any]) -> int:
+    """Push events that must all be accepted; the last one's stream seq."""
+    results = device.push(*events)
+    assert [r["status"] for r in results] == ["accepted"] * len(events), results
+    return int(results[-1]["seq"])
+
+
+@pytest.fixture(scope="module")
+def live_backend(
+    tmp_path_factory: pytest.TempPathFactory, module_nats: ControlledNats
+) -> Iterator[BackendProcess]:
+    """One backend with a fast keep-alive, so a closed reader thread ends quickly."""
+    data_dir = tmp_path_factory.mktemp("backend")
+    process = BackendProcess(data_dir, nats_url=module_nats.url, env=FAST_KEEPALIVE).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_a_push_pokes_the_owner_but_not_a_user_who_cannot_see_the_board(
+    live_backend: BackendProcess,
+) -> None:
+    alice, bob = user(live_backend, "alice"), user(live_backend, "bob")
+    with live(alice) as alice_live, live(bob) as bob_live:
+        board, created = alice.new_board()
+        seq = pushed(alice, created, alice.new_task(board)[1])
+        assert alice_live.wait_poke(seq) >= seq
+        time.sleep(QUIET_S)  # the notice that poked Alice was offered to Bob's connection too
+        assert bob_live.pokes() == []
+
+        # Bob's connection works: his own push pokes him, and not Alice.
+        bob_seq = pushed(bob, bob.new_board()[1])
+        bob_live.wait_poke(bob_seq)
+        time.sleep(QUIET_S)
+        assert min(bob_live.pokes()) >= bob_seq
+        assert max(alice_live.pokes()) < bob_seq
+
+
+def test_a_push_on_one_process_pokes_a_live_client_of_another(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    data_dir = tmp_path / "backend"  # shared: the same databases and token signing secret
+    process_a = BackendProcess(data_dir, nats_url=controlled_nats.url, env=FAST_KEEPALIVE)
+    process_b = BackendProcess(
+        data_dir,
+        nats_url=controlled_nats.url,
+        env={**FAST_KEEPALIVE, "OUTPOST_RUN_PROJECTOR": "false"},
+    )
+    try:
+        process_a.start()
+        process_b.start()
+        alice = user(process_a, "alice")
+        on_b = Device(process_b.url, alice.username)
+        on_b.token = alice.token
+        with live(on_b) as stream:
+            board, created = alice.new_board()
+            task, create_task = alice.new_task(board, title="pushed on A")
+            seq = pushed(alice, created, create_task)
+            assert stream.wait_poke(seq) >= seq
+        on_b.pull()
+        assert on_b.watermark >= seq
+        assert on_b.values("task", task)["title"] == "pushed on A"  # type: ignore[index]
+    finally:
+        process_b.stop()
+        process_a.stop()
+
+
+def test_a_quiet_connection_gets_keep_alive_comments_regularly(
+    live_backend: BackendProcess,
+) -> None:
+    window_s = 2.5
+    with live(user(live_backend, "alice")) as stream:
+        connected = stream.wait_connected().at
+        time.sleep(window_s + 0.2)
+        received = stream.snapshot()
+    in_window = [r for r in received if r.at <= connected + window_s]
+    keepalives = [r for r in in_window if (r.kind, r.data) == ("comment", "keep-alive")]
+    assert len(keepalives) >= 2, received
+    assert len(keepalives) <= window_s / KEEPALIVE_S + 2, received  # not a busy loop
+    assert {r.kind for r in received} == {"comment"}, "a comment must not dispatch an event"
+
+
+def test_a_burst_of_pushes_is_coalesced_into_fewer_pokes(live_backend: BackendProcess) -> None:
+    alice = user(live_backend, "alice")
+    board, created = alice.new_board()
+    alice.sync_until(pushed(alice, created))
+    with live(alice) as stream:
+        seqs = [pushed(alice, alice.new_task(board, title=f"t{i}")[1]) for i in range(30)]
+        stream.wait_poke(seqs[-1])
+        time.sleep(QUIET_S)
+        pokes = stream.pokes()
+    assert 1 <= len(pokes) < len(seqs), pokes
+    assert pokes == sorted(pokes)
+    assert pokes[-1] >= seqs[-1]
+
+
+def test_a_member_is_poked_when_added_and_no_longer_after_removal(
+    live_backend: BackendProcess,
+) -> None:
+    alice, bob = user(live_backend, "alice"), user(live_backend, "bob")
+    board, created = alice.new_board()
+    alice.sync_until(pushed(alice, created))
+    with live(alice) as alice_live, live(bob) as bob_live:
+        added = pushed(alice, alice.event("MemberAdded", {"username": bob.username}, board=board))
+        bob_live.wait_poke(added)
+        shared = pushed(alice, alice.new_task(board, title="for Bob")[1])
+        bob_live.wait_poke(shared)
+
+        removed = pushed(
+            alice, alice.event("MemberRemoved", {"username": bob.username}, board=board)
+        )
+        bob_live.wait_poke(removed)
+        after = pushed(alice, alice.new_task(board, title="not for Bob")[1])
+        alice_live.wait_poke(after)  # the sentinel: the notice reached this process
+        time.sleep(QUIET_S)
+        assert max(bob_live.pokes()) < after
+
+
+def test_shutdown_ends_live_streams_cleanly_and_promptly(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    """With the default 15 s keep-alive, so the stream must end because of the stop itself."""
+    process = BackendProcess(tmp_path / "backend", nats_url=controlled_nats.url).start()
+    try:
+        stream = LiveStream(user(process, "alice"))
+        stream.wait_connected()
+        started = time.monotonic()
+        code = process.stop()
+        stopped_s = time.monotonic() - started
+        assert stream.ended.wait(WAIT_S)
+    finally:
+        process.kill()
+    assert code == 0, process.tail()
+    assert stopped_s < 5, f"the backend took {stopped_s:.1f}s to stop"
+    assert stream.error is None, f"the stream broke instead of ending: {stream.error!r}"
+    assert "timeout graceful shutdown exceeded" not in process.tail(), process.tail()
