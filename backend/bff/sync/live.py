@@ -54,8 +54,9 @@ class Listener:
 
 
 class ChangeHub:
-    def __init__(self, nc: NatsClient, views: Database) -> None:
+    def __init__(self, nc: NatsClient, views: Database, poke_interval_s: float = 0.25) -> None:
         self._nc = nc
+        self._poke_interval_s = poke_interval_s
         self._views = views
         self._listeners: set[Listener] = set()
         self._subscription: Subscription | None = None
@@ -90,23 +91,30 @@ class ChangeHub:
         """Pokes for one connection, with a keep-alive comment when nothing happens."""
         listener = Listener(username)
         self._listeners.add(listener)
+        waker = asyncio.create_task(_wake_on_stop(stopping, listener))
         try:
-            yield ServerSentEventMessage(comment="connected")
+            yield ServerSentEventMessage(comment="connected", data=None)
             while not stopping.is_set():
                 if listener.stale_boards:
-                    listener.boards = await self._boards_of(username)
+                    # Cleared before the read: a notice naming the user during it reads again.
                     listener.stale_boards = False
+                    listener.boards = await self._boards_of(username)
                 try:
                     await asyncio.wait_for(listener.dirty.wait(), timeout=keepalive_s)
                 except TimeoutError:
-                    yield ServerSentEventMessage(comment="keep-alive")
+                    yield ServerSentEventMessage(comment="keep-alive", data=None)
                     continue
                 listener.dirty.clear()
                 if stopping.is_set():
                     break
                 data = msgspec.json.encode({"watermark": listener.watermark}).decode()
                 yield ServerSentEventMessage(event="poke", data=data)
+                # Notices of the next moment join the next poke instead of making their own:
+                # a burst of commits costs a connection a few pokes, not one per commit.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=self._poke_interval_s)
         finally:
+            waker.cancel()
             self._listeners.discard(listener)
 
     async def _boards_of(self, username: str) -> set[str]:
@@ -117,3 +125,10 @@ class ChangeHub:
                 )
             )
             return set(rows.scalars())
+
+
+async def _wake_on_stop(stopping: asyncio.Event, listener: Listener) -> None:
+    """End the connection's wait as soon as a stop is asked, not at its next keep-alive:
+    the HTTP server waits for open responses to finish before it stops."""
+    await stopping.wait()
+    listener.dirty.set()

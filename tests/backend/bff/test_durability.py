@@ -221,3 +221,19 @@ def test_settings_come_from_flags_then_environment() -> None:
     assert (settings.port, settings.token_ttl_s, settings.rate_limit_per_s) == (9100, 60, 2.5)
     with pytest.raises(ValueError, match="OUTPOST_PORT='x' is not a valid int"):
         Settings.from_env({"OUTPOST_PORT": "x"})
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_stop_the_backend_and_its_nats_server(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    data = tmp_path / "embedded"
+    backend = BackendProcess(data).start()
+    nats_pid = int((data / "nats" / "nats-server.pid").read_text())
+    assert backend.process is not None
+    backend.process.send_signal(stop_signal)
+    assert backend.process.wait(20) == 0
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{nats_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{nats_pid}").exists(), "the embedded nats-server was left running"

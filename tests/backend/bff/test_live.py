@@ -52,6 +52,7 @@ class LiveStream:
         self.status: int | None = None
         self.error: Exception | None = None
         self.ended = threading.Event()
+        self.ended_at: float | None = None
         self._closing = threading.Event()
         self._changed = threading.Condition()
         self._thread = threading.Thread(
@@ -69,6 +70,7 @@ class LiveStream:
         except httpx.HTTPError as exc:
             self.error = exc
         finally:
+            self.ended_at = time.monotonic()
             self.ended.set()
             with self._changed:
                 self._changed.notify_all()
@@ -284,18 +286,20 @@ def test_a_member_is_poked_when_added_and_no_longer_after_removal(
 def test_shutdown_ends_live_streams_cleanly_and_promptly(
     tmp_path: Path, controlled_nats: ControlledNats
 ) -> None:
-    """With the default 15 s keep-alive, so the stream must end because of the stop itself."""
+    """With the default 15 s keep-alive: the stream must end because of the stop itself."""
     process = BackendProcess(tmp_path / "backend", nats_url=controlled_nats.url).start()
     try:
         stream = LiveStream(user(process, "alice"))
         stream.wait_connected()
-        started = time.monotonic()
+        asked = time.monotonic()
         code = process.stop()
-        stopped_s = time.monotonic() - started
+        stopped_s = time.monotonic() - asked
         assert stream.ended.wait(WAIT_S)
     finally:
         process.kill()
     assert code == 0, process.tail()
-    assert stopped_s < 5, f"the backend took {stopped_s:.1f}s to stop"
     assert stream.error is None, f"the stream broke instead of ending: {stream.error!r}"
+    assert stream.ended_at is not None and stream.ended_at - asked < 2.5  # under uvicorn's 3 s
     assert "timeout graceful shutdown exceeded" not in process.tail(), process.tail()
+    # Generous: NATS drain at the end of a stop may wait out its own 5 s limit.
+    assert stopped_s < 10, f"the backend took {stopped_s:.1f}s to stop"
