@@ -114,11 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--data-dir")
     app.set_defaults(handler=_not_built_yet("the app", 5))
 
-    client = commands.add_parser("client", help="the headless device: store and sync engine")
-    client.add_argument("--data-dir")
-    client.add_argument("--server")
-    client.add_argument("action", nargs=argparse.REMAINDER)
-    client.set_defaults(handler=_not_built_yet("the headless client", 4))
+    from client.cli import add_parser as add_client_parser
+
+    add_client_parser(commands)
 
     conflicts = commands.add_parser("conflicts", help="randomized multi-device sync tests")
     conflicts.add_argument("--clients", type=int, default=3)

@@ -35,22 +35,50 @@ class ChangeNotice(msgspec.Struct):
 
 
 class Listener:
-    """One live connection: the user's boards, and a flag that coalesces pokes."""
+    """One live connection: the user's boards, and a flag that coalesces pokes.
+
+    While the boards are being read again (a notice named the user: a membership changed),
+    notices about other boards wait for the new set, so that a board just shared is not
+    missed and a board just lost does not poke.
+    """
 
     def __init__(self, username: str) -> None:
         self.username = username
         self.boards: set[str] = set()
         self.watermark = 0
         self.dirty = asyncio.Event()
-        self.stale_boards = True
+        self.unread_changes = 1
+        """Notices naming the user since the boards were last read (1: never read)."""
+        self._undecided: dict[str, int] = {}
+
+    @property
+    def stale_boards(self) -> bool:
+        return self.unread_changes > 0
 
     def offer(self, notice: ChangeNotice) -> None:
-        named = self.username in notice.usernames
-        if named:
-            self.stale_boards = True
-        if named or not self.boards.isdisjoint(notice.boards):
-            self.watermark = max(self.watermark, notice.watermark)
-            self.dirty.set()
+        if self.username in notice.usernames:
+            self.unread_changes += 1
+            self._poke(notice.watermark)
+        elif self.stale_boards:
+            for board in notice.boards:
+                self._undecided[board] = max(self._undecided.get(board, 0), notice.watermark)
+        elif not self.boards.isdisjoint(notice.boards):
+            self._poke(notice.watermark)
+
+    def boards_read(self, boards: set[str], changes_before: int) -> None:
+        """The boards, as read after ``changes_before`` notices named the user."""
+        self.boards = boards
+        self.unread_changes -= changes_before
+        if self.stale_boards:
+            return  # named again during the read: the next read decides
+        for board, watermark in self._undecided.items():
+            if board in boards:
+                self._poke(watermark)
+        self._undecided.clear()
+
+    def _poke(self, watermark: int) -> None:
+        self.watermark = max(self.watermark, watermark)
+        self.dirty.set()
 
 
 class ChangeHub:
@@ -95,10 +123,9 @@ class ChangeHub:
         try:
             yield ServerSentEventMessage(comment="connected", data=None)
             while not stopping.is_set():
-                if listener.stale_boards:
-                    # Cleared before the read: a notice naming the user during it reads again.
-                    listener.stale_boards = False
-                    listener.boards = await self._boards_of(username)
+                while listener.stale_boards:
+                    changes = listener.unread_changes
+                    listener.boards_read(await self._boards_of(username), changes)
                 try:
                     await asyncio.wait_for(listener.dirty.wait(), timeout=keepalive_s)
                 except TimeoutError:

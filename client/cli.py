@@ -1,0 +1,292 @@
+"""``outpost client``: the device's store and sync engine, headless, for scripts and tests.
+
+Every action works offline and prints what it made (a new id) on stdout; ``sync`` talks
+to the server once, ``run`` stays in sync live until stopped. Errors go to stderr with a
+non-zero status: 1 for a failure (server unreachable, sign-in needed), 2 for a bad command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from client.device import Device
+from client.errors import ClientError, InvalidAction, NotFound, ServerUnreachable, SignInRequired
+from client.store.database import set_setting
+from client.sync.engine import SyncEngine
+from client.sync.runner import LiveSync
+from client.sync.transport import HttpxTransport
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "client",
+        help="a headless device: the app's store and sync engine",
+        description="A device on the command line. Actions work offline; `sync` and `run` "
+        "talk to the server.",
+    )
+    parser.add_argument("--data-dir", required=True, help="the profile folder")
+    parser.add_argument("--server", help="server URL (remembered in the profile)")
+    sub = parser.add_subparsers(dest="client_command", required=True, metavar="COMMAND")
+
+    for name in ("signup", "login"):
+        account = sub.add_parser(name, help=f"{name} and keep the session (never the password)")
+        account.add_argument("username")
+        account.add_argument("--password", help="default: $OUTPOST_PASSWORD or a prompt")
+
+    board = sub.add_parser("board", help="create, rename, archive, share boards").add_subparsers(
+        dest="board_command", required=True
+    )
+    create = board.add_parser("create")
+    create.add_argument("name")
+    create.add_argument("--wip-limit", type=int)
+    rename = board.add_parser("rename")
+    rename.add_argument("board")
+    rename.add_argument("name")
+    archive = board.add_parser("archive")
+    archive.add_argument("board")
+    archive.add_argument("--undo", action="store_true", help="unarchive")
+    for name in ("share", "unshare"):
+        share = board.add_parser(name)
+        share.add_argument("board")
+        share.add_argument("username")
+    wip = board.add_parser("wip", help="set the WIP limit (or 'none')")
+    wip.add_argument("board")
+    wip.add_argument("limit")
+
+    task = sub.add_parser("task", help="add, edit, move, label, delete tasks").add_subparsers(
+        dest="task_command", required=True
+    )
+    add = task.add_parser("add")
+    add.add_argument("board")
+    add.add_argument("title")
+    add.add_argument("--status", choices=["todo", "doing", "done"])
+    add.add_argument("--priority", type=int)
+    add.add_argument("--due")
+    add.add_argument("--assignee")
+    add.add_argument("--notes")
+    add.add_argument("--label", action="append", dest="labels")
+    set_ = task.add_parser("set", help="set fields: title=..., priority=2, due=null, ...")
+    set_.add_argument("task")
+    set_.add_argument("fields", nargs="+", metavar="FIELD=VALUE")
+    move = task.add_parser("move")
+    move.add_argument("task")
+    move.add_argument("--status", choices=["todo", "doing", "done"])
+    move.add_argument("--index", type=int, help="place in the column (default: the end)")
+    for name in ("label", "unlabel"):
+        label = task.add_parser(name)
+        label.add_argument("task")
+        label.add_argument("label")
+    for name in ("delete", "restore"):
+        task.add_parser(name).add_argument("task")
+
+    comment = sub.add_parser("comment", help="add and delete comments").add_subparsers(
+        dest="comment_command", required=True
+    )
+    comment_add = comment.add_parser("add")
+    comment_add.add_argument("task")
+    comment_add.add_argument("body")
+    comment.add_parser("delete").add_argument("comment")
+
+    sub.add_parser("sync", help="push and pull once")
+    run = sub.add_parser("run", help="stay in sync live until stopped (SIGTERM or Ctrl-C)")
+    run.add_argument("--periodic", type=float, default=30.0, help="fallback pull, seconds")
+    sub.add_parser("status", help="the sync state and the pending count")
+    show = sub.add_parser("show", help="the local view")
+    show.add_argument("--json", action="store_true", help="the stable JSON form")
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        device = Device(Path(args.data_dir))
+    except ClientError as exc:
+        return _fail(str(exc))
+    try:
+        if args.server:
+            with device.store.write() as conn:
+                set_setting(conn, "server", args.server)
+        return _dispatch(device, args)
+    except (NotFound, InvalidAction) as exc:
+        print(f"outpost client: {exc}", file=sys.stderr)
+        return 2
+    except ClientError as exc:
+        return _fail(str(exc))
+    finally:
+        device.close()
+
+
+def _dispatch(device: Device, args: argparse.Namespace) -> int:
+    command = args.client_command
+    if command in ("signup", "login"):
+        password = args.password or os.environ.get("OUTPOST_PASSWORD") or getpass.getpass()
+        return _online(device, lambda engine: getattr(engine, command)(args.username, password))
+    if command == "sync":
+        return _online(device, lambda engine: engine.sync())
+    if command == "run":
+        return _run(device, args.periodic)
+    if command == "status":
+        _print_status(device)
+        return 0
+    if command == "show":
+        snapshot = device.snapshot()
+        print(json.dumps(snapshot, indent=2, sort_keys=True) if args.json else _text(snapshot))
+        return 0
+    actions: dict[str, Callable[[Device, argparse.Namespace], object]] = {
+        "board": _board,
+        "task": _task,
+        "comment": _comment,
+    }
+    made = actions[command](device, args)
+    if isinstance(made, str):
+        print(made)
+    return 0
+
+
+def _board(device: Device, args: argparse.Namespace) -> object:
+    command = args.board_command
+    if command == "create":
+        return device.create_board(args.name, args.wip_limit)
+    if command == "rename":
+        return device.rename_board(args.board, args.name)
+    if command == "archive":
+        return device.archive_board(args.board, archived=not args.undo)
+    if command == "share":
+        return device.share_board(args.board, args.username)
+    if command == "unshare":
+        return device.unshare_board(args.board, args.username)
+    limit = None if args.limit.lower() == "none" else _int(args.limit, "limit")
+    return device.set_wip_limit(args.board, limit)
+
+
+def _task(device: Device, args: argparse.Namespace) -> object:
+    command = args.task_command
+    if command == "add":
+        fields = {
+            k: getattr(args, k)
+            for k in ("status", "priority", "due", "assignee", "notes", "labels")
+            if getattr(args, k) is not None
+        }
+        return device.add_task(args.board, args.title, **fields)
+    if command == "set":
+        return device.set_task(args.task, **dict(_field(text) for text in args.fields))
+    if command == "move":
+        return device.move_task(args.task, args.status, args.index)
+    if command == "label":
+        return device.add_label(args.task, args.label)
+    if command == "unlabel":
+        return device.remove_label(args.task, args.label)
+    if command == "delete":
+        return device.delete_task(args.task)
+    return device.restore_task(args.task)
+
+
+def _comment(device: Device, args: argparse.Namespace) -> object:
+    if args.comment_command == "add":
+        return device.add_comment(args.task, args.body)
+    return device.delete_comment(args.comment)
+
+
+def _field(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise InvalidAction(f"{text!r}: write FIELD=VALUE, e.g. priority=2 or due=null")
+    if value == "null":
+        return name, None
+    if name == "priority":
+        return name, _int(value, name)
+    return name, value
+
+
+def _int(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidAction(f"{name} must be a whole number, not {text!r}") from None
+
+
+def _server(device: Device) -> str:
+    server = device.server
+    if server is None:
+        raise InvalidAction("no server yet: pass --server URL once")
+    return server
+
+
+def _online(device: Device, work: Callable[[SyncEngine], Any]) -> int:
+    async def body() -> None:
+        transport = HttpxTransport(_server(device))
+        try:
+            await work(SyncEngine(device, transport))
+        finally:
+            await transport.close()
+
+    try:
+        asyncio.run(body())
+    except ServerUnreachable as exc:
+        return _fail(f"{exc}; everything is kept and will sync later")
+    except SignInRequired as exc:
+        return _fail(f"{exc}")
+    _print_status(device)
+    return 0
+
+
+def _run(device: Device, periodic: float) -> int:
+    async def body() -> None:
+        transport = HttpxTransport(_server(device))
+        live = LiveSync(device, transport, periodic_s=periodic)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, live.stop)
+        try:
+            await live.run()
+        finally:
+            await transport.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(body())
+    return 0
+
+
+def _print_status(device: Device) -> None:
+    store = device.store
+    lines = {
+        "device": device.device_id,
+        "user": device.username or "(not signed in)",
+        "server": device.server or "(none)",
+        "pending": device.pending_count(),
+        "rejected": len(device.rejected()),
+        "watermark": store.setting("watermark", "0"),
+        "signed in": "yes" if store.setting("token") else "no",
+    }
+    for key, value in lines.items():
+        print(f"{key:>10}: {value}")
+
+
+def _text(snapshot: dict[str, Any]) -> str:
+    lines = []
+    for board in snapshot["boards"]:
+        flag = " (archived)" if board["archived"] else ""
+        members = ", ".join(m["username"] for m in board["members"])
+        lines.append(f"{board['name']}{flag}  [{board['id']}]  members: {members}")
+        for status in ("todo", "doing", "done"):
+            tasks = [t for t in board["tasks"] if t["status"] == status and not t["deleted"]]
+            lines.append(f"  {status} ({len(tasks)})")
+            lines += [f"    - {t['title']}  [{t['id']}]" for t in tasks]
+    for notice in snapshot["notices"]:
+        if not notice["dismissed"]:
+            lines.append(f"! {notice['message']}")
+    return "\n".join(lines) or "(no boards yet)"
+
+
+def _fail(message: str) -> int:
+    print(f"outpost client: {message}", file=sys.stderr)
+    return 1

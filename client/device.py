@@ -1,0 +1,322 @@
+"""A device: one profile's store, its identity and clock, its actions and its queries.
+
+Every action is one local transaction that appends its events to the outbox and folds
+them into the view, then returns: no network, no waiting. What an action returned is on
+disk (``synchronous=FULL``) before the call returns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from client.errors import InvalidAction, NotFound
+from client.store.database import Store, set_setting
+from client.store.view import OWN_ACTOR, fold_into_view, keys_of_board, refold
+from protocol import (
+    Event,
+    EventRejected,
+    HybridLogicalClock,
+    Writer,
+    new_device_id,
+    new_id,
+    position_after,
+    position_between,
+    validate_event,
+)
+from protocol.catalog import TASK_DEFAULTS
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+
+TASK_FIELDS = ("title", "notes", "status", "priority", "due", "assignee", "position")
+STATUSES = ("todo", "doing", "done")
+
+
+class Device:
+    def __init__(self, folder: Path) -> None:
+        self.store = Store(folder)
+        self.folder = folder
+        with self.store.write() as conn:
+            self.device_id = self._setting(conn, "device_id") or new_device_id()
+            set_setting(conn, "device_id", self.device_id)
+        offset = int(self.store.setting("clock_offset", "0") or 0)
+        self.clock = HybridLogicalClock(
+            self.device_id, offset_ms=offset, last=self.store.setting("clock_last")
+        )
+
+    # identity
+
+    @property
+    def username(self) -> str | None:
+        return self.store.setting("username")
+
+    @property
+    def server(self) -> str | None:
+        return self.store.setting("server")
+
+    def close(self) -> None:
+        self.store.close()
+
+    # actions: boards
+
+    def create_board(self, name: str, wip_limit: int | None = None) -> str:
+        board = new_id()
+        self._record(("BoardCreated", board, board, {"name": name, "wip_limit": wip_limit}))
+        return board
+
+    def rename_board(self, board: str, name: str) -> None:
+        self._require("board", board)
+        self._record(("BoardUpdated", board, board, {"fields": {"name": name}}))
+
+    def set_wip_limit(self, board: str, limit: int | None) -> None:
+        self._require("board", board)
+        self._record(("BoardUpdated", board, board, {"fields": {"wip_limit": limit}}))
+
+    def archive_board(self, board: str, archived: bool = True) -> None:
+        self._require("board", board)
+        self._record(("BoardUpdated", board, board, {"fields": {"archived": archived}}))
+
+    def share_board(self, board: str, username: str) -> None:
+        self._require("board", board)
+        self._record(("MemberAdded", board, board, {"username": username}))
+
+    def unshare_board(self, board: str, username: str) -> None:
+        self._require("board", board)
+        self._record(("MemberRemoved", board, board, {"username": username}))
+
+    # actions: tasks
+
+    def add_task(self, board: str, title: str, **fields: Any) -> str:
+        self._require("board", board)
+        status = fields.get("status", "todo")
+        column = self.column(board, status)
+        last = column[-1]["position"] if column else None
+        task = new_id()
+        payload = {"title": title, "position": position_after(last), **fields}
+        self._record(("TaskCreated", board, task, payload))
+        return task
+
+    def set_task(self, task: str, **fields: Any) -> None:
+        unknown = set(fields) - set(TASK_FIELDS)
+        if unknown:
+            raise InvalidAction(f"tasks have no field {', '.join(sorted(unknown))}")
+        if not fields:
+            raise InvalidAction("name at least one field to set")
+        board = self._require("task", task)["board"]
+        self._record(("TaskUpdated", board, task, {"fields": fields}))
+
+    def move_task(self, task: str, status: str | None = None, index: int | None = None) -> None:
+        """Move a task to ``index`` in the ``status`` column (default: its own; the end)."""
+        current = self._require("task", task)
+        status = status or current["values"]["status"]
+        column = [t for t in self.column(current["board"], status) if t["id"] != task]
+        index = len(column) if index is None else max(0, min(index, len(column)))
+        before = column[index - 1]["position"] if index > 0 else None
+        after = column[index]["position"] if index < len(column) else None
+        if before is not None and after is not None and before >= after:
+            after = None  # equal positions (a tie by id): go just after the neighbour
+        fields: dict[str, Any] = {"position": position_between(before, after)}
+        if status != current["values"]["status"]:
+            fields["status"] = status
+        self._record(("TaskUpdated", current["board"], task, {"fields": fields}))
+
+    def add_label(self, task: str, label: str) -> None:
+        board = self._require("task", task)["board"]
+        self._record(("TaskLabelAdded", board, task, {"label": label}))
+
+    def remove_label(self, task: str, label: str) -> None:
+        """Remove a label: every add of it this device has seen (add-wins otherwise)."""
+        current = self._require("task", task)
+        observed = current["meta"]["labels"].get(label, [])
+        payload = {"label": label, "observed": observed}
+        self._record(("TaskLabelRemoved", current["board"], task, payload))
+
+    def delete_task(self, task: str) -> None:
+        board = self._require("task", task)["board"]
+        self._record(("TaskDeleted", board, task, {}))
+
+    def restore_task(self, task: str) -> None:
+        board = self._require("task", task)["board"]
+        self._record(("TaskRestored", board, task, {}))
+
+    # actions: comments
+
+    def add_comment(self, task: str, body: str) -> str:
+        board = self._require("task", task)["board"]
+        comment = new_id()
+        self._record(("CommentAdded", board, comment, {"task": task, "body": body}))
+        return comment
+
+    def delete_comment(self, comment: str) -> None:
+        board = self._require("comment", comment)["board"]
+        self._record(("CommentDeleted", board, comment, {}))
+
+    # queries
+
+    def boards(self, include_archived: bool = True) -> list[dict[str, Any]]:
+        with self.store.read() as conn:
+            rows = conn.execute(
+                "SELECT id, vals FROM view WHERE kind = 'board' AND vals IS NOT NULL"
+            ).fetchall()
+        boards = [{"id": i, **_decode(v)} for i, v in rows]
+        boards = [b for b in boards if include_archived or not b["archived"]]
+        return sorted(boards, key=lambda b: (b["name"].lower(), b["id"]))
+
+    def entity(self, kind: str, entity_id: str) -> dict[str, Any] | None:
+        """One entity of the view: its board, values and merge meta, or None."""
+        with self.store.read() as conn:
+            row = conn.execute(
+                "SELECT board, vals, state FROM view WHERE kind = ? AND id = ?", (kind, entity_id)
+            ).fetchone()
+        if row is None or row[1] is None:
+            return None
+        from protocol.merge import EntityState, meta
+
+        state = msgspec.json.decode(row[2], type=EntityState)
+        return {"id": entity_id, "board": row[0], "values": _decode(row[1]), "meta": meta(state)}
+
+    def tasks(self, board: str, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """A board's tasks in ``position`` order, ties by task id."""
+        with self.store.read() as conn:
+            rows = conn.execute(
+                "SELECT id, vals FROM view WHERE kind = 'task' AND board = ? AND vals IS NOT NULL",
+                (board,),
+            ).fetchall()
+        tasks = [{"id": i, **_decode(v)} for i, v in rows]
+        tasks = [t for t in tasks if include_deleted or not t["deleted"]]
+        return sorted(tasks, key=lambda t: (t["position"], t["id"]))
+
+    def column(self, board: str, status: str) -> list[dict[str, Any]]:
+        return [t for t in self.tasks(board) if t["status"] == status]
+
+    def members(self, board: str) -> list[dict[str, Any]]:
+        with self.store.read() as conn:
+            rows = conn.execute(
+                "SELECT vals FROM view WHERE kind = 'member' AND board = ? AND vals IS NOT NULL",
+                (board,),
+            ).fetchall()
+        members = [_decode(v) for (v,) in rows]
+        return sorted(
+            (m for m in members if not m["removed"]),
+            key=lambda m: (m["role"] != "owner", m["username"]),
+        )
+
+    def comments(self, task: str, include_deleted: bool = False) -> list[dict[str, Any]]:
+        board = self._require("task", task)["board"]
+        with self.store.read() as conn:
+            rows = conn.execute(
+                "SELECT id, vals FROM view WHERE kind = 'comment' AND board = ? "
+                "AND vals IS NOT NULL",
+                (board,),
+            ).fetchall()
+        comments = [{"id": i, **_decode(v)} for i, v in rows]
+        comments = [
+            c for c in comments if c["task"] == task and (include_deleted or not c["deleted"])
+        ]
+        return sorted(comments, key=lambda c: (c["created_at"], c["id"]))
+
+    def notices(self, include_dismissed: bool = False) -> list[dict[str, Any]]:
+        with self.store.read() as conn:
+            rows = conn.execute(
+                "SELECT id, board, task, reason, message, created_at, dismissed FROM notices "
+                "ORDER BY created_at, id"
+            ).fetchall()
+        notices = [
+            dict(
+                zip(
+                    ("id", "board", "task", "reason", "message", "created_at", "dismissed"),
+                    r,
+                    strict=True,
+                )
+            )
+            for r in rows
+        ]
+        for notice in notices:
+            notice["dismissed"] = bool(notice["dismissed"])
+        return [n for n in notices if include_dismissed or not n["dismissed"]]
+
+    def dismiss_notice(self, notice: str) -> None:
+        with self.store.write() as conn:
+            conn.execute("UPDATE notices SET dismissed = 1 WHERE id = ?", (notice,))
+
+    def pending_count(self) -> int:
+        with self.store.read() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def rejected(self) -> list[dict[str, Any]]:
+        with self.store.read() as conn:
+            rows = conn.execute(
+                "SELECT id, board, reason, detail, at, body FROM rejected ORDER BY at, id"
+            ).fetchall()
+        return [
+            {"id": i, "board": b, "reason": r, "detail": d, "at": a, "event": _decode(body)}
+            for i, b, r, d, a, body in rows
+        ]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole local view in the stable form ``outpost client show --json`` prints:
+        boards (sorted by name, then id) with their members and tasks (in position order,
+        deleted ones included, flagged), tasks with all values and their comments, and
+        this device's notices."""
+        boards = []
+        for board in self.boards():
+            tasks = []
+            for task in self.tasks(board["id"], include_deleted=True):
+                tasks.append({**task, "comments": self.comments(task["id"], include_deleted=True)})
+            boards.append({**board, "members": self.members(board["id"]), "tasks": tasks})
+        return {"boards": boards, "notices": self.notices(include_dismissed=True)}
+
+    # internals
+
+    def _require(self, kind: str, entity_id: str) -> dict[str, Any]:
+        found = self.entity(kind, entity_id)
+        if found is None:
+            raise NotFound(f"no {kind} {entity_id} in this profile")
+        return found
+
+    def _record(self, *specs: tuple[str, str, str, dict[str, Any]]) -> list[str]:
+        """Append events to the outbox and fold them into the view, in one transaction."""
+        username = self.username or OWN_ACTOR
+        with self.store.write() as conn:
+            events: list[Event] = []
+            for type_, board, entity, payload in specs:
+                raw = {
+                    "id": new_id(),
+                    "type": type_,
+                    "schema": 1,
+                    "board": board,
+                    "entity": entity,
+                    "hlc": self.clock.now(),
+                    "device": self.device_id,
+                    "payload": {k: v for k, v in payload.items() if v is not None}
+                    if type_ == "TaskCreated"
+                    else payload,
+                }
+                try:
+                    event = validate_event(raw, Writer.DEVICE)
+                except EventRejected as exc:
+                    raise InvalidAction(exc.detail) from exc
+                conn.execute(
+                    "INSERT INTO outbox (id, board, body) VALUES (?, ?, ?)",
+                    (raw["id"], board, _encode(raw)),
+                )
+                events.append(msgspec.structs.replace(event, actor=username))
+            fold_into_view(conn, events)
+            set_setting(conn, "clock_last", self.clock.last)
+        return [e.id for e in events]
+
+    @staticmethod
+    def _setting(conn: sqlite3.Connection, key: str) -> str | None:
+        row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def refold_board(self, board: str) -> None:
+        with self.store.write() as conn:
+            refold(conn, keys_of_board(conn, board), self.username)
+
+
+__all__ = ["STATUSES", "TASK_DEFAULTS", "TASK_FIELDS", "Device"]

@@ -1,0 +1,36 @@
+"""Errors of the client: each says what happened and what the user can do.
+
+ClientError                  base
+├── StoreError               the local database failed (disk full, read-only, corrupt):
+│                            the action did not happen at all
+├── NotFound                 no such board, task or comment in this profile
+├── InvalidAction            the action itself is not valid (a title too long, ...)
+├── SignInRequired           no session, or the session expired and refresh failed
+└── ServerUnreachable        the server could not be reached; everything is kept
+"""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    pass
+
+
+class StoreError(ClientError):
+    pass
+
+
+class NotFound(ClientError):
+    pass
+
+
+class InvalidAction(ClientError):
+    pass
+
+
+class SignInRequired(ClientError):
+    pass
+
+
+class ServerUnreachable(ClientError):
+    pass

@@ -1,0 +1,98 @@
+"""The device's SQLite file: one per profile, WAL, ``synchronous=FULL``, immediate writes.
+
+One connection, shared by the UI thread and the sync thread under a lock: every write is
+one ``BEGIN IMMEDIATE`` transaction that either commits whole or leaves nothing behind,
+and any SQLite failure (disk full, read-only, corrupt) becomes a ``StoreError`` saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from client.errors import StoreError
+from client.store.migrations import migrate
+
+STORE_FILE = "outpost.db"
+
+
+class Store:
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / STORE_FILE
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10
+            )
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=10000"):
+                self._conn.execute(f"PRAGMA {pragma}")
+            migrate(self._conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the local store {self.path}: {exc}") from exc
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction that holds the write lock; all of it, or none of it."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to the local store: {exc}") from exc
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StoreError(
+                    f"could not save to the local store ({exc}); nothing was changed"
+                ) from exc
+            except BaseException:
+                self._rollback()
+                raise
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for several queries."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
+
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return default if row is None else str(row[0])
+
+    def pragma(self, name: str) -> str:
+        with self._lock:
+            return str(self._conn.execute(f"PRAGMA {name}").fetchone()[0])
+
+    def integrity_check(self) -> str:
+        """``ok``, or what SQLite found wrong."""
+        return self.pragma("integrity_check")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back (a full disk)
+            self._conn.execute("ROLLBACK")
+
+
+def set_setting(conn: sqlite3.Connection, key: str, value: str | None) -> None:
+    if value is None:
+        conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+    else:
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )

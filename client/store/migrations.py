@@ -1,0 +1,74 @@
+"""Named schema migrations of the device store, each applied once in its own transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "0001_initial",
+        [
+            "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            # Events this device made, waiting for the backend. `body` is the exact JSON
+            # sent, so a resend is byte for byte the same. `seq` once the backend stored it.
+            """CREATE TABLE outbox (
+                position INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                board TEXT NOT NULL,
+                body BLOB NOT NULL,
+                seq INTEGER
+            )""",
+            "CREATE INDEX outbox_board ON outbox (board)",
+            # What the backend says, entity by entity (a pulled change, as merge state).
+            """CREATE TABLE confirmed (
+                kind TEXT NOT NULL, id TEXT NOT NULL, board TEXT NOT NULL, state BLOB NOT NULL,
+                PRIMARY KEY (kind, id)
+            )""",
+            "CREATE INDEX confirmed_board ON confirmed (board)",
+            # What the user sees: the confirmed state with the pending events folded on top.
+            """CREATE TABLE view (
+                kind TEXT NOT NULL, id TEXT NOT NULL, board TEXT NOT NULL, state BLOB NOT NULL,
+                vals BLOB,
+                PRIMARY KEY (kind, id)
+            )""",
+            "CREATE INDEX view_board ON view (board)",
+            # Events the backend refused for good, kept with the reason.
+            """CREATE TABLE rejected (
+                id TEXT PRIMARY KEY, board TEXT NOT NULL, body BLOB NOT NULL,
+                reason TEXT NOT NULL, detail TEXT NOT NULL, at INTEGER NOT NULL
+            )""",
+            """CREATE TABLE notices (
+                id TEXT PRIMARY KEY, board TEXT, task TEXT, reason TEXT NOT NULL,
+                message TEXT NOT NULL, created_at INTEGER NOT NULL,
+                dismissed INTEGER NOT NULL DEFAULT 0
+            )""",
+        ],
+    ),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this store has not had yet; return their names."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    applied = []
+    for name, statements in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                (name, int(time.time() * 1000)),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

@@ -1,0 +1,134 @@
+"""The local view: the confirmed state with the pending events folded on top.
+
+The same ``protocol.merge`` functions as the backend's projector: a pulled change becomes a
+merge state (``from_change``), the outbox's pending events are folded onto it, and the
+result is what the user sees. An action folds its events in at once; a pull refolds only
+the entities it touched.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from protocol import Event, Writer, decode_event, merge
+from protocol.merge import EntityKey, EntityState
+
+_state_decoder = msgspec.json.Decoder(EntityState)
+_encode = msgspec.json.encode
+
+OWN_ACTOR = "(you)"
+"""Who a pending event is by, before this profile has signed in anywhere."""
+
+
+def event_of(body: bytes, username: str | None) -> Event:
+    """A pending event as the merge rules see it: its author is this device's user."""
+    event = decode_event(body, Writer.DEVICE)
+    return msgspec.structs.replace(event, actor=username or OWN_ACTOR)
+
+
+def pending(
+    conn: sqlite3.Connection, username: str | None, boards: Iterable[str] | None = None
+) -> list[Event]:
+    """The outbox's events (of some boards), in the order they were made."""
+    if boards is None:
+        rows = conn.execute("SELECT body FROM outbox ORDER BY position")
+    else:
+        wanted = sorted(set(boards))
+        marks = ",".join("?" * len(wanted))
+        rows = conn.execute(
+            f"SELECT body FROM outbox WHERE board IN ({marks}) ORDER BY position", wanted
+        )
+    return [event_of(body, username) for (body,) in rows]
+
+
+def load(conn: sqlite3.Connection, table: str, key: EntityKey) -> EntityState | None:
+    row = conn.execute(
+        f"SELECT state FROM {table} WHERE kind = ? AND id = ?", (key.kind, key.id)
+    ).fetchone()
+    return None if row is None else _state_decoder.decode(row[0])
+
+
+def write_view(conn: sqlite3.Connection, state: EntityState) -> None:
+    values = merge.values(state)
+    conn.execute(
+        "INSERT INTO view (kind, id, board, state, vals) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (kind, id) DO UPDATE SET "
+        "board = excluded.board, state = excluded.state, vals = excluded.vals",
+        (
+            state.kind,
+            state.id,
+            state.board,
+            _encode(state),
+            None if values is None else _encode(values),
+        ),
+    )
+
+
+def fold_into_view(conn: sqlite3.Connection, events: Iterable[Event]) -> None:
+    """An action's events, folded into the view at once."""
+    for event in events:
+        for key in merge.keys_of(event):
+            current = load(conn, "view", key) or merge.new_state(key, event.board)
+            write_view(conn, merge.apply(current, event))
+
+
+def refold(conn: sqlite3.Connection, keys: Iterable[EntityKey], username: str | None) -> None:
+    """Recompute the view of some entities from their confirmed state and pending events."""
+    keys = set(keys)
+    if not keys:
+        return
+    boards = {_board_of(conn, key) for key in keys} - {None}
+    by_key: dict[EntityKey, list[Event]] = defaultdict(list)
+    for event in pending(conn, username, boards):  # type: ignore[arg-type]
+        for key in merge.keys_of(event):
+            if key in keys:
+                by_key[key].append(event)
+    for key in keys:
+        base = load(conn, "confirmed", key)
+        events = by_key.get(key, [])
+        if base is None and not events:
+            conn.execute("DELETE FROM view WHERE kind = ? AND id = ?", (key.kind, key.id))
+            continue
+        state = base or merge.new_state(key, events[0].board)
+        for event in events:
+            state = merge.apply(state, event)
+        write_view(conn, state)
+
+
+def keys_of_board(conn: sqlite3.Connection, board: str) -> set[EntityKey]:
+    rows = conn.execute(
+        "SELECT kind, id FROM view WHERE board = ? UNION SELECT kind, id FROM confirmed "
+        "WHERE board = ?",
+        (board, board),
+    )
+    return {EntityKey(kind, entity_id) for kind, entity_id in rows}
+
+
+def _board_of(conn: sqlite3.Connection, key: EntityKey) -> str | None:
+    for table in ("confirmed", "view"):
+        row = conn.execute(
+            f"SELECT board FROM {table} WHERE kind = ? AND id = ?", (key.kind, key.id)
+        ).fetchone()
+        if row is not None:
+            return str(row[0])
+    return None
+
+
+def confirm(
+    conn: sqlite3.Connection, change: dict[str, Any], table: str = "confirmed"
+) -> EntityKey:
+    """Store one pulled change as the confirmed state of its entity."""
+    state = merge.from_change(
+        change["kind"], change["id"], change["board"], change["values"], change["meta"]
+    )
+    conn.execute(
+        f"INSERT INTO {table} (kind, id, board, state) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (kind, id) DO UPDATE SET board = excluded.board, state = excluded.state",
+        (state.kind, state.id, state.board, _encode(state)),
+    )
+    return state.key

@@ -1,0 +1,481 @@
+"""The sync engine: push the outbox, pull the views, keep the device's clock honest.
+
+``SyncEngine.sync()`` runs one cycle: push every pending event (batches split by count and
+by bytes), then pull until ``has_more`` is false. Its rules, from SPEC sections 3 and 6:
+
+- ``accepted``/``duplicate``: the event stays pending, with its ``seq``, until a pull's
+  watermark covers it: then the confirmed state has it and the view cannot flicker back;
+- ``clock_skew``: correct the clock by the offset to ``server_time``, restart it from the
+  highest hlc accepted or pulled, restamp those events and send them again;
+- any other rejection: out of the outbox and the view, kept with its reason, a notice;
+- 503 or a broken connection: stop; the next cycle resends the same bytes;
+- 401: use the refresh token once; else sign-in is required and everything stays pending;
+- ``reset``: rebuild the confirmed state aside, swap it in, push the whole outbox again;
+- a board removed from the user: purge it, its pending events become rejected, a notice.
+An upload error never stops downloads: the pull runs whatever the push did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from client.device import Device
+from client.errors import ServerUnreachable, SignInRequired
+from client.store.database import set_setting
+from client.store.view import confirm, event_of, keys_of_board, refold
+from client.sync.transport import Reply, Transport, TransportError
+from protocol import PROTOCOL_VERSIONS, merge, parse_hlc
+from protocol.merge import EntityKey
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_EVENTS = 500
+MAX_BATCH_BYTES = 1024 * 1024 - 4096  # room for the batch's own envelope
+PULL_LIMIT = 1000
+REMOVED_BOARD = "removed_from_board"
+
+
+@dataclass
+class Progress:
+    """What the UI shows: the state, why, how far a long pull has come, what is pending."""
+
+    state: str = "offline"
+    """offline | connecting | syncing | up_to_date | error | signed_out"""
+    detail: str = ""
+    pending: int = 0
+    pulled: int = 0
+    last_synced: float | None = None
+
+
+@dataclass
+class CycleResult:
+    pushed: int = 0
+    rejected: int = 0
+    restamped: int = 0
+    pulled: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        device: Device,
+        transport: Transport,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.device = device
+        self.transport = transport
+        self.progress = Progress(pending=device.pending_count())
+        self._on_progress = on_progress or (lambda _: None)
+        self._lock = asyncio.Lock()
+
+    # accounts
+
+    async def signup(self, username: str, password: str) -> None:
+        await self._session("/v1/auth/signup", {"username": username, "password": password}, 201)
+
+    async def login(self, username: str, password: str) -> None:
+        await self._session("/v1/auth/token", {"username": username, "password": password}, 200)
+
+    async def _session(self, path: str, credentials: dict[str, str], expected: int) -> None:
+        try:
+            reply = await self.transport.request(
+                "POST", path, body=msgspec.json.encode(credentials)
+            )
+        except TransportError as exc:
+            raise ServerUnreachable(f"cannot reach the server: {exc}") from exc
+        if reply.status != expected:
+            raise SignInRequired(reply.detail() or f"HTTP {reply.status}")
+        self._store_session(reply.json())
+
+    def _store_session(self, session: dict[str, Any]) -> None:
+        previous = self.device.username
+        with self.device.store.write() as conn:
+            set_setting(conn, "username", session["username"])
+            set_setting(conn, "token", session["token"])
+            set_setting(conn, "refresh_token", session["refresh_token"])
+            if previous != session["username"]:
+                # Pending events were folded as "(you)": show them as this user's now.
+                boards = [r[0] for r in conn.execute("SELECT DISTINCT board FROM view")]
+                for board in boards:
+                    refold(conn, keys_of_board(conn, board), session["username"])
+
+    # one cycle
+
+    async def sync(self) -> CycleResult:
+        """Push, then pull; raise SignInRequired or ServerUnreachable when it cannot."""
+        async with self._lock:
+            result = CycleResult()
+            self._report("syncing")
+            push_error: Exception | None = None
+            try:
+                await self._push(result)
+            except (ServerUnreachable, SignInRequired) as exc:
+                push_error = exc  # downloads still run
+                result.errors.append(str(exc))
+            try:
+                await self._pull(result)
+            except SignInRequired:
+                self._report("signed_out", "sign in again: your changes are kept")
+                raise
+            except ServerUnreachable as exc:
+                self._report("offline", str(exc))
+                raise
+            if isinstance(push_error, SignInRequired):
+                self._report("signed_out", str(push_error))
+                raise push_error
+            if push_error is not None:
+                self._report("error", f"upload failed: {push_error}")
+            else:
+                self.progress.last_synced = time.time()
+                self._report("up_to_date")
+            return result
+
+    # push
+
+    async def _push(self, result: CycleResult) -> None:
+        limit = MAX_BATCH_EVENTS
+        rounds = 0
+        while True:
+            batch = self._next_batch(limit)
+            if not batch:
+                return
+            reply = await self._call("POST", "/v1/sync/push", body=self._batch_body(batch))
+            if reply.status == 413 and len(batch) > 1:
+                limit = max(1, len(batch) // 2)
+                continue
+            if reply.status != 200:
+                raise ServerUnreachable(f"upload refused: HTTP {reply.status} {reply.detail()}")
+            skewed = self._apply_push_results(batch, reply.json(), result)
+            rounds += 1
+            if skewed and rounds > 5:
+                raise ServerUnreachable("the server keeps refusing this device's clock")
+
+    def _next_batch(self, limit: int) -> list[tuple[str, bytes]]:
+        """Unsent events in outbox order, up to ``limit`` and MAX_BATCH_BYTES."""
+        with self.device.store.read() as conn:
+            rows = conn.execute(
+                "SELECT id, body FROM outbox WHERE seq IS NULL ORDER BY position LIMIT ?",
+                (limit,),
+            ).fetchall()
+        batch: list[tuple[str, bytes]] = []
+        size = 0
+        for event_id, body in rows:
+            if batch and size + len(body) + 1 > MAX_BATCH_BYTES:
+                break
+            batch.append((event_id, bytes(body)))
+            size += len(body) + 1
+        return batch
+
+    def _batch_body(self, batch: list[tuple[str, bytes]]) -> bytes:
+        head = msgspec.json.encode(
+            {"device": self.device.device_id, "protocol": PROTOCOL_VERSIONS[1]}
+        )
+        return head[:-1] + b',"events":[' + b",".join(body for _, body in batch) + b"]}"
+
+    def _apply_push_results(
+        self, batch: list[tuple[str, bytes]], answer: dict[str, Any], result: CycleResult
+    ) -> bool:
+        device = self.device
+        device.clock.receive_time(answer["server_time"])
+        bodies = dict(batch)
+        skewed: list[str] = []
+        with device.store.write() as conn:
+            touched: set[EntityKey] = set()
+            for outcome in answer["results"]:
+                event_id, status = outcome["id"], outcome["status"]
+                if status in ("accepted", "duplicate"):
+                    conn.execute(
+                        "UPDATE outbox SET seq = ? WHERE id = ?", (outcome["seq"], event_id)
+                    )
+                    self._raise_floor(conn, event_of(bodies[event_id], None).hlc)
+                    result.pushed += 1
+                elif outcome.get("reason") == "clock_skew":
+                    skewed.append(event_id)
+                else:
+                    touched |= self._reject(
+                        conn, event_id, outcome["reason"], outcome.get("detail", "")
+                    )
+                    result.rejected += 1
+            if skewed:
+                device.clock.rebase(answer["server_time"], self._setting(conn, "hlc_floor"))
+                touched |= self._restamp(conn, skewed)
+                result.restamped += len(skewed)
+                set_setting(conn, "clock_offset", str(device.clock.offset_ms))
+            refold(conn, touched, device.username)
+            set_setting(conn, "clock_last", device.clock.last)
+        self._report("syncing")
+        return bool(skewed)
+
+    def _reject(
+        self, conn: sqlite3.Connection, event_id: str, reason: str, detail: str
+    ) -> set[EntityKey]:
+        """Out of the outbox, into the rejected list, with a notice; return what to refold."""
+        row = conn.execute("SELECT board, body FROM outbox WHERE id = ?", (event_id,)).fetchone()
+        if row is None:
+            return set()
+        board, body = row
+        event = event_of(body, self.device.username)
+        conn.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
+        conn.execute(
+            "INSERT OR REPLACE INTO rejected (id, board, body, reason, detail, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (event_id, board, body, reason, detail, int(time.time() * 1000)),
+        )
+        task = event.entity if event.type.startswith("Task") else None
+        message = f"Your change ({_describe(event.type)}) was not saved: {detail or reason}."
+        _add_notice(conn, f"rejected:{event_id}", board, task, reason, message)
+        return set(merge.keys_of(event))
+
+    def _restamp(self, conn: sqlite3.Connection, event_ids: list[str]) -> set[EntityKey]:
+        touched: set[EntityKey] = set()
+        for event_id in event_ids:
+            (body,) = conn.execute("SELECT body FROM outbox WHERE id = ?", (event_id,)).fetchone()
+            raw = msgspec.json.decode(body)
+            raw["hlc"] = self.device.clock.now()
+            conn.execute(
+                "UPDATE outbox SET body = ? WHERE id = ?", (msgspec.json.encode(raw), event_id)
+            )
+            touched |= set(merge.keys_of(event_of(msgspec.json.encode(raw), self.device.username)))
+        return touched
+
+    # pull
+
+    async def _pull(self, result: CycleResult) -> None:
+        store = self.device.store
+        aside = store.setting("rebuilding") == "1"  # a rebuild a crash interrupted goes on
+        cursor = store.setting("cursor")
+        while True:
+            params: dict[str, Any] = {"limit": PULL_LIMIT}
+            if cursor:
+                params["cursor"] = cursor
+            reply = await self._call("GET", "/v1/sync/pull", params=params)
+            if reply.status == 400 and cursor and "cursor" in reply.detail():
+                cursor = None  # a cursor this server never made: bootstrap, as after a reset
+                self._start_rebuild()
+                aside = True
+                continue
+            if reply.status != 200:
+                raise ServerUnreachable(f"download refused: HTTP {reply.status} {reply.detail()}")
+            page = reply.json()
+            if page["reset"] and not aside:
+                self._start_rebuild()
+                aside = True
+            self._apply_page(page, aside, result)
+            cursor = page["cursor"]
+            if not page["has_more"]:
+                break
+        if aside:
+            self._swap_in_rebuilt_state()
+        self._prune_confirmed()
+
+    def _start_rebuild(self) -> None:
+        """The views were rebuilt (or the backend restored): build ours again, aside."""
+        with self.device.store.write() as conn:
+            conn.execute("DROP TABLE IF EXISTS confirmed_next")
+            conn.execute(
+                "CREATE TABLE confirmed_next (kind TEXT NOT NULL, id TEXT NOT NULL, "
+                "board TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY (kind, id))"
+            )
+            set_setting(conn, "rebuilding", "1")
+
+    def _apply_page(self, page: dict[str, Any], aside: bool, result: CycleResult) -> None:
+        device = self.device
+        device.clock.receive_time(page["server_time"])
+        with device.store.write() as conn:
+            touched: set[EntityKey] = set()
+            for change in page["changes"]:
+                if change.get("removed"):
+                    touched |= self._lose_board(conn, change["id"])
+                elif change["kind"] == "notice":
+                    values = change["values"]
+                    _add_notice(
+                        conn,
+                        change["id"],
+                        change["board"],
+                        values.get("task"),
+                        values.get("reason", ""),
+                        values.get("message", ""),
+                        values.get("created_at"),
+                    )
+                else:
+                    key = confirm(conn, change, "confirmed_next" if aside else "confirmed")
+                    if not aside:
+                        touched.add(key)
+                    for stamp in change["meta"]["fields"].values():
+                        device.clock.receive(stamp["hlc"])
+                        self._raise_floor(conn, stamp["hlc"])
+            result.pulled += len(page["changes"])
+            set_setting(conn, "cursor", page["cursor"])
+            set_setting(conn, "generation", page["generation"])
+            if not aside:
+                set_setting(conn, "watermark", str(page["watermark"]))
+                refold(conn, touched, device.username)
+            else:
+                set_setting(conn, "pending_watermark", str(page["watermark"]))
+            set_setting(conn, "clock_last", device.clock.last)
+        self.progress.pulled += len(page["changes"])
+        self._report("syncing", "downloading" if page["has_more"] else "")
+
+    def _swap_in_rebuilt_state(self) -> None:
+        with self.device.store.write() as conn:
+            conn.execute("DELETE FROM confirmed")
+            conn.execute("INSERT INTO confirmed SELECT * FROM confirmed_next")
+            conn.execute("DROP TABLE confirmed_next")
+            set_setting(conn, "rebuilding", None)
+            watermark = self._setting(conn, "pending_watermark") or "0"
+            set_setting(conn, "watermark", watermark)
+            conn.execute("UPDATE outbox SET seq = NULL")  # re-push it all: duplicates are fine
+            conn.execute("DELETE FROM view")
+            boards = {r[0] for r in conn.execute("SELECT board FROM confirmed")}
+            boards |= {r[0] for r in conn.execute("SELECT board FROM outbox")}
+            for board in boards:
+                refold(
+                    conn,
+                    keys_of_board(conn, board) | self._pending_keys(conn, board),
+                    self.device.username,
+                )
+
+    def _prune_confirmed(self) -> None:
+        """Pending events the confirmed state now reflects leave the outbox."""
+        with self.device.store.write() as conn:
+            watermark = int(self._setting(conn, "watermark") or 0)
+            rows = conn.execute(
+                "SELECT id, body FROM outbox WHERE seq IS NOT NULL AND seq <= ?", (watermark,)
+            ).fetchall()
+            touched: set[EntityKey] = set()
+            for event_id, body in rows:
+                touched |= set(merge.keys_of(event_of(body, self.device.username)))
+                conn.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
+            refold(conn, touched, self.device.username)
+        self.progress.pending = self.device.pending_count()
+
+    def _lose_board(self, conn: sqlite3.Connection, board: str) -> set[EntityKey]:
+        """The user lost this board: purge it; its pending events become rejected."""
+        name = conn.execute(
+            "SELECT vals FROM view WHERE kind = 'board' AND id = ?", (board,)
+        ).fetchone()
+        title = msgspec.json.decode(name[0])["name"] if name and name[0] else board
+        pending = conn.execute("SELECT id FROM outbox WHERE board = ?", (board,)).fetchall()
+        for (event_id,) in pending:
+            self._reject(conn, event_id, REMOVED_BOARD, f"you no longer have access to {title!r}")
+        conn.execute("DELETE FROM confirmed WHERE board = ?", (board,))
+        conn.execute("DELETE FROM view WHERE board = ?", (board,))
+        _add_notice(
+            conn,
+            f"removed:{board}",
+            board,
+            None,
+            REMOVED_BOARD,
+            f"You no longer have access to the board {title!r}.",
+        )
+        return set()
+
+    # plumbing
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Reply:
+        """One request with the session's token; a 401 refreshes the session once."""
+        for attempt in range(2):
+            token = self.device.store.setting("token")
+            if token is None:
+                raise SignInRequired("sign in to sync: your changes are kept on this device")
+            try:
+                reply = await self.transport.request(
+                    method, path, body=body, params=params, token=token
+                )
+            except TransportError as exc:
+                raise ServerUnreachable(f"the server is unreachable: {exc}") from exc
+            if reply.status == 401 and attempt == 0:
+                await self._refresh()
+                continue
+            if reply.status == 401:
+                raise SignInRequired("your session has expired: sign in again")
+            if reply.status in (429, 503):
+                raise ServerUnreachable(f"the server is busy: {reply.detail()}")
+            return reply
+        raise AssertionError("unreachable")
+
+    async def _refresh(self) -> None:
+        refresh_token = self.device.store.setting("refresh_token")
+        if refresh_token is None:
+            raise SignInRequired("your session has expired: sign in again")
+        body = msgspec.json.encode({"refresh_token": refresh_token})
+        try:
+            reply = await self.transport.request("POST", "/v1/auth/refresh", body=body)
+        except TransportError as exc:
+            raise ServerUnreachable(f"the server is unreachable: {exc}") from exc
+        if reply.status != 200:
+            with self.device.store.write() as conn:
+                set_setting(conn, "token", None)
+                set_setting(conn, "refresh_token", None)
+            raise SignInRequired("your session has expired: sign in again")
+        self._store_session(reply.json())
+
+    def _raise_floor(self, conn: sqlite3.Connection, hlc: str) -> None:
+        floor = self._setting(conn, "hlc_floor")
+        if floor is None or parse_hlc(hlc)[:2] > parse_hlc(floor)[:2]:
+            set_setting(conn, "hlc_floor", hlc)
+
+    def _pending_keys(self, conn: sqlite3.Connection, board: str) -> set[EntityKey]:
+        rows = conn.execute("SELECT body FROM outbox WHERE board = ?", (board,))
+        return {k for (body,) in rows for k in merge.keys_of(event_of(body, self.device.username))}
+
+    @staticmethod
+    def _setting(conn: sqlite3.Connection, key: str) -> str | None:
+        row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _report(self, state: str, detail: str = "") -> None:
+        self.progress.state = state
+        self.progress.detail = detail
+        self.progress.pending = self.device.pending_count()
+        self._on_progress(self.progress)
+
+
+def _add_notice(
+    conn: sqlite3.Connection,
+    notice_id: str,
+    board: str | None,
+    task: str | None,
+    reason: str,
+    message: str,
+    created_at: int | None = None,
+) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO notices (id, board, task, reason, message, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (notice_id, board, task, reason, message, created_at or int(time.time() * 1000)),
+    )
+
+
+def _describe(event_type: str) -> str:
+    words = {
+        "BoardCreated": "new board",
+        "BoardUpdated": "board change",
+        "MemberAdded": "sharing",
+        "MemberRemoved": "unsharing",
+        "TaskCreated": "new task",
+        "TaskUpdated": "task edit",
+        "TaskLabelAdded": "label added",
+        "TaskLabelRemoved": "label removed",
+        "TaskDeleted": "task deleted",
+        "TaskRestored": "task restored",
+        "CommentAdded": "comment",
+        "CommentDeleted": "comment deleted",
+    }
+    return words.get(event_type, event_type)

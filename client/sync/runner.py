@@ -1,0 +1,140 @@
+"""A long-lived device: sync now, on every live poke, and periodically as a fallback.
+
+``LiveSync.run()`` is the loop (``outpost client run`` runs it in the foreground);
+``SyncThread`` runs it in a background thread with its own event loop, so a UI thread
+never waits on the network. The live stream reconnects with exponential backoff and
+jitter; so do sync cycles after the server was unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from client.device import Device
+from client.errors import ServerUnreachable, SignInRequired
+from client.sync.engine import Progress, SyncEngine
+from client.sync.transport import HttpxTransport, Transport, TransportError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter: many devices do not come back in step."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+class LiveSync:
+    def __init__(
+        self,
+        device: Device,
+        transport: Transport,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        periodic_s: float = 30.0,
+    ) -> None:
+        self.engine = SyncEngine(device, transport, on_progress)
+        self.transport = transport
+        self.periodic_s = periodic_s
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.cycles = 0
+
+    def wake(self) -> None:
+        """Sync as soon as possible (a local action, a poke, "sync now")."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        live = asyncio.create_task(self._live())
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                delay = self.periodic_s
+                try:
+                    await self.engine.sync()
+                    self.cycles += 1
+                    failures = 0
+                except ServerUnreachable:
+                    failures += 1
+                    delay = backoff(failures)
+                except SignInRequired:
+                    delay = self.periodic_s  # nothing to do until someone signs in
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        finally:
+            live.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await live
+
+    async def _live(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            token = self.engine.device.store.setting("token")
+            if token is None:
+                await asyncio.sleep(1)
+                continue
+            try:
+                async with self.transport.live(token) as lines:
+                    attempt = 0
+                    async for line in lines:
+                        if line.startswith("event: poke"):
+                            self.wake()
+            except TransportError as exc:
+                log.info("live stream: %s", exc)
+            attempt += 1
+            self.wake()  # whatever was missed while away: pull it
+            await asyncio.sleep(backoff(attempt, base=0.5, cap=30))
+
+
+class SyncThread:
+    """``LiveSync`` on a background thread; every method returns at once."""
+
+    def __init__(
+        self,
+        device: Device,
+        server: str,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        periodic_s: float = 30.0,
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._transport = HttpxTransport(server)
+        self.sync = LiveSync(
+            device, self._transport, on_progress=on_progress, periodic_s=periodic_s
+        )
+        self._thread = threading.Thread(target=self._main, name="outpost-sync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def sync_now(self) -> None:
+        self._loop.call_soon_threadsafe(self.sync.wake)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run work on the sync thread (a sign-in, say); the future tells the outcome."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def stop(self, timeout: float = 10) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.sync.stop)
+            self._thread.join(timeout)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self.sync.run())
+            self._loop.run_until_complete(self._transport.close())
+        finally:
+            self._loop.close()
