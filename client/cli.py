@@ -141,34 +141,36 @@ def _dispatch(device: Device, args: argparse.Namespace) -> int:
         snapshot = device.snapshot()
         print(json.dumps(snapshot, indent=2, sort_keys=True) if args.json else _text(snapshot))
         return 0
-    actions: dict[str, Callable[[Device, argparse.Namespace], object]] = {
+    actions: dict[str, Callable[[Device, argparse.Namespace], str | None]] = {
         "board": _board,
         "task": _task,
         "comment": _comment,
     }
     made = actions[command](device, args)
-    if isinstance(made, str):
+    if made is not None:
         print(made)
     return 0
 
 
-def _board(device: Device, args: argparse.Namespace) -> object:
+def _board(device: Device, args: argparse.Namespace) -> str | None:
     command = args.board_command
     if command == "create":
         return device.create_board(args.name, args.wip_limit)
     if command == "rename":
-        return device.rename_board(args.board, args.name)
-    if command == "archive":
-        return device.archive_board(args.board, archived=not args.undo)
-    if command == "share":
-        return device.share_board(args.board, args.username)
-    if command == "unshare":
-        return device.unshare_board(args.board, args.username)
-    limit = None if args.limit.lower() == "none" else _int(args.limit, "limit")
-    return device.set_wip_limit(args.board, limit)
+        device.rename_board(args.board, args.name)
+    elif command == "archive":
+        device.archive_board(args.board, archived=not args.undo)
+    elif command == "share":
+        device.share_board(args.board, args.username)
+    elif command == "unshare":
+        device.unshare_board(args.board, args.username)
+    else:
+        limit = None if args.limit.lower() == "none" else _int(args.limit, "limit")
+        device.set_wip_limit(args.board, limit)
+    return None
 
 
-def _task(device: Device, args: argparse.Namespace) -> object:
+def _task(device: Device, args: argparse.Namespace) -> str | None:
     command = args.task_command
     if command == "add":
         fields = {
@@ -178,22 +180,25 @@ def _task(device: Device, args: argparse.Namespace) -> object:
         }
         return device.add_task(args.board, args.title, **fields)
     if command == "set":
-        return device.set_task(args.task, **dict(_field(text) for text in args.fields))
-    if command == "move":
-        return device.move_task(args.task, args.status, args.index)
-    if command == "label":
-        return device.add_label(args.task, args.label)
-    if command == "unlabel":
-        return device.remove_label(args.task, args.label)
-    if command == "delete":
-        return device.delete_task(args.task)
-    return device.restore_task(args.task)
+        device.set_task(args.task, **dict(_field(text) for text in args.fields))
+    elif command == "move":
+        device.move_task(args.task, args.status, args.index)
+    elif command == "label":
+        device.add_label(args.task, args.label)
+    elif command == "unlabel":
+        device.remove_label(args.task, args.label)
+    elif command == "delete":
+        device.delete_task(args.task)
+    else:
+        device.restore_task(args.task)
+    return None
 
 
-def _comment(device: Device, args: argparse.Namespace) -> object:
+def _comment(device: Device, args: argparse.Namespace) -> str | None:
     if args.comment_command == "add":
         return device.add_comment(args.task, args.body)
-    return device.delete_comment(args.comment)
+    device.delete_comment(args.comment)
+    return None
 
 
 def _field(text: str) -> tuple[str, Any]:

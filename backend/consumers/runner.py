@@ -90,6 +90,7 @@ class ConsumerRunner:
         self.stats = RunnerStats()
         self._stop = asyncio.Event()
         self._position: int | None = None
+        self._subscription: JetStreamContext.PullSubscription | None = None
 
     @property
     def durable(self) -> str:
@@ -106,27 +107,38 @@ class ConsumerRunner:
     async def run(self) -> None:
         """Consume until stopped; survives NATS and database outages with backoff."""
         backoff = 0.1
-        subscription = None
-        while not self._stop.is_set():
-            try:
-                if subscription is None:
-                    subscription = await self._subscribe()
+        try:
+            while not self._stop.is_set():
                 try:
-                    messages = await subscription.fetch(self.batch, timeout=self.fetch_timeout)
-                except nats.errors.TimeoutError:
+                    if self._subscription is None:
+                        self._subscription = await self._subscribe()
+                    try:
+                        messages = await self._subscription.fetch(
+                            self.batch, timeout=self.fetch_timeout
+                        )
+                    except nats.errors.TimeoutError:
+                        continue
+                    await self._process(messages)
+                    backoff = 0.1
+                except (SQLAlchemyError, OSError) as exc:
+                    self._note_error(f"database unavailable: {exc}")
+                except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+                    self._note_error(f"stream unavailable: {exc!r}")
+                else:
                     continue
-                await self._process(messages)
-                backoff = 0.1
-            except (SQLAlchemyError, OSError) as exc:
-                self._note_error(f"database unavailable: {exc}")
-                subscription = None  # resume after the last committed event
+                await self._drop_subscription()  # resume after the last committed event
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
-            except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
-                self._note_error(f"stream unavailable: {exc!r}")
-                subscription = None
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+        finally:
+            await self._drop_subscription()
+
+    async def _drop_subscription(self) -> None:
+        # Fetched messages never count as processed for the client: without this, a drain
+        # of the connection would wait for them for ever.
+        if self._subscription is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._subscription.unsubscribe()
+            self._subscription = None
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         """A fresh durable consumer that starts right after the position in our database.

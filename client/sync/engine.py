@@ -111,14 +111,22 @@ class SyncEngine:
     # one cycle
 
     async def sync(self) -> CycleResult:
-        """Push, then pull; raise SignInRequired or ServerUnreachable when it cannot."""
+        """Push, then pull; raise SignInRequired or ServerUnreachable when either could not
+        be done (the pull runs even when the push failed)."""
         async with self._lock:
             result = CycleResult()
+            if self.device.store.setting("token") is None:
+                await self._probe()
+                self._report("signed_out", "sign in to sync")
+                raise SignInRequired("sign in to sync: your changes are kept on this device")
             self._report("syncing")
-            push_error: Exception | None = None
+            push_error: ServerUnreachable | None = None
             try:
                 await self._push(result)
-            except (ServerUnreachable, SignInRequired) as exc:
+            except SignInRequired as exc:
+                self._report("signed_out", f"{exc}: your changes are kept")
+                raise  # no session: no download either
+            except ServerUnreachable as exc:
                 push_error = exc  # downloads still run
                 result.errors.append(str(exc))
             try:
@@ -129,11 +137,9 @@ class SyncEngine:
             except ServerUnreachable as exc:
                 self._report("offline", str(exc))
                 raise
-            if isinstance(push_error, SignInRequired):
-                self._report("signed_out", str(push_error))
-                raise push_error
             if push_error is not None:
                 self._report("error", f"upload failed: {push_error}")
+                raise push_error  # after the download: an upload error never stops it
             else:
                 self.progress.last_synced = time.time()
                 self._report("up_to_date")
@@ -409,6 +415,14 @@ class SyncEngine:
                 raise ServerUnreachable(f"the server is busy: {reply.detail()}")
             return reply
         raise AssertionError("unreachable")
+
+    async def _probe(self) -> None:
+        """Can the server be reached at all? (So a signed-out device says the right thing.)"""
+        try:
+            await self.transport.request("GET", "/v1/sync/info")
+        except TransportError as exc:
+            self._report("offline", str(exc))
+            raise ServerUnreachable(f"the server is unreachable: {exc}") from exc
 
     async def _refresh(self) -> None:
         refresh_token = self.device.store.setting("refresh_token")
