@@ -1,0 +1,106 @@
+"""Long-lived devices: ``outpost client run`` in its own process, and the sync thread an
+app uses, both kept in sync live by pokes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.device import Device
+from client.sync.engine import Progress
+from client.sync.runner import SyncThread, backoff
+from tests.support.backend import BackendProcess
+from tests.support.device import PASSWORD
+
+pytestmark = pytest.mark.integration
+
+
+def client(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "outpost", "client", "--data-dir", str(folder), *args]
+    env = {**os.environ, "OUTPOST_PASSWORD": PASSWORD}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+
+
+def wait_for(condition: Any, timeout: float = 20, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def titles(folder: Path) -> list[str]:
+    shown = json.loads(client(folder, "show", "--json").stdout)
+    return [t["title"] for b in shown["boards"] for t in b["tasks"]]
+
+
+def test_outpost_client_run_follows_another_device_live_and_stops_on_sigterm(
+    tmp_path: Path, module_backend: BackendProcess
+) -> None:
+    username = f"runner{uuid.uuid4().hex[:6]}"
+    writer, follower = tmp_path / "writer", tmp_path / "follower"
+    assert client(writer, "--server", module_backend.url, "signup", username).returncode == 0
+    assert client(follower, "--server", module_backend.url, "login", username).returncode == 0
+    board = client(writer, "board", "create", "Live").stdout.strip()
+    command = [
+        sys.executable,
+        "-m",
+        "outpost",
+        "client",
+        "--data-dir",
+        str(follower),
+        "run",
+        "--periodic",
+        "600",
+    ]  # only a poke can bring changes in time
+    running = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        client(writer, "task", "add", board, "Seen live")
+        client(writer, "sync")
+        wait_for(lambda: "Seen live" in titles(follower), what="the poke to bring the task")
+    finally:
+        running.send_signal(signal.SIGTERM)
+        assert running.wait(20) == 0, running.stderr.read() if running.stderr else ""
+
+
+def test_the_sync_thread_never_blocks_the_caller_and_reports_progress(
+    tmp_path: Path, module_backend: BackendProcess
+) -> None:
+    device = Device(tmp_path / "app")
+    seen: list[str] = []
+
+    def on_progress(progress: Progress) -> None:
+        seen.append(progress.state)
+
+    thread = SyncThread(device, module_backend.url, on_progress=on_progress, periodic_s=600)
+    thread.start()
+    try:
+        board = device.create_board("Made before signing in")  # works at once, offline
+        started = time.perf_counter()
+        future = thread.submit(thread.sync.engine.signup(f"app{uuid.uuid4().hex[:6]}", PASSWORD))
+        assert time.perf_counter() - started < 0.05, "submitting work does not wait for it"
+        future.result(30)
+        thread.sync_now()
+        wait_for(lambda: device.pending_count() == 0, what="the outbox to drain")
+        assert device.boards()[0]["id"] == board
+        assert device.boards()[0]["owner"] == device.username
+        assert "syncing" in seen and seen[-1] == "up_to_date"
+    finally:
+        thread.stop()
+        device.close()
+
+
+def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
+    samples = [backoff(attempt, base=0.5, cap=30) for attempt in range(12) for _ in range(50)]
+    assert all(0 <= s <= 30 for s in samples)
+    assert max(backoff(1, base=0.5) for _ in range(200)) <= 1.0
+    assert max(backoff(10, base=0.5) for _ in range(200)) > 5  # grows, then caps at 30
