@@ -19,15 +19,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from client.device import Device
 from client.sync.engine import MAX_BATCH_EVENTS, CycleResult, SyncEngine
-from client.sync.transport import HttpxTransport, Reply
+from client.sync.transport import HttpxTransport
 from tests.support.backend import BackendProcess, ControlledNats
 from tests.support.device import PASSWORD
 from tests.support.device import Device as BackendView
+from tests.support.transport import RecordingTransport
 
 pytestmark = pytest.mark.integration
 
@@ -360,33 +360,6 @@ def test_random_offline_edits_on_three_devices_converge_and_lose_nothing(
 # 3. a long time offline
 
 
-class CountingTransport:
-    """The real transport, recording each push's event count and size in bytes."""
-
-    def __init__(self, url: str, pushes: list[tuple[int, int]]) -> None:
-        self._inner = HttpxTransport(url)
-        self.pushes = pushes
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | None = None,
-        params: Mapping[str, Any] | None = None,
-        token: str | None = None,
-    ) -> Reply:
-        if path == "/v1/sync/push" and body is not None:
-            self.pushes.append((len(msgspec.json.decode(body)["events"]), len(body)))
-        return await self._inner.request(method, path, body=body, params=params, token=token)
-
-    def live(self, token: str) -> Any:
-        return self._inner.live(token)
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
 def test_five_thousand_events_made_offline_drain_in_batches_once_each(
     tmp_path: Path, backend: BackendProcess, controlled_nats: ControlledNats
 ) -> None:
@@ -401,11 +374,17 @@ def test_five_thousand_events_made_offline_drain_in_batches_once_each(
     pending = laptop.outbox_ids()
     assert len(pending) == laptop.device.pending_count() == 5000
 
-    pushes: list[tuple[int, int]] = []
-    laptop.transport_factory = lambda url: CountingTransport(url, pushes)
+    recorders: list[RecordingTransport] = []
+
+    def recording(url: str) -> RecordingTransport:
+        recorders.append(RecordingTransport(url))
+        return recorders[-1]
+
+    laptop.transport_factory = recording
     agreed = settle([laptop], timeout=90)
 
     assert laptop.device.pending_count() == 0
+    pushes = [size for recorder in recorders for size in recorder.push_sizes()]
     assert sum(count for count, _ in pushes) == 5000, pushes  # nothing sent twice
     assert len(pushes) >= 5000 // MAX_BATCH_EVENTS
     assert all(count <= MAX_BATCH_EVENTS and size <= 1024 * 1024 for count, size in pushes)

@@ -9,8 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -22,46 +20,15 @@ from client.errors import ServerUnreachable, SignInRequired
 from client.store.database import set_setting
 from client.sync import engine as engine_module
 from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport, Reply
 from protocol import parse_hlc
 from tests.support.backend import BackendProcess, ControlledNats
 from tests.support.device import PASSWORD
 from tests.support.device import Device as Remote
+from tests.support.transport import RecordingTransport
 
 pytestmark = pytest.mark.integration
 
 DAY = 86_400_000
-
-
-class RecordingTransport:
-    """The real transport, remembering every push body it sent and every status it got."""
-
-    def __init__(self, server: str) -> None:
-        self.inner = HttpxTransport(server)
-        self.pushes: list[bytes] = []
-        self.statuses: list[int] = []
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | None = None,
-        params: Mapping[str, Any] | None = None,
-        token: str | None = None,
-    ) -> Reply:
-        if path == "/v1/sync/push" and body is not None:
-            self.pushes.append(body)
-        reply = await self.inner.request(method, path, body=body, params=params, token=token)
-        if path == "/v1/sync/push":
-            self.statuses.append(reply.status)
-        return reply
-
-    def live(self, token: str) -> AbstractAsyncContextManager[AsyncIterator[str]]:
-        return self.inner.live(token)
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 class Phone:
