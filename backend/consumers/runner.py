@@ -120,10 +120,11 @@ class ConsumerRunner:
                         continue
                     await self._process(messages)
                     backoff = 0.1
-                except (SQLAlchemyError, OSError) as exc:
-                    self._note_error(f"database unavailable: {exc}")
                 except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+                    # first: TimeoutError is an OSError, and this one is the stream's
                     self._note_error(f"stream unavailable: {exc!r}")
+                except (SQLAlchemyError, OSError) as exc:
+                    self._note_error(f"database unavailable: {exc!r}")
                 else:
                     continue
                 await self._drop_subscription()  # resume after the last committed event

@@ -150,8 +150,9 @@ class SyncEngine:
     async def _push(self, result: CycleResult) -> None:
         limit = MAX_BATCH_EVENTS
         rounds = 0
+        upto = self._last_position()  # later actions wait for the next cycle: the pull runs
         while True:
-            batch = self._next_batch(limit)
+            batch = self._next_batch(limit, upto)
             if not batch:
                 return
             reply = await self._call("POST", "/v1/sync/push", body=self._batch_body(batch))
@@ -165,12 +166,18 @@ class SyncEngine:
             if skewed and rounds > 5:
                 raise ServerUnreachable("the server keeps refusing this device's clock")
 
-    def _next_batch(self, limit: int) -> list[tuple[str, bytes]]:
-        """Unsent events in outbox order, up to ``limit`` and MAX_BATCH_BYTES."""
+    def _last_position(self) -> int:
+        with self.device.store.read() as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(position), 0) FROM outbox").fetchone()[0])
+
+    def _next_batch(self, limit: int, upto: int) -> list[tuple[str, bytes]]:
+        """Unsent events up to outbox position ``upto``, in order, up to ``limit`` and
+        MAX_BATCH_BYTES."""
         with self.device.store.read() as conn:
             rows = conn.execute(
-                "SELECT id, body FROM outbox WHERE seq IS NULL ORDER BY position LIMIT ?",
-                (limit,),
+                "SELECT id, body FROM outbox WHERE seq IS NULL AND position <= ? "
+                "ORDER BY position LIMIT ?",
+                (upto, limit),
             ).fetchall()
         batch: list[tuple[str, bytes]] = []
         size = 0
