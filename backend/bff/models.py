@@ -42,13 +42,16 @@ class Device(BffBase):
 
 
 class EventRecord(BffBase):
-    """id -> (actor, hash, seq), kept for ever: what makes duplicate and id_conflict exact."""
+    """id -> (actor, hash, seq), kept for ever: what makes duplicate and id_conflict exact.
+
+    Written when the event is accepted, before it is published; ``seq`` is filled in once
+    the stream has acknowledged it (None: decided, not yet known to be stored)."""
 
     __tablename__ = "event_ids"
     id: Mapped[str] = mapped_column(Key(), primary_key=True)
     actor: Mapped[str] = mapped_column(Key(32))
     hash: Mapped[str] = mapped_column(Key(64))
-    seq: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class BoardAuthority(BffBase):

@@ -59,11 +59,17 @@ class Store:
     def read(self) -> Iterator[sqlite3.Connection]:
         """A consistent snapshot for several queries."""
         with self._lock:
-            self._conn.execute("BEGIN")
+            try:
+                self._conn.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the local store: {exc}") from exc
             try:
                 yield self._conn
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the local store: {exc}") from exc
             finally:
-                self._conn.execute("COMMIT")
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("COMMIT")
 
     def setting(self, key: str, default: str | None = None) -> str | None:
         with self._lock:

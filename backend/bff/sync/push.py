@@ -8,14 +8,14 @@ together, each with ``Nats-Msg-Id`` set to its id, and only then are their ackno
 awaited. All of it happens under the batch's board locks, in one transaction of the BFF's
 database, so decisions on one board are serialized across BFF processes.
 
-If the stream fails mid-batch, what it did store is recorded (a resend then says
-``duplicate``) and the device gets 503 with Retry-After.
+Decisions are written ahead of publishing; if the stream fails mid-batch, the device gets
+503 with Retry-After, and its resend publishes the same events again without deciding
+again: what the stream had stored comes back as ``duplicate`` with its first seq.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,7 +26,7 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.bff.auth.tokens import Principal
@@ -120,40 +120,45 @@ class PushService:
         candidates: dict[int, _Candidate],
         results: list[PushResult | None],
     ) -> StreamUnavailable | None:
+        """Decide under the board locks and write the decisions ahead, then publish.
+
+        Each accepted event's id record is committed (without a seq) before it is
+        published: if the stream stores it but the answer is lost (a crash, NATS back
+        after a 503), the resend finds the record and publishes again without deciding
+        again, and the stream's duplicate window answers with the first seq.
+        """
         username = principal.username
         now = self._clock()
+        to_publish: list[_Candidate] = []
+        decided: list[_Candidate] = []
+        first_in_batch: dict[str, _Candidate] = {}
         async with self._db.write() as conn:
             authority = await _load_authority(conn, device, candidates.values())
-            initial = copy.deepcopy(authority)
             records = await _load_records(conn, [c.event.id for c in candidates.values()])
             body_denial = authority.check_device(device, username)
             if body_denial is None:
                 authority.claim_device(device, username)
-            accepted: list[_Candidate] = []
-            first_in_batch: dict[str, _Candidate] = {}
             for candidate in candidates.values():
                 event = candidate.event
-                known = records.get(event.id)
                 earlier = first_in_batch.get(event.id)
-                if known is not None or earlier is not None:
-                    same = (
-                        known.actor == username and known.hash == candidate.hash
-                        if known is not None
-                        else earlier is not None and earlier.hash == candidate.hash
-                    )
-                    if not same:
-                        results[candidate.index] = _rejected(
-                            event.id, Reason.ID_CONFLICT, "this id is used by another event"
-                        )
-                    elif known is not None:
-                        results[candidate.index] = PushResult(event.id, "duplicate", seq=known.seq)
-                    continue  # a repeat inside the batch is answered after publishing
+                if earlier is not None:
+                    if earlier.hash != candidate.hash:
+                        results[candidate.index] = _conflict(event.id)
+                    continue  # a repeat inside the batch is answered like the first
                 first_in_batch[event.id] = candidate
-                if parse_hlc(event.hlc).wall > now + self._max_skew_ms:
+                known = records.get(event.id)
+                if known is not None:
+                    if known.actor != username or known.hash != candidate.hash:
+                        results[candidate.index] = _conflict(event.id)
+                    elif known.seq is not None:
+                        results[candidate.index] = PushResult(event.id, "duplicate", seq=known.seq)
+                    else:
+                        to_publish.append(candidate)  # decided before, not known stored
+                    continue
+                ahead = parse_hlc(event.hlc).wall - now
+                if ahead > self._max_skew_ms:
                     results[candidate.index] = _rejected(
-                        event.id,
-                        Reason.CLOCK_SKEW,
-                        f"hlc is {parse_hlc(event.hlc).wall - now} ms ahead of the server",
+                        event.id, Reason.CLOCK_SKEW, f"hlc is {ahead} ms ahead of the server"
                     )
                     continue
                 denial = body_denial or authority.decide(event, username)
@@ -161,15 +166,19 @@ class PushService:
                     results[candidate.index] = _rejected(event.id, denial.reason, denial.detail)
                     continue
                 authority.accept(event, username)
-                accepted.append(candidate)
-            acks = await self._publish(accepted, now)
-            stored = _stored_prefix(accepted, acks)
-            if len(stored) < len(accepted):
-                authority = initial  # keep only what the stream stored, in batch order
-                authority.claim_device(device, username)
-                for candidate, _ in stored:
-                    authority.accept(candidate.event, username)
-            await _save(conn, authority, stored, username)
+                decided.append(candidate)
+                to_publish.append(candidate)
+            await _save(conn, authority, decided, username)
+        acks = await self._publish(to_publish, now)
+        stored = [(c, ack) for c, ack in zip(to_publish, acks, strict=True) if ack is not None]
+        if stored:
+            async with self._db.write() as conn:
+                for candidate, ack in stored:
+                    await conn.execute(
+                        update(EventRecord)
+                        .where(EventRecord.id == candidate.event.id, EventRecord.seq.is_(None))
+                        .values(seq=ack.seq)
+                    )
         for candidate, ack in stored:
             status = "duplicate" if ack.duplicate else "accepted"
             results[candidate.index] = PushResult(candidate.event.id, status, seq=ack.seq)
@@ -177,7 +186,7 @@ class PushService:
             first = first_in_batch.get(candidate.event.id)
             if results[candidate.index] is None and first is not None and first is not candidate:
                 results[candidate.index] = _repeat_of(results[first.index], candidate.event.id)
-        if len(stored) < len(accepted):
+        if len(stored) < len(to_publish):
             return StreamUnavailable(
                 "the event stream is unavailable: resend the same events unchanged",
                 retry_after=2,
@@ -225,6 +234,10 @@ def _parse(raw: msgspec.Raw) -> Any:
     return value
 
 
+def _conflict(event_id: str) -> PushResult:
+    return _rejected(event_id, Reason.ID_CONFLICT, "this id is used by another event")
+
+
 def _rejected(event_id: str, reason: Reason, detail: str) -> PushResult:
     return PushResult(event_id, "rejected", reason=str(reason), detail=detail)
 
@@ -233,19 +246,6 @@ def _repeat_of(first: PushResult | None, event_id: str) -> PushResult | None:
     if first is None or first.status == "rejected":
         return first
     return PushResult(event_id, "duplicate", seq=first.seq)
-
-
-def _stored_prefix(
-    accepted: list[_Candidate], acks: list[PubAck | None]
-) -> list[tuple[_Candidate, PubAck]]:
-    """The events the stream stored, up to the first it did not: a later one it did store
-    anyway is found again by the stream's duplicate window when the device resends."""
-    prefix = []
-    for candidate, ack in zip(accepted, acks, strict=True):
-        if ack is None:
-            break
-        prefix.append((candidate, ack))
-    return prefix
 
 
 async def _load_records(conn: AsyncConnection, ids: list[str]) -> dict[str, Any]:
@@ -291,17 +291,15 @@ async def _load_authority(
 async def _save(
     conn: AsyncConnection,
     authority: Authority,
-    stored: list[tuple[_Candidate, PubAck]],
+    decided: list[_Candidate],
     username: str,
 ) -> None:
+    """The decisions, written ahead of publishing: id records (no seq yet) and authority."""
     encode = msgspec.json.encode
     await insert_ignore(
         conn,
         EventRecord,
-        [
-            {"id": c.event.id, "actor": username, "hash": c.hash, "seq": ack.seq}
-            for c, ack in stored
-        ],
+        [{"id": c.event.id, "actor": username, "hash": c.hash, "seq": None} for c in decided],
         ["id"],
     )
     await upsert(

@@ -1,0 +1,36 @@
+"""The app's logic, in plain view models the Kivy screens bind to (no Kivy here).
+
+Each view model holds a ``Device``, exposes plain data (lists of dicts, small dataclasses),
+and has command methods that never raise a ``ClientError`` to the UI: a failure becomes
+``error``, in plain words. ``subscribe(callback)`` calls back after every command and
+``refresh()``; the screens re-render on it.
+"""
+
+from ._base import ViewModel
+from ._text import TimeText
+from .board import COLUMN_TITLES, BoardViewModel, Card, CardFilter
+from .boards import BoardItem, BoardsViewModel, MemberItem
+from .notices import NoticeItem, NoticesViewModel
+from .signin import Runner, SignInViewModel, run_in_thread
+from .status import StatusViewModel
+from .task import CommentItem, TaskViewModel
+
+__all__ = [
+    "COLUMN_TITLES",
+    "BoardItem",
+    "BoardViewModel",
+    "BoardsViewModel",
+    "Card",
+    "CardFilter",
+    "CommentItem",
+    "MemberItem",
+    "NoticeItem",
+    "NoticesViewModel",
+    "Runner",
+    "SignInViewModel",
+    "StatusViewModel",
+    "TaskViewModel",
+    "TimeText",
+    "ViewModel",
+    "run_in_thread",
+]

@@ -1,0 +1,201 @@
+"""Sign-in: a server, a username, a password; sign up, sign in, or continue offline.
+
+The profile is one device store (the folder ``outpost client --data-dir`` reads too). A
+profile used offline has no user yet: its pending work is folded as "(you)", and the
+first sign-in makes it that user's and pushes it on the next sync. A profile that
+belongs to one user is never handed to another: their work would be sent as theirs.
+
+Network work goes through ``runner`` (the sync thread's ``submit``, or ``run_in_thread``):
+the commands return a ``Future[bool]`` at once, and ``changed`` fires from the runner's
+thread when it is done; the UI adapter hands that to the UI thread. The password is
+sent, never written anywhere, and forgotten once signed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Literal
+
+from client.device import Device
+from client.errors import ClientError, ServerUnreachable, SignInRequired
+from client.store.database import set_setting
+from client.sync.engine import SyncEngine
+from client.sync.transport import HttpxTransport, Transport
+
+from . import _validation as check
+from ._base import ViewModel
+from ._text import plain_error
+
+Runner = Callable[[Coroutine[Any, Any, None]], "Future[None]"]
+Outcome = Literal["signed_in", "offline"]
+
+UNREACHABLE = "Cannot reach the server — you can continue offline"
+TAKEN = "That username is taken"
+WRONG_CREDENTIALS = "Wrong username or password"
+
+
+def run_in_thread(coro: Coroutine[Any, Any, None]) -> Future[None]:
+    """A runner: the coroutine on a new event loop in a helper thread."""
+    future: Future[None] = Future()
+
+    def main() -> None:
+        try:
+            future.set_result(asyncio.run(coro))
+        except BaseException as exc:  # the future carries it to whoever waits
+            future.set_exception(exc)
+
+    threading.Thread(target=main, name="outpost-sign-in", daemon=True).start()
+    return future
+
+
+class SignInViewModel(ViewModel):
+    def __init__(
+        self,
+        profile_root: Path,
+        *,
+        device_factory: Callable[[Path], Device] = Device,
+        runner: Runner = run_in_thread,
+        transport_factory: Callable[[str], Transport] = HttpxTransport,
+        default_server: str = "",
+    ) -> None:
+        super().__init__()
+        self._runner = runner
+        self._transport_factory = transport_factory
+        self.device: Device | None = None
+        self.server_url = default_server
+        self.username = ""
+        self.password = ""
+        self.field_errors: dict[str, str] = {}
+        self.busy = False
+        self.offer_offline = False
+        """True once the server could not be reached: the screen shows "continue offline"."""
+        self.outcome: Outcome | None = None
+        self._open_error: str | None = None
+        try:
+            self.device = device_factory(profile_root)
+        except ClientError as exc:
+            self.error = self._open_error = plain_error(exc)
+        else:
+            self.server_url = self.device.server or default_server
+            self.username = self.device.username or ""
+
+    @property
+    def has_session(self) -> bool:
+        """The profile is signed in already: the app can skip this screen."""
+        return self.device is not None and self.device.store.setting("token") is not None
+
+    def sign_up(self) -> Future[bool]:
+        return self._authenticate("signup")
+
+    def sign_in(self) -> Future[bool]:
+        return self._authenticate("login")
+
+    def continue_offline(self) -> bool:
+        """Use the profile without an account; a valid server address is kept for later."""
+        self.field_errors, self.error = {}, self._open_error
+        if self.device is None:
+            self._notify()
+            return False
+        try:
+            self.server_url = check.server_url(self.server_url)
+            _remember_server(self.device, self.server_url)
+        except check.Refused:
+            pass  # nothing to remember: the user can enter it when signing in later
+        except ClientError as exc:
+            self.error = plain_error(exc)
+        self.outcome = "offline" if self.error is None else None
+        self._notify()
+        return self.error is None
+
+    # sign up and sign in
+
+    def _authenticate(self, action: Literal["signup", "login"]) -> Future[bool]:
+        done: Future[bool] = Future()
+        credentials = self._validated()
+        if self.device is None:
+            self.error = self._open_error
+        if credentials is None or self.device is None or self.busy:
+            self._notify()
+            done.set_result(False)
+            return done
+        server, username, password = credentials
+        self.busy, self.error, self.offer_offline = True, None, False
+        self._notify()
+        work = self._runner(self._session(self.device, action, server, username, password))
+        work.add_done_callback(lambda finished: self._finish(finished, action, server, done))
+        return done
+
+    def _validated(self) -> tuple[str, str, str] | None:
+        self.error, self.field_errors = None, {}
+        fields: dict[str, tuple[Callable[[str], str], str]] = {
+            "server_url": (check.server_url, self.server_url),
+            "username": (check.username, self.username),
+            "password": (check.password, self.password),
+        }
+        valid: list[str] = []
+        for name, (validate, value) in fields.items():
+            try:
+                valid.append(validate(value))
+            except check.Refused as exc:
+                self.field_errors[name] = str(exc)
+        owner = self.device.username if self.device else None
+        if not self.field_errors and owner is not None and owner != valid[1]:
+            self.field_errors["username"] = (
+                f"This profile belongs to {owner}: sign in as {owner}, "
+                "or start the app with another data folder"
+            )
+        if self.field_errors:
+            self.error = next(iter(self.field_errors.values()))
+            return None
+        return valid[0], valid[1], valid[2]
+
+    async def _session(
+        self, device: Device, action: str, server: str, username: str, password: str
+    ) -> None:
+        transport = self._transport_factory(server)
+        try:
+            engine = SyncEngine(device, transport)
+            await (engine.signup if action == "signup" else engine.login)(username, password)
+        finally:
+            await transport.close()
+        _remember_server(device, server)
+
+    def _finish(self, work: Future[None], action: str, server: str, done: Future[bool]) -> None:
+        self.busy = False
+        failure = None if work.cancelled() else work.exception()
+        if failure is not None and not isinstance(failure, ClientError):
+            self._notify()
+            done.set_exception(failure)  # a programming error: not for the user's eyes
+            return
+        signed_in = not work.cancelled() and failure is None
+        if signed_in:
+            self.password, self.outcome, self.server_url = "", "signed_in", server
+        elif failure is None:
+            self.error = "Signing in was interrupted: try again"
+        else:
+            self.error = self._explain(failure, action)
+            self.offer_offline = isinstance(failure, ServerUnreachable)
+        self._notify()
+        done.set_result(signed_in)
+
+    @staticmethod
+    def _explain(failure: ClientError, action: str) -> str:
+        if isinstance(failure, ServerUnreachable):
+            return UNREACHABLE
+        if isinstance(failure, SignInRequired):
+            detail = str(failure)
+            if action == "signup" and "taken" in detail:
+                return TAKEN
+            if action == "login" and "wrong username or password" in detail.lower():
+                return WRONG_CREDENTIALS
+            return f"The server said no: {detail}"
+        return plain_error(failure)
+
+
+def _remember_server(device: Device, server: str) -> None:
+    with device.store.write() as conn:
+        set_setting(conn, "server", server)

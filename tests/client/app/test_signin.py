@@ -1,0 +1,309 @@
+"""Sign-in: validation before any network, sign up and sign in through a real backend,
+errors in plain words, continue offline, and offline work pushed after a later sign-in."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.app.viewmodels import SignInViewModel, StatusViewModel
+from client.app.viewmodels.signin import TAKEN, UNREACHABLE, WRONG_CREDENTIALS
+from client.device import Device
+from client.errors import ClientError, StoreError
+from client.store.database import set_setting
+from client.sync.engine import SyncEngine
+from client.sync.transport import HttpxTransport
+from tests.support.backend import BackendProcess
+
+PASSWORD = "correct horse"
+NOWHERE = "http://127.0.0.1:9"
+URL_RULE = "The server address starts with http:// or https://"
+NAME_RULE = "A username is 3 to 32 characters: lowercase a-z, 0-9, _ . or -"
+PASSWORD_RULE = "A password is 8 to 128 characters long"
+
+
+def no_network(coro: Coroutine[Any, Any, None]) -> Future[None]:
+    coro.close()
+    raise AssertionError("the view model went to the network")
+
+
+def filled(profile: Path, server: str, username: str, **kwargs: Any) -> SignInViewModel:
+    model = SignInViewModel(profile, **kwargs)
+    model.server_url, model.username, model.password = server, username, PASSWORD
+    return model
+
+
+def new_user() -> str:
+    return f"u{uuid.uuid4().hex[:10]}"
+
+
+def sync(device: Device, server: str) -> StatusViewModel:
+    """Sync until nothing is pending, its progress fed to a status view model (which tells
+    how it went: a failed cycle raises, and the status line says why)."""
+    status = StatusViewModel(device)
+
+    async def cycle() -> None:
+        transport = HttpxTransport(server)
+        engine = SyncEngine(device, transport, status.update)
+        deadline = time.monotonic() + 15
+        try:
+            await engine.sync()
+            while device.pending_count() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)  # accepted, not yet in the views: sync again
+                await engine.sync()
+        except ClientError:
+            pass
+        finally:
+            await transport.close()
+
+    asyncio.run(cycle())
+    return status
+
+
+# before any network
+
+
+def test_prefills_the_server_and_username_the_profile_remembers(tmp_path: Path) -> None:
+    device = Device(tmp_path)
+    with device.store.write() as conn:
+        set_setting(conn, "server", "https://outpost.example")
+        set_setting(conn, "username", "alice")
+    model = SignInViewModel(tmp_path, device_factory=lambda _: device)
+    assert (model.server_url, model.username, model.password) == (
+        "https://outpost.example",
+        "alice",
+        "",
+    )
+
+
+def test_a_new_profile_starts_with_the_default_server(tmp_path: Path) -> None:
+    model = SignInViewModel(tmp_path, default_server="http://localhost:8000")
+    assert (model.server_url, model.username, model.has_session) == (
+        "http://localhost:8000",
+        "",
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("server_url", "outpost.example", URL_RULE),
+        ("server_url", "ftp://outpost.example", URL_RULE),
+        ("username", "al", NAME_RULE),
+        ("username", "Alice", NAME_RULE),
+        ("username", "a" * 33, NAME_RULE),
+        ("password", "short", PASSWORD_RULE),
+        ("password", "x" * 129, PASSWORD_RULE),
+    ],
+)
+def test_invalid_input_is_refused_before_any_network(
+    tmp_path: Path, field: str, value: str, message: str
+) -> None:
+    model = filled(tmp_path, "https://outpost.example", "alice", runner=no_network)
+    setattr(model, field, value)
+    for command in (model.sign_in, model.sign_up):
+        assert command().result(1) is False
+        assert (model.error, model.field_errors) == (message, {field: message})
+
+
+def test_every_invalid_field_gets_its_message(tmp_path: Path) -> None:
+    model = SignInViewModel(tmp_path, runner=no_network)
+    assert model.sign_in().result(1) is False
+    assert set(model.field_errors) == {"server_url", "username", "password"}
+
+
+def test_a_profile_of_one_user_is_not_handed_to_another(tmp_path: Path) -> None:
+    Device(tmp_path).close()
+    model = filled(tmp_path, "https://outpost.example", "bob", runner=no_network)
+    assert model.device is not None
+    with model.device.store.write() as conn:
+        set_setting(conn, "username", "alice")
+    assert model.sign_in().result(1) is False
+    assert model.error is not None and "This profile belongs to alice" in model.error
+
+
+def test_a_profile_that_cannot_be_opened_says_so_and_signs_nobody_in(tmp_path: Path) -> None:
+    def broken(_: Path) -> Device:
+        raise StoreError("cannot open the local store: disk I/O error")
+
+    model = filled(tmp_path, "https://outpost.example", "alice", device_factory=broken)
+    assert model.error == "Cannot open the local store: disk I/O error"
+    assert model.sign_in().result(1) is False
+    assert model.continue_offline() is False
+    assert model.error == "Cannot open the local store: disk I/O error"
+
+
+def test_busy_while_the_server_answers_and_subscribers_hear_both_ends(tmp_path: Path) -> None:
+    pending: Future[None] = Future()
+    works: list[Coroutine[Any, Any, None]] = []
+
+    def runner(coro: Coroutine[Any, Any, None]) -> Future[None]:
+        works.append(coro)
+        return pending
+
+    model = filled(tmp_path, "https://outpost.example", "alice", runner=runner)
+    seen: list[bool] = []
+    model.subscribe(lambda: seen.append(model.busy))
+    done = model.sign_in()
+    assert model.busy and not done.done()
+    assert model.sign_in().result(1) is False  # no second attempt while one runs
+    works[0].close()
+    pending.set_result(None)
+    assert done.result(1) is True
+    assert (model.busy, model.outcome, model.password) == (False, "signed_in", "")
+    assert seen[0] is True and seen[-1] is False
+
+
+def test_an_interrupted_sign_in_asks_to_try_again(tmp_path: Path) -> None:
+    def cancelled(coro: Coroutine[Any, Any, None]) -> Future[None]:
+        coro.close()
+        future: Future[None] = Future()
+        future.cancel()
+        return future
+
+    model = filled(tmp_path, "https://outpost.example", "alice", runner=cancelled)
+    assert model.sign_in().result(1) is False
+    assert (model.error, model.busy, model.outcome) == (
+        "Signing in was interrupted: try again",
+        False,
+        None,
+    )
+
+
+def test_a_programming_error_is_not_dressed_up_for_the_user(tmp_path: Path) -> None:
+    def failing(coro: Coroutine[Any, Any, None]) -> Future[None]:
+        coro.close()
+        future: Future[None] = Future()
+        future.set_exception(KeyError("token"))
+        return future
+
+    model = filled(tmp_path, "https://outpost.example", "alice", runner=failing)
+    with pytest.raises(KeyError):
+        model.sign_in().result(1)
+    assert model.error is None and not model.busy
+
+
+# an unreachable server
+
+
+def test_an_unreachable_server_offers_to_continue_offline(tmp_path: Path) -> None:
+    model = filled(tmp_path, NOWHERE, "alice")
+    assert model.sign_in().result(20) is False
+    assert (model.error, model.offer_offline, model.outcome, model.busy) == (
+        UNREACHABLE,
+        True,
+        None,
+        False,
+    )
+
+
+def test_continue_offline_opens_the_local_profile_and_keeps_the_server(tmp_path: Path) -> None:
+    model = filled(tmp_path, NOWHERE + "/", "alice")
+    assert model.continue_offline() is True
+    assert model.outcome == "offline" and model.device is not None
+    assert model.device.server == NOWHERE
+    assert model.device.username is None
+    assert model.device.create_board("Offline plans")
+
+
+def test_continue_offline_without_a_valid_server_still_works(tmp_path: Path) -> None:
+    model = SignInViewModel(tmp_path)
+    model.server_url = "not a url"
+    assert model.continue_offline() is True
+    assert model.device is not None and model.device.server is None
+
+
+# a real backend
+
+
+@pytest.mark.integration
+def test_sign_up_signs_in_and_never_stores_the_password(
+    tmp_path: Path, module_backend: BackendProcess
+) -> None:
+    username = new_user()
+    model = filled(tmp_path, module_backend.url, username)
+    assert model.sign_up().result(30) is True
+    assert (model.outcome, model.error, model.password, model.has_session) == (
+        "signed_in",
+        None,
+        "",
+        True,
+    )
+    assert model.device is not None and model.device.username == username
+    assert model.device.server == module_backend.url
+    stored = b"".join(path.read_bytes() for path in tmp_path.iterdir() if path.is_file())
+    assert PASSWORD.encode() not in stored
+
+
+@pytest.mark.integration
+def test_sign_up_with_a_taken_username_says_so(
+    tmp_path: Path, module_backend: BackendProcess
+) -> None:
+    username = new_user()
+    assert filled(tmp_path / "a", module_backend.url, username).sign_up().result(30)
+    model = filled(tmp_path / "b", module_backend.url, username)
+    assert model.sign_up().result(30) is False
+    assert (model.error, model.outcome, model.offer_offline) == (TAKEN, None, False)
+
+
+@pytest.mark.integration
+def test_sign_in_with_a_wrong_password_says_so(
+    tmp_path: Path, module_backend: BackendProcess
+) -> None:
+    username = new_user()
+    assert filled(tmp_path / "a", module_backend.url, username).sign_up().result(30)
+    model = filled(tmp_path / "b", module_backend.url, username)
+    model.password = "not the password"
+    assert model.sign_in().result(30) is False
+    assert model.error == WRONG_CREDENTIALS
+    assert model.password == "not the password"  # kept to correct, never written down
+
+
+@pytest.mark.integration
+def test_sign_in_on_a_second_profile_reaches_the_same_account(
+    tmp_path: Path, module_backend: BackendProcess
+) -> None:
+    username = new_user()
+    first = filled(tmp_path / "a", module_backend.url, username)
+    assert first.sign_up().result(30)
+    assert first.device is not None
+    first.device.create_board("Shared plans")
+    assert sync(first.device, module_backend.url).text.startswith("Up to date · last synced")
+    second = filled(tmp_path / "b", module_backend.url, username)
+    assert second.sign_in().result(30) is True
+    assert second.device is not None
+    sync(second.device, module_backend.url)
+    assert [b["name"] for b in second.device.boards()] == ["Shared plans"]
+
+
+@pytest.mark.integration
+def test_work_done_offline_is_pushed_after_signing_in_later(
+    tmp_path: Path, module_backend: BackendProcess
+) -> None:
+    username = new_user()
+    model = filled(tmp_path / "a", NOWHERE, username)
+    assert model.sign_up().result(20) is False and model.offer_offline
+    assert model.continue_offline()
+    assert model.device is not None
+    board = model.device.create_board("Made offline")
+    model.device.add_task(board, "Written on a plane")
+    assert sync(model.device, NOWHERE).text == "Offline · 2 changes waiting"
+
+    model.server_url = module_backend.url
+    assert model.sign_up().result(30) is True
+    status = sync(model.device, module_backend.url)
+    assert status.pending == 0 and model.device.rejected() == []
+    assert model.device.boards()[0]["owner"] == username
+
+    other = filled(tmp_path / "b", module_backend.url, username)
+    assert other.sign_in().result(30) and other.device is not None
+    sync(other.device, module_backend.url)
+    assert [t["title"] for t in other.device.tasks(board)] == ["Written on a plane"]

@@ -1,0 +1,301 @@
+"""One task: every field, only what changed sent, labels, comments, delete and restore."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from client.app.viewmodels import TaskViewModel, TimeText
+from client.device import Device
+from client.errors import ClientError
+from client.sync.engine import SyncEngine
+from client.sync.transport import HttpxTransport
+from tests.support.backend import BackendProcess
+
+PASSWORD = "correct horse"
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Device:
+    return Device(tmp_path / "profile")
+
+
+@pytest.fixture
+def board(device: Device) -> str:
+    return device.create_board("Launch")
+
+
+@pytest.fixture
+def task(device: Device, board: str) -> str:
+    return device.add_task(board, "Ship", notes="soon", labels=["ui"])
+
+
+@pytest.fixture
+def model(device: Device, task: str) -> TaskViewModel:
+    return TaskViewModel(device, task, format_time=lambda seconds: "at noon")
+
+
+def outbox(device: Device) -> list[dict[str, Any]]:
+    with device.store.read() as conn:
+        rows = conn.execute("SELECT body FROM outbox ORDER BY position").fetchall()
+    return [msgspec.json.decode(body) for (body,) in rows]
+
+
+def test_values_hold_every_field_of_the_task(model: TaskViewModel) -> None:
+    assert model.values == {
+        "title": "Ship",
+        "notes": "soon",
+        "status": "todo",
+        "priority": 0,
+        "due": None,
+        "assignee": None,
+        "labels": ["ui"],
+        "deleted": False,
+    }
+    assert not model.deleted
+
+
+def test_save_edits_every_field_from_the_forms_text(model: TaskViewModel) -> None:
+    assert model.save(
+        title=" Ship it ",
+        notes="today",
+        priority="2",
+        due="2025-04-01",
+        assignee="alice",
+        status="doing",
+    )
+    assert model.values is not None
+    assert {k: model.values[k] for k in ("title", "notes", "priority", "due", "assignee")} == {
+        "title": "Ship it",
+        "notes": "today",
+        "priority": 2,
+        "due": "2025-04-01",
+        "assignee": "alice",
+    }
+    assert model.values["status"] == "doing" and model.error is None
+
+
+def test_save_sends_only_the_fields_that_changed(device: Device, model: TaskViewModel) -> None:
+    before = len(outbox(device))
+    assert model.save(title="Ship", notes="soon", priority=3, due="")
+    sent = outbox(device)[before:]
+    assert [(e["type"], e["payload"]) for e in sent] == [
+        ("TaskUpdated", {"fields": {"priority": 3}})
+    ]
+
+
+def test_save_with_nothing_changed_records_nothing(device: Device, model: TaskViewModel) -> None:
+    before = len(outbox(device))
+    assert model.save(title="Ship", status="todo")
+    assert len(outbox(device)) == before
+
+
+def test_a_change_of_column_moves_the_task_to_the_end_of_it(
+    device: Device, board: str, model: TaskViewModel, task: str
+) -> None:
+    device.add_task(board, "Already busy", status="doing")
+    assert model.save(status="doing", priority=1)
+    assert [t["title"] for t in device.column(board, "doing")] == ["Already busy", "Ship"]
+    assert device.entity("task", task)["values"]["priority"] == 1  # type: ignore[index]
+
+
+def test_empty_due_date_and_assignee_clear_them(model: TaskViewModel) -> None:
+    model.save(due="2025-04-01", assignee="alice")
+    assert model.save(due=" ", assignee="")
+    assert model.values is not None
+    assert (model.values["due"], model.values["assignee"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"title": "  "}, "A task needs a title"),
+        ({"title": "x" * 501}, "A title is at most 500 characters"),
+        ({"notes": "x" * 20_001}, "Notes are at most 20,000 characters"),
+        ({"due": "14/03/2025"}, "Write the due date as YYYY-MM-DD, for example 2025-03-14"),
+        ({"due": "2025-02-30"}, "2025-02-30 is not a date on the calendar"),
+        ({"priority": 5}, "Priority is a number from 0 to 4"),
+        ({"priority": "-1"}, "Priority is a number from 0 to 4"),
+        ({"priority": "high"}, "Priority is a number from 0 to 4"),
+        (
+            {"assignee": "Alice Smith"},
+            "Assign the task to a username (3 to 32 of a-z, 0-9, _ . -) or to nobody",
+        ),
+    ],
+)
+def test_save_refuses_bad_input_and_records_nothing(
+    device: Device, model: TaskViewModel, fields: dict[str, Any], message: str
+) -> None:
+    before = len(outbox(device))
+    assert model.save(**{"notes": "changed", **fields}) is False
+    assert model.error == message
+    assert len(outbox(device)) == before  # checked whole before anything is recorded
+    assert model.values is not None and model.values["notes"] == "soon"
+
+
+def test_an_unknown_field_or_status_is_a_programming_error(model: TaskViewModel) -> None:
+    with pytest.raises(TypeError):
+        model.save(colour="red")  # type: ignore[call-arg]
+    with pytest.raises(ValueError):
+        model.save(status="blocked")
+
+
+def test_labels_are_added_once_and_removed(device: Device, model: TaskViewModel) -> None:
+    assert model.add_label(" api ")
+    before = len(outbox(device))
+    assert model.add_label("api")  # already there: nothing to record
+    assert len(outbox(device)) == before
+    assert model.remove_label("ui")
+    assert model.values is not None and model.values["labels"] == ["api"]
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [("", "A label needs a name"), ("x" * 51, "A label is at most 50 characters")],
+)
+def test_a_bad_label_is_refused(model: TaskViewModel, label: str, message: str) -> None:
+    assert model.add_label(label) is False and model.error == message
+
+
+def test_comments_are_added_listed_and_deleted(model: TaskViewModel) -> None:
+    first = model.add_comment(" Looks good ")
+    time.sleep(0.002)  # comments sort by the millisecond they were made in, then by id
+    second = model.add_comment("Shipped")
+    assert first and second
+    assert model.comments == [
+        {
+            "id": first,
+            "body": "Looks good",
+            "author": "(you)",
+            "time": "at noon",
+            "can_delete": True,
+        },
+        {"id": second, "body": "Shipped", "author": "(you)", "time": "at noon", "can_delete": True},
+    ]
+    assert model.delete_comment(first)
+    assert [c["id"] for c in model.comments] == [second]
+
+
+def test_an_empty_comment_is_refused(model: TaskViewModel) -> None:
+    assert model.add_comment("   ") is None
+    assert (model.error, model.comments) == ("Write something first", [])
+
+
+def test_a_comment_time_reads_as_a_time(device: Device, task: str) -> None:
+    device.add_comment(task, "Noted")
+    created = device.comments(task)[0]["created_at"] / 1000
+    clock = TimeText(now=lambda: created, tz=UTC)
+    model = TaskViewModel(device, task, format_time=clock)
+    assert model.comments[0]["time"] == datetime.fromtimestamp(created, UTC).strftime("%H:%M")
+
+
+def test_delete_and_restore(model: TaskViewModel) -> None:
+    assert model.delete() and model.deleted
+    assert model.restore() and not model.deleted
+
+
+def test_an_archived_board_refuses_edits(device: Device, board: str, model: TaskViewModel) -> None:
+    device.archive_board(board)
+    model.refresh()
+    message = "This board is archived: unarchive it to change its tasks"
+    commands = [
+        lambda: model.save(title="Thawed"),
+        lambda: model.add_label("x"),
+        lambda: model.remove_label("ui"),
+        lambda: model.add_comment("hello"),
+        lambda: model.delete_comment(str(uuid.uuid4())),
+        model.delete,
+        model.restore,
+    ]
+    for command in commands:
+        assert not command()
+        assert model.error == message
+
+
+def test_a_task_that_is_not_there_has_no_values_and_says_so(device: Device) -> None:
+    model = TaskViewModel(device, str(uuid.uuid4()))
+    assert (model.values, model.comments, model.deleted) == (None, [], False)
+    assert model.save(title="Anything") is False
+    assert model.error == "That task is no longer on this device: a sync may have removed it"
+
+
+def test_commands_and_refresh_tell_the_subscribers(model: TaskViewModel) -> None:
+    calls: list[int] = []
+    model.subscribe(lambda: calls.append(1))
+    model.save(priority=1)
+    model.add_comment("x")
+    model.refresh()
+    assert len(calls) == 3
+
+
+# someone else's comment, through a real backend
+
+
+async def settle(engine: SyncEngine, timeout: float = 15) -> None:
+    """Sync until nothing is pending: the backend's views hold all this device did."""
+    deadline = time.monotonic() + timeout
+    await engine.sync()
+    while engine.device.pending_count() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        await engine.sync()
+
+
+def online(device: Device, server: str, *actions: str, username: str = "") -> None:
+    async def work() -> None:
+        transport = HttpxTransport(server)
+        engine = SyncEngine(device, transport)
+        try:
+            for action in actions:
+                if action == "sync":
+                    await settle(engine)
+                else:
+                    await getattr(engine, action)(username, PASSWORD)
+        finally:
+            await transport.close()
+
+    try:
+        asyncio.run(work())
+    except ClientError as exc:
+        raise AssertionError(f"sync failed: {exc}") from exc
+
+
+@pytest.mark.integration
+def test_only_a_comments_author_or_the_boards_owner_may_delete_it(
+    tmp_path: Path, module_backend: BackendProcess
+) -> None:
+    alice, bob = (f"{name}{uuid.uuid4().hex[:6]}" for name in ("alice", "bob"))
+    owner, member = Device(tmp_path / "alice"), Device(tmp_path / "bob")
+    online(owner, module_backend.url, "signup", username=alice)
+    online(member, module_backend.url, "signup", username=bob)
+    board = owner.create_board("Launch")
+    owner.share_board(board, bob)
+    task = owner.add_task(board, "Ship")
+    owner.add_comment(task, "From the owner")
+    online(owner, module_backend.url, "sync")
+    online(member, module_backend.url, "sync")
+
+    model = TaskViewModel(member, task)
+    mine = model.add_comment("From a member")
+    assert [(c["author"], c["can_delete"]) for c in model.comments] == [
+        (alice, False),
+        (bob, True),
+    ]
+    assert model.delete_comment(model.comments[0]["id"]) is False
+    assert model.error == "Only its author or the board's owner can delete a comment"
+    online(member, module_backend.url, "sync")
+    online(owner, module_backend.url, "sync")
+
+    owners_view = TaskViewModel(owner, task)
+    assert [c["can_delete"] for c in owners_view.comments] == [True, True]
+    assert owners_view.delete_comment(str(mine))
+    online(owner, module_backend.url, "sync")
+    assert owner.rejected() == [] and [c["body"] for c in owners_view.comments] == [
+        "From the owner"
+    ]
