@@ -22,7 +22,7 @@ from typing import Any
 import nats
 import uvicorn
 from nats.aio.client import Client as NatsClient
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from backend.bff.app import Services, create_app
 from backend.bff.auth.services import AuthService
@@ -34,12 +34,11 @@ from backend.bff.sync.pull import PullService
 from backend.bff.sync.push import PushService
 from backend.config import Settings
 from backend.consumers.runner import ConsumerRunner
-from backend.db import Database, upsert
+from backend.db import Database
 from backend.nats import EmbeddedNats
 from backend.nats.streams import ensure_streams
-from backend.projector.models import Applied, Info, Membership, ProjectorBase, View, positions
-from backend.projector.projector import Projector, ensure_generation
-from protocol import new_id
+from backend.projector.models import Applied, ProjectorBase
+from backend.projector.projector import Projector, ensure_generation, start_over
 
 log = logging.getLogger("outpost.backend")
 
@@ -201,13 +200,7 @@ async def rebuild(settings: Settings) -> str:
     views = Database.for_component("projector", data_dir=settings.data_dir, url=settings.db_url)
     try:
         await views.create(ProjectorBase.metadata)
-        generation = new_id()
         async with views.write() as conn:
-            for table in (View, Membership, Applied):
-                await conn.execute(delete(table))
-            await conn.execute(delete(positions))
-            await conn.execute(delete(Info).where(Info.key == "version"))
-            await upsert(conn, Info, [{"key": "generation", "value": generation}], ["key"])
-        return generation
+            return await start_over(conn)
     finally:
         await views.dispose()

@@ -46,3 +46,7 @@ class Component(Protocol):
     async def handle(self, conn: AsyncConnection, events: list[Event]) -> Outcome:
         """Apply a batch (stream order, each with ``seq``) inside the runner's transaction."""
         ...
+
+    async def start_over(self, conn: AsyncConnection) -> None:
+        """Forget everything (position included): the stream will be replayed from seq 1."""
+        ...

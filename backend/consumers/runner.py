@@ -150,6 +150,19 @@ class ConsumerRunner:
         events went ahead, leaving a gap behind the position).
         """
         position = await self.position()
+        last = (await self.js.stream_info(EVENTS_STREAM)).state.last_seq
+        if position > last:
+            # The stream has fewer events than this database has applied: it was lost or
+            # restored from an older backup. Trusting the position would skip new events.
+            log.error(
+                "%s: position %d is beyond the stream's last seq %d: starting over",
+                self.durable,
+                position,
+                last,
+            )
+            async with self.component.db.write() as conn:
+                await self.component.start_over(conn)
+            position = 0
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await self.js.delete_consumer(EVENTS_STREAM, self.durable)
         config = ConsumerConfig(

@@ -9,13 +9,13 @@ nothing.
 from __future__ import annotations
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Outcome
 from backend.db import Database, insert_ignore, upsert
 from backend.projector.models import Applied, Info, Membership, View, positions
-from protocol import Event, MergeError, merge
+from protocol import Event, MergeError, merge, new_id
 from protocol.merge import EntityKey, EntityState
 
 _state_decoder = msgspec.json.Decoder(EntityState)
@@ -30,6 +30,9 @@ class Projector:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def start_over(self, conn: AsyncConnection) -> None:
+        await start_over(conn)
 
     async def handle(self, conn: AsyncConnection, events: list[Event]) -> Outcome:
         outcome = Outcome()
@@ -138,10 +141,20 @@ async def next_versions(conn: AsyncConnection, count: int) -> int:
     return first
 
 
+async def start_over(conn: AsyncConnection) -> str:
+    """Empty the views into a new generation; the stream is replayed into them from seq 1.
+    Devices whose cursor names the old generation get ``reset`` on their next pull."""
+    generation = new_id()
+    for table in (View, Membership, Applied):
+        await conn.execute(delete(table))
+    await conn.execute(delete(positions))
+    await conn.execute(delete(Info).where(Info.key == "version"))
+    await upsert(conn, Info, [{"key": "generation", "value": generation}], ["key"])
+    return generation
+
+
 async def ensure_generation(db: Database) -> str:
     """The views' generation: made once, replaced by a rebuild (devices then get ``reset``)."""
-    from protocol import new_id
-
     async with db.write() as conn:
         current = (await conn.execute(select(Info.value).where(Info.key == "generation"))).scalar()
         if current is None:

@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from client.device import Device
-from client.errors import ServerUnreachable, SignInRequired
+from client.errors import InvalidAction, ServerUnreachable, SignInRequired
 from client.store.database import set_setting
 from client.store.view import confirm, event_of, keys_of_board, refold
 from client.sync.transport import Reply, Transport, TransportError
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 1024 * 1024 - 4096  # room for the batch's own envelope
 PULL_LIMIT = 1000
+MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+"""How far ahead of the server's clock an hlc may be (SPEC section 6)."""
 REMOVED_BOARD = "removed_from_board"
 
 
@@ -86,6 +88,12 @@ class SyncEngine:
         await self._session("/v1/auth/token", {"username": username, "password": password}, 200)
 
     async def _session(self, path: str, credentials: dict[str, str], expected: int) -> None:
+        owner = self.device.username
+        if owner is not None and owner != credentials["username"]:
+            raise InvalidAction(
+                f"this profile belongs to {owner}: use another profile folder for "
+                f"{credentials['username']}"
+            )
         try:
             reply = await self.transport.request(
                 "POST", path, body=msgspec.json.encode(credentials)
@@ -220,8 +228,9 @@ class SyncEngine:
                     result.rejected += 1
             if skewed:
                 device.clock.rebase(answer["server_time"], self._setting(conn, "hlc_floor"))
-                touched |= self._restamp(conn, skewed)
-                result.restamped += len(skewed)
+                restamped, more = self._restamp_ahead(conn, answer["server_time"])
+                touched |= more
+                result.restamped += restamped
                 set_setting(conn, "clock_offset", str(device.clock.offset_ms))
             refold(conn, touched, device.username)
             set_setting(conn, "clock_last", device.clock.last)
@@ -248,17 +257,29 @@ class SyncEngine:
         _add_notice(conn, f"rejected:{event_id}", board, task, reason, message)
         return set(merge.keys_of(event))
 
-    def _restamp(self, conn: sqlite3.Connection, event_ids: list[str]) -> set[EntityKey]:
+    def _restamp_ahead(
+        self, conn: sqlite3.Connection, server_time: int
+    ) -> tuple[int, set[EntityKey]]:
+        """After a rebase: restamp, in outbox order, every unsent event the server would
+        refuse as too far ahead (not only this batch's: the UI may have made more while the
+        push was out), and keep the clock above the unsent events that stay, so the user's
+        next edit still wins over them."""
         touched: set[EntityKey] = set()
-        for event_id in event_ids:
-            (body,) = conn.execute("SELECT body FROM outbox WHERE id = ?", (event_id,)).fetchone()
+        restamped = 0
+        rows = conn.execute(
+            "SELECT id, body FROM outbox WHERE seq IS NULL ORDER BY position"
+        ).fetchall()
+        for event_id, body in rows:
             raw = msgspec.json.decode(body)
+            if parse_hlc(raw["hlc"]).wall <= server_time + MAX_CLOCK_SKEW_MS:
+                self.device.clock.receive(raw["hlc"])
+                continue
             raw["hlc"] = self.device.clock.now()
-            conn.execute(
-                "UPDATE outbox SET body = ? WHERE id = ?", (msgspec.json.encode(raw), event_id)
-            )
-            touched |= set(merge.keys_of(event_of(msgspec.json.encode(raw), self.device.username)))
-        return touched
+            new_body = msgspec.json.encode(raw)
+            conn.execute("UPDATE outbox SET body = ? WHERE id = ?", (new_body, event_id))
+            touched |= set(merge.keys_of(event_of(new_body, self.device.username)))
+            restamped += 1
+        return restamped, touched
 
     # pull
 
@@ -372,16 +393,23 @@ class SyncEngine:
         self.progress.pending = self.device.pending_count()
 
     def _lose_board(self, conn: sqlite3.Connection, board: str) -> set[EntityKey]:
-        """The user lost this board: purge it; its pending events become rejected."""
+        """The user lost this board: purge it (from a rebuild in progress too); its unsent
+        events become rejected, with a notice. Events the backend already stored simply
+        leave the outbox: they were saved, and the others on the board see them."""
         name = conn.execute(
             "SELECT vals FROM view WHERE kind = 'board' AND id = ?", (board,)
         ).fetchone()
         title = msgspec.json.decode(name[0])["name"] if name and name[0] else board
-        pending = conn.execute("SELECT id FROM outbox WHERE board = ?", (board,)).fetchall()
-        for (event_id,) in pending:
+        unsent = conn.execute(
+            "SELECT id FROM outbox WHERE board = ? AND seq IS NULL", (board,)
+        ).fetchall()
+        for (event_id,) in unsent:
             self._reject(conn, event_id, REMOVED_BOARD, f"you no longer have access to {title!r}")
+        conn.execute("DELETE FROM outbox WHERE board = ?", (board,))
         conn.execute("DELETE FROM confirmed WHERE board = ?", (board,))
         conn.execute("DELETE FROM view WHERE board = ?", (board,))
+        if self._setting(conn, "rebuilding") == "1":
+            conn.execute("DELETE FROM confirmed_next WHERE board = ?", (board,))
         _add_notice(
             conn,
             f"removed:{board}",
@@ -440,11 +468,13 @@ class SyncEngine:
             reply = await self.transport.request("POST", "/v1/auth/refresh", body=body)
         except TransportError as exc:
             raise ServerUnreachable(f"the server is unreachable: {exc}") from exc
-        if reply.status != 200:
+        if reply.status in (400, 401, 403):
             with self.device.store.write() as conn:
                 set_setting(conn, "token", None)
                 set_setting(conn, "refresh_token", None)
             raise SignInRequired("your session has expired: sign in again")
+        if reply.status != 200:  # the server is unwell, the session may be fine: keep it
+            raise ServerUnreachable(f"cannot renew the session now: HTTP {reply.status}")
         self._store_session(reply.json())
 
     def _raise_floor(self, conn: sqlite3.Connection, hlc: str) -> None:

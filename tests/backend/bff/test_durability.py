@@ -237,3 +237,32 @@ def test_ctrl_c_and_sigterm_stop_the_backend_and_its_nats_server(
     while Path(f"/proc/{nats_pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(f"/proc/{nats_pid}").exists(), "the embedded nats-server was left running"
+
+
+def test_a_stream_shorter_than_the_views_starts_a_new_generation(tmp_path: Path) -> None:
+    """NATS data lost or restored older: the projector must not skip the new events."""
+    first_nats = ControlledNats(tmp_path / "nats-a")
+    data = tmp_path / "b"
+    backend = BackendProcess(data, nats_url=first_nats.url).start()
+    alice = Device(backend.url, "alice").signup()
+    _, events = board_with_tasks(alice, 5)
+    alice.sync_until(alice.push(*events)[-1]["seq"])
+    old_generation = httpx.get(f"{backend.url}/v1/sync/info").json()["generation"]
+    backend.stop()
+    first_nats.stop()
+    second_nats = ControlledNats(tmp_path / "nats-b")  # an empty stream
+    restarted = BackendProcess(data, nats_url=second_nats.url)
+    restarted.port, restarted.url = backend.port, backend.url
+    restarted.start()
+    try:
+        board, created = alice.new_board("After the loss")
+        [result] = alice.push(created)
+        assert result["seq"] == 1
+        body = alice.pull_page(alice.cursor).json()
+        assert body["reset"] is True and body["generation"] != old_generation
+        alice.cursor, alice.state = None, {}
+        alice.sync_until(1)
+        assert alice.boards() == {board}
+    finally:
+        restarted.stop()
+        second_nats.stop()
