@@ -36,6 +36,12 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--data-dir", required=True, help="the profile folder")
     parser.add_argument("--server", help="server URL (remembered in the profile)")
+    parser.add_argument(
+        "--clock-error-ms",
+        type=int,
+        default=0,
+        help="make this device's wall clock wrong by this much (tests, the conflict tool)",
+    )
     sub = parser.add_subparsers(dest="client_command", required=True, metavar="COMMAND")
 
     for name in ("signup", "login"):
@@ -108,7 +114,7 @@ def add_parser(commands: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        device = Device(Path(args.data_dir))
+        device = Device(Path(args.data_dir), clock_error_ms=args.clock_error_ms)
     except ClientError as exc:
         return _fail(str(exc))
     try:

@@ -28,6 +28,7 @@ from protocol import (
     validate_event,
 )
 from protocol.catalog import TASK_DEFAULTS
+from protocol.hlc import system_ms
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -37,7 +38,13 @@ STATUSES = ("todo", "doing", "done")
 
 
 class Device:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, clock_error_ms: int = 0) -> None:
+        """Open (or create) the profile in ``folder``.
+
+        ``clock_error_ms`` makes this device's wall clock wrong by that much, as a real
+        device's can be (the conflict tool and the tests use it); the correction the sync
+        engine learns from the server (``clock_offset``) is kept in the profile.
+        """
         self.store = Store(folder)
         self.folder = folder
         with self.store.write() as conn:
@@ -45,7 +52,10 @@ class Device:
             set_setting(conn, "device_id", self.device_id)
         offset = int(self.store.setting("clock_offset", "0") or 0)
         self.clock = HybridLogicalClock(
-            self.device_id, offset_ms=offset, last=self.store.setting("clock_last")
+            self.device_id,
+            lambda: system_ms() + clock_error_ms,
+            offset_ms=offset,
+            last=self.store.setting("clock_last"),
         )
 
     # identity

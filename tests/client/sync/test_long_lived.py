@@ -104,3 +104,31 @@ def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
     assert all(0 <= s <= 30 for s in samples)
     assert max(backoff(1, base=0.5) for _ in range(200)) <= 1.0
     assert max(backoff(10, base=0.5) for _ in range(200)) > 5  # grows, then caps at 30
+
+
+def test_a_device_whose_wall_clock_is_a_day_fast_is_corrected_once_and_stays_corrected(
+    tmp_path: Path, module_backend: BackendProcess
+) -> None:
+    fast = tmp_path / "fast"
+    day = str(86_400_000)
+    username = f"fast{uuid.uuid4().hex[:6]}"
+    assert client(fast, "--server", module_backend.url, "signup", username).returncode == 0
+    board = client(fast, "--clock-error-ms", day, "board", "create", "Tomorrow").stdout.strip()
+    assert client(fast, "--clock-error-ms", day, "sync").returncode == 0
+    client(fast, "--clock-error-ms", day, "task", "add", board, "Still fast")
+    device = Device(fast)
+    with device.store.read() as conn:
+        (body,) = conn.execute("SELECT body FROM outbox").fetchone()
+    device.close()
+    stamped = int(json.loads(body)["hlc"][:13])
+    assert stamped < time.time() * 1000 + 60_000, "the learned correction was kept"
+    wait_for(
+        lambda: (
+            client(fast, "--clock-error-ms", day, "sync").returncode == 0
+            and "pending: 0" in " ".join(client(fast, "status").stdout.split())
+        ),
+        what="everything to sync",
+    )
+    shown = json.loads(client(fast, "show", "--json").stdout)
+    assert [t["title"] for t in shown["boards"][0]["tasks"]] == ["Still fast"]
+    assert "rejected: 0" in " ".join(client(fast, "status").stdout.split())
