@@ -68,6 +68,16 @@ def _backend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("KIVY_NO_ARGS", "1")  # the arguments are ours, not Kivy's
+    from client.app.main import run_app
+
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    return run_app(args.server, data_dir, demo=args.demo)
+
+
 def _docs(args: argparse.Namespace) -> int:
     from outpost import docs
 
@@ -109,10 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     backend.add_argument("--json", action="store_true", help="ledger: print JSON")
     backend.set_defaults(handler=_backend)
 
-    app = commands.add_parser("app", help="the Kivy task board app")
-    app.add_argument("--server")
-    app.add_argument("--data-dir")
-    app.set_defaults(handler=_not_built_yet("the app", 5))
+    app = commands.add_parser(
+        "app",
+        help="the Kivy task board app",
+        description="The task board app. Works offline; syncs with the server when it can.",
+    )
+    app.add_argument("--server", help="server URL (default: the profile's, or 127.0.0.1:8000)")
+    app.add_argument(
+        "--data-dir", help="the profile folder (default: in the platform's user data folder)"
+    )
+    app.add_argument(
+        "--demo", action="store_true", help="sign in to a demo account with a sample board"
+    )
+    app.set_defaults(handler=_app)
 
     from client.cli import add_parser as add_client_parser
 

@@ -118,7 +118,7 @@ def test_a_device_whose_wall_clock_is_a_day_fast_is_corrected_once_and_stays_cor
     client(fast, "--clock-error-ms", day, "task", "add", board, "Still fast")
     device = Device(fast)
     with device.store.read() as conn:
-        (body,) = conn.execute("SELECT body FROM outbox").fetchone()
+        (body,) = conn.execute("SELECT body FROM outbox ORDER BY position DESC").fetchone()
     device.close()
     stamped = int(json.loads(body)["hlc"][:13])
     assert stamped < time.time() * 1000 + 60_000, "the learned correction was kept"
