@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test lint typecheck docs run bench clean
+.PHONY: install test lint typecheck xvfb docs run bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,15 +25,29 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+# The app's end-to-end tests draw on a virtual display: install Xvfb when it is missing
+# (as root, with apt-get). Kivy's own window needs nothing more than Xvfb brings along.
+xvfb:
+	@command -v Xvfb >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xvfb; \
+	  else \
+	    echo "make: Xvfb is missing and this is not root with apt-get:" \
+	      "install the xvfb package, then run make test again" >&2; \
+	    exit 1; \
+	  fi; }
+
+test: lint typecheck xvfb
 	$(BIN)/outpost docs --check
 	$(BIN)/pytest
 
 docs: install
 	$(BIN)/outpost docs
 
+# The backend on the embedded defaults, and the app signed in to a demo account on it.
 run: install
-	$(BIN)/outpost backend
+	$(BIN)/python -m client.app.run_local
 
 bench: install
 	$(BIN)/outpost bench

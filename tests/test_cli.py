@@ -27,7 +27,6 @@ def test_help_lists_every_subcommand() -> None:
 @pytest.mark.parametrize(
     ("argv", "issue"),
     [
-        (["app"], 5),
         (["conflicts", "--seed", "1"], 7),
         (["bench"], 8),
     ],

@@ -1,0 +1,96 @@
+"""The device's sync thread, as the app sees it: started for a server, restarted when the
+user signs in somewhere else, stopped on exit; its progress handed to the UI thread.
+
+The engine reports progress on the sync thread and keeps changing the same ``Progress``
+object, so a copy crosses to the UI thread through ``on_ui``, the one adapter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+
+from client.device import Device
+from client.sync.engine import Progress
+from client.sync.runner import SyncThread
+
+from .ui_thread import on_ui
+
+FOLLOW_UP_CAP_S = 15.0
+
+
+class BackgroundSync:
+    def __init__(
+        self,
+        device: Device,
+        on_progress: Callable[[Progress], None],
+        *,
+        periodic_s: float = 30.0,
+    ) -> None:
+        self._device = device
+        self._on_progress = on_progress
+        self._periodic_s = periodic_s
+        self._thread: SyncThread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._follow_ups = 0
+        self.server: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def connect(self, server: str) -> None:
+        """Sync with ``server`` from now on; returns at once (an old thread stops aside)."""
+        with self._lock:
+            if self._closed or (self._thread is not None and server == self.server):
+                return
+            old = self._thread
+            new = SyncThread(
+                self._device, server, on_progress=self._report, periodic_s=self._periodic_s
+            )
+            self._thread, self.server = new, server
+        threading.Thread(
+            target=self._swap, args=(old, new), name="outpost-sync-swap", daemon=True
+        ).start()
+
+    def sync_now(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                self._thread.sync_now()
+
+    def stop(self, timeout: float = 5) -> None:
+        with self._lock:
+            self._closed = True
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop(timeout)
+
+    def _swap(self, old: SyncThread | None, new: SyncThread) -> None:
+        """Never two engines on one store: the new thread starts once the old one ended."""
+        if old is not None:
+            old.stop()
+        with self._lock:
+            if self._thread is new and not self._closed:
+                new.start()
+
+    def _report(self, progress: Progress) -> None:
+        """On the sync thread: copy, and hand to the UI thread."""
+        snapshot = dataclasses.replace(progress)
+        if snapshot.state == "up_to_date":
+            self._confirm_later(snapshot.pending)
+        on_ui(lambda: self._on_progress(snapshot))
+
+    def _confirm_later(self, pending: int) -> None:
+        """Sent changes stay pending until the server's views show them. A live poke says
+        when; but just after the server came back the live stream may still be waiting to
+        reconnect, so ask again soon (0.5 s, 1 s, 2 s... up to 15 s) rather than in 30 s."""
+        if not pending:
+            self._follow_ups = 0
+            return
+        delay = min(FOLLOW_UP_CAP_S, 0.5 * 2**self._follow_ups)
+        self._follow_ups += 1
+        timer = threading.Timer(delay, self.sync_now)
+        timer.daemon = True
+        timer.start()

@@ -1,0 +1,302 @@
+"""The app: a window over one profile, its view models, and the sync thread.
+
+``run_app`` picks the profile folder, prepares the demo account if asked, sets Kivy up
+(window size, no quit on Escape) before any window exists, and runs ``OutpostApp``. The app
+builds the view models over the profile's device, hands them to the screens, moves
+between screens, and fans the sync thread's progress (which arrives through ``on_ui``) out
+to the view models on screen. Every user action is a local transaction; only the sync
+thread talks to the server.
+"""
+
+# mypy: allow-subclassing-any, no-warn-unused-ignores
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from kivy.app import App  # type: ignore[import-untyped]
+from kivy.config import Config  # type: ignore[import-untyped]
+
+from client.app.viewmodels import (
+    BoardsViewModel,
+    BoardViewModel,
+    NoticesViewModel,
+    SignInViewModel,
+    StatusViewModel,
+    TaskViewModel,
+)
+from client.device import Device
+from client.errors import ClientError
+from client.sync.engine import Progress
+
+from .background import BackgroundSync
+from .demo import prepare_demo
+from .settings import (
+    DEFAULT_PROFILE,
+    DEMO_PROFILE,
+    MIN_WINDOW,
+    AppSettings,
+    default_profile_dir,
+)
+from .shortcuts import shortcut
+from .ui_thread import on_ui
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+TITLE = "Outpost"
+
+
+def run_app(server: str | None, data_dir: Path | None, demo: bool = False) -> int:
+    """Open the app on a profile folder (default: the platform's user data folder)."""
+    folder = data_dir or default_profile_dir(DEMO_PROFILE if demo else DEFAULT_PROFILE)
+    settings = AppSettings.load(folder)
+    if demo:
+        server = server or DEFAULT_SERVER
+        problem = _prepare_demo(folder, server, settings)
+        if problem:
+            log.warning("demo: %s; the app opens anyway", problem)
+    _configure_kivy(settings)
+    for chatty in ("httpx", "httpcore"):  # Kivy's logger takes every level: keep it readable
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    app = OutpostApp(folder, settings, server)
+    for stop in (signal.SIGINT, signal.SIGTERM):  # close as the window would: settings saved
+        signal.signal(stop, lambda *_: on_ui(app.stop))
+    app.run()
+    return 0
+
+
+def _prepare_demo(folder: Path, server: str, settings: AppSettings) -> str | None:
+    """The demo account and its board, which the app opens first."""
+    try:
+        device = Device(folder)
+    except ClientError as exc:
+        return str(exc)
+    try:
+        problem = prepare_demo(device, server)
+        boards = device.boards(include_archived=False)
+        if settings.last_board is None and boards:
+            settings.last_board = boards[0]["id"]
+        return problem
+    finally:
+        device.close()
+
+
+def _configure_kivy(settings: AppSettings) -> None:
+    """Before the window exists: its size, and Escape as "back" rather than "quit"."""
+    Config.set("graphics", "width", str(settings.window_width))
+    Config.set("graphics", "height", str(settings.window_height))
+    Config.set("graphics", "minimum_width", str(MIN_WINDOW[0]))
+    Config.set("graphics", "minimum_height", str(MIN_WINDOW[1]))
+    Config.set("kivy", "exit_on_escape", "0")
+    Config.set("input", "mouse", "mouse,disable_multitouch")  # right-click makes no red dots
+
+
+class OutpostApp(App):
+    def __init__(self, folder: Path, settings: AppSettings, server: str | None) -> None:
+        super().__init__()
+        self.title = TITLE
+        self.folder = folder
+        self.settings = settings
+        self.server_arg = server
+        self.device: Device | None = None
+        self.sync: BackgroundSync | None = None
+        self.boards_model: BoardsViewModel | None = None
+        self.notices_model: NoticesViewModel | None = None
+        self.board_model: BoardViewModel | None = None
+        self.task_model: TaskViewModel | None = None
+        self.shell: Any = None
+        """The window's root widget (``screens/shell.kv``), once built."""
+
+    # building
+
+    def build(self) -> Any:
+        from kivy.clock import Clock  # type: ignore[import-untyped]
+        from kivy.core.window import Window  # type: ignore[import-untyped]
+
+        from .screens.shell import Shell
+        from .test_control import start_if_requested
+
+        Window.clearcolor = (0.11, 0.12, 0.14, 1)
+        Window.bind(on_key_down=self._on_key_down)
+        self._refresh_soon = Clock.create_trigger(self._refresh_on_screen)
+        root = Shell()
+        self.shell = root
+        self.signin_model = SignInViewModel(
+            self.folder, default_server=self.server_arg or DEFAULT_SERVER
+        )
+        self.device = self.signin_model.device
+        self.status_model = StatusViewModel(self.device)
+        for screen in root.ids.screens.screens:
+            screen.nav = self
+        root.ids.signin_screen.attach(self.signin_model)
+        root.ids.status_bar.attach(
+            self.status_model,
+            sync_now=self.sync_now,
+            sign_in=self.show_sign_in,
+            signed_in=lambda: self.signin_model.has_session,
+        )
+        if self.device is not None:
+            self._attach_device(self.device)
+        self._open_first_screen()
+        start_if_requested(lambda: self.shell, self.stop)
+        return root
+
+    def _attach_device(self, device: Device) -> None:
+        self.sync = BackgroundSync(device, self._on_progress)
+        self.boards_model = BoardsViewModel(device)
+        self.notices_model = NoticesViewModel(device)
+        self.shell.ids.boards_screen.attach(self.boards_model, self._user_text())
+        self.shell.ids.notices.attach(self.notices_model)
+
+    def _open_first_screen(self) -> None:
+        device, settings = self.device, self.settings
+        if device is None:
+            self._show("signin")  # the store could not be opened: the screen says why
+            return
+        other_server = self.server_arg is not None and self.server_arg != device.server
+        signed_in_or_offline = self.signin_model.has_session or settings.offline_chosen
+        if signed_in_or_offline and not other_server:
+            self._connect()
+            self._open_last_board()
+        else:
+            if self.server_arg:
+                self.signin_model.server_url = self.server_arg
+            self.shell.ids.signin_screen.render()
+            self._show("signin")
+
+    def _open_last_board(self) -> None:
+        last = self.settings.last_board
+        if self.device is not None and last and self.device.entity("board", last):
+            self.open_board(last)
+        else:
+            self.open_boards()
+
+    # navigation (what the screens may ask)
+
+    def open_boards(self) -> None:
+        if self.boards_model is None:
+            self._show("signin")
+            return
+        self.shell.ids.boards_screen.user_text = self._user_text()
+        self._show("boards")
+
+    def open_board(self, board_id: str) -> None:
+        assert self.device is not None
+        self.board_model = BoardViewModel(self.device, board_id)
+        self.shell.ids.board_screen.attach(self.board_model)
+        self.settings.last_board = board_id
+        self.settings.save(self.folder)
+        if self.boards_model is not None:
+            self.boards_model.select(board_id)
+        self._show("board")
+
+    def open_task(self, task_id: str) -> None:
+        assert self.device is not None
+        self.task_model = TaskViewModel(self.device, task_id)
+        self.shell.ids.task_screen.attach(self.task_model)
+        self._show("task")
+
+    def show_sign_in(self) -> None:
+        self.shell.ids.signin_screen.render()
+        self._show("signin")
+
+    def signed_in(self) -> None:
+        self.settings.offline_chosen = False
+        self.settings.save(self.folder)
+        self._connect()
+        self.sync_now()  # what was done offline goes now
+        self.status_model.refresh()
+        self.shell.ids.boards_screen.user_text = self._user_text()
+        self._open_last_board()
+
+    def continued_offline(self) -> None:
+        self.settings.offline_chosen = True
+        self.settings.save(self.folder)
+        self._connect()
+        self.open_boards()
+
+    def sync_now(self) -> None:
+        if self.sync is not None and not self.sync.running:
+            self._connect()
+        if self.sync is not None:
+            self.sync.sync_now()
+
+    def changed_locally(self) -> None:
+        self.status_model.refresh()
+        if self.sync is not None:
+            self.sync.sync_now()
+
+    # sync progress, arriving on the UI thread
+
+    def _on_progress(self, progress: Progress) -> None:
+        self.status_model.update(progress)
+        self._refresh_soon()  # once a frame at most, however many pages arrive
+
+    def _refresh_on_screen(self, *_args: Any) -> None:
+        """What a sync may have changed: the screen in front, and the notices."""
+        current = {
+            "boards": self.boards_model,
+            "board": self.board_model,
+            "task": self.task_model,
+        }.get(self.shell.ids.screens.current)
+        if current is not None:
+            current.refresh()
+        if self.notices_model is not None:
+            self.notices_model.refresh()
+
+    # keys
+
+    def _on_key_down(
+        self, _window: Any, key: int, _scancode: int, _codepoint: str | None, modifiers: list[str]
+    ) -> bool:
+        action = shortcut(key, list(modifiers), self._text_focused())
+        if action is None:
+            return False
+        if action == "sync":
+            self.sync_now()
+            return True
+        if action == "quit":
+            self.stop()
+            return True
+        screen = self.shell.ids.screens.current_screen
+        return bool(screen.on_shortcut(action))
+
+    def _text_focused(self) -> bool:
+        from kivy.uix.textinput import TextInput  # type: ignore[import-untyped]
+
+        return any(isinstance(w, TextInput) and w.focus for w in self.shell.walk(restrict=True))
+
+    # lifetime
+
+    def on_stop(self) -> None:
+        from kivy.core.window import Window
+
+        width, height = Window.size
+        self.settings.window_width, self.settings.window_height = int(width), int(height)
+        self.settings.save(self.folder)
+        if self.sync is not None:
+            self.sync.stop()
+        if self.device is not None:
+            self.device.close()
+
+    # helpers
+
+    def _show(self, name: str) -> None:
+        self.shell.ids.screens.current = name
+
+    def _connect(self) -> None:
+        server = self.device.server if self.device is not None else None
+        if self.sync is not None and server:
+            self.sync.connect(server)
+
+    def _user_text(self) -> str:
+        name = self.device.username if self.device is not None else None
+        if name and self.signin_model.has_session:
+            return f"Signed in as {name}"
+        if name:
+            return f"{name} · signed out: sign in to sync"
+        return "Working on this device only: sign in to sync"

@@ -1,0 +1,235 @@
+"""One board: three columns of cards, quick add, moves by buttons or keys, filters, and
+the deleted tasks to restore."""
+
+# mypy: allow-subclassing-any, no-warn-unused-ignores
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kivy.properties import BooleanProperty, StringProperty  # type: ignore[import-untyped]
+from kivy.uix.boxlayout import BoxLayout  # type: ignore[import-untyped]
+
+from client.app.viewmodels import COLUMN_TITLES, BoardViewModel, Card
+
+from ..ui_thread import ui_callback
+from .base import AppScreen, load_kv
+from .common import Row
+
+ANY_LABEL = "Any label"
+ANYONE = "Anyone"
+MOVES = {"left": "move_left", "right": "move_right", "up": "move_up", "down": "move_down"}
+
+
+class CardView(Row):
+    """A card: its title, who and when, priority and labels. Tap selects, double tap opens."""
+
+    task_id = StringProperty("")
+    title = StringProperty("")
+    meta = StringProperty("")
+    labels_text = StringProperty("")
+    overdue = BooleanProperty(False)
+    on_choose: Callable[[str, bool], None] | None = None
+
+    def on_touch_down(self, touch: Any) -> bool:
+        if not self.collide_point(*touch.pos) or self.on_choose is None:
+            return bool(super().on_touch_down(touch))
+        self.on_choose(self.task_id, bool(touch.is_double_tap))
+        return True
+
+
+class DeletedRow(Row):
+    title = StringProperty("")
+
+
+class ColumnView(BoxLayout):
+    status = StringProperty("")
+    title = StringProperty("")
+    locator = StringProperty("")
+
+
+def describe(card: Card) -> tuple[str, str]:
+    """The card's second and third lines: who, when, how urgent; its labels."""
+    parts = []
+    if card["assignee"]:
+        parts.append(f"@{card['assignee']}")
+    if card["due"]:
+        due = f"due {card['due']}"
+        parts.append(f"[color=f07068]{due} · overdue[/color]" if card["overdue"] else due)
+    if card["priority"]:
+        parts.append(f"priority {card['priority']}")
+    return " · ".join(parts), "  ".join(f"#{label}" for label in card["labels"])
+
+
+class BoardScreen(AppScreen):
+    board_name = StringProperty("")
+    selected_task = StringProperty("")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model: BoardViewModel | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._drawn: dict[str, list[Card]] = {}
+
+    def attach(self, model: BoardViewModel) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        same_board = self.model is not None and self.model.board_id == model.board_id
+        self.model = model
+        self._drawn = {}
+        if same_board:  # back from one of its tasks: keep the selection and the filter
+            self.filter_changed()
+        else:
+            self.selected_task = ""
+            for field in ("filter_input", "quick_add_input"):
+                self.ids[field].text = ""
+            self.ids.show_deleted.state = "normal"
+        self._unsubscribe = model.subscribe(ui_callback(self.render))
+        self.render()
+
+    # commands
+
+    def quick_add(self) -> None:
+        model = self._model()
+        task = self.act(lambda: model.quick_add(self.ids.quick_add_input.text))
+        if task is not None:
+            self.ids.quick_add_input.text = ""
+            self.selected_task = task
+            self.ids.quick_add_input.focus = True  # ready for the next one
+
+    def choose(self, task: str, open_it: bool = False) -> None:
+        self.selected_task = task
+        self._redraw_selection()
+        if open_it:
+            self.nav.open_task(task)
+
+    def move(self, direction: str) -> None:
+        model, task = self._model(), self.selected_task
+        if task:
+            self.act(lambda: getattr(model, MOVES[direction])(task))
+
+    def open_selected(self) -> None:
+        if self.selected_task:
+            self.nav.open_task(self.selected_task)
+
+    def delete_selected(self) -> None:
+        model, task = self._model(), self.selected_task
+        if task and self.act(lambda: model.delete(task)):
+            self.selected_task = ""
+
+    def restore(self, task: str) -> None:
+        model = self._model()
+        self.act(lambda: model.restore(task))
+
+    def filter_changed(self) -> None:
+        ids = self.ids
+        label = ids.label_filter.text
+        assignee = ids.assignee_filter.text
+        self._model().set_filter(
+            label=None if label == ANY_LABEL else label,
+            assignee=None if assignee == ANYONE else assignee.removeprefix("@"),
+            text=ids.filter_input.text,
+        )
+
+    def clear_filter(self) -> None:
+        ids = self.ids
+        ids.filter_input.text = ""
+        ids.label_filter.text, ids.assignee_filter.text = ANY_LABEL, ANYONE
+        self._model().clear_filter()
+
+    def show_deleted(self, show: bool) -> None:
+        self._model().set_show_deleted(show)
+
+    def on_shortcut(self, name: str) -> bool:
+        ids = self.ids
+        if name == "new":
+            ids.quick_add_input.focus = True
+        elif name == "search":
+            ids.filter_input.focus = True
+        elif name in MOVES:
+            self.move(name)
+        elif name == "open":
+            self.open_selected()
+        elif name == "delete":
+            self.delete_selected()
+        elif name == "back":
+            self.nav.open_boards()
+        else:
+            return False
+        return True
+
+    def _model(self) -> BoardViewModel:
+        assert self.model is not None, "the board screen shows no board"
+        return self.model
+
+    # drawing
+
+    def render(self) -> None:
+        model = self.model
+        if model is None:
+            return
+        if model.board is None:
+            self.nav.open_boards()  # the board went away (access lost): the notice says why
+            return
+        ids = self.ids
+        self.board_name = model.name + ("  (archived)" if model.board["archived"] else "")
+        ids.board_error.text = model.error or ""
+        ids.label_filter.values = [ANY_LABEL, *model.labels_in_use]
+        ids.assignee_filter.values = [ANYONE, *(f"@{a}" for a in model.assignees_in_use)]
+        shown = {card["id"] for cards in model.columns.values() for card in cards}
+        if self.selected_task not in shown:
+            self.selected_task = ""
+        for column in (ids.column_todo, ids.column_doing, ids.column_done):
+            self._render_column(column, model.columns[column.status])
+        self._render_deleted(model.show_deleted, model.deleted_cards)
+        self._redraw_selection()
+
+    def _render_column(self, column: ColumnView, cards: list[Card]) -> None:
+        column.title = f"{COLUMN_TITLES[column.status]}  ·  {len(cards)}"
+        if self._drawn.get(column.status) == cards:
+            return  # nothing changed: keep the widgets (and the scroll position)
+        self._drawn[column.status] = [Card(**card) for card in cards]
+        column.ids.cards.clear_widgets()
+        for card in cards:
+            meta, labels = describe(card)
+            view = CardView(
+                locator=f"card:{card['title']}",
+                task_id=card["id"],
+                title=card["title"],
+                meta=meta,
+                labels_text=labels,
+                overdue=card["overdue"],
+            )
+            view.on_choose = self.choose
+            column.ids.cards.add_widget(view)
+        column.ids.empty.text = "" if cards else "Nothing here"
+
+    def _render_deleted(self, show: bool, cards: list[Card]) -> None:
+        ids = self.ids
+        ids.deleted_panel.height = ids.deleted_panel.open_height if show else 0
+        ids.deleted_panel.opacity = 1 if show else 0
+        if self._drawn.get("deleted") == cards:
+            return  # keep the widgets (and a tap in progress)
+        self._drawn["deleted"] = [Card(**card) for card in cards]
+        ids.deleted_list.clear_widgets()
+        for card in cards:
+            row = DeletedRow(locator=f"deleted:{card['title']}", title=card["title"])
+            row.ids.restore_button.bind(on_release=lambda *_, task=card["id"]: self.restore(task))
+            ids.deleted_list.add_widget(row)
+        ids.deleted_title.text = f"Deleted tasks  ·  {len(cards)}" if cards else "No deleted tasks"
+
+    def _redraw_selection(self) -> None:
+        ids = self.ids
+        title = ""
+        for column in (ids.column_todo, ids.column_doing, ids.column_done):
+            for view in column.ids.cards.children:
+                view.selected = view.task_id == self.selected_task
+                if view.selected:
+                    title = view.title
+        ids.selection_label.text = f"Selected: {title}" if title else "Tap a card to select it"
+        for button in ("move_left", "move_right", "move_up", "move_down", "edit", "delete"):
+            ids[f"{button}_button"].disabled = not title
+
+
+load_kv(__file__)

@@ -1,0 +1,338 @@
+"""TEST ONLY: lets an end-to-end test drive the running app as a user would.
+
+Off unless ``OUTPOST_APP_TEST_CONTROL`` names a Unix socket path. The app then listens
+there for JSON lines, one command each, runs every command on the UI thread (through
+``on_ui``, the one adapter) and answers one JSON line. Commands act through Kivy's own
+input paths, never through the view models:
+
+- ``{"op": "tap", "target": NAME}``: a mouse click (touch down and up) at the widget's
+  centre, through the event loop, as the mouse provider makes it;
+- ``{"op": "type", "target": NAME, "text": ..., "replace": bool, "enter": bool}``: tap the
+  field, Ctrl+A if replacing, the text as keyboard text input, then Enter;
+- ``{"op": "key", "key": "n", "modifiers": ["ctrl"]}``: a key press on the window;
+- ``{"op": "query"}``: what the window shows, read from the widget tree;
+- ``{"op": "screenshot", "path": ...}``: the window's pixels as a PNG;
+- ``{"op": "quit"}``.
+
+A NAME is a kv id (``quick_add_input``), a row's locator (``card:Buy milk``), a locator and
+an id inside that row (``board:Launch/open``), or ``option:<text>`` for a spinner's choice.
+"""
+
+# mypy: allow-subclassing-any, no-warn-unused-ignores
+
+from __future__ import annotations
+
+import faulthandler
+import itertools
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socketserver
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from kivy.base import EventLoop  # type: ignore[import-untyped]
+from kivy.clock import Clock  # type: ignore[import-untyped]
+from kivy.core.window import Keyboard, Window  # type: ignore[import-untyped]
+from kivy.input.providers.mouse import MouseMotionEvent  # type: ignore[import-untyped]
+from kivy.uix.scrollview import ScrollView  # type: ignore[import-untyped]
+from kivy.uix.spinner import SpinnerOption  # type: ignore[import-untyped]
+from kivy.uix.widget import Widget  # type: ignore[import-untyped]
+
+from .ui_thread import on_ui
+
+ENV = "OUTPOST_APP_TEST_CONTROL"
+ANSWER_TIMEOUT_S = 60
+SETTLE_S = 0.3
+"""After a tap: a ScrollView hands a quick tap to its child 0.2 s after the touch ends."""
+
+log = logging.getLogger(__name__)
+_touch_ids = itertools.count(1)
+_MARKUP = re.compile(r"\[/?(?:b|i|u|s|color|size|font|sub|sup|ref|anchor)[^\]]*\]")
+
+
+def start_if_requested(root: Callable[[], Widget], quit_app: Callable[[], None]) -> None:
+    """Listen on the socket named by the environment, if it names one."""
+    path = os.environ.get(ENV)
+    if not path:
+        return
+    Path(path).unlink(missing_ok=True)
+    if sys.__stderr__ is not None:  # a stuck test asks for the stacks (Kivy wraps stderr)
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+    driver = _Driver(root, quit_app)
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            for line in self.rfile:
+                answer = driver.answer(json.loads(line))
+                self.wfile.write(json.dumps(answer).encode() + b"\n")
+                self.wfile.flush()
+
+    server = socketserver.ThreadingUnixStreamServer(path, Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="outpost-test-control", daemon=True).start()
+    log.warning("TEST CONTROL listening on %s (%s is set)", path, ENV)
+
+
+class _Driver:
+    def __init__(self, root: Callable[[], Widget], quit_app: Callable[[], None]) -> None:
+        self._root = root
+        self._quit = quit_app
+
+    def answer(self, command: dict[str, Any]) -> dict[str, Any]:
+        """On the socket's thread: run the command on the UI thread and wait for it."""
+        done: Future[Any] = Future()
+
+        def run() -> None:
+            try:
+                result = self._execute(command)
+            except Exception as exc:
+                done.set_exception(exc)
+                return
+            if isinstance(result, Future):
+                result.add_done_callback(lambda later: _copy(later, done))
+            else:
+                done.set_result(result)
+
+        on_ui(run)
+        try:
+            return {"ok": True, "result": done.result(ANSWER_TIMEOUT_S)}
+        except Exception as exc:
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+    def _execute(self, command: dict[str, Any]) -> Any:
+        op = command["op"]
+        if op == "tap":
+            return self._tap(command["target"])
+        if op == "type":
+            return self._type(command)
+        if op == "key":
+            _press(command["key"], command.get("modifiers", []))
+            return _after_frames(None)
+        if op == "query":
+            return self._query()
+        if op == "screenshot":
+            return _after_frames(None, then=lambda: _screenshot(command["path"]))
+        if op == "quit":
+            Clock.schedule_once(lambda _dt: self._quit(), 0)
+            return None
+        raise ValueError(f"unknown op {op!r}")
+
+    # acting
+
+    def _tap(self, name: str) -> Future[None]:
+        widget = self._find(name)
+        if widget.disabled:
+            raise RuntimeError(f"{name} is disabled: a user could not tap it")
+        _scroll_into_view(widget)
+        # found again after the layout caught up: a sync may have redrawn the list
+        return _after_frames(None, then=lambda: _click(self._find(name)), settle=SETTLE_S)
+
+    def _type(self, command: dict[str, Any]) -> Future[None]:
+        done: Future[None] = Future()
+
+        def keys(tapped: Future[None]) -> None:
+            try:
+                tapped.result()
+                if not self._find(command["target"]).focus:
+                    raise RuntimeError(f"{command['target']} did not take the focus")
+                if command.get("replace", True):
+                    _press("a", ["ctrl"])  # select all: the text typed replaces it
+                else:
+                    _press("end", [])
+                Window.dispatch("on_textinput", command["text"])
+                if command.get("enter"):
+                    _press("enter", [])
+            except Exception as exc:
+                done.set_exception(exc)
+                return
+            _after_frames(None).add_done_callback(lambda settled: _copy(settled, done))
+
+        self._tap(command["target"]).add_done_callback(keys)  # completed on the UI thread
+        return done
+
+    # finding
+
+    def _visible(self) -> Iterator[Widget]:
+        for top in reversed(Window.children):  # the root, then dropdowns and popups
+            yield from _walk(top)
+
+    def _find(self, name: str) -> Widget:
+        locator, _, inner = name.partition("/")
+        visible = list(self._visible())
+        found: list[Widget] = []
+        for widget in visible:
+            if locator.startswith("option:") and isinstance(widget, SpinnerOption):
+                if widget.text == locator.removeprefix("option:"):
+                    found.append(widget)
+            elif getattr(widget, "locator", None) == locator:
+                found.append(widget.ids[inner] if inner else widget)
+            elif not inner and locator in getattr(widget, "ids", {}):
+                found.append(widget.ids[locator])
+        shown = {id(widget) for widget in visible}
+        real = (getattr(w, "__self__", w) for w in found)  # kv ids are weak proxies
+        unique = [w for w in dict.fromkeys(real) if id(w) in shown and _shown(w)]
+        if len(unique) != 1:
+            raise LookupError(f"{len(unique)} visible widgets are named {name!r}")
+        return unique[0]
+
+    # reading
+
+    def _query(self) -> dict[str, Any]:
+        root = self._root()
+        texts: dict[str, str] = {}
+        rows: dict[str, list[str]] = {}
+        for widget in self._visible():
+            locator = getattr(widget, "locator", "")
+            if locator and not locator.startswith("column:"):
+                if _shown(widget):
+                    rows[locator] = [_plain(w) for w in _walk(widget) if _is_label(w)]
+                continue  # a row's own ids repeat in every row: its texts are above
+            for name, child in getattr(widget, "ids", {}).items():
+                if hasattr(child, "text") and _shown(child):
+                    texts.setdefault(name, _plain(child))
+        return {
+            "screen": root.ids.screens.current,
+            "window": list(Window.size),
+            "texts": texts,
+            "columns": self._columns(),
+            "rows": rows,
+            "focus": next((n for n, w in _named(root) if getattr(w, "focus", False)), None),
+        }
+
+    def _columns(self) -> dict[str, Any]:
+        columns: dict[str, Any] = {}
+        for widget in self._visible():
+            if getattr(widget, "locator", "").startswith("column:"):
+                cards = reversed(widget.ids["cards"].children)  # children are last-added first
+                columns[widget.status] = {
+                    "title": widget.ids["column_title"].text,
+                    "cards": [_card(card) for card in cards],
+                }
+        return columns
+
+
+def _card(card: Widget) -> dict[str, Any]:
+    ids = card.ids
+    return {
+        "title": ids["card_title"].text,
+        "meta": _plain(ids["card_meta"]),
+        "labels": ids["card_labels"].text,
+        "selected": bool(card.selected),
+    }
+
+
+def _walk(widget: Widget) -> Iterator[Widget]:
+    """The widget and its visible descendants in the order they were added (top to
+    bottom); a hidden widget (opacity 0) hides all it holds."""
+    if widget.opacity <= 0:
+        return
+    yield widget
+    for child in reversed(widget.children):
+        yield from _walk(child)
+
+
+def _named(root: Widget) -> Iterator[tuple[str, Widget]]:
+    for widget in _walk(root):
+        yield from getattr(widget, "ids", {}).items()
+
+
+def _shown(widget: Widget) -> bool:
+    return bool(widget.opacity > 0 and widget.width > 0 and widget.height > 0)
+
+
+def _is_label(widget: Widget) -> bool:
+    return hasattr(widget, "texture_size") and bool(getattr(widget, "text", "")) and _shown(widget)
+
+
+def _plain(widget: Widget) -> str:
+    text = str(widget.text)
+    return _MARKUP.sub("", text) if getattr(widget, "markup", False) else text
+
+
+def _scroll_into_view(widget: Widget) -> None:
+    """Scroll, as a user would, where the widget is out of its scroll view's sight."""
+    parent = widget.parent
+    while parent is not None and parent is not Window:
+        if isinstance(parent, ScrollView) and not _inside(widget, parent):
+            parent.scroll_to(widget, animate=False)
+        parent = parent.parent
+
+
+def _inside(widget: Widget, view: Widget) -> bool:
+    left, bottom = widget.to_window(widget.x, widget.y)
+    right, top = widget.to_window(widget.right, widget.top)
+    view_left, view_bottom = view.to_window(view.x, view.y)
+    view_right, view_top = view.to_window(view.right, view.top)
+    return bool(
+        view_left <= left and right <= view_right and view_bottom <= bottom and top <= view_top
+    )
+
+
+def _click(widget: Widget) -> None:
+    """A left click at the widget's centre, through the event loop like the mouse's."""
+    x, y = widget.to_window(*widget.center)
+    width, height = Window.size
+    if not (0 <= x < width and 0 <= y < height):
+        raise RuntimeError(f"{type(widget).__name__} is outside the window at {(x, y)}")
+    position = [x / max(1, width - 1), y / max(1, height - 1), "left"]
+    touch = MouseMotionEvent(
+        "mouse", f"test{next(_touch_ids)}", position, is_touch=True, type_id="touch"
+    )
+    EventLoop.post_dispatch_input("begin", touch)
+    touch.update_time_end()
+    EventLoop.post_dispatch_input("end", touch)
+
+
+def _press(key: str, modifiers: list[str]) -> None:
+    """A key down and up on the window, as the SDL2 window dispatches them."""
+    code = Keyboard.keycodes[key] if len(key) > 1 else ord(key)
+    codepoint = key if len(key) == 1 else None
+    Window.dispatch("on_key_down", code, 0, codepoint, modifiers)
+    Window.dispatch("on_key_up", code, 0)
+
+
+def _screenshot(path: str) -> dict[str, Any]:
+    """Draw the frame now and read the window's pixels back (Kivy names its own file)."""
+    Window.dispatch("on_draw")
+    with tempfile.TemporaryDirectory() as folder:
+        written = Window.screenshot(name=os.path.join(folder, "shot.png"))
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(written, path)
+    return {"path": path, "size": list(Window.size)}
+
+
+def _after_frames(
+    value: Any, *, then: Callable[[], Any] | None = None, settle: float = 0.0
+) -> Future[Any]:
+    """Let the layout catch up (two frames), run ``then``, wait ``settle``, answer."""
+    done: Future[Any] = Future()
+
+    def finish(_dt: float, result: Any) -> None:
+        done.set_result(result)
+
+    def step(_dt: float) -> None:
+        try:
+            result = then() if then is not None else value
+        except Exception as exc:
+            done.set_exception(exc)
+            return
+        Clock.schedule_once(lambda dt: finish(dt, result), settle)
+
+    Clock.schedule_once(lambda _dt: Clock.schedule_once(step, 0), 0)
+    return done
+
+
+def _copy(source: Future[Any], target: Future[Any]) -> None:
+    if source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(source.result())

@@ -1,0 +1,536 @@
+"""The real app, end to end: ``outpost app`` in its own process on a virtual display, a
+real backend, and a second device over HTTP.
+
+The test drives the app as a user would, through the app's test-only control socket
+(``client/app/test_control.py``: Kivy touches and key presses), and reads what the window
+shows from its widget tree: the cards of each column, the status bar, the notices. It
+saves screenshots under ``tests/artifacts/`` and checks each is a real render.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from tests.support.backend import BackendProcess
+from tests.support.device import PASSWORD
+from tests.support.device import Device as Phone
+from tests.support.xvfb import Xvfb, running_xvfb
+
+pytestmark = pytest.mark.integration
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+WINDOW = (1100, 720)  # the app's default window size (client.app.settings)
+STARTUP_S = 90
+SYNC_S = 60
+Query = dict[str, Any]
+
+
+# the app in a child process
+
+
+class AppProcess:
+    """``outpost app`` on a display, driven through its test-control socket."""
+
+    def __init__(self, profile: Path, server: str, display: Xvfb, logs: Path) -> None:
+        self.profile, self.server, self.display, self.logs = profile, server, display, logs
+        self._folder = Path(tempfile.mkdtemp(prefix="outpost-app-"))  # short: a socket path
+        self.socket = self._folder / "control.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = logs / "app.log"
+
+    def start(self) -> AppProcess:
+        self.socket.unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            **self.display.env,
+            "KIVY_HOME": str(self.logs / "kivy"),  # Kivy's config and its log file
+            "KIVY_NO_ARGS": "1",
+            "OUTPOST_APP_TEST_CONTROL": str(self.socket),
+        }
+        command = [sys.executable, "-m", "outpost", "app", "--data-dir", str(self.profile)]
+        command += ["--server", self.server]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
+        deadline = time.monotonic() + STARTUP_S
+        while not self.socket.exists():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                self.fail(f"the app did not start in {STARTUP_S}s")
+            time.sleep(0.1)
+        return self
+
+    def command(self, op: str, *, closing: bool = False, **args: Any) -> Any:
+        """Send one command and return its result; ``closing``: the app may end first."""
+        self._check_alive()
+        with socket.socket(socket.AF_UNIX) as connection:
+            connection.settimeout(90)
+            connection.connect(str(self.socket))
+            stream = connection.makefile("rwb")
+            stream.write(json.dumps({"op": op, **args}).encode() + b"\n")
+            stream.flush()
+            line = stream.readline()
+        if not line:
+            if closing:
+                return None
+            self.fail(f"the app closed the control socket during {op}")
+        answer = json.loads(line)
+        if not answer["ok"]:
+            self.fail(f"{op} {args}: {answer['error']}")
+        return answer["result"]
+
+    # what a user does
+
+    def tap(self, target: str) -> None:
+        self.command("tap", target=target)
+
+    def type(self, target: str, text: str, *, enter: bool = False) -> None:
+        self.command("type", target=target, text=text, enter=enter)
+
+    def key(self, key: str, *modifiers: str) -> None:
+        self.command("key", key=key, modifiers=list(modifiers))
+
+    # what a user sees
+
+    def query(self) -> Query:
+        result: Query = self.command("query")
+        return result
+
+    def wait_until(
+        self, what: str, check: Callable[[Query], object], timeout: float = SYNC_S
+    ) -> Query:
+        """Query until ``check`` holds; fail with what the app showed last."""
+        began = time.monotonic()
+        deadline = began + timeout
+        while True:
+            seen = self.query()
+            if check(seen):
+                print(f"app showed {what} after {time.monotonic() - began:.1f}s")  # if it fails
+                return seen
+            if time.monotonic() > deadline:
+                self.fail(f"the app never showed {what} in {timeout}s; it showed:\n{show(seen)}")
+            time.sleep(0.2)
+
+    def screenshot(self, name: str) -> Path:
+        path = ARTIFACTS / name
+        path.unlink(missing_ok=True)
+        self.command("screenshot", path=str(path))
+        return path
+
+    # its end
+
+    def quit(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        self.command("key", key="q", modifiers=["ctrl"], closing=True)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.fail(f"the app did not quit within {timeout}s of Ctrl+Q")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def _check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            self.fail(f"the app exited with {self.process.returncode}")
+
+    def fail(self, message: str) -> NoReturn:
+        tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+        pytest.fail(f"{message}\n--- app log (last lines) ---\n{tail}")
+
+
+def show(seen: Query) -> str:
+    shown = {k: seen[k] for k in ("screen", "columns", "rows")}
+    status = {k: v for k, v in seen["texts"].items() if k.startswith("status_")}
+    return json.dumps({**shown, "status": status}, indent=1, ensure_ascii=False)
+
+
+@pytest.fixture
+def display(tmp_path: Path) -> Iterator[Xvfb]:
+    with running_xvfb(tmp_path / "xvfb.log") as server:
+        yield server
+
+
+@pytest.fixture
+def start_app(tmp_path: Path, display: Xvfb) -> Iterator[Callable[[Path, str], AppProcess]]:
+    """Start apps on the display; every one is killed at the end, whatever happened."""
+    started: list[AppProcess] = []
+
+    def start(profile: Path, server: str) -> AppProcess:
+        app = AppProcess(profile, server, display, tmp_path)
+        started.append(app)
+        return app.start()
+
+    try:
+        yield start
+    finally:
+        for app in started:
+            app.kill()
+
+
+# reading what the app shows
+
+
+def titles(seen: Query, status: str) -> list[str]:
+    return [card["title"] for card in seen["columns"].get(status, {}).get("cards", [])]
+
+
+def card(seen: Query, title: str) -> dict[str, Any]:
+    for column in seen["columns"].values():
+        for found in column["cards"]:
+            if found["title"] == title:
+                return dict(found)
+    raise AssertionError(f"no card {title!r} on the board:\n{show(seen)}")
+
+
+def status(seen: Query) -> str:
+    return str(seen["texts"]["status_text"])
+
+
+def synced(seen: Query) -> bool:
+    texts: dict[str, str] = seen["texts"]
+    return texts["status_text"].startswith("Up to date") and (
+        texts["status_pending"] == "All changes sent"
+    )
+
+
+# screenshots: decoded with zlib and struct, no image library
+
+
+def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
+    """Width, height and the RGB(A) rows of an 8-bit PNG."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    offset, chunks, header = 8, [], b""
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind, body = data[offset + 4 : offset + 8], data[offset + 8 : offset + 8 + length]
+        header = body if kind == b"IHDR" else header
+        chunks += [body] if kind == b"IDAT" else []
+        offset += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", header[:10])
+    assert depth == 8 and colour in (2, 6), f"{path}: unexpected PNG format {depth}/{colour}"
+    step = 3 if colour == 2 else 4
+    raw = zlib.decompress(b"".join(chunks))
+    stride = width * step
+    rows, previous = [], bytearray(stride)
+    for y in range(height):
+        start = y * (stride + 1)  # each row: its filter type, then its bytes
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):
+            left = line[i - step] if i >= step else 0
+            up, corner = previous[i], previous[i - step] if i >= step else 0
+            line[i] = (line[i] + _predict(kind, left, up, corner)) & 0xFF
+        rows.append(bytes(line))
+        previous = line
+    return width, height, rows
+
+
+def _predict(kind: int, left: int, up: int, corner: int) -> int:
+    if kind == 0:
+        return 0
+    if kind == 1:
+        return left
+    if kind == 2:
+        return up
+    if kind == 3:
+        return (left + up) // 2
+    guess = left + up - corner  # Paeth
+    near = min((abs(guess - left), 0), (abs(guess - up), 1), (abs(guess - corner), 2))[1]
+    return (left, up, corner)[near]
+
+
+def assert_real_render(path: Path, size: tuple[int, int]) -> None:
+    """The expected size, and a picture: many colours, none covering nearly everything."""
+    width, height, rows = png_pixels(path)
+    assert (width, height) == size, f"{path}: {width}x{height}, expected {size}"
+    step = len(rows[0]) // width
+    colours: Counter[bytes] = Counter()
+    for row in rows[::2]:
+        colours.update(row[x : x + 3] for x in range(0, len(row), step * 2))
+    commonest = colours.most_common(1)[0][1] / sum(colours.values())
+    assert len(colours) >= 16, f"{path}: only {len(colours)} colours: a blank window?"
+    assert commonest < 0.95, f"{path}: one colour covers {commonest:.0%} of the window"
+
+
+# the tests
+
+
+def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restart(
+    tmp_path: Path, backend: BackendProcess, start_app: Callable[[Path, str], AppProcess]
+) -> None:
+    user = f"e2e{uuid.uuid4().hex[:8]}"
+    profile = tmp_path / "profile"
+    app = start_app(profile, backend.url)
+
+    # sign up in the app, make a board, add a card
+    app.wait_until("the sign-in screen", lambda seen: seen["screen"] == "signin", STARTUP_S)
+    app.type("username_input", user)
+    app.type("password_input", PASSWORD)
+    app.tap("sign_up_button")
+    app.wait_until("the boards, signed in", lambda seen: seen["screen"] == "boards")
+    app.type("new_board_input", "Launch", enter=True)
+    app.wait_until("the new board", lambda seen: "board:Launch" in seen["rows"])
+    app.tap("board:Launch/open_button")
+    app.type("quick_add_input", "Write the announcement", enter=True)
+    seen = app.wait_until(
+        "the card added, sent", lambda seen: titles(seen, "todo") and synced(seen)
+    )
+    assert titles(seen, "todo") == ["Write the announcement"]
+    assert seen["texts"]["board_title"] == "Launch"
+    assert seen["texts"]["status_state"] == "Online"
+
+    # a second device of the same user pulls it, and adds a card the app then shows
+    phone = Phone(backend.url, user).login()
+    board = wait_for_task(phone, "Write the announcement")["board"]
+    assert phone.values("board", board) == {
+        "name": "Launch",
+        "wip_limit": None,
+        "archived": False,
+        "owner": user,
+    }
+    _, created = phone.new_task(
+        board, "Book the venue", status="doing", assignee=user, priority=2, labels=["venue"]
+    )
+    assert phone.push(created)[0]["status"] == "accepted"
+    seen = app.wait_until("the second device's card", lambda seen: titles(seen, "doing"))
+    assert titles(seen, "doing") == ["Book the venue"]
+    assert card(seen, "Book the venue")["meta"] == f"@{user} · priority 2"
+    assert card(seen, "Book the venue")["labels"] == "#venue"
+    assert seen["columns"]["doing"]["title"] == "Doing  ·  1"
+
+    # move cards with keys and buttons
+    app.tap("card:Write the announcement")
+    app.key("right")
+    seen = app.wait_until("the card in Doing", lambda seen: len(titles(seen, "doing")) == 2)
+    assert titles(seen, "doing") == ["Book the venue", "Write the announcement"]
+    app.key("up")
+    seen = app.wait_until(
+        "the card moved up", lambda seen: titles(seen, "doing")[0] == "Write the announcement"
+    )
+    assert card(seen, "Write the announcement")["selected"]
+    app.tap("card:Book the venue")
+    app.tap("move_left_button")
+    seen = app.wait_until("a card back in To do", lambda seen: titles(seen, "todo"))
+    assert (titles(seen, "todo"), titles(seen, "doing")) == (
+        ["Book the venue"],
+        ["Write the announcement"],
+    )
+
+    # edit a task: every kind of field, a label, a comment
+    app.tap("card:Write the announcement")
+    app.key("enter")
+    app.wait_until("the task editor", lambda seen: seen["screen"] == "task")
+    app.type("due_input", "2020-01-02")
+    app.type("assignee_input", user)
+    app.type("notes_input", "Two paragraphs, no more.")
+    app.tap("priority_spinner")
+    app.tap("option:3")
+    app.type("new_label_input", "launch", enter=True)
+    app.type("comment_input", "Draft is in the shared folder", enter=True)
+    app.tap("save_button")
+    seen = app.wait_until(
+        "the label and the comment",
+        lambda seen: (
+            "label:launch" in seen["rows"]
+            and "comment:Draft is in the shared folder" in seen["rows"]
+        ),
+    )
+    assert seen["texts"]["priority_spinner"] == "3"
+    assert seen["texts"]["due_input"] == "2020-01-02"
+    assert seen["rows"]["comment:Draft is in the shared folder"][-1] == (
+        "Draft is in the shared folder"
+    )
+    assert_real_render(app.screenshot("app-task-editor.png"), WINDOW)
+    app.key("escape")
+    seen = app.wait_until(
+        "the edited card, sent",
+        lambda seen: (
+            seen["screen"] == "board"
+            and "overdue" in card(seen, "Write the announcement")["meta"]
+            and synced(seen)
+        ),
+    )
+    assert card(seen, "Write the announcement") == {
+        "title": "Write the announcement",
+        "meta": f"@{user} · due 2020-01-02 · overdue · priority 3",
+        "labels": "#launch",
+        "selected": True,
+    }
+    assert_real_render(app.screenshot("app-board.png"), WINDOW)
+    edited = wait_for_task(phone, "Write the announcement", lambda t: t["priority"] == 3)
+    assert (edited["due"], edited["assignee"], edited["labels"], edited["status"]) == (
+        "2020-01-02",
+        user,
+        ["launch"],
+        "doing",
+    )
+
+    # filter by text (Ctrl+F), by label; delete a card and restore it
+    app.key("f", "ctrl")
+    assert app.query()["focus"] == "filter_input"
+    app.type("filter_input", "VENUE")
+    seen = app.wait_until("only the venue", lambda seen: not titles(seen, "doing"))
+    assert titles(seen, "todo") == ["Book the venue"]
+    app.tap("clear_filter_button")
+    app.tap("label_filter")
+    app.tap("option:launch")
+    seen = app.wait_until("only the launch label", lambda seen: not titles(seen, "todo"))
+    assert titles(seen, "doing") == ["Write the announcement"]
+    app.tap("clear_filter_button")
+    app.wait_until("every card", lambda seen: titles(seen, "todo") and titles(seen, "doing"))
+    app.tap("card:Book the venue")
+    app.key("delete")
+    app.wait_until("the card deleted", lambda seen: not titles(seen, "todo"))
+    app.tap("show_deleted")
+    app.wait_until("the deleted card", lambda seen: "deleted:Book the venue" in seen["rows"])
+    app.tap("deleted:Book the venue/restore_button")
+    seen = app.wait_until("the card restored", lambda seen: titles(seen, "todo"))
+    assert titles(seen, "todo") == ["Book the venue"]
+    assert seen["texts"]["deleted_title"] == "No deleted tasks"
+    app.tap("show_deleted")
+
+    # the backend goes away: edits still show, and the status says offline
+    backend.stop()
+    app.wait_until("offline", lambda seen: seen["texts"]["status_state"] == "Offline")
+    app.type("quick_add_input", "Print the flyers", enter=True)
+    app.tap("card:Book the venue")
+    app.key("right")
+    seen = app.wait_until(
+        "the offline edits", lambda seen: seen["texts"]["status_pending"] == "2 changes waiting"
+    )
+    assert titles(seen, "todo") == ["Print the flyers"]
+    assert titles(seen, "doing") == ["Write the announcement", "Book the venue"]
+    assert status(seen) == "Offline · 2 changes waiting"
+    assert seen["texts"]["status_error"] == "The server cannot be reached"
+    assert_real_render(app.screenshot("app-offline.png"), WINDOW)
+
+    # the backend comes back: "sync now", and the edits reach the other device
+    backend.start()
+    app.key("r", "ctrl")
+    seen = app.wait_until("everything sent after the restart", synced)
+    assert seen["texts"]["status_state"] == "Online"
+    assert seen["texts"]["status_error"] == ""
+    assert wait_for_task(phone, "Print the flyers")["status"] == "todo"
+    assert wait_for_task(phone, "Book the venue", lambda t: t["status"] == "doing")
+
+    # closed and opened again: the same board, the same cards, the same window size
+    assert app.quit() == 0
+    again = start_app(profile, backend.url)
+    seen = again.wait_until("the last board", lambda seen: seen["screen"] == "board", STARTUP_S)
+    assert seen["texts"]["board_title"] == "Launch"
+    assert (titles(seen, "todo"), titles(seen, "doing")) == (
+        ["Print the flyers"],
+        ["Write the announcement", "Book the venue"],
+    )
+    assert tuple(seen["window"]) == WINDOW
+    again.wait_until("up to date again", synced)
+
+
+def test_the_app_opens_a_profile_made_by_outpost_client(
+    tmp_path: Path, module_backend: BackendProcess, start_app: Callable[[Path, str], AppProcess]
+) -> None:
+    profile, server, user = tmp_path / "profile", module_backend.url, f"cli{uuid.uuid4().hex[:8]}"
+    client(profile, "--server", server, "signup", user, "--password", PASSWORD)
+    board = client(profile, "board", "create", "Groceries")
+    client(profile, "task", "add", board, "Milk", "--label", "dairy", "--priority", "2")
+    client(profile, "task", "add", board, "Bread", "--status", "doing")
+    client(profile, "sync")
+
+    app = start_app(profile, server)
+    seen = app.wait_until("the boards", lambda seen: seen["screen"] == "boards", STARTUP_S)
+    assert seen["texts"]["boards_user"] == f"Signed in as {user}"
+    app.tap("board:Groceries/open_button")
+    seen = app.wait_until("the board", lambda seen: titles(seen, "todo"))
+    assert (titles(seen, "todo"), titles(seen, "doing"), titles(seen, "done")) == (
+        ["Milk"],
+        ["Bread"],
+        [],
+    )
+    assert card(seen, "Milk")["labels"] == "#dairy"
+    app.type("quick_add_input", "Eggs", enter=True)
+    app.wait_until("the new card, sent", lambda seen: "Eggs" in titles(seen, "todo"))
+    assert app.quit() == 0
+
+    shown = json.loads(client(profile, "show", "--json"))
+    (groceries,) = shown["boards"]
+    assert [t["title"] for t in groceries["tasks"] if t["status"] == "todo"] == ["Milk", "Eggs"]
+
+
+def test_the_app_tells_why_a_board_went_away_and_the_notice_can_be_dismissed(
+    tmp_path: Path, module_backend: BackendProcess, start_app: Callable[[Path, str], AppProcess]
+) -> None:
+    profile, server, user = tmp_path / "profile", module_backend.url, f"lost{uuid.uuid4().hex[:8]}"
+    client(profile, "--server", server, "signup", user, "--password", PASSWORD)
+    owner = Phone(server, f"own{uuid.uuid4().hex[:8]}").signup()
+    board, created = owner.new_board("Shared plans")
+    owner.push(created, owner.event("MemberAdded", {"username": user}, board=board))
+
+    app = start_app(profile, server)
+    seen = app.wait_until("the shared board", lambda seen: "board:Shared plans" in seen["rows"])
+    assert seen["rows"]["board:Shared plans"][0] == f"Shared plans   owner {owner.username}"
+    assert "notices_title" not in seen["texts"]  # no notices: the panel takes no room
+
+    owner.push(owner.event("MemberRemoved", {"username": user}, board=board))
+    seen = app.wait_until("a notice", lambda seen: "notice:0" in seen["rows"])
+    title, message, reason = seen["rows"]["notice:0"][:3]
+    assert title.startswith("Board no longer shared with you · ")
+    assert message == "You no longer have access to the board 'Shared plans'."
+    assert reason == "Why: You are no longer a member of the board"
+    assert seen["texts"]["notices_title"] == "Notices  ·  1"
+    assert "board:Shared plans" not in seen["rows"]
+    assert_real_render(app.screenshot("app-notice.png"), WINDOW)
+    app.tap("notice:0/dismiss_button")
+    seen = app.wait_until("no notice", lambda seen: "notice:0" not in seen["rows"])
+    assert "notices_title" not in seen["texts"]
+
+
+# helpers
+
+
+def wait_for_task(
+    phone: Phone, title: str, check: Callable[[dict[str, Any]], bool] = lambda _: True
+) -> dict[str, Any]:
+    """Pull until a task with this title (and passing ``check``) is there; its values and
+    board."""
+    began = time.monotonic()
+    deadline = began + SYNC_S
+    while True:
+        phone.pull()
+        for (kind, _), change in phone.state.items():
+            values = change["values"]
+            if kind == "task" and values["title"] == title and check(values):
+                print(f"second device pulled {title!r} after {time.monotonic() - began:.1f}s")
+                return {**values, "board": change["board"]}
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the second device never pulled {title!r}")
+        time.sleep(0.2)
+
+
+def client(profile: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "outpost", "client", "--data-dir", str(profile), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"outpost client {' '.join(args)}: {done.stderr}"
+    return done.stdout.strip()
