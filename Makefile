@@ -50,7 +50,7 @@ run: install
 	$(BIN)/python -m client.app.run_local
 
 bench: install
-	$(BIN)/outpost bench
+	$(BIN)/outpost bench --json bench-results.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

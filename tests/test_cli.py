@@ -28,7 +28,6 @@ def test_help_lists_every_subcommand() -> None:
     ("argv", "issue"),
     [
         (["conflicts", "--seed", "1"], 7),
-        (["bench"], 8),
     ],
 )
 def test_a_subcommand_not_built_yet_says_so_with_status_2(

@@ -1,0 +1,3 @@
+from outpost.bench import main
+
+raise SystemExit(main())

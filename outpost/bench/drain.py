@@ -1,0 +1,103 @@
+"""Scenario 6, drain: a device that worked offline comes back with a backlog of pending
+events; how long until every one is accepted and reflected (its outbox empty after a pull
+whose watermark covers them). Beside it, raw nats-py publishing the same bytes to the same
+nats-server, 500 in flight like the push batches, every message acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from client.sync.transport import Reply, Transport
+from outpost.bench import shared
+from outpost.bench.harness import BenchError, Timer, Workspace, progress, unique_name
+from outpost.bench.jetstream import raw_jetstream
+from outpost.bench.plan import Plan
+from outpost.bench.report import Figure, ScenarioResult, Target
+
+NAME = "drain"
+TITLE = "6. drain"
+TARGET_SECONDS = 2.0
+
+
+class PushClock:
+    """A transport that notes when the last push answer came back (all accepted)."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.last_push_at = 0.0
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: Mapping[str, Any] | None = None,
+        token: str | None = None,
+    ) -> Reply:
+        reply = await self.inner.request(method, path, body=body, params=params, token=token)
+        if path == "/v1/sync/push":
+            self.last_push_at = time.perf_counter()
+        return reply
+
+    def live(self, token: str) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        return self.inner.live(token)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
+    count = plan.drain_events
+    result = ScenarioResult(NAME, TITLE, params={"events": count, "tasks": shared.TASKS})
+    real, _, tasks = await shared.one_device(ws, unique_name("drain"))
+    device, engine = real.device, real.engine
+    for i in range(count):
+        edits: tuple[dict[str, Any], ...] = (
+            {"title": f"Offline {i}"},
+            {"priority": i % 5},
+            {"status": ("todo", "doing", "done")[i % 3]},
+        )
+        device.set_task(tasks[i % len(tasks)], **edits[i % len(edits)])
+    bodies = shared.pending_bodies(device)
+    progress(f"drain: {len(bodies):,} events pending; reconnecting")
+    clock = PushClock(engine.transport)
+    engine.transport = clock
+    timer = Timer()
+    deadline = time.monotonic() + 300
+    while True:
+        await engine.sync()
+        if device.pending_count() == 0:
+            break
+        if time.monotonic() > deadline:
+            raise BenchError(f"{device.pending_count()} events still pending after 300 s")
+        await asyncio.sleep(0.005)
+    seconds = timer.seconds
+    accepted = clock.last_push_at - timer.started
+    progress(f"drain: {seconds:.2f} s; raw JetStream baseline")
+    async with raw_jetstream(ws.nats.url) as raw:
+        raw_seconds = await raw.publish_pipelined(bodies)
+    result.add(
+        Figure(
+            f"seconds until {count:,} accepted and reflected",
+            "s",
+            seconds,
+            baseline=raw_seconds,
+            baseline_label="raw JetStream publish, 500 in flight, every ack awaited",
+            target=Target("<=", TARGET_SECONDS),
+        )
+    )
+    result.add(
+        Figure(
+            f"seconds until {count:,} accepted",
+            "s",
+            accepted,
+            baseline=raw_seconds,
+            baseline_label="raw JetStream publish, 500 in flight, every ack awaited",
+        )
+    )
+    return result

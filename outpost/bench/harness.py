@@ -1,0 +1,271 @@
+"""The parts every scenario runs on, started and stopped by the bench itself.
+
+``Workspace`` owns one run: a temporary folder, a nats-server (the same supervised
+``EmbeddedNats`` the backend embeds, so the raw baselines can reach the very server the
+backend uses), ``outpost backend`` as a child process on SQLite files, and any other child a
+scenario starts. Leaving it, by success, failure or Ctrl-C, stops every process and
+removes the folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import msgspec
+
+from backend.nats import EmbeddedNats
+from client.device import Device
+from client.sync.engine import SyncEngine
+from client.sync.transport import HttpxTransport
+
+PASSWORD = "bench-password"
+_started = time.monotonic()
+_names = itertools.count(1)
+
+
+class BenchError(RuntimeError):
+    """A scenario could not run: a part did not start, or a result never showed up."""
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr: long steps say what they are doing."""
+    print(f"[bench {time.monotonic() - _started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The ``pct`` percentile, interpolated between the closest ranks."""
+    if not values:
+        raise BenchError("no samples to take a percentile of")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def raise_open_files(wanted: int) -> int:
+    """Raise this process's soft limit on open files (children inherit it); return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unique_name(prefix: str) -> str:
+    """A username no other scenario of this run uses."""
+    return f"{prefix}{next(_names)}"
+
+
+async def wait_for(
+    condition: Callable[[], bool | Awaitable[bool]],
+    *,
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.01,
+) -> None:
+    """Until ``condition()`` (sync or async) is true; raise BenchError after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        await asyncio.sleep(interval_s)
+
+
+class BackendProcess:
+    """``python -m outpost backend`` in a child process, on a free port, with fast sign-ups
+    and a rate limit high enough that it never throttles the bench."""
+
+    def __init__(self, data_dir: Path, nats_url: str) -> None:
+        self.data_dir = data_dir
+        self.nats_url = nats_url
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir / "backend.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, timeout_s: float = 60) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "OUTPOST_PASSWORD_TIME_COST": "1",
+            "OUTPOST_RATE_LIMIT_PER_S": "1000000",
+            "OUTPOST_RATE_LIMIT_BURST": "1000000",
+        }
+        command = [sys.executable, "-m", "outpost", "backend", "--data-dir", str(self.data_dir)]
+        command += ["--port", str(self.port), "--nats-url", self.nats_url]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env
+            )
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(base_url=self.url, timeout=2) as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise BenchError(
+                        f"the backend exited with {self.process.returncode}:\n{self.tail()}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get("/v1/sync/info")).status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        raise BenchError(f"the backend did not start in {timeout_s:.0f}s:\n{self.tail()}")
+
+    def stop(self, timeout_s: float = 20) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+    def tail(self, lines: int = 30) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Workspace:
+    """One bench run's folder and processes; ``async with`` guarantees they are cleaned up."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="outpost-bench-"))
+        self.nats = EmbeddedNats(self.root / "nats", stop_timeout_s=10)
+        self.backend: BackendProcess | None = None
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._transports: list[HttpxTransport] = []
+        self._devices: list[Device] = []
+
+    async def __aenter__(self) -> Self:
+        try:
+            progress("starting nats-server and the backend")
+            await self.nats.start(supervise=False)
+            self.backend = BackendProcess(self.root / "backend", self.nats.url)
+            await self.backend.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def url(self) -> str:
+        if self.backend is None:
+            raise BenchError("the backend is not running")
+        return self.backend.url
+
+    def folder(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def spawn(self, command: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        """A child process this workspace kills if it is still running at the end."""
+        child = subprocess.Popen(command, **options)
+        self._children.append(child)
+        return child
+
+    async def device(
+        self, name: str, username: str, *, signup: bool = False
+    ) -> tuple[Device, SyncEngine]:
+        """A real device (store, engine, HTTP transport) signed in as ``username``."""
+        device = Device(self.folder(f"devices/{name}"))
+        transport = HttpxTransport(self.url)
+        self._devices.append(device)
+        self._transports.append(transport)
+        engine = SyncEngine(device, transport)
+        if signup:
+            await engine.signup(username, PASSWORD)
+        else:
+            await engine.login(username, PASSWORD)
+        return device, engine
+
+    async def session(self, username: str, *, signup: bool = True) -> str:
+        """A bearer token for ``username``, through the HTTP contract."""
+        path = "/v1/auth/signup" if signup else "/v1/auth/token"
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+            reply = await http.post(path, json={"username": username, "password": PASSWORD})
+        if reply.status_code not in (200, 201):
+            raise BenchError(f"{path} for {username}: HTTP {reply.status_code} {reply.text}")
+        token: str = reply.json()["token"]
+        return token
+
+    async def projector_lag(self) -> int:
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+            reply = await http.get("/v1/health")
+        return int(msgspec.json.decode(reply.content)["projector_lag"])
+
+    async def wait_projected(self, timeout_s: float = 300) -> None:
+        """Until the projector has applied everything on the stream."""
+
+        async def caught_up() -> bool:
+            return await self.projector_lag() == 0
+
+        await wait_for(caught_up, timeout_s=timeout_s, what="the projector", interval_s=0.05)
+
+    async def close(self) -> None:
+        for transport in self._transports:
+            with contextlib.suppress(Exception):
+                await transport.close()
+        for device in self._devices:
+            with contextlib.suppress(Exception):
+                device.close()
+        for child in self._children:
+            if child.poll() is None:
+                child.kill()
+                with contextlib.suppress(Exception):
+                    child.wait(5)
+        if self.backend is not None:
+            await asyncio.to_thread(self.backend.stop)
+        with contextlib.suppress(Exception):
+            await self.nats.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Timer:
+    """Seconds since it was made, by the monotonic high-resolution clock."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started

@@ -1,0 +1,74 @@
+"""Scenario 2, end-to-end ingest: device A pushes a backlog of edits; the clock stops when
+device B's pull shows every one of them. Beside it, raw nats-py publishing the same bytes
+to the same nats-server with a per-message acknowledgement, one at a time and pipelined."""
+
+from __future__ import annotations
+
+import asyncio
+
+from outpost.bench import shared
+from outpost.bench.harness import Timer, Workspace, progress, unique_name, wait_for
+from outpost.bench.jetstream import raw_jetstream
+from outpost.bench.plan import Plan
+from outpost.bench.report import Figure, ScenarioResult, Target
+
+NAME = "ingest"
+TITLE = "2. end-to-end ingest"
+TARGET_EVENTS_PER_S = 5000.0
+
+
+async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
+    count = plan.ingest_events
+    result = ScenarioResult(NAME, TITLE, params={"events": count, "tasks": shared.TASKS})
+    pair = await shared.board_pair(ws, unique_name("ingest"))
+    a, b = pair.a, pair.b
+    expected: dict[str, str] = {}
+    for i in range(count):
+        task = pair.tasks[i % len(pair.tasks)]
+        expected[task] = f"Ingest {i}"
+        a.device.set_task(task, title=expected[task])
+    bodies = shared.pending_bodies(a.device)
+    progress(f"ingest: {len(bodies):,} events pending on device A; pushing")
+
+    def visible_on_b() -> bool:
+        titles = {t["id"]: t["title"] for t in b.device.tasks(pair.board)}
+        return all(titles.get(task) == title for task, title in expected.items())
+
+    async def b_pulls() -> None:
+        async def pulled() -> bool:
+            await b.engine.sync()
+            return visible_on_b()
+
+        await wait_for(pulled, timeout_s=300, what="device B to see A's events")
+
+    timer = Timer()
+    await asyncio.gather(a.engine.sync(), b_pulls())
+    seconds = timer.seconds
+    rate = count / seconds
+    progress(f"ingest: {rate:,.0f} events/s end to end; raw JetStream baselines")
+    async with raw_jetstream(ws.nats.url) as raw:
+        one_by_one = len(bodies) / await raw.publish_one_at_a_time(bodies)
+        pipelined = len(bodies) / await raw.publish_pipelined(bodies)
+    target = Target(">=", TARGET_EVENTS_PER_S)
+    result.add(
+        Figure(
+            "events/s, push to another device's pull",
+            "ev/s",
+            rate,
+            baseline=one_by_one,
+            baseline_label="raw JetStream publish, each ack awaited in turn",
+            target=target,
+        )
+    )
+    result.add(
+        Figure(
+            "same, against pipelined publish",
+            "ev/s",
+            rate,
+            baseline=pipelined,
+            baseline_label="raw JetStream publish, 500 in flight, every ack awaited",
+            target=target,
+        )
+    )
+    result.params["seconds_end_to_end"] = seconds
+    return result

@@ -1,0 +1,50 @@
+"""How big each scenario is: the issue's sizes for the full run, small ones for ``--quick``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    local_actions: int
+    """Measured actions of each kind (edit, add), after a warm-up."""
+    local_board_tasks: int
+    """Tasks already on the board the local actions work on."""
+    ingest_events: int
+    propagation_actions: int
+    """Actions device A makes at ``propagation_rate`` per second."""
+    bootstrap_tasks: int
+    fanout_connections: int
+    fanout_users: int
+    fanout_rounds: int
+    drain_events: int
+    propagation_rate: float = 20.0
+
+
+FULL = Plan(
+    quick=False,
+    local_actions=2000,
+    local_board_tasks=1000,
+    ingest_events=20_000,
+    propagation_actions=400,
+    bootstrap_tasks=100_000,
+    fanout_connections=1000,
+    fanout_users=10,
+    fanout_rounds=30,
+    drain_events=5000,
+)
+
+QUICK = Plan(
+    quick=True,
+    local_actions=200,
+    local_board_tasks=100,
+    ingest_events=2000,
+    propagation_actions=60,
+    bootstrap_tasks=3000,
+    fanout_connections=100,
+    fanout_users=2,
+    fanout_rounds=5,
+    drain_events=1000,
+)

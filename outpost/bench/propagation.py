@@ -1,0 +1,92 @@
+"""Scenario 3, propagation: device A makes an action; how long until device B's local view
+shows it, both devices long-lived with live pokes (``LiveSync``), A acting at a steady
+rate. Beside it, the bare stream hop: raw nats-py publishing to JetStream at the same rate
+and a subscriber of the stream receiving each message."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from client.sync.engine import Progress
+from client.sync.runner import LiveSync
+from outpost.bench import shared
+from outpost.bench.harness import Workspace, percentile, progress, unique_name, wait_for
+from outpost.bench.jetstream import raw_jetstream
+from outpost.bench.plan import Plan
+from outpost.bench.report import Figure, ScenarioResult, Target
+
+NAME = "propagation"
+TITLE = "3. propagation"
+TARGETS_MS = {50: 20.0, 99: 50.0}
+WARM_UP = 10
+PREFIX = "Prop "
+
+
+async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
+    count, rate = plan.propagation_actions, plan.propagation_rate
+    result = ScenarioResult(NAME, TITLE, params={"actions": count, "per_second": rate})
+    pair = await shared.board_pair(ws, unique_name("prop"))
+    seen: dict[int, float] = {}
+
+    def look(_: Progress) -> None:
+        # Called by B's engine at every step of a cycle: after each pulled page, B's view
+        # already holds what the page brought.
+        now = time.perf_counter()
+        for task in pair.b.device.tasks(pair.board):
+            title: str = task["title"]
+            if title.startswith(PREFIX):
+                seen.setdefault(int(title[len(PREFIX) :]), now)
+
+    live_a = LiveSync(pair.a.device, pair.a.engine.transport, periodic_s=30)
+    live_b = LiveSync(pair.b.device, pair.b.engine.transport, on_progress=look, periodic_s=30)
+    runners = [asyncio.create_task(live.run()) for live in (live_a, live_b)]
+    made: dict[int, float] = {}
+    sample = b"{}"
+    try:
+        progress(f"propagation: {WARM_UP + count} actions at {rate:.0f}/s")
+        started = time.perf_counter()
+        for i in range(WARM_UP + count):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            made[i] = time.perf_counter()
+            pair.a.device.set_task(pair.tasks[i % len(pair.tasks)], title=f"{PREFIX}{i}")
+            live_a.wake()  # what the app does after every action
+            if i == 0:
+                sample = shared.pending_bodies(pair.a.device)[-1]
+        last = WARM_UP + count - 1
+        await wait_for(lambda: last in seen, timeout_s=60, what="device B to show A's actions")
+    finally:
+        for live in (live_a, live_b):
+            live.stop()
+        for runner in runners:
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+    latencies = _latencies(made, seen, len(pair.tasks))[WARM_UP:]
+    progress("propagation: raw JetStream publish-to-delivery at the same rate")
+    async with raw_jetstream(ws.nats.url) as raw:
+        raw_latencies = await raw.delivery_latencies(sample, count, rate)
+    for pct, target in TARGETS_MS.items():
+        result.add(
+            Figure(
+                f"A's action to B's view, p{pct}",
+                "ms",
+                percentile(latencies, pct),
+                baseline=percentile(raw_latencies, pct),
+                baseline_label="raw JetStream publish to delivery",
+                target=Target("<=", target),
+            )
+        )
+    return result
+
+
+def _latencies(made: dict[int, float], seen: dict[int, float], cycle: int) -> list[float]:
+    """ms from each action to the first time B's view showed it, or showed a later edit of
+    the same task (which can replace it before B looked)."""
+    latencies = []
+    for i in sorted(made):
+        shown = [seen[j] for j in range(i, max(made) + 1, cycle) if j in seen]
+        latencies.append((min(shown) - made[i]) * 1000)
+    return latencies
