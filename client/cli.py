@@ -253,7 +253,12 @@ def _online(device: Device, work: Callable[[SyncEngine], Any]) -> int:
 def _run(device: Device, periodic: float) -> int:
     async def body() -> None:
         transport = HttpxTransport(_server(device))
-        live = LiveSync(device, transport, periodic_s=periodic)
+
+        def say(connected: bool) -> None:
+            state = "on" if connected else "off, reconnecting"
+            print(f"outpost client: live updates {state}", file=sys.stderr, flush=True)
+
+        live = LiveSync(device, transport, on_live=say, periodic_s=periodic)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, live.stop)

@@ -103,8 +103,13 @@ class Device:
     def add_task(self, board: str, title: str, **fields: Any) -> str:
         self._require("board", board)
         status = fields.get("status", "todo")
-        column = self.column(board, status)
-        last = column[-1]["position"] if column else None
+        with self.store.read() as conn:
+            (last,) = conn.execute(
+                "SELECT MAX(json_extract(CAST(vals AS TEXT), '$.position')) FROM view "
+                "WHERE kind = 'task' AND board = ? AND vals IS NOT NULL "
+                "AND json_extract(CAST(vals AS TEXT), '$.status') = ?",
+                (board, status),
+            ).fetchone()
         task = new_id()
         payload = {"title": title, "position": position_after(last), **fields}
         self._record(("TaskCreated", board, task, payload))

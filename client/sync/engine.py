@@ -209,6 +209,7 @@ class SyncEngine:
         device.clock.receive_time(answer["server_time"])
         bodies = dict(batch)
         skewed: list[str] = []
+        accepted_hlc = ""
         with device.store.write() as conn:
             touched: set[EntityKey] = set()
             for outcome in answer["results"]:
@@ -217,7 +218,8 @@ class SyncEngine:
                     conn.execute(
                         "UPDATE outbox SET seq = ? WHERE id = ?", (outcome["seq"], event_id)
                     )
-                    self._raise_floor(conn, event_of(bodies[event_id], None).hlc)
+                    hlc = msgspec.json.decode(bodies[event_id])["hlc"]
+                    accepted_hlc = max(accepted_hlc, hlc, key=_wall_and_counter)
                     result.pushed += 1
                 elif outcome.get("reason") == "clock_skew":
                     skewed.append(event_id)
@@ -226,6 +228,8 @@ class SyncEngine:
                         conn, event_id, outcome["reason"], outcome.get("detail", "")
                     )
                     result.rejected += 1
+            if accepted_hlc:
+                self._raise_floor(conn, accepted_hlc)
             if skewed:
                 device.clock.rebase(answer["server_time"], self._setting(conn, "hlc_floor"))
                 restamped, more = self._restamp_ahead(conn, answer["server_time"])
@@ -324,6 +328,7 @@ class SyncEngine:
     def _apply_page(self, page: dict[str, Any], aside: bool, result: CycleResult) -> None:
         device = self.device
         device.clock.receive_time(page["server_time"])
+        highest = ""  # the page's highest hlc: the clock takes it in once
         with device.store.write() as conn:
             touched: set[EntityKey] = set()
             for change in page["changes"]:
@@ -345,8 +350,10 @@ class SyncEngine:
                     if not aside:
                         touched.add(key)
                     for stamp in change["meta"]["fields"].values():
-                        device.clock.receive(stamp["hlc"])
-                        self._raise_floor(conn, stamp["hlc"])
+                        highest = max(highest, stamp["hlc"], key=_wall_and_counter)
+            if highest:
+                device.clock.receive(highest)
+                self._raise_floor(conn, highest)
             result.pulled += len(page["changes"])
             set_setting(conn, "cursor", page["cursor"])
             set_setting(conn, "generation", page["generation"])
@@ -496,6 +503,11 @@ class SyncEngine:
         self.progress.detail = detail
         self.progress.pending = self.device.pending_count()
         self._on_progress(self.progress)
+
+
+def _wall_and_counter(hlc: str) -> tuple[int, int]:
+    """Order hlcs by time only ("" first): which device made them does not matter here."""
+    return parse_hlc(hlc)[:2] if hlc else (0, -1)
 
 
 def _add_notice(

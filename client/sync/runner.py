@@ -38,13 +38,17 @@ class LiveSync:
         transport: Transport,
         *,
         on_progress: Callable[[Progress], None] | None = None,
+        on_live: Callable[[bool], None] | None = None,
         periodic_s: float = 30.0,
     ) -> None:
         self.engine = SyncEngine(device, transport, on_progress)
+        self._on_live = on_live or (lambda _: None)
         self.transport = transport
         self.periodic_s = periodic_s
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._reconnect = asyncio.Event()
+        self.live_connected = False
         self.cycles = 0
 
     def wake(self) -> None:
@@ -66,6 +70,8 @@ class LiveSync:
                     await self.engine.sync()
                     self.cycles += 1
                     failures = 0
+                    if not self.live_connected:
+                        self._reconnect.set()  # the server is back: no need to wait out backoff
                 except ServerUnreachable:
                     failures += 1
                     delay = backoff(failures)
@@ -88,14 +94,27 @@ class LiveSync:
             try:
                 async with self.transport.live(token) as lines:
                     attempt = 0
+                    self.live_connected = True
+                    self._on_live(True)
+                    self.wake()  # pokes sent before we listened are lost: catch up once
                     async for line in lines:
                         if line.startswith("event: poke"):
                             self.wake()
             except TransportError as exc:
                 log.info("live stream: %s", exc)
+            finally:
+                if self.live_connected:
+                    self._on_live(False)
+                self.live_connected = False
             attempt += 1
             self.wake()  # whatever was missed while away: pull it
-            await asyncio.sleep(backoff(attempt, base=0.5, cap=30))
+            # Wait out the backoff, unless a sync shows the server is back; never less than
+            # a second, so a live endpoint that keeps failing cannot spin.
+            self._reconnect.clear()
+            delay = backoff(attempt, base=0.5, cap=30)
+            await asyncio.sleep(min(delay, 1.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reconnect.wait(), timeout=max(0.0, delay - 1.0))
 
 
 class SyncThread:

@@ -60,15 +60,13 @@ class Xvfb:
         ready, announce = os.pipe()
         command = [binary, f":{number}", "-screen", "0", f"{width}x{height}x24"]
         command += ["-nolisten", "tcp", "-displayfd", str(announce)]
-        log = self.log.open("ab") if self.log else subprocess.DEVNULL
         try:
-            process = subprocess.Popen(
-                command, pass_fds=(announce,), stdout=log, stderr=log, start_new_session=True
-            )
+            with (self.log or Path(os.devnull)).open("ab") as log:
+                process = subprocess.Popen(
+                    command, pass_fds=(announce,), stdout=log, stderr=log, start_new_session=True
+                )
         finally:
-            os.close(announce)
-            if self.log:
-                log.close()  # type: ignore[union-attr]
+            os.close(announce)  # Xvfb has its own copy
         try:
             answer = _read_line(ready, timeout)
         finally:
@@ -76,10 +74,10 @@ class Xvfb:
         if answer == str(number):
             self.number, self.process = number, process
             return True
-        _end(process)  # another server took the number first, or this one failed
-        if answer is None and process.poll() is None:
-            pytest.fail(f"Xvfb on :{number} did not start within {timeout}s")
-        return False
+        _end(process)
+        if answer is None:
+            pytest.fail(f"Xvfb on :{number} was not ready within {timeout}s (see {self.log})")
+        return False  # it exited: another server took the number first; try the next
 
     def stop(self) -> None:
         if self.process is not None:

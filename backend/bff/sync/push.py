@@ -26,7 +26,7 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.bff.auth.tokens import Principal
@@ -173,12 +173,12 @@ class PushService:
         stored = [(c, ack) for c, ack in zip(to_publish, acks, strict=True) if ack is not None]
         if stored:
             async with self._db.write() as conn:
-                for candidate, ack in stored:
-                    await conn.execute(
-                        update(EventRecord)
-                        .where(EventRecord.id == candidate.event.id, EventRecord.seq.is_(None))
-                        .values(seq=ack.seq)
-                    )
+                await conn.execute(
+                    update(EventRecord)
+                    .where(EventRecord.id == bindparam("event_id"), EventRecord.seq.is_(None))
+                    .values(seq=bindparam("stored_seq")),
+                    [{"event_id": c.event.id, "stored_seq": ack.seq} for c, ack in stored],
+                )
         for candidate, ack in stored:
             status = "duplicate" if ack.duplicate else "accepted"
             results[candidate.index] = PushResult(candidate.event.id, status, seq=ack.seq)

@@ -407,6 +407,7 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     assert titles(seen, "todo") == ["Book the venue"]
     assert seen["texts"]["deleted_title"] == "No deleted tasks"
     app.tap("show_deleted")
+    app.wait_until("everything sent", synced)
 
     # the backend goes away: edits still show, and the status says offline
     backend.stop()
@@ -467,7 +468,9 @@ def test_the_app_opens_a_profile_made_by_outpost_client(
     )
     assert card(seen, "Milk")["labels"] == "#dairy"
     app.type("quick_add_input", "Eggs", enter=True)
-    app.wait_until("the new card, sent", lambda seen: "Eggs" in titles(seen, "todo"))
+    app.wait_until(
+        "the new card, sent", lambda seen: "Eggs" in titles(seen, "todo") and synced(seen)
+    )
     assert app.quit() == 0
 
     shown = json.loads(client(profile, "show", "--json"))
@@ -482,14 +485,16 @@ def test_the_app_tells_why_a_board_went_away_and_the_notice_can_be_dismissed(
     client(profile, "--server", server, "signup", user, "--password", PASSWORD)
     owner = Phone(server, f"own{uuid.uuid4().hex[:8]}").signup()
     board, created = owner.new_board("Shared plans")
-    owner.push(created, owner.event("MemberAdded", {"username": user}, board=board))
+    shared = owner.push(created, owner.event("MemberAdded", {"username": user}, board=board))
+    assert [result["status"] for result in shared] == ["accepted", "accepted"]
 
     app = start_app(profile, server)
     seen = app.wait_until("the shared board", lambda seen: "board:Shared plans" in seen["rows"])
     assert seen["rows"]["board:Shared plans"][0] == f"Shared plans   owner {owner.username}"
     assert "notices_title" not in seen["texts"]  # no notices: the panel takes no room
 
-    owner.push(owner.event("MemberRemoved", {"username": user}, board=board))
+    (removed,) = owner.push(owner.event("MemberRemoved", {"username": user}, board=board))
+    assert removed["status"] == "accepted"
     seen = app.wait_until("a notice", lambda seen: "notice:0" in seen["rows"])
     title, message, reason = seen["rows"]["notice:0"][:3]
     assert title.startswith("Board no longer shared with you · ")

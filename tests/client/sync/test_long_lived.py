@@ -64,12 +64,14 @@ def test_outpost_client_run_follows_another_device_live_and_stops_on_sigterm(
     ]  # only a poke can bring changes in time
     running = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
+        assert running.stderr is not None
+        assert running.stderr.readline().strip() == "outpost client: live updates on"
         client(writer, "task", "add", board, "Seen live")
         client(writer, "sync")
         wait_for(lambda: "Seen live" in titles(follower), what="the poke to bring the task")
     finally:
         running.send_signal(signal.SIGTERM)
-        assert running.wait(20) == 0, running.stderr.read() if running.stderr else ""
+        assert running.wait(20) == 0
 
 
 def test_the_sync_thread_never_blocks_the_caller_and_reports_progress(
