@@ -2,7 +2,12 @@
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.support.nats", "tests.support.postgres", "tests.support.backend"]
+pytest_plugins = [
+    "tests.support.nats",
+    "tests.support.postgres",
+    "tests.support.backend",
+    "tests.support.phone",
+]
 
 settings.register_profile(
     "outpost",

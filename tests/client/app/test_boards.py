@@ -3,8 +3,6 @@ backend would say so."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -13,10 +11,8 @@ import pytest
 
 from client.app.viewmodels import BoardsViewModel
 from client.device import Device
-from client.errors import ClientError
-from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport
 from tests.support.backend import BackendProcess
+from tests.support.online import online
 
 PASSWORD = "correct horse"
 
@@ -172,34 +168,6 @@ def test_refresh_shows_what_changed_underneath(device: Device, model: BoardsView
 
 
 # a board someone else owns, through a real backend
-
-
-async def settle(engine: SyncEngine, timeout: float = 15) -> None:
-    """Sync until nothing is pending: the backend's views hold all this device did."""
-    deadline = time.monotonic() + timeout
-    await engine.sync()
-    while engine.device.pending_count() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        await engine.sync()
-
-
-def online(device: Device, server: str, *actions: str, username: str = "") -> None:
-    async def work() -> None:
-        transport = HttpxTransport(server)
-        engine = SyncEngine(device, transport)
-        try:
-            for action in actions:
-                if action == "sync":
-                    await settle(engine)
-                else:
-                    await getattr(engine, action)(username, PASSWORD)
-        finally:
-            await transport.close()
-
-    try:
-        asyncio.run(work())
-    except ClientError as exc:
-        raise AssertionError(f"sync failed: {exc}") from exc
 
 
 @pytest.mark.integration

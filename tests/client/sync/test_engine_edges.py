@@ -22,6 +22,7 @@ from client.sync.engine import SyncEngine
 from client.sync.transport import Reply, TransportError
 from tests.support.backend import BackendProcess
 from tests.support.device import PASSWORD
+from tests.support.phone import Phone, phone_factory
 from tests.support.transport import RecordingTransport
 
 pytestmark = pytest.mark.integration
@@ -64,45 +65,9 @@ class HookTransport(RecordingTransport):
         return reply
 
 
-class Phone:
-    def __init__(self, folder: Path, server: str) -> None:
-        self.device = Device(folder)
-        self.transport = HookTransport(server)
-        self.engine = SyncEngine(self.device, self.transport)
-        self._loop = asyncio.new_event_loop()
-
-    def run(self, coro: Any) -> Any:
-        return self._loop.run_until_complete(coro)
-
-    def signup(self, username: str) -> Phone:
-        self.run(self.engine.signup(username, PASSWORD))
-        return self
-
-    def sync(self) -> Any:
-        return self.run(self.engine.sync())
-
-    def settle(self, rounds: int = 40) -> None:
-        for _ in range(rounds):
-            self.sync()
-            if self.device.pending_count() == 0:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{self.device.pending_count()} still pending")
-
-
 @pytest.fixture
 def phones(tmp_path: Path) -> Iterator[Callable[[str], Phone]]:
-    made: list[Phone] = []
-
-    def make(server: str) -> Phone:
-        p = Phone(tmp_path / f"p{len(made)}", server)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.run(p.transport.close())
-        p.device.close()
+    yield from phone_factory(tmp_path, HookTransport)
 
 
 def test_an_edit_made_while_a_skewed_push_is_out_is_restamped_and_the_last_edit_wins(
