@@ -9,52 +9,27 @@ closes (or on Ctrl-C).
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-SERVER = "http://127.0.0.1:8000"
+from backend.launcher import BackendLauncher, LaunchError, answers
+
+PORT = 8000
+SERVER = f"http://127.0.0.1:{PORT}"
 DATA_DIR = Path("outpost-data")
 START_TIMEOUT_S = 60
 
 
-def answers(server: str) -> bool:
+def start_backend() -> BackendLauncher:
+    launcher = BackendLauncher(DATA_DIR, port=PORT)
+    print(f"outpost: starting the backend (log: {launcher.log})", flush=True)
     try:
-        with urllib.request.urlopen(f"{server}/v1/sync/info", timeout=1) as reply:
-            return bool(reply.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def start_backend() -> subprocess.Popen[bytes]:
-    DATA_DIR.mkdir(exist_ok=True)
-    log = (DATA_DIR / "backend.log").open("ab")
-    command = [sys.executable, "-m", "outpost", "backend", "--data-dir", str(DATA_DIR)]
-    backend = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    log.close()  # the child has its own copy
-    print(f"outpost: starting the backend (log: {DATA_DIR / 'backend.log'})", flush=True)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not answers(SERVER):
-        if backend.poll() is not None:
-            raise SystemExit(f"outpost: the backend exited ({backend.returncode}); see its log")
-        if time.monotonic() > deadline:
-            stop(backend)
-            raise SystemExit(f"outpost: the backend did not answer in {START_TIMEOUT_S}s")
-        time.sleep(0.2)
-    return backend
-
-
-def stop(backend: subprocess.Popen[bytes]) -> None:
-    if backend.poll() is None:
-        backend.terminate()  # SIGTERM: the backend stops its nats-server too
-        try:
-            backend.wait(30)
-        except subprocess.TimeoutExpired:
-            backend.kill()
-            backend.wait()
+        launcher.start(START_TIMEOUT_S)
+    except LaunchError as exc:
+        raise SystemExit(f"outpost: {exc}") from exc
+    return launcher
 
 
 def main() -> int:
@@ -73,7 +48,8 @@ def main() -> int:
     finally:
         if backend is not None:
             print("outpost: stopping the backend", flush=True)
-            stop(backend)
+            with contextlib.suppress(LaunchError):
+                backend.stop(30)  # SIGTERM: it stops its nats-server too
 
 
 if __name__ == "__main__":

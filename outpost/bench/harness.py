@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +26,7 @@ from typing import Any, Self
 import httpx
 import msgspec
 
+from backend.launcher import BackendLauncher, LaunchError
 from backend.nats import EmbeddedNats
 from client.device import Device
 from client.sync.engine import SyncEngine
@@ -69,12 +67,6 @@ def raise_open_files(wanted: int) -> int:
     return soft
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def unique_name(prefix: str) -> str:
     """A username no other scenario of this run uses."""
     return f"{prefix}{next(_names)}"
@@ -100,60 +92,11 @@ async def wait_for(
         await asyncio.sleep(interval_s)
 
 
-class BackendProcess:
-    """``python -m outpost backend`` in a child process, on a free port, with fast sign-ups
-    and a rate limit high enough that it never throttles the bench."""
-
-    def __init__(self, data_dir: Path, nats_url: str) -> None:
-        self.data_dir = data_dir
-        self.nats_url = nats_url
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir / "backend.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self, timeout_s: float = 60) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "OUTPOST_PASSWORD_TIME_COST": "1",
-            "OUTPOST_RATE_LIMIT_PER_S": "1000000",
-            "OUTPOST_RATE_LIMIT_BURST": "1000000",
-        }
-        command = [sys.executable, "-m", "outpost", "backend", "--data-dir", str(self.data_dir)]
-        command += ["--port", str(self.port), "--nats-url", self.nats_url]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env
-            )
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(base_url=self.url, timeout=2) as http:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise BenchError(
-                        f"the backend exited with {self.process.returncode}:\n{self.tail()}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get("/v1/sync/info")).status_code == 200:
-                        return
-                await asyncio.sleep(0.1)
-        raise BenchError(f"the backend did not start in {timeout_s:.0f}s:\n{self.tail()}")
-
-    def stop(self, timeout_s: float = 20) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-    def tail(self, lines: int = 30) -> str:
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+BENCH_ENV = {
+    "OUTPOST_PASSWORD_TIME_COST": "1",  # sign-ups are not what is measured
+    "OUTPOST_RATE_LIMIT_PER_S": "1000000",  # never throttle the bench
+    "OUTPOST_RATE_LIMIT_BURST": "1000000",
+}
 
 
 class Workspace:
@@ -162,7 +105,7 @@ class Workspace:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="outpost-bench-"))
         self.nats = EmbeddedNats(self.root / "nats", stop_timeout_s=10)
-        self.backend: BackendProcess | None = None
+        self.backend: BackendLauncher | None = None
         self._children: list[subprocess.Popen[bytes]] = []
         self._transports: list[HttpxTransport] = []
         self._devices: list[Device] = []
@@ -171,8 +114,13 @@ class Workspace:
         try:
             progress("starting nats-server and the backend")
             await self.nats.start(supervise=False)
-            self.backend = BackendProcess(self.root / "backend", self.nats.url)
-            await self.backend.start()
+            self.backend = BackendLauncher(
+                self.root / "backend", nats_url=self.nats.url, env=BENCH_ENV
+            )
+            try:
+                await asyncio.to_thread(self.backend.start)
+            except LaunchError as exc:
+                raise BenchError(str(exc)) from exc
         except BaseException:
             await self.close()
             raise
@@ -254,7 +202,8 @@ class Workspace:
                 with contextlib.suppress(Exception):
                     child.wait(5)
         if self.backend is not None:
-            await asyncio.to_thread(self.backend.stop)
+            with contextlib.suppress(LaunchError):
+                await asyncio.to_thread(self.backend.stop)
         with contextlib.suppress(Exception):
             await self.nats.stop()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -4,33 +4,22 @@ and a nats-server the test controls (kill, restart) from a background event loop
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import msgspec
 import nats
 import pytest
 from nats.aio.client import Client
 
+from backend.launcher import BackendLauncher, LaunchError
 from backend.nats import EmbeddedNats
 from backend.nats.streams import EVENTS_STREAM, FAULTS_STREAM
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class BackgroundLoop:
@@ -114,8 +103,9 @@ class ControlledNats:
         return found
 
 
-class BackendProcess:
-    """``outpost backend`` in a child process, on a free port, with a data folder."""
+class BackendProcess(BackendLauncher):
+    """``outpost backend`` for a test: fast sign-ups, a generous rate limit, and a failed
+    start or stop fails the test with the backend's log."""
 
     def __init__(
         self,
@@ -125,64 +115,27 @@ class BackendProcess:
         db_url: str | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.nats_url = nats_url
-        self.db_url = db_url
-        self.env = {
-            **os.environ,
+        defaults = {
             "OUTPOST_PASSWORD_TIME_COST": "1",
             "OUTPOST_RATE_LIMIT_PER_S": "1000",
             "OUTPOST_RATE_LIMIT_BURST": "10000",
-            **(env or {}),
         }
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = data_dir / "backend.log"
+        super().__init__(
+            data_dir, nats_url=nats_url, db_url=db_url, env={**defaults, **(env or {})}
+        )
 
-    def start(self, timeout: float = 30) -> BackendProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "outpost", "backend", "--data-dir", str(self.data_dir)]
-        command += ["--port", str(self.port)]
-        if self.nats_url:
-            command += ["--nats-url", self.nats_url]
-        if self.db_url:
-            command += ["--db-url", self.db_url]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=log, env=self.env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"backend exited with {self.process.returncode}:\n{self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/v1/sync/info", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        pytest.fail(f"backend did not start in {timeout}s:\n{self.tail()}")
-
-    def stop(self) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
+    def start(self, timeout_s: float = 30) -> BackendProcess:  # type: ignore[override]
         try:
-            return self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.send_signal(signal.SIGUSR1)  # the backend dumps its stacks to the log
-            time.sleep(1)
-            self.process.kill()
-            self.process.wait(5)
-            pytest.fail(f"backend did not stop on SIGTERM:\n{self.tail()}")
+            super().start(timeout_s)
+        except LaunchError as exc:
+            pytest.fail(str(exc))
+        return self
 
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+    def stop(self, timeout_s: float = 20) -> int | None:
+        try:
+            return super().stop(timeout_s)
+        except LaunchError as exc:
+            pytest.fail(str(exc))
 
 
 @pytest.fixture

@@ -144,7 +144,7 @@ def test_a_backend_killed_mid_projection_ends_with_views_equal_to_the_oracle(
     seq = alice.push(*edits)[-1]["seq"]
     backend.kill()  # SIGKILL: no clean shutdown, mid-projection or not
     restarted = BackendProcess(data, nats_url=controlled_nats.url)
-    restarted.port, restarted.url = backend.port, backend.url
+    restarted.port = backend.port
     restarted.start()
     try:
         alice.sync_until(seq, timeout=30)
@@ -252,7 +252,7 @@ def test_a_stream_shorter_than_the_views_starts_a_new_generation(tmp_path: Path)
     first_nats.stop()
     second_nats = ControlledNats(tmp_path / "nats-b")  # an empty stream
     restarted = BackendProcess(data, nats_url=second_nats.url)
-    restarted.port, restarted.url = backend.port, backend.url
+    restarted.port = backend.port
     restarted.start()
     try:
         board, created = alice.new_board("After the loss")

@@ -1,0 +1,34 @@
+"""The backend launcher that make run, the benchmarks and the tests share."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from backend.launcher import BackendLauncher, LaunchError, answers, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_it_starts_a_backend_that_answers_and_stops_it_cleanly(tmp_path: Path) -> None:
+    launcher = BackendLauncher(tmp_path / "data")
+    launcher.start()
+    try:
+        assert answers(launcher.url)
+    finally:
+        assert launcher.stop() == 0
+    assert not answers(launcher.url)
+    assert "outpost backend ready" in launcher.tail()
+
+
+def test_a_backend_that_cannot_start_fails_with_its_log(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", free_port()))
+        taken.listen()
+        launcher = BackendLauncher(tmp_path / "data", port=taken.getsockname()[1])
+        with pytest.raises(LaunchError, match="the backend exited with") as failure:
+            launcher.start(timeout_s=60)
+    assert "address already in use" in str(failure.value).lower()
+    assert launcher.stop() is not None  # it had exited: nothing left to stop
