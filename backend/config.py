@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +30,10 @@ class Settings:
     """How long a push waits for JetStream's acknowledgements before answering 503."""
     max_batch_events: int = 500
     max_batch_bytes: int = 1024 * 1024
-    pull_default_limit: int = 500
-    pull_max_limit: int = 1000
     live_keepalive_s: float = 15.0
-    live_poll_s: float = 30.0
     password_time_cost: int = 3
     """argon2 passes: lower it only for tests and tools that sign up many users."""
     run_projector: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -45,8 +41,6 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for spec in fields(cls):
-            if spec.name == "extra":
-                continue
             raw = env.get(f"OUTPOST_{spec.name.upper()}")
             if raw is not None:
                 values[spec.name] = _parse(spec.type, raw, spec.name)

@@ -15,7 +15,7 @@ import msgspec
 
 from client.errors import InvalidAction, NotFound
 from client.store.database import Store, set_setting
-from client.store.view import OWN_ACTOR, fold_into_view, keys_of_board, refold
+from client.store.view import OWN_ACTOR, fold_into_view
 from protocol import (
     Event,
     EventRejected,
@@ -328,10 +328,6 @@ class Device:
     def _setting(conn: sqlite3.Connection, key: str) -> str | None:
         row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
-
-    def refold_board(self, board: str) -> None:
-        with self.store.write() as conn:
-            refold(conn, keys_of_board(conn, board), self.username)
 
 
 __all__ = ["STATUSES", "TASK_DEFAULTS", "TASK_FIELDS", "Device"]

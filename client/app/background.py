@@ -17,8 +17,6 @@ from client.sync.runner import SyncThread
 
 from .ui_thread import on_ui
 
-FOLLOW_UP_CAP_S = 15.0
-
 
 class BackgroundSync:
     def __init__(
@@ -34,7 +32,6 @@ class BackgroundSync:
         self._thread: SyncThread | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self._follow_ups = 0
         self.server: str | None = None
 
     @property
@@ -78,19 +75,4 @@ class BackgroundSync:
     def _report(self, progress: Progress) -> None:
         """On the sync thread: copy, and hand to the UI thread."""
         snapshot = dataclasses.replace(progress)
-        if snapshot.state == "up_to_date":
-            self._confirm_later(snapshot.pending)
         on_ui(lambda: self._on_progress(snapshot))
-
-    def _confirm_later(self, pending: int) -> None:
-        """Sent changes stay pending until the server's views show them. A live poke says
-        when; but just after the server came back the live stream may still be waiting to
-        reconnect, so ask again soon (0.5 s, 1 s, 2 s... up to 15 s) rather than in 30 s."""
-        if not pending:
-            self._follow_ups = 0
-            return
-        delay = min(FOLLOW_UP_CAP_S, 0.5 * 2**self._follow_ups)
-        self._follow_ups += 1
-        timer = threading.Timer(delay, self.sync_now)
-        timer.daemon = True
-        timer.start()
