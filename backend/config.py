@@ -33,7 +33,22 @@ class Settings:
     live_keepalive_s: float = 15.0
     password_time_cost: int = 3
     """argon2 passes: lower it only for tests and tools that sign up many users."""
-    run_projector: bool = True
+    components: str = "projector"
+    """The stream consumers this process runs (comma-separated; empty: none)."""
+    db_urls: str | None = None
+    """Per-component database URLs over ``db_url``: ``projector=postgresql+asyncpg://...,lake=...``."""
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.components.split(",") if name.strip())
+
+    def db_url_for(self, component: str) -> str | None:
+        """The database URL of one component: its own in ``db_urls``, else ``db_url``."""
+        for entry in (self.db_urls or "").split(","):
+            name, _, url = entry.partition("=")
+            if name.strip() == component and url.strip():
+                return url.strip()
+        return self.db_url
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -32,13 +32,14 @@ from backend.bff.models import BffBase
 from backend.bff.sync.live import ChangeHub
 from backend.bff.sync.pull import PullService
 from backend.bff.sync.push import PushService
+from backend.components import ComponentContext, build, open_database
 from backend.config import Settings
 from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
 from backend.nats import EmbeddedNats
 from backend.nats.streams import ensure_streams
 from backend.projector.models import Applied, ProjectorBase
-from backend.projector.projector import Projector, ensure_generation, start_over
+from backend.projector.projector import ensure_generation, start_over
 
 log = logging.getLogger("outpost.backend")
 
@@ -75,10 +76,8 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
         )
         try:
             await ensure_streams(nc.jsm())
-            bff_db = Database.for_component("bff", data_dir=settings.data_dir, url=settings.db_url)
-            views_db = Database.for_component(
-                "projector", data_dir=settings.data_dir, url=settings.db_url
-            )
+            bff_db = open_database("bff", settings)
+            views_db = open_database("projector", settings)
             await bff_db.create(BffBase.metadata)
             await views_db.create(ProjectorBase.metadata)
             await ensure_generation(views_db)
@@ -124,9 +123,63 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
+class Consumers:
+    """The stream consumers this process runs, each through its own ``ConsumerRunner``."""
+
+    def __init__(self, backend: Backend, names: tuple[str, ...]) -> None:
+        context = ComponentContext(backend.settings, backend.nc.jetstream())
+        self.runners: dict[str, ConsumerRunner] = {}
+        self._databases: list[Database] = []
+        for name in names:
+            if name == "projector":
+                db = backend.views_db  # pull reads it: one engine for both
+            else:
+                db = open_database(name, backend.settings)
+                self._databases.append(db)
+            self.runners[name] = ConsumerRunner(backend.nc, build(name, db, context))
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for runner in self.runners.values():
+            await runner.component.prepare()
+        self._tasks = [asyncio.create_task(r.run()) for r in self.runners.values()]
+
+    async def stop(self) -> None:
+        """Each runner commits its current batch, then stops."""
+        for runner in self.runners.values():
+            runner.stop()
+        await asyncio.gather(*self._tasks)
+        for db in self._databases:
+            await db.dispose()
+
+
+async def consume(settings: Settings) -> None:
+    """``outpost backend consume``: only the stream consumers, no HTTP (one of them can
+    then be run, stopped and scaled on its own)."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    async with open_backend(settings) as backend:
+        consumers = Consumers(backend, settings.component_names)
+        await consumers.start()
+        print(
+            f"outpost consumers running: {', '.join(consumers.runners) or 'none'} "
+            f"(data {settings.data_dir})",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            await stopping.wait()
+        finally:
+            await consumers.stop()
+
+
 async def serve(settings: Settings) -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` shows every stack
     async with open_backend(settings) as backend:
+        consumers = Consumers(backend, settings.component_names)
         signer = TokenSigner(load_secret(settings.secret, settings.data_dir), settings.token_ttl_s)
         pull = PullService(backend.views_db)
         hub = ChangeHub(backend.nc, backend.views_db)
@@ -147,11 +200,10 @@ async def serve(settings: Settings) -> None:
             ),
             pull=pull,
             hub=hub,
-            health=HealthProbe(backend.nc, pull),
+            health=HealthProbe(backend.nc, pull, consumers.runners),
         )
         await hub.start()
-        runner = ConsumerRunner(backend.nc, Projector(backend.views_db))
-        projector_task = asyncio.create_task(runner.run()) if settings.run_projector else None
+        await consumers.start()
         config = uvicorn.Config(
             create_app(services),
             host=settings.host,
@@ -173,16 +225,14 @@ async def serve(settings: Settings) -> None:
         finally:
             log.info("stopping: the HTTP server is closed")
             services.stopping.set()
-            runner.stop()
-            if projector_task is not None:
-                await projector_task
-            log.info("stopping: the projector has committed its last batch")
+            await consumers.stop()
+            log.info("stopping: the consumers have committed their last batches")
             await hub.stop()
 
 
 async def ledger(settings: Settings) -> list[tuple[str, int, int]]:
     """(event id, stream seq, times applied) for every event the projector applied."""
-    views = Database.for_component("projector", data_dir=settings.data_dir, url=settings.db_url)
+    views = open_database("projector", settings)
     try:
         await views.create(ProjectorBase.metadata)
         async with views.read() as conn:
@@ -197,7 +247,7 @@ async def ledger(settings: Settings) -> list[tuple[str, int, int]]:
 async def rebuild(settings: Settings) -> str:
     """Empty the views into a new generation: the projector replays the stream from the
     start when the backend next runs, and devices get ``reset`` on their next pull."""
-    views = Database.for_component("projector", data_dir=settings.data_dir, url=settings.db_url)
+    views = open_database("projector", settings)
     try:
         await views.create(ProjectorBase.metadata)
         async with views.write() as conn:

@@ -44,6 +44,7 @@ def _backend(args: argparse.Namespace) -> int:
         port=args.port,
         nats_url=args.nats_url,
         db_url=args.db_url,
+        components=args.components,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.action == "ledger":
@@ -63,8 +64,9 @@ def _backend(args: argparse.Namespace) -> int:
             "from the stream when the backend next starts"
         )
         return 0
+    run = backend_main.consume if args.action == "consume" else backend_main.serve
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn already stopped in order
-        asyncio.run(backend_main.serve(settings))
+        asyncio.run(run(settings))
     return 0
 
 
@@ -105,17 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     backend = commands.add_parser(
         "backend",
         help="run the whole backend in one process",
-        description="Run the backend (the default), list the projector's ledger, or empty "
-        "the views into a new generation that the projector rebuilds from the stream.",
+        description="Run the backend (the default: the BFF and every stream consumer), run "
+        "only stream consumers (consume), list the projector's ledger, or empty the views "
+        "into a new generation that the projector rebuilds from the stream.",
     )
     backend.add_argument(
-        "action", nargs="?", choices=["serve", "ledger", "rebuild"], default="serve"
+        "action", nargs="?", choices=["serve", "consume", "ledger", "rebuild"], default="serve"
     )
     backend.add_argument("--data-dir", help="data folder (default: outpost-data)")
     backend.add_argument("--host", help="listen address (default: 127.0.0.1)")
     backend.add_argument("--port", type=int, help="listen port (default: 8000)")
     backend.add_argument("--nats-url", help="use this NATS instead of an embedded nats-server")
     backend.add_argument("--db-url", help="postgresql+asyncpg://... instead of SQLite files")
+    backend.add_argument(
+        "--components",
+        help="the stream consumers to run, comma-separated (default: projector,workload,lake; "
+        "empty: none)",
+    )
     backend.add_argument("--json", action="store_true", help="ledger: print JSON")
     backend.set_defaults(handler=_backend)
 
@@ -133,9 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     app.set_defaults(handler=_app)
 
+    from backend.faults.cli import add_parser as add_faults_parser
+    from backend.lake.cli import add_parser as add_lake_parser
     from client.cli import add_parser as add_client_parser
 
     add_client_parser(commands)
+    add_faults_parser(commands)
+    add_lake_parser(commands)
 
     conflicts = commands.add_parser("conflicts", help="randomized multi-device sync tests")
     conflicts.add_argument("--clients", type=int, default=3)

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from sqlalchemy.exc import DBAPIError
 
 from backend.bff.sync.pull import PullService
+from backend.consumers.runner import ConsumerRunner
 from backend.nats.streams import EVENTS_STREAM
 
 
 class HealthProbe:
-    def __init__(self, nc: NatsClient, pull: PullService) -> None:
+    def __init__(
+        self, nc: NatsClient, pull: PullService, runners: Mapping[str, ConsumerRunner]
+    ) -> None:
         self._nc = nc
         self._pull = pull
+        self._runners = runners
 
     async def report(self) -> dict[str, Any]:
         connected = self._nc.is_connected

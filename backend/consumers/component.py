@@ -22,6 +22,20 @@ class Outcome:
     usernames: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class RawRecord:
+    """One stream message as it was stored, for components that keep raw bytes (the lake)."""
+
+    seq: int
+    subject: str
+    data: bytes
+    time_ms: int
+    """When the stream stored it (UTC milliseconds)."""
+    event: Event | None
+    """The decoded event, or None when it is unreadable (``error`` says why)."""
+    error: str | None
+
+
 def positions_table(metadata: MetaData) -> Table:
     """How far a consumer has come in the stream, in its own database (a faulted event
     counts as passed)."""
@@ -43,6 +57,10 @@ class Component(Protocol):
     positions: Table
     """The component's ``positions_table``, written in the same transaction as its work."""
 
+    async def prepare(self) -> None:
+        """Create the component's tables (and anything else it needs) before consuming."""
+        ...
+
     async def handle(self, conn: AsyncConnection, events: list[Event]) -> Outcome:
         """Apply a batch (stream order, each with ``seq``) inside the runner's transaction."""
         ...
@@ -50,3 +68,10 @@ class Component(Protocol):
     async def start_over(self, conn: AsyncConnection) -> None:
         """Forget everything (position included): the stream will be replayed from seq 1."""
         ...
+
+
+class RawComponent(Component, Protocol):
+    """A component that takes every message as stored, readable or not (the lake): the
+    runner calls ``handle_raw`` instead of ``handle`` and faults nothing by itself."""
+
+    async def handle_raw(self, conn: AsyncConnection, records: list[RawRecord]) -> Outcome: ...

@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backend.consumers.component import Component, Outcome
+from backend.consumers.component import Component, Outcome, RawRecord
 from backend.db import upsert
 from backend.nats.streams import (
     CHANGES_SUBJECT,
@@ -183,8 +183,14 @@ class ConsumerRunner:
             position = await read_position(conn, component)
             fresh = [m for m in messages if m.metadata.sequence.stream > position]
             events, poison = _decode(fresh)
-            outcome = await component.handle(conn, events) if events else Outcome()
-            poison.update(outcome.poison)
+            handle_raw = getattr(component, "handle_raw", None)  # a RawComponent
+            if handle_raw is not None:
+                records = _raw_records(fresh, events, poison)
+                outcome = await handle_raw(conn, records) if records else Outcome()
+                poison = dict(outcome.poison)  # it keeps what it cannot read, raw
+            else:
+                outcome = await component.handle(conn, events) if events else Outcome()
+                poison.update(outcome.poison)
             for message in fresh:
                 seq = message.metadata.sequence.stream
                 if seq in poison:
@@ -263,6 +269,28 @@ def _decode(messages: list[Msg]) -> tuple[list[Event], dict[int, str]]:
             continue
         events.append(msgspec.structs.replace(event, seq=seq))
     return events, poison
+
+
+def _raw_records(
+    messages: list[Msg], events: list[Event], poison: dict[int, str]
+) -> list[RawRecord]:
+    by_seq = {e.seq: e for e in events}
+    records = []
+    for message in messages:
+        metadata = message.metadata
+        seq = metadata.sequence.stream
+        stored = metadata.timestamp
+        records.append(
+            RawRecord(
+                seq=seq,
+                subject=message.subject,
+                data=message.data,
+                time_ms=int(stored.timestamp() * 1000) if stored else int(time.time() * 1000),
+                event=by_seq.get(seq),
+                error=poison.get(seq),
+            )
+        )
+    return records
 
 
 def _readable_id(data: bytes) -> str | None:

@@ -9,12 +9,13 @@ nothing.
 from __future__ import annotations
 
 import msgspec
+from nats.js.client import JetStreamContext
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Outcome
 from backend.db import Database, insert_ignore, upsert
-from backend.projector.models import Applied, Info, Membership, View, positions
+from backend.projector.models import Applied, Info, Membership, ProjectorBase, View, positions
 from protocol import Event, MergeError, merge, new_id
 from protocol.merge import EntityKey, EntityState
 
@@ -28,8 +29,13 @@ class Projector:
 
     positions = positions
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, js: JetStreamContext) -> None:
         self.db = db
+        self.js = js
+
+    async def prepare(self) -> None:
+        await self.db.create(ProjectorBase.metadata)
+        await ensure_generation(self.db)
 
     async def start_over(self, conn: AsyncConnection) -> None:
         await start_over(conn)

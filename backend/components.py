@@ -1,0 +1,78 @@
+"""The stream consumers of the backend, by name: what each is and how to build it.
+
+Every component owns its own database (SQLite ``<data>/<name>.db`` or the PostgreSQL
+schema ``outpost_<name>``) and consumes ``OUTPOST_EVENTS`` through the one shared
+``ConsumerRunner``. ``outpost backend`` runs the ones named in ``OUTPOST_COMPONENTS`` (all
+by default) beside the BFF; ``outpost backend consume --components lake`` runs some alone,
+which is how they scale out or restart on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nats.js.client import JetStreamContext
+
+from backend.config import Settings
+from backend.consumers.component import Component
+from backend.db import Database
+
+
+@dataclass(frozen=True)
+class ComponentContext:
+    settings: Settings
+    js: JetStreamContext
+    """For components that publish (the saga's events, compensations)."""
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    name: str
+    summary: str
+    build: Callable[[Database, ComponentContext], Component]
+
+
+def _projector(db: Database, context: ComponentContext) -> Component:
+    from backend.projector.projector import Projector
+
+    return Projector(db, context.js)
+
+
+def _workload(db: Database, context: ComponentContext) -> Component:
+    from backend.workload.component import Workload
+
+    return Workload(db, context.js)
+
+
+def _lake(db: Database, context: ComponentContext) -> Component:
+    from backend.lake.component import Lake
+
+    return Lake(db, context.settings.data_dir / "lake")
+
+
+SPECS: dict[str, ComponentSpec] = {
+    spec.name: spec
+    for spec in (
+        ComponentSpec(
+            "projector",
+            "the task views that pull serves, and the saga's compensator",
+            _projector,
+        ),
+        ComponentSpec("workload", "the WIP-limit check of the saga", _workload),
+        ComponentSpec("lake", "every event archived raw, by UTC date and hour", _lake),
+    )
+}
+NAMES = tuple(SPECS)
+
+
+def open_database(name: str, settings: Settings) -> Database:
+    return Database.for_component(name, data_dir=settings.data_dir, url=settings.db_url_for(name))
+
+
+def build(name: str, db: Database, context: ComponentContext) -> Component:
+    try:
+        spec = SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown component {name!r}: choose from {', '.join(NAMES)}") from None
+    return spec.build(db, context)
