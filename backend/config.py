@@ -33,7 +33,7 @@ class Settings:
     live_keepalive_s: float = 15.0
     password_time_cost: int = 3
     """argon2 passes: lower it only for tests and tools that sign up many users."""
-    components: str = "projector"
+    components: str = "projector,workload"
     """The stream consumers this process runs (comma-separated; empty: none)."""
     db_urls: str | None = None
     """Per-component database URLs over ``db_url``: ``projector=postgresql+asyncpg://...,lake=...``."""

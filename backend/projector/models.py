@@ -30,6 +30,21 @@ class View(ProjectorBase):
     values: Mapped[str | None] = mapped_column(Text, nullable=True)
     """JSON of the change's values; None while the entity is not created yet."""
     meta: Mapped[str] = mapped_column(Text)
+    audience: Mapped[str | None] = mapped_column(Key(32), nullable=True, default=None)
+    """The one user who may pull this row (a notice); None: every member of the board."""
+
+
+class SagaPrior(ProjectorBase):
+    """For each event that may turn out to be a WIP-limit cause, what its compensation
+    would restore: the saga fields as they were just before it, in stream order."""
+
+    __tablename__ = "saga_priors"
+    event_id: Mapped[str] = mapped_column(Key(), primary_key=True)
+    board: Mapped[str] = mapped_column(Key())
+    task: Mapped[str] = mapped_column(Key())
+    actor: Mapped[str] = mapped_column(Key(32))
+    hlc: Mapped[str] = mapped_column(Key(120))
+    restored: Mapped[str] = mapped_column(Text)
 
 
 class Membership(ProjectorBase):

@@ -4,9 +4,22 @@ Exactly-once effect: every applied event id is recorded in the same transaction 
 view rows it changed (and the runner records the stream position there too), so a
 redelivery, a duplicate publish or a crash between commit and acknowledgement changes
 nothing.
+
+It is also the task side of the WIP-limit saga (SPEC section 5, ``protocol.saga``): for
+each event that may be a cause it keeps what a compensation would restore (the saga fields
+just before it, in stream order); on a ``WipLimitExceeded`` it publishes the compensating
+``TaskUpdated`` on the board's subject, the same path as device events, with an id derived
+from the cause (published before the commit: a retry publishes the same id again, which
+the stream's duplicate window and the ledger drop); when that compensation comes back it is
+folded like any event, and a notice for the cause's actor is written as a ``notice`` row
+only that user pulls.
 """
 
 from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from nats.js.client import JetStreamContext
@@ -15,9 +28,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Outcome
 from backend.db import Database, insert_ignore, upsert
-from backend.projector.models import Applied, Info, Membership, ProjectorBase, View, positions
-from protocol import Event, MergeError, merge, new_id
+from backend.nats.streams import event_subject
+from backend.projector.models import (
+    Applied,
+    Info,
+    Membership,
+    ProjectorBase,
+    SagaPrior,
+    View,
+    positions,
+)
+from protocol import Event, MergeError, encode_event, merge, new_id
+from protocol.catalog import TaskUpdated, WipLimitExceeded
 from protocol.merge import EntityKey, EntityState
+from protocol.saga import (
+    NOTICE_REASON,
+    compensation,
+    could_cause,
+    is_compensation,
+    notice_id,
+    prior_values,
+    wip_assignee,
+    won_saga_field,
+)
 
 _state_decoder = msgspec.json.Decoder(EntityState)
 _encode = msgspec.json.encode
@@ -44,9 +77,14 @@ class Projector:
         outcome = Outcome()
         fresh = await _not_yet_applied(conn, events)
         states = await _load_states(conn, [k for e in fresh for k in _keys(e)])
+        saga = _Saga(conn)
         changed: dict[EntityKey, EntityState] = {}
         applied: list[Event] = []
         for event in fresh:
+            if isinstance(event.payload, WipLimitExceeded):
+                await saga.compensate(event)
+                applied.append(event)
+                continue
             try:
                 updates = {
                     key: merge.apply(states.get(key) or merge.new_state(key, event.board), event)
@@ -56,24 +94,37 @@ class Projector:
                 assert event.seq is not None
                 outcome.poison[event.seq] = f"cannot fold: {exc}"
                 continue
+            if could_cause(event):
+                saga.remember(event, states, updates)
+            elif is_compensation(event):
+                await saga.notify(event)
             states.update(updates)
             changed.update(updates)
             applied.append(event)
-        await self._write(conn, changed, outcome)
+        await self._write(conn, changed, saga.notices, outcome)
         await insert_ignore(
             conn,
             Applied,
             [{"event_id": e.id, "seq": e.seq, "times": 1} for e in applied],
             ["event_id"],
         )
+        await insert_ignore(conn, SagaPrior, list(saga.priors.values()), ["event_id"])
+        for event in saga.compensations:  # before the commit: a failure retries the batch
+            await self.js.publish(
+                event_subject(event.board), encode_event(event), headers={"Nats-Msg-Id": event.id}
+            )
         return outcome
 
     async def _write(
-        self, conn: AsyncConnection, changed: dict[EntityKey, EntityState], outcome: Outcome
+        self,
+        conn: AsyncConnection,
+        changed: dict[EntityKey, EntityState],
+        notices: list[dict[str, Any]],
+        outcome: Outcome,
     ) -> None:
-        if not changed:
+        if not changed and not notices:
             return
-        version = await next_versions(conn, len(changed))
+        version = await next_versions(conn, len(changed) + len(notices))
         rows, memberships = [], []
         for offset, (key, state) in enumerate(changed.items()):
             values = merge.values(state)
@@ -86,6 +137,7 @@ class Projector:
                     "state": _encode(state).decode(),
                     "values": None if values is None else _encode(values).decode(),
                     "meta": _encode(merge.meta(state)).decode(),
+                    "audience": None,
                 }
             )
             outcome.boards.add(state.board)
@@ -99,15 +151,99 @@ class Projector:
                         "version": version + offset,
                     }
                 )
+        for offset, notice in enumerate(notices, start=len(changed)):
+            rows.append({**notice, "version": version + offset})
+            outcome.boards.add(notice["board"])
         await upsert(conn, View, rows, ["kind", "id"])
         await upsert(conn, Membership, memberships, ["board", "username"])
 
 
+@dataclass
+class _Saga:
+    """The projector's part of the saga for one batch."""
+
+    conn: AsyncConnection
+    priors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    compensations: list[Event] = field(default_factory=list)
+    notices: list[dict[str, Any]] = field(default_factory=list)
+
+    def remember(
+        self,
+        event: Event,
+        states: dict[EntityKey, EntityState],
+        updates: dict[EntityKey, EntityState],
+    ) -> None:
+        """Keep what a compensation of ``event`` would restore, if it may be a cause: it
+        makes a task count against someone, on a board with a limit, and won the merge."""
+        key = EntityKey("task", event.entity)
+        before, after = states.get(key), updates.get(key)
+        board = states.get(EntityKey("board", event.board))
+        if after is None or board is None or board.value("wip_limit") is None:
+            return
+        now = wip_assignee(after)
+        if now is None or now == wip_assignee(before) or not won_saga_field(after, event):
+            return
+        self.priors[event.id] = {
+            "event_id": event.id,
+            "board": event.board,
+            "task": event.entity,
+            "actor": event.require_actor(),
+            "hlc": event.hlc,
+            "restored": _encode(prior_values(before, event)).decode(),
+        }
+
+    async def compensate(self, exceeded: Event) -> None:
+        payload = exceeded.payload
+        assert isinstance(payload, WipLimitExceeded)
+        prior = await self._prior(payload.cause)
+        if prior is None:  # the cause was never seen here: nothing to restore
+            return
+        restored = msgspec.json.decode(prior["restored"])
+        now_ms = int(time.time() * 1000)
+        self.compensations.append(compensation(exceeded, prior["hlc"], restored, now_ms))
+
+    async def notify(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, TaskUpdated) and isinstance(payload.compensates, str)
+        prior = await self._prior(payload.compensates)
+        if prior is None:
+            return
+        values = {
+            "task": event.entity,
+            "cause": payload.compensates,
+            "reason": NOTICE_REASON,
+            "message": payload.reason,
+            "created_at": event.received_at or int(time.time() * 1000),
+        }
+        self.notices.append(
+            {
+                "kind": "notice",
+                "id": notice_id(payload.compensates),
+                "board": event.board,
+                "state": "",
+                "values": _encode(values).decode(),
+                "meta": '{"fields":{},"labels":{}}',
+                "audience": prior["actor"],
+            }
+        )
+
+    async def _prior(self, cause: str) -> dict[str, Any] | None:
+        if cause in self.priors:
+            return self.priors[cause]
+        row = (
+            await self.conn.execute(select(SagaPrior).where(SagaPrior.event_id == cause))
+        ).first()
+        return None if row is None else dict(row._mapping)
+
+
 def _keys(event: Event) -> tuple[EntityKey, ...]:
     try:
-        return merge.keys_of(event)
+        keys = merge.keys_of(event)
     except MergeError:
         return ()
+    if could_cause(event):  # the saga needs the board's limit
+        return (*keys, EntityKey("board", event.board))
+    return keys
 
 
 async def _not_yet_applied(conn: AsyncConnection, events: list[Event]) -> list[Event]:
@@ -129,7 +265,7 @@ async def _load_states(
     if not keys:
         return {}
     ids = list({k.id for k in keys})
-    rows = await conn.execute(select(View.state).where(View.id.in_(ids)))
+    rows = await conn.execute(select(View.state).where(View.id.in_(ids), View.kind != "notice"))
     wanted = set(keys)
     states = {}
     for state_json in rows.scalars():
@@ -151,7 +287,7 @@ async def start_over(conn: AsyncConnection) -> str:
     """Empty the views into a new generation; the stream is replayed into them from seq 1.
     Devices whose cursor names the old generation get ``reset`` on their next pull."""
     generation = new_id()
-    for table in (View, Membership, Applied):
+    for table in (View, Membership, Applied, SagaPrior):
         await conn.execute(delete(table))
     await conn.execute(delete(positions))
     await conn.execute(delete(Info).where(Info.key == "version"))

@@ -14,7 +14,7 @@ import binascii
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.bff.auth.tokens import Principal
@@ -191,9 +191,10 @@ class _PageReader:
         return list(rows.scalars())
 
     async def _rows(self, condition: Any, limit: int) -> list[Any]:
+        visible = or_(View.audience.is_(None), View.audience == self.username)
         query = (
             select(View.kind, View.id, View.board, View.version, View.values, View.meta)
-            .where(condition)
+            .where(condition, visible)
             .order_by(View.version)
             .limit(limit)
         )

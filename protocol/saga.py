@@ -1,0 +1,163 @@
+"""The WIP-limit saga's rules (SPEC section 5), shared by the backend components that run it.
+
+A board may set ``wip_limit``: at most that many non-deleted tasks in ``doing`` per assignee.
+The workload component follows the stream in order and, for each *cause* (an accepted event
+that wins the merge for ``status``, ``assignee`` or ``deleted`` of a task and so takes an
+assignee over the limit), writes a ``WipLimitExceeded``. The task side answers with a
+compensating ``TaskUpdated`` that restores what those fields were just before the cause,
+stamped with the cause's hlc plus ``~saga`` (it beats the cause, loses to any later edit)
+and an id derived from the cause's (replays change nothing), and a notice to the cause's
+actor. A compensation never leaves a task in ``doing``, and is never a cause itself.
+
+Pure functions of events and states: the components decide where states come from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from protocol.catalog import (
+    TASK_DEFAULTS,
+    TaskCreated,
+    TaskDeleted,
+    TaskFields,
+    TaskRestored,
+    TaskUpdated,
+    WipLimitExceeded,
+)
+from protocol.envelope import Event
+from protocol.hlc import saga_hlc
+from protocol.ids import derived_id
+from protocol.merge.state import EntityState
+
+__all__ = [
+    "BACKEND_ACTOR",
+    "NOTICE_REASON",
+    "SAGA_FIELDS",
+    "compensation",
+    "could_cause",
+    "is_compensation",
+    "notice_id",
+    "prior_values",
+    "wip_assignee",
+    "wip_limit_exceeded",
+    "won_saga_field",
+]
+
+SAGA_FIELDS = ("status", "assignee", "deleted")
+"""The task fields whose change can take an assignee over the limit."""
+
+BACKEND_ACTOR = "~outpost"
+"""The actor of events the backend writes itself (never a valid username)."""
+
+NOTICE_REASON = "wip_limit"
+
+_STATUS_NAMES = {"todo": "To do", "doing": "Doing", "done": "Done"}
+
+
+def is_compensation(event: Event) -> bool:
+    return isinstance(event.payload, TaskUpdated) and isinstance(event.payload.compensates, str)
+
+
+def could_cause(event: Event) -> bool:
+    """Whether an event can be a cause at all: a device's write of a saga field."""
+    match event.payload:
+        case TaskCreated() | TaskDeleted() | TaskRestored():
+            return True
+        case TaskUpdated(fields=fields) if not is_compensation(event):
+            return any(name in SAGA_FIELDS for name in fields.items())
+    return False
+
+
+def wip_assignee(state: EntityState | None) -> str | None:
+    """Whom this task counts against: its assignee if it is created, in ``doing`` and not
+    deleted; None if it counts against no one."""
+    if state is None or not state.created:
+        return None
+    if state.value("status", "todo") != "doing" or state.value("deleted", False):
+        return None
+    assignee = state.value("assignee")
+    return assignee if isinstance(assignee, str) else None
+
+
+def won_saga_field(state: EntityState, event: Event) -> bool:
+    """Whether ``event`` holds one of the saga fields' registers in ``state`` (it won)."""
+    return any(
+        (register := state.fields.get(name)) is not None and register.id == event.id
+        for name in SAGA_FIELDS
+    )
+
+
+def prior_values(before: EntityState | None, cause: Event) -> dict[str, Any]:
+    """What a compensation of ``cause`` restores: the saga fields the cause wrote, as they
+    were just before it (for a TaskCreated: the defaults), and ``status`` out of ``doing``."""
+    if isinstance(cause.payload, TaskCreated) or before is None:
+        restored = {name: TASK_DEFAULTS[name] for name in SAGA_FIELDS}
+    else:
+        match cause.payload:
+            case TaskUpdated(fields=fields):
+                written = [name for name in SAGA_FIELDS if name in fields.items()]
+            case _:  # TaskDeleted, TaskRestored
+                written = ["deleted"]
+        restored = {name: before.value(name, TASK_DEFAULTS[name]) for name in written}
+        restored.setdefault("status", before.value("status", TASK_DEFAULTS["status"]))
+    if restored["status"] == "doing":
+        restored["status"] = "todo"
+    return restored
+
+
+def wip_limit_exceeded(cause: Event, assignee: str, limit: int, now_ms: int) -> Event:
+    """The workload component's event for one cause."""
+    return Event(
+        id=derived_id("wip-limit-exceeded", cause.id),
+        type="WipLimitExceeded",
+        schema=1,
+        board=cause.board,
+        entity=cause.entity,
+        hlc=saga_hlc(cause.hlc),
+        device="outpost-workload",
+        payload=WipLimitExceeded(assignee=assignee, limit=limit, cause=cause.id),
+        actor=BACKEND_ACTOR,
+        received_at=now_ms,
+    )
+
+
+def compensation(
+    exceeded: Event, cause_hlc: str, restored: Mapping[str, Any], now_ms: int
+) -> Event:
+    """The compensating TaskUpdated for a ``WipLimitExceeded`` (its cause's values restored)."""
+    payload = exceeded.payload
+    assert isinstance(payload, WipLimitExceeded)
+    return Event(
+        id=derived_id("compensation", payload.cause),
+        type="TaskUpdated",
+        schema=1,
+        board=exceeded.board,
+        entity=exceeded.entity,
+        hlc=saga_hlc(cause_hlc),
+        device="outpost-saga",
+        payload=TaskUpdated(
+            fields=TaskFields(**restored),
+            compensates=payload.cause,
+            reason=_message(payload, restored),
+        ),
+        actor=BACKEND_ACTOR,
+        received_at=now_ms,
+    )
+
+
+def notice_id(cause: str) -> str:
+    return derived_id("notice", cause)
+
+
+def _message(exceeded: WipLimitExceeded, restored: Mapping[str, Any]) -> str:
+    tasks = "task" if exceeded.limit == 1 else "tasks"
+    if restored.get("deleted") is True:
+        undone = "Deleted again"
+    else:
+        undone = f"Moved back to {_STATUS_NAMES[restored['status']]}"
+    return (
+        f"{undone}: {exceeded.assignee} already has {exceeded.limit} {tasks} in Doing, "
+        f"the board's limit"
+    )

@@ -1,0 +1,110 @@
+"""The saga's pure rules: what can be a cause, what a compensation restores and how it is
+stamped, and that the backend's own events pass the backend's validation."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from protocol import EventRejected, Writer, decode_event, encode_event, merge
+from protocol.merge import EntityKey
+from protocol.saga import (
+    compensation,
+    could_cause,
+    is_compensation,
+    prior_values,
+    wip_assignee,
+    wip_limit_exceeded,
+    won_saga_field,
+)
+from tests.protocol.builders import TASK, ev, hlc
+
+CREATE = {"title": "t", "position": "a0", "assignee": "carol"}
+
+
+def fold(*events: object) -> merge.EntityState:
+    state = merge.new_state(EntityKey("task", TASK), events[0].board)  # type: ignore[attr-defined]
+    for event in events:
+        state = merge.apply(state, event)  # type: ignore[arg-type]
+    return state
+
+
+def test_only_device_writes_of_status_assignee_or_deleted_can_cause() -> None:
+    assert could_cause(ev("TaskCreated", CREATE))
+    assert could_cause(ev("TaskUpdated", {"fields": {"status": "doing"}}))
+    assert could_cause(ev("TaskDeleted")) and could_cause(ev("TaskRestored"))
+    assert not could_cause(ev("TaskUpdated", {"fields": {"title": "x"}}))
+    assert not could_cause(ev("TaskLabelAdded", {"label": "x"}))
+    undo = ev(
+        "TaskUpdated",
+        {"fields": {"status": "todo"}, "compensates": TASK, "reason": "over"},
+    )
+    assert is_compensation(undo) and not could_cause(undo)
+
+
+def test_a_task_counts_against_its_assignee_only_in_doing_and_not_deleted() -> None:
+    created = ev("TaskCreated", {**CREATE, "status": "doing"}, at=hlc(1))
+    assert wip_assignee(fold(created)) == "carol"
+    assert wip_assignee(fold(created, ev("TaskDeleted", at=hlc(2)))) is None
+    unassigned = ev("TaskUpdated", {"fields": {"assignee": None}}, at=hlc(3))
+    assert wip_assignee(fold(created, unassigned)) is None
+    early = ev("TaskUpdated", {"fields": {"status": "doing"}}, at=hlc(1))
+    assert wip_assignee(fold(early)) is None, "not created yet: counts for no one"
+
+
+def test_a_cause_that_lost_the_merge_did_not_win_a_saga_field() -> None:
+    created = ev("TaskCreated", CREATE, at=hlc(1))
+    newer = ev("TaskUpdated", {"fields": {"status": "done"}}, at=hlc(9))
+    late_loser = ev("TaskUpdated", {"fields": {"status": "doing"}}, at=hlc(5))
+    assert not won_saga_field(fold(created, newer, late_loser), late_loser)
+    assert won_saga_field(fold(created, late_loser), late_loser)
+
+
+@pytest.mark.parametrize(
+    ("before", "cause", "restored"),
+    [
+        (None, ("TaskCreated", {**CREATE, "status": "doing"}), {
+            "status": "todo", "assignee": None, "deleted": False}),
+        ({"status": "todo"}, ("TaskUpdated", {"fields": {"status": "doing"}}), {
+            "status": "todo"}),
+        ({"status": "done"}, ("TaskUpdated", {"fields": {"status": "doing"}}), {
+            "status": "done"}),
+        ({"status": "doing"}, ("TaskUpdated", {"fields": {"assignee": "dave"}}), {
+            "assignee": "carol", "status": "todo"}),
+        ({"status": "doing", "deleted": True}, ("TaskRestored", {}), {
+            "deleted": True, "status": "todo"}),
+    ],
+    ids=["created", "moved-from-todo", "moved-from-done", "reassigned", "restored"],
+)  # fmt: skip
+def test_a_compensation_restores_what_the_cause_changed_and_leaves_doing(
+    before: dict[str, object] | None, cause: tuple[str, dict[str, object]], restored: object
+) -> None:
+    state = None
+    if before is not None:
+        events = [ev("TaskCreated", CREATE, at=hlc(1))]
+        fields = {k: v for k, v in before.items() if k != "deleted"}
+        events.append(ev("TaskUpdated", {"fields": fields}, at=hlc(2)))
+        if before.get("deleted"):
+            events.append(ev("TaskDeleted", at=hlc(3)))
+        state = fold(*events)
+    assert prior_values(state, ev(*cause, at=hlc(10))) == restored
+
+
+def test_the_backend_events_are_stamped_as_spec_5_says_and_pass_backend_validation() -> None:
+    cause = ev("TaskUpdated", {"fields": {"status": "doing"}}, at=hlc(10, 3, "d-bob"))
+    exceeded = wip_limit_exceeded(cause, "carol", 2, now_ms=1)
+    undo = compensation(exceeded, cause.hlc, {"status": "todo"}, now_ms=2)
+    assert undo.hlc == cause.hlc + "~saga" > cause.hlc
+    assert undo.hlc < hlc(10, 4, "d-alice"), "any later edit wins over it"
+    assert undo.payload.compensates == cause.id  # type: ignore[union-attr]
+    assert undo.payload.reason == (  # type: ignore[union-attr]
+        "Moved back to To do: carol already has 2 tasks in Doing, the board's limit"
+    )
+    again = compensation(wip_limit_exceeded(cause, "carol", 2, now_ms=5), cause.hlc, {
+        "status": "todo"}, now_ms=6)  # fmt: skip
+    assert (again.id, exceeded.id) == (undo.id, wip_limit_exceeded(cause, "carol", 2, 9).id)
+    for event in (exceeded, undo):
+        decoded = decode_event(encode_event(event), Writer.BACKEND)
+        assert msgspec.structs.asdict(decoded) == msgspec.structs.asdict(event)
+    with pytest.raises(EventRejected, match="version 5 is reserved for the backend"):
+        decode_event(encode_event(undo), Writer.DEVICE)
