@@ -82,7 +82,7 @@ class Listener:
 
 
 class ChangeHub:
-    def __init__(self, nc: NatsClient, views: Database, poke_interval_s: float = 0.25) -> None:
+    def __init__(self, nc: NatsClient, views: Database, poke_interval_s: float = 0.02) -> None:
         self._nc = nc
         self._poke_interval_s = poke_interval_s
         self._views = views
