@@ -5,10 +5,17 @@ there for JSON lines, one command each, runs every command on the UI thread (thr
 ``on_ui``, the one adapter) and answers one JSON line. Commands act through Kivy's own
 input paths, never through the view models:
 
-- ``{"op": "tap", "target": NAME}``: a mouse click (touch down and up) at the widget's
-  centre, through the event loop, as the mouse provider makes it;
+- ``{"op": "tap", "target": NAME, "double": bool}``: a mouse click (touch down and up) at
+  the widget's centre, through the event loop, as the mouse provider makes it (a double
+  click: two, the second marked as Kivy's double-tap recognizer marks it);
 - ``{"op": "type", "target": NAME, "text": ..., "replace": bool, "enter": bool}``: tap the
   field, Ctrl+A if replacing, the text as keyboard text input, then Enter;
+- ``{"op": "drag", "target": NAME, "to": NAME, "at": [fx, fy], "hold": s, "pointer":
+  "mouse" | "finger", "before_release": "escape", "screenshot": path}``: press at the
+  target's centre, hold, move in steps to the point ``at`` (fractions of its width and height
+  from its bottom left; default its centre) of ``to`` (or to ``"to_window": [x, y]``), then
+  release (pressing Escape first if asked). It answers what showed just before the release:
+  ``{"during": [locators of the dragged copy and the drop marker], "screenshot": ...}``;
 - ``{"op": "key", "key": "n", "modifiers": ["ctrl"]}``: a key press on the window;
 - ``{"op": "query"}``: what the window shows, read from the widget tree;
 - ``{"op": "screenshot", "path": ...}``: the window's pixels as a PNG;
@@ -42,6 +49,7 @@ from typing import Any
 from kivy.base import EventLoop  # type: ignore[import-untyped]
 from kivy.clock import Clock  # type: ignore[import-untyped]
 from kivy.core.window import Keyboard, Window  # type: ignore[import-untyped]
+from kivy.input.motionevent import MotionEvent  # type: ignore[import-untyped]
 from kivy.input.providers.mouse import MouseMotionEvent  # type: ignore[import-untyped]
 from kivy.uix.scrollview import ScrollView  # type: ignore[import-untyped]
 from kivy.uix.spinner import SpinnerOption  # type: ignore[import-untyped]
@@ -111,9 +119,11 @@ class _Driver:
     def _execute(self, command: dict[str, Any]) -> Any:
         op = command["op"]
         if op == "tap":
-            return self._tap(command["target"])
+            return self._tap(command["target"], double=bool(command.get("double")))
         if op == "type":
             return self._type(command)
+        if op == "drag":
+            return self._drag(command)
         if op == "key":
             _press(command["key"], command.get("modifiers", []))
             return _after_frames(None)
@@ -128,13 +138,15 @@ class _Driver:
 
     # acting
 
-    def _tap(self, name: str) -> Future[None]:
+    def _tap(self, name: str, *, double: bool = False) -> Future[None]:
         widget = self._find(name)
         if widget.disabled:
             raise RuntimeError(f"{name} is disabled: a user could not tap it")
         _scroll_into_view(widget)
         # found again after the layout caught up: a sync may have redrawn the list
-        return _after_frames(None, then=lambda: _click(self._find(name)), settle=SETTLE_S)
+        return _after_frames(
+            None, then=lambda: _click(self._find(name), double=double), settle=SETTLE_S
+        )
 
     def _type(self, command: dict[str, Any]) -> Future[None]:
         done: Future[None] = Future()
@@ -157,6 +169,82 @@ class _Driver:
             _after_frames(None).add_done_callback(lambda settled: _copy(settled, done))
 
         self._tap(command["target"]).add_done_callback(keys)  # completed on the UI thread
+        return done
+
+    def _drag(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
+        """Down, hold, move a frame at a time, (Escape,) up: each step on a later frame."""
+        done: Future[dict[str, Any]] = Future()
+        source = self._find(command["target"])
+        _scroll_into_view(source)
+        steps = max(1, int(command.get("steps", 12)))
+        finger = command.get("pointer", "mouse") == "finger"
+        state: dict[str, Any] = {}
+
+        def fail(exc: Exception) -> None:
+            touch = state.get("touch")
+            if touch is not None and touch.time_end < 0:  # never leave a touch down
+                _pointer(touch, "end", *state["start"])
+            if not done.done():
+                done.set_exception(exc)
+
+        def guarded(step: Callable[[], None]) -> Callable[[float], None]:
+            def run(_dt: float) -> None:
+                try:
+                    step()
+                except Exception as exc:
+                    fail(exc)
+
+            return run
+
+        def press() -> None:
+            start = _window_point(self._find(command["target"]), (0.5, 0.5))
+            state["start"] = start
+            state["touch"] = _pointer(None, "begin", *start, finger=finger)
+            Clock.schedule_once(guarded(aim), float(command.get("hold", 0.5)))
+
+        def aim() -> None:
+            if "to_window" in command:
+                state["end"] = tuple(float(v) for v in command["to_window"])
+            else:
+                at = command.get("at", [0.5, 0.5])
+                state["end"] = _window_point(self._find(command["to"]), (at[0], at[1]))
+            move(1)
+
+        def move(step: int) -> None:
+            (x0, y0), (x1, y1) = state["start"], state["end"]
+            _pointer(
+                state["touch"],
+                "update",
+                x0 + (x1 - x0) * step / steps,
+                y0 + (y1 - y0) * step / steps,
+            )
+            if step < steps:
+                Clock.schedule_once(guarded(lambda: move(step + 1)), 1 / 60)
+            else:
+                _after_frames(None, then=look).add_done_callback(release)
+
+        def look() -> dict[str, Any]:
+            seen: dict[str, Any] = {"during": [w.locator for w in self._visible() if _dragging(w)]}
+            if command.get("screenshot"):
+                seen["screenshot"] = _screenshot(command["screenshot"])
+            if command.get("before_release") == "escape":
+                _press("escape", [])
+            return seen
+
+        def release(looked: Future[Any]) -> None:
+            try:
+                seen = looked.result()
+                _pointer(state["touch"], "end", *state["end"])
+            except Exception as exc:
+                fail(exc)
+                return
+            _after_frames(seen, settle=SETTLE_S).add_done_callback(lambda s: _copy(s, done))
+
+        def pressed(started: Future[Any]) -> None:
+            if started.exception() is not None:
+                fail(Exception(started.exception()))
+
+        _after_frames(None, then=press).add_done_callback(pressed)
         return done
 
     # finding
@@ -277,19 +365,63 @@ def _inside(widget: Widget, view: Widget) -> bool:
     )
 
 
-def _click(widget: Widget) -> None:
+def _click(widget: Widget, *, double: bool = False) -> None:
     """A left click at the widget's centre, through the event loop like the mouse's."""
     x, y = widget.to_window(*widget.center)
     width, height = Window.size
     if not (0 <= x < width and 0 <= y < height):
         raise RuntimeError(f"{type(widget).__name__} is outside the window at {(x, y)}")
     position = [x / max(1, width - 1), y / max(1, height - 1), "left"]
-    touch = MouseMotionEvent(
-        "mouse", f"test{next(_touch_ids)}", position, is_touch=True, type_id="touch"
-    )
-    EventLoop.post_dispatch_input("begin", touch)
-    touch.update_time_end()
-    EventLoop.post_dispatch_input("end", touch)
+    for second in (False, True) if double else (False,):
+        touch = MouseMotionEvent(
+            "mouse", f"test{next(_touch_ids)}", position, is_touch=True, type_id="touch"
+        )
+        touch.is_double_tap = second
+        EventLoop.post_dispatch_input("begin", touch)
+        touch.update_time_end()
+        EventLoop.post_dispatch_input("end", touch)
+
+
+class _Finger(MotionEvent):
+    """A touch of a finger, as a touch screen's provider makes it: a position, no button."""
+
+    def depack(self, args: list[float]) -> None:
+        self.sx, self.sy = args[:2]
+        self.profile = ["pos"]
+        super().depack(args)
+
+
+def _window_point(widget: Widget, at: tuple[float, float]) -> tuple[float, float]:
+    x, y = widget.to_window(widget.x + widget.width * at[0], widget.y + widget.height * at[1])
+    return float(x), float(y)
+
+
+def _pointer(touch: Any, kind: str, x: float, y: float, *, finger: bool = False) -> Any:
+    """A touch down (``touch`` None: a new one), moved, or up at a window point, through the
+    event loop as an input provider posts it."""
+    width, height = Window.size
+    if not (0 <= x < width and 0 <= y < height):
+        raise RuntimeError(f"a pointer cannot be at {(x, y)}: outside the window")
+    position = [x / max(1, width - 1), y / max(1, height - 1)]
+    if touch is None:
+        ident = f"test{next(_touch_ids)}"
+        if finger:
+            touch = _Finger("test", ident, position, is_touch=True, type_id="touch")
+        else:
+            touch = MouseMotionEvent(
+                "mouse", ident, [*position, "left"], is_touch=True, type_id="touch"
+            )
+    else:
+        touch.move(position if isinstance(touch, _Finger) else [*position, "left"])
+        if kind == "end":
+            touch.update_time_end()
+    EventLoop.post_dispatch_input(kind, touch)
+    return touch
+
+
+def _dragging(widget: Widget) -> bool:
+    locator = str(getattr(widget, "locator", ""))
+    return locator.startswith(("dragging:", "drop:")) and _shown(widget)
 
 
 def _press(key: str, modifiers: list[str]) -> None:

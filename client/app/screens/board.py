@@ -1,5 +1,5 @@
-"""One board: three columns of cards, quick add, moves by buttons or keys, filters, and
-the deleted tasks to restore."""
+"""One board: three columns of cards, quick add, moves by dragging (``drag.py``), buttons
+or keys, filters, and the deleted tasks to restore."""
 
 # mypy: allow-subclassing-any, no-warn-unused-ignores
 
@@ -12,10 +12,12 @@ from kivy.properties import BooleanProperty, StringProperty  # type: ignore[impo
 from kivy.uix.boxlayout import BoxLayout  # type: ignore[import-untyped]
 
 from client.app.viewmodels import COLUMN_TITLES, BoardViewModel, Card
+from client.app.viewmodels.board import DropTarget
 
 from ..ui_thread import ui_callback
 from .base import AppScreen, load_kv
 from .common import Row
+from .drag import CardDrag
 
 ANY_LABEL = "Any label"
 ANYONE = "Anyone"
@@ -23,7 +25,8 @@ MOVES = {"left": "move_left", "right": "move_right", "up": "move_up", "down": "m
 
 
 class CardView(Row):
-    """A card: its title, who and when, priority and labels. Tap selects, double tap opens."""
+    """A card: its title, who and when, priority and labels. Tap selects, double tap opens,
+    press and move (or hold) drags it."""
 
     task_id = StringProperty("")
     title = StringProperty("")
@@ -31,12 +34,31 @@ class CardView(Row):
     labels_text = StringProperty("")
     overdue = BooleanProperty(False)
     on_choose: Callable[[str, bool], None] | None = None
+    drag: CardDrag | None = None
 
     def on_touch_down(self, touch: Any) -> bool:
-        if not self.collide_point(*touch.pos) or self.on_choose is None:
+        # where the touch went down: a column hands a press over after it waited, maybe
+        # after the pointer already left the card sideways
+        if self.on_choose is None or not self.collide_point(touch.ox, touch.oy):
             return bool(super().on_touch_down(touch))
         self.on_choose(self.task_id, bool(touch.is_double_tap))
+        if self.drag is not None and not touch.is_double_tap:
+            self.drag.pressed(self, touch)  # holds the touch until it is a drag or a tap
         return True
+
+    def on_touch_move(self, touch: Any) -> bool:
+        if touch.grab_current is self and self.drag is not None:
+            self.drag.press_moved(self, touch)
+            return True
+        return bool(super().on_touch_move(touch))
+
+    def on_touch_up(self, touch: Any) -> bool:
+        if touch.grab_current is self:
+            touch.ungrab(self)
+            if self.drag is not None:
+                self.drag.press_ended(touch)
+            return True
+        return bool(super().on_touch_up(touch))
 
 
 class DeletedRow(Row):
@@ -71,11 +93,13 @@ class BoardScreen(AppScreen):
         self.model: BoardViewModel | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._drawn: dict[str, list[Card]] = {}
+        self.drag = CardDrag(self._column_views, _copy_card, self._dropped)
 
     def attach(self, model: BoardViewModel) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
         same_board = self.model is not None and self.model.board_id == model.board_id
+        self.drag.cancel()
         self.model = model
         self._drawn = {}
         if same_board:  # back from one of its tasks: keep the selection and the filter
@@ -103,6 +127,14 @@ class BoardScreen(AppScreen):
         self._redraw_selection()
         if open_it:
             self.nav.open_task(task)
+
+    def _dropped(self, task: str, target: DropTarget) -> None:
+        model = self._model()
+        self.selected_task = task
+        self.act(lambda: model.drop(task, target))
+
+    def on_pre_leave(self, *_args: Any) -> None:
+        self.drag.cancel()
 
     def move(self, direction: str) -> None:
         model, task = self._model(), self.selected_task
@@ -153,11 +185,17 @@ class BoardScreen(AppScreen):
             self.open_selected()
         elif name == "delete":
             self.delete_selected()
+        elif name == "back" and self.drag.active:
+            self.drag.cancel()  # Escape puts a dragged card back
         elif name == "back":
             self.nav.open_boards()
         else:
             return False
         return True
+
+    def _column_views(self) -> list[ColumnView]:
+        ids = self.ids
+        return [ids.column_todo, ids.column_doing, ids.column_done]
 
     def _model(self) -> BoardViewModel:
         assert self.model is not None, "the board screen shows no board"
@@ -180,7 +218,7 @@ class BoardScreen(AppScreen):
         shown = {card["id"] for cards in model.columns.values() for card in cards}
         if self.selected_task not in shown:
             self.selected_task = ""
-        for column in (ids.column_todo, ids.column_doing, ids.column_done):
+        for column in self._column_views():
             self._render_column(column, model.columns[column.status])
         self._render_deleted(model.show_deleted, model.deleted_cards)
         self._redraw_selection()
@@ -201,7 +239,8 @@ class BoardScreen(AppScreen):
                 labels_text=labels,
                 overdue=card["overdue"],
             )
-            view.on_choose = self.choose
+            view.on_choose, view.drag = self.choose, self.drag
+            self.drag.dim(view)
             column.ids.cards.add_widget(view)
         column.ids.empty.text = "" if cards else "Nothing here"
 
@@ -222,7 +261,7 @@ class BoardScreen(AppScreen):
     def _redraw_selection(self) -> None:
         ids = self.ids
         title = ""
-        for column in (ids.column_todo, ids.column_doing, ids.column_done):
+        for column in self._column_views():
             for view in column.ids.cards.children:
                 view.selected = view.task_id == self.selected_task
                 if view.selected:
@@ -230,6 +269,17 @@ class BoardScreen(AppScreen):
         ids.selection_label.text = f"Selected: {title}" if title else "Tap a card to select it"
         for button in ("move_left", "move_right", "move_up", "move_down", "edit", "delete"):
             ids[f"{button}_button"].disabled = not title
+
+
+def _copy_card(card: CardView) -> CardView:
+    """What the floating copy of a dragged card shows: the card, as selected."""
+    return CardView(
+        title=card.title,
+        meta=card.meta,
+        labels_text=card.labels_text,
+        overdue=card.overdue,
+        selected=True,
+    )
 
 
 load_kv(__file__)

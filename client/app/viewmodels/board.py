@@ -3,11 +3,15 @@ keys, filters, and the deleted tasks to restore.
 
 Indexes a screen passes are in the column as it shows it (filtered); they are mapped to
 the whole column, so a move among filtered cards lands next to the card the user saw.
+
+Dragging a card: ``drop_target`` says which column and index a point falls at, given where
+the columns and their cards are drawn; ``drop_line`` where to draw the marker showing it;
+``BoardViewModel.drop`` moves the card there (nothing is recorded when it is already there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypedDict
@@ -50,6 +54,75 @@ class CardFilter:
             return False
         needle = (self.text or "").strip().casefold()
         return not needle or needle in f"{task['title']}\n{task['notes']}".casefold()
+
+
+Rect = tuple[float, float, float, float]
+"""``x, y, width, height`` in window coordinates: ``y`` grows upwards, as in Kivy."""
+
+
+@dataclass(frozen=True)
+class ColumnArea:
+    """Where a column is drawn, and each of its cards as shown, top to bottom."""
+
+    status: str
+    rect: Rect
+    cards: tuple[tuple[str, Rect], ...] = ()
+    """``(task id, rect)`` of each card shown; scrolled out of sight ones too."""
+
+
+@dataclass(frozen=True)
+class DropTarget:
+    status: str
+    index: int
+    """In the column as shown, without the card dragged (what ``BoardViewModel.move``
+    takes)."""
+
+
+def drop_target(
+    columns: Iterable[ColumnArea], x: float, y: float, dragging: str | None = None
+) -> DropTarget | None:
+    """The column the point ``(x, y)`` is in, and the index a card dropped there takes: after
+    every card whose middle is above the point. None outside every column (a cancel)."""
+    for column in columns:
+        if _inside(column.rect, x, y):
+            above = sum(
+                1
+                for task, (_, bottom, _, height) in column.cards
+                if task != dragging and bottom + height / 2 > y
+            )
+            return DropTarget(column.status, above)
+    return None
+
+
+def drop_line(
+    column: ColumnArea,
+    index: int,
+    *,
+    dragging: str | None = None,
+    gap: float = 0.0,
+    empty: float | None = None,
+) -> float:
+    """The height at which to draw the marker for a drop at ``index`` of ``column``: between
+    the cards that will be either side of it (``gap`` apart), at ``empty`` (default: the
+    column's top) when the column shows no other card; always within the column."""
+    _, bottom, _, height = column.rect
+    top = bottom + height
+    others = [rect for task, rect in column.cards if task != dragging]
+    index = max(0, min(index, len(others)))
+    if not others:
+        line = top if empty is None else empty
+    elif index == 0:
+        line = others[0][1] + others[0][3] + gap / 2
+    elif index == len(others):
+        line = others[-1][1] - gap / 2
+    else:
+        line = (others[index - 1][1] + others[index][1] + others[index][3]) / 2
+    return max(bottom, min(top, line))
+
+
+def _inside(rect: Rect, x: float, y: float) -> bool:
+    left, bottom, width, height = rect
+    return left <= x < left + width and bottom <= y < bottom + height
 
 
 class BoardViewModel(ViewModel):
@@ -99,6 +172,14 @@ class BoardViewModel(ViewModel):
             self.device.move_task(task, status, whole)
 
         return self._do(act)
+
+    def drop(self, task: str, target: DropTarget) -> bool:
+        """A card dragged to ``target``: moved there, or nothing recorded when that is where it
+        already is."""
+        shown = [card["id"] for card in self.columns.get(target.status, [])]
+        if task in shown and shown.index(task) == target.index:
+            return True  # dropped where it was picked up
+        return self.move(task, target.status, target.index)
 
     def move_left(self, task: str) -> bool:
         return self._move_beside(task, -1)

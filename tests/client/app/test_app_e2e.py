@@ -96,8 +96,14 @@ class AppProcess:
 
     # what a user does
 
-    def tap(self, target: str) -> None:
-        self.command("tap", target=target)
+    def tap(self, target: str, *, double: bool = False) -> None:
+        self.command("tap", target=target, double=double)
+
+    def drag(self, target: str, **how: Any) -> dict[str, Any]:
+        """Press ``target``, move to ``to`` (``at`` within it) or ``to_window``, release;
+        what showed just before the release."""
+        result: dict[str, Any] = self.command("drag", target=target, **how)
+        return result
 
     def type(self, target: str, text: str, *, enter: bool = False) -> None:
         self.command("type", target=target, text=text, enter=enter)
@@ -446,6 +452,90 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     again.wait_until("up to date again", synced)
 
 
+def test_the_app_moves_cards_by_dragging_them_with_the_mouse_or_a_finger(
+    tmp_path: Path, module_backend: BackendProcess, start_app: Callable[[Path, str], AppProcess]
+) -> None:
+    profile, server, user = tmp_path / "profile", module_backend.url, f"drag{uuid.uuid4().hex[:8]}"
+    client(profile, "--server", server, "signup", user, "--password", PASSWORD)
+    board = client(profile, "board", "create", "Sprint")
+    for title in ("Alpha", "Bravo", "Charlie"):
+        client(profile, "task", "add", board, title)
+    client(profile, "task", "add", board, "Delta", "--status", "doing")
+    client(profile, "sync")
+
+    app = start_app(profile, server)
+    app.wait_until("the boards", lambda seen: seen["screen"] == "boards", STARTUP_S)
+    app.tap("board:Sprint/open_button")
+    seen = app.wait_until("the board", lambda seen: len(titles(seen, "todo")) == 3)
+    assert (titles(seen, "todo"), titles(seen, "doing")) == (
+        ["Alpha", "Bravo", "Charlie"],
+        ["Delta"],
+    )
+
+    # a tap still selects (nothing moves), a double tap still opens the editor
+    app.tap("card:Bravo")
+    seen = app.query()
+    assert card(seen, "Bravo")["selected"] and titles(seen, "todo") == ["Alpha", "Bravo", "Charlie"]
+    app.tap("card:Bravo", double=True)
+    app.wait_until("the task editor", lambda seen: seen["screen"] == "task")
+    app.key("escape")
+    app.wait_until("the board again", lambda seen: seen["screen"] == "board")
+
+    # the mouse: from To do onto the upper half of Doing's card, so before it
+    during = app.drag(
+        "card:Alpha",
+        to="card:Delta",
+        at=[0.5, 0.8],
+        hold=0.1,
+        screenshot=str(ARTIFACTS / "board-dragging.png"),
+    )
+    assert sorted(during["during"]) == sorted(["dragging:Alpha", "drop:doing:0"]), during
+    assert_real_render(Path(during["screenshot"]["path"]), WINDOW)
+    seen = app.wait_until("Alpha in Doing", lambda seen: "Alpha" in titles(seen, "doing"))
+    assert (titles(seen, "todo"), titles(seen, "doing")) == (
+        ["Bravo", "Charlie"],
+        ["Alpha", "Delta"],
+    )
+    assert card(seen, "Alpha")["selected"]
+
+    # a finger, held a moment first: within To do, Charlie above Bravo
+    during = app.drag("card:Charlie", to="card:Bravo", at=[0.5, 0.9], hold=0.6, pointer="finger")
+    assert sorted(during["during"]) == sorted(["dragging:Charlie", "drop:todo:0"]), during
+    seen = app.wait_until("Charlie first", lambda seen: titles(seen, "todo")[0] == "Charlie")
+    assert titles(seen, "todo") == ["Charlie", "Bravo"]
+
+    # released outside every column, or Escape before the release: nothing moves
+    during = app.drag("card:Bravo", to="quick_add_input", hold=0.1)  # above the columns
+    assert sorted(during["during"]) == sorted(["dragging:Bravo"]), (
+        during
+    )  # no marker: no place to land
+    during = app.drag("card:Bravo", to="card:Delta", hold=0.1, before_release="escape")
+    assert sorted(during["during"]) == sorted(["dragging:Bravo", "drop:doing:1"]), during
+    seen = app.wait_until("everything sent", synced)
+    assert (titles(seen, "todo"), titles(seen, "doing")) == (
+        ["Charlie", "Bravo"],
+        ["Alpha", "Delta"],
+    )
+    assert seen["screen"] == "board"  # Escape put the card back, and stayed on the board
+    assert_real_render(app.screenshot("board-after-drag.png"), WINDOW)
+
+    # the moves reached the server: another device of the user pulls them, in that order
+    phone = Phone(server, user).login()
+    wait_for_task(phone, "Alpha", lambda t: t["status"] == "doing")
+    wait_for_task(phone, "Charlie", lambda t: t["position"] < pulled(phone, "Bravo")["position"])
+    assert pulled(phone, "Alpha")["position"] < pulled(phone, "Delta")["position"]
+    assert pulled(phone, "Bravo")["status"] == "todo"
+
+    # ... and the app's own store, read after it closed
+    assert app.quit() == 0
+    (sprint,) = json.loads(client(profile, "show", "--json"))["boards"]
+    columns = {
+        status: [t["title"] for t in sprint["tasks"] if t["status"] == status]
+        for status in ("todo", "doing")
+    }
+    assert columns == {"todo": ["Charlie", "Bravo"], "doing": ["Alpha", "Delta"]}
+
+
 def test_the_app_opens_a_profile_made_by_outpost_client(
     tmp_path: Path, module_backend: BackendProcess, start_app: Callable[[Path, str], AppProcess]
 ) -> None:
@@ -528,6 +618,14 @@ def wait_for_task(
         if time.monotonic() > deadline:
             raise AssertionError(f"the second device never pulled {title!r}")
         time.sleep(0.2)
+
+
+def pulled(phone: Phone, title: str) -> dict[str, Any]:
+    """What the second device last pulled of the task with this title."""
+    for (kind, _), change in phone.state.items():
+        if kind == "task" and change["values"]["title"] == title:
+            return dict(change["values"])
+    raise AssertionError(f"the second device has no task {title!r}")
 
 
 def client(profile: Path, *args: str) -> str:
