@@ -1,20 +1,72 @@
-"""The contract documents under ``docs/``, generated from code and checked to be current."""
+"""The contract documents under ``docs/``, generated from code and checked to be current.
+
+- ``schema/``: JSON Schema of the envelope and of every event type (``protocol.jsonschema``);
+- ``asyncapi.json``: what each backend component publishes and consumes (``backend.asyncapi``);
+- ``openapi.json``: the BFF's HTTP contract, as the app serves it at ``/schema/openapi.json``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from protocol import jsonschema
 
 SCHEMA_DIR = "schema"
+ASYNCAPI = "asyncapi.json"
+OPENAPI = "openapi.json"
+
+
+@dataclass(frozen=True)
+class _NoServices:
+    """What ``create_app`` reads of its services before serving: the settings. The OpenAPI
+    document comes from the routes and the OpenAPI config alone, so it needs no database,
+    no NATS and no running server."""
+
+    settings: Any
+
+
+@contextlib.contextmanager
+def _logging_as_it_was() -> Iterator[None]:
+    """Building a Litestar app configures logging (the root logger's handlers included):
+    undo that, so that writing the documents leaves the process's logging alone."""
+    loggers = [logging.getLogger(), logging.getLogger("litestar")]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    try:
+        yield
+    finally:
+        for lg, handlers, level, propagate in saved:
+            # Litestar's queue listener stops itself at exit; once detached it stays idle.
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+            lg.propagate = propagate
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI document of the BFF, built from the real app (its routes, its config)."""
+    from backend.bff.app import Services, create_app
+    from backend.config import Settings
+
+    with _logging_as_it_was():
+        app = create_app(cast(Services, _NoServices(Settings())))
+        return app.openapi_schema.to_schema()
 
 
 def generated() -> dict[str, bytes]:
     """Every generated document, by its path relative to the docs folder."""
-    return {
+    from backend import asyncapi
+
+    documents = {
         f"{SCHEMA_DIR}/{name}": jsonschema.render(doc)
         for name, doc in jsonschema.documents().items()
     }
+    documents[ASYNCAPI] = asyncapi.render()
+    documents[OPENAPI] = jsonschema.render(openapi())
+    return documents
 
 
 def stale(docs_dir: Path) -> list[str]:

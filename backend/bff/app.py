@@ -26,6 +26,7 @@ from litestar.status_codes import HTTP_201_CREATED
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
 
+from backend import asyncapi
 from backend.bff.auth.schemas import Credentials, LoginCredentials, RefreshRequest, Session
 from backend.bff.auth.services import AuthService
 from backend.bff.auth.tokens import Principal
@@ -128,7 +129,7 @@ async def push(request: Request[Any, Any, Any]) -> PushResponse:
         raise UnprocessableBatch(f"malformed batch: {exc}") from exc
     _check_protocol(body.protocol)
     results = await services.push.push(principal, body)
-    watermark, generation = await services.pull.status()
+    watermark, generation = await services.pull.status_or_last()
     services.metrics.observe_push(results, time.perf_counter() - started)
     return PushResponse(results, system_ms(), watermark, generation)
 
@@ -179,11 +180,17 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     return Response(report, status_code=200 if report["status"] == "ok" else 503)
 
 
+@get("/v1/asyncapi.json", media_type=MediaType.JSON)
+async def asyncapi_document() -> bytes:
+    """The AsyncAPI 3.0 document: what each backend component publishes and consumes."""
+    return asyncapi.render()
+
+
 @get("/metrics", media_type=CONTENT_TYPE_LATEST)
 async def metrics(request: Request[Any, Any, Any]) -> bytes:
     services = _services(request)
     report = await services.health.report()
-    services.metrics.projector_lag.set(report["projector_lag"])
+    services.metrics.observe_health(report)
     return generate_latest(services.metrics.registry)
 
 
@@ -213,7 +220,18 @@ def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str
 def create_app(services: Services) -> Litestar:
     settings = services.settings
     app = Litestar(
-        route_handlers=[sync_info, signup, token, refresh, push, pull, live, health, metrics],
+        route_handlers=[
+            sync_info,
+            signup,
+            token,
+            refresh,
+            push,
+            pull,
+            live,
+            health,
+            asyncapi_document,
+            metrics,
+        ],
         exception_handlers={Exception: _error},
         request_max_body_size=settings.max_batch_bytes,
         compression_config=CompressionConfig(

@@ -1,7 +1,14 @@
-"""Health: is NATS connected, and how far behind the stream is the projector."""
+"""Health: is NATS connected, is the views database there, how far behind is each consumer.
+
+``consumers`` has one entry per stream consumer this process runs: its circuit breaker
+(``closed``, or ``open`` while its database or NATS is away), its lag in events and in
+milliseconds (the age of the oldest event it has not processed: the "iterator age"), and
+its last error. An open breaker makes the status ``degraded``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from typing import Any
@@ -12,6 +19,8 @@ from sqlalchemy.exc import DBAPIError
 from backend.bff.sync.pull import PullService
 from backend.consumers.runner import ConsumerRunner
 from backend.nats.streams import EVENTS_STREAM
+
+_STATUS_TIMEOUT_S = 2.0
 
 
 class HealthProbe:
@@ -34,9 +43,34 @@ class HealthProbe:
             with contextlib.suppress(Exception):
                 info = await self._nc.jetstream().stream_info(EVENTS_STREAM)
                 last_seq = info.state.last_seq
+        consumers = {name: await _consumer(runner) for name, runner in self._runners.items()}
+        breakers_closed = all(c["breaker"] == "closed" for c in consumers.values())
+        healthy = connected and database == "ok" and breakers_closed
         return {
-            "status": "ok" if connected and database == "ok" else "degraded",
+            "status": "ok" if healthy else "degraded",
             "nats": "connected" if connected else "disconnected",
             "database": database,
             "projector_lag": max(0, last_seq - watermark),
+            "consumers": consumers,
         }
+
+
+async def _consumer(runner: ConsumerRunner) -> dict[str, Any]:
+    try:
+        status = await asyncio.wait_for(runner.status(), _STATUS_TIMEOUT_S)
+    except TimeoutError:
+        breaker = runner.breaker
+        status = {
+            "breaker": breaker.state,
+            "lag_events": None,
+            "lag_ms": None,
+            "last_error": breaker.last_error,
+            "faults": runner.stats.faults,
+        }
+    return {
+        "breaker": status["breaker"],
+        "lag_events": status["lag_events"],
+        "lag_ms": status["lag_ms"],
+        "last_error": status["last_error"],
+        "faults": status["faults"],
+    }

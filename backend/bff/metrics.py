@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -29,6 +30,31 @@ class Metrics:
             "Events in the stream the projector has not passed yet",
             registry=self.registry,
         )
+        self.consumer_lag_seconds = Gauge(
+            "outpost_consumer_lag_seconds",
+            "Age of the oldest event a consumer has not processed (iterator age)",
+            ["component"],
+            registry=self.registry,
+        )
+        self.consumer_lag_events = Gauge(
+            "outpost_consumer_lag_events",
+            "Events in the stream a consumer has not passed yet",
+            ["component"],
+            registry=self.registry,
+        )
+        self.consumer_breaker_open = Gauge(
+            "outpost_consumer_breaker_open",
+            "1 while a consumer's circuit breaker is open (its database or NATS is away)",
+            ["component"],
+            registry=self.registry,
+        )
+        self.consumer_faults = Counter(
+            "outpost_consumer_faults",
+            "Messages a consumer sent to the fault stream",
+            ["component"],
+            registry=self.registry,
+        )
+        self._faults_seen: dict[str, int] = {}
 
     def observe_push(self, results: Iterable[PushResult], seconds: float) -> None:
         for result in results:
@@ -38,3 +64,19 @@ class Metrics:
     def observe_pull(self, changes: int, seconds: float) -> None:
         self.pull_changes.inc(changes)
         self.pull_seconds.observe(seconds)
+
+    def observe_health(self, report: Mapping[str, Any]) -> None:
+        """Set the gauges from a ``HealthProbe.report()``."""
+        self.projector_lag.set(report["projector_lag"])
+        consumers: Mapping[str, Mapping[str, Any]] = report.get("consumers", {})
+        for name, status in consumers.items():
+            if status.get("lag_ms") is not None:
+                self.consumer_lag_seconds.labels(name).set(status["lag_ms"] / 1000)
+            if status.get("lag_events") is not None:
+                self.consumer_lag_events.labels(name).set(status["lag_events"])
+            self.consumer_breaker_open.labels(name).set(1 if status["breaker"] == "open" else 0)
+            faults = int(status.get("faults") or 0)
+            seen = self._faults_seen.get(name, 0)
+            if faults > seen:
+                self.consumer_faults.labels(name).inc(faults - seen)
+            self._faults_seen[name] = max(seen, faults)

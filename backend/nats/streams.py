@@ -2,6 +2,8 @@
 
 OUTPOST_EVENTS   outpost.events.<board id>    every accepted event, kept for ever
 OUTPOST_FAULTS   outpost.faults.<component>   events a consumer could not process
+                 outpost.faults.<component>.resolved   what an operator did with one
+OUTPOST_RESUBMIT outpost.resubmit.<component> faulted events sent back to one component only
 outpost.changes  (core NATS, no stream)       change notices that BFF processes turn into pokes
 """
 
@@ -15,6 +17,8 @@ EVENTS_STREAM = "OUTPOST_EVENTS"
 EVENTS_SUBJECT_PREFIX = "outpost.events"
 FAULTS_STREAM = "OUTPOST_FAULTS"
 FAULTS_SUBJECT_PREFIX = "outpost.faults"
+RESUBMIT_STREAM = "OUTPOST_RESUBMIT"
+RESUBMIT_SUBJECT_PREFIX = "outpost.resubmit"
 CHANGES_SUBJECT = "outpost.changes"
 
 DEFAULT_DUPLICATE_WINDOW_S = 24 * 3600.0
@@ -34,6 +38,16 @@ def fault_subject(component: str) -> str:
     return f"{FAULTS_SUBJECT_PREFIX}.{_token(component, 'component')}"
 
 
+def resolution_subject(component: str) -> str:
+    """Where ``outpost faults`` records that a fault was resubmitted or dropped."""
+    return f"{fault_subject(component)}.resolved"
+
+
+def resubmit_subject(component: str) -> str:
+    """Faulted events sent back to one component (and to no other consumer)."""
+    return f"{RESUBMIT_SUBJECT_PREFIX}.{_token(component, 'component')}"
+
+
 def events_stream_config(
     *, duplicate_window_s: float = DEFAULT_DUPLICATE_WINDOW_S, replicas: int = 1
 ) -> StreamConfig:
@@ -51,6 +65,7 @@ def events_stream_config(
         max_msgs_per_subject=-1,
         duplicate_window=duplicate_window_s,
         num_replicas=replicas,
+        allow_atomic=True,  # the BFF stores a push's new events as one atomic batch
     )
 
 
@@ -67,17 +82,39 @@ def faults_stream_config(*, replicas: int = 1) -> StreamConfig:
     )
 
 
+def resubmit_stream_config(*, replicas: int = 1) -> StreamConfig:
+    """Resubmitted events, one subject per component: each component's runner consumes its
+    own subject with its own durable consumer and position, so a resubmission reaches only
+    the component that faulted it. Deduplicated by ``Nats-Msg-Id`` (``resubmit:<fault id>``)."""
+    return StreamConfig(
+        name=RESUBMIT_STREAM,
+        description="Outpost events resubmitted to one component after a fault",
+        subjects=[f"{RESUBMIT_SUBJECT_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        num_replicas=replicas,
+    )
+
+
+async def ensure_resubmit_stream(js: JetStreamManager, *, replicas: int = 1) -> None:
+    """Create or update OUTPOST_RESUBMIT alone (idempotent)."""
+    await _create_or_update(js, resubmit_stream_config(replicas=replicas))
+
+
 async def ensure_streams(
     js: JetStreamManager,
     *,
     duplicate_window_s: float = DEFAULT_DUPLICATE_WINDOW_S,
     replicas: int = 1,
 ) -> None:
-    """Create OUTPOST_EVENTS and OUTPOST_FAULTS, or update them to these settings. Idempotent."""
+    """Create OUTPOST_EVENTS, OUTPOST_FAULTS and OUTPOST_RESUBMIT, or update them to these
+    settings. Idempotent."""
     await _create_or_update(
         js, events_stream_config(duplicate_window_s=duplicate_window_s, replicas=replicas)
     )
     await _create_or_update(js, faults_stream_config(replicas=replicas))
+    await ensure_resubmit_stream(js, replicas=replicas)
 
 
 async def _create_or_update(js: JetStreamManager, config: StreamConfig) -> None:

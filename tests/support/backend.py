@@ -73,14 +73,23 @@ class ControlledNats:
         ]
 
     def faults(self) -> list[dict[str, Any]]:
-        """Every fault event of OUTPOST_FAULTS, decoded."""
-        return [
-            msgspec.json.decode(data) for _, data in self._loop.run(self._messages(FAULTS_STREAM))
+        """Every fault event of OUTPOST_FAULTS, decoded (not the records of their resolution)."""
+        decoded = [
+            msgspec.json.decode(data or b"{}")
+            for _, data in self._loop.run(self._messages(FAULTS_STREAM))
         ]
+        return [fault for fault in decoded if "seq" in fault]
 
     def publish(self, subject: str, data: bytes) -> int:
         """Publish straight to JetStream, past the BFF (a poison message); return its seq."""
         return self._loop.run(self._publish(subject, data))
+
+    def delete_stream(self, name: str = EVENTS_STREAM) -> None:
+        """Delete a stream, as a lost or replaced NATS store would (the backend makes it again)."""
+        self._loop.run(self._delete_stream(name))
+
+    async def _delete_stream(self, name: str) -> None:
+        await (await self._connection()).jetstream().delete_stream(name)
 
     async def _connection(self) -> Client:
         if self._client is None or not self._client.is_connected:

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.bff.auth.tokens import Principal
@@ -82,11 +83,24 @@ class Page(msgspec.Struct):
 class PullService:
     def __init__(self, views: Database) -> None:
         self._views = views
+        self._last_status: tuple[int, str] | None = None
 
     async def status(self) -> tuple[int, str]:
         """(watermark, generation), for push answers and sync info."""
         async with self._views.read() as conn:
-            return await _watermark(conn), await _generation(conn)
+            self._last_status = (await _watermark(conn), await _generation(conn))
+            return self._last_status
+
+    async def status_or_last(self) -> tuple[int, str]:
+        """``status()``, or the last one read while the views database is away: a push
+        whose events are stored must not fail because the views cannot be read (a lower
+        watermark only makes the device keep its events applied a little longer)."""
+        try:
+            return await self.status()
+        except (DBAPIError, OSError):
+            if self._last_status is None:
+                raise
+            return self._last_status
 
     async def pull(self, principal: Principal, cursor_text: str | None, limit: int) -> Page:
         async with self._views.read() as conn:

@@ -16,7 +16,9 @@ again: what the stream had stored comes back as ``duplicate`` with its first seq
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +62,13 @@ from protocol.merge import EntityState
 
 _state_decoder = msgspec.json.Decoder(EntityState)
 
+log = logging.getLogger(__name__)
+
+_ATOMIC_DUPLICATE = 10201
+"""JetStream: an atomic batch holds a message id already inside the duplicate window."""
+_ATOMIC_DISABLED = frozenset({10174})
+"""JetStream: atomic publish is not enabled on this stream."""
+
 
 @dataclass
 class _Candidate:
@@ -89,6 +98,7 @@ class PushService:
         self._max_skew_ms = max_clock_skew_ms
         self._publish_timeout_s = publish_timeout_s
         self._clock = clock
+        self._atomic = True
 
     async def push(self, principal: Principal, request: PushRequest) -> list[PushResult]:
         if not 1 <= len(request.events) <= self._max_batch_events:
@@ -169,7 +179,7 @@ class PushService:
                 decided.append(candidate)
                 to_publish.append(candidate)
             await _save(conn, authority, decided, username)
-        acks = await self._publish(to_publish, now)
+        acks = await self._publish(to_publish, now, all_new=len(decided) == len(to_publish))
         stored = [(c, ack) for c, ack in zip(to_publish, acks, strict=True) if ack is not None]
         if stored:
             async with self._db.write() as conn:
@@ -193,19 +203,85 @@ class PushService:
             )
         return None
 
-    async def _publish(self, accepted: list[_Candidate], now: int) -> list[PubAck | None]:
-        """Send every publish first, then await the acknowledgements together."""
+    async def _publish(
+        self, accepted: list[_Candidate], now: int, *, all_new: bool
+    ) -> list[PubAck | None]:
+        """Store the accepted events: as one atomic batch when every id is new (one
+        acknowledgement for the lot), else, or when the stream refuses the batch, each
+        with its own acknowledgement, all sent first and awaited together."""
         if not accepted:
             return []
+        messages = [
+            (
+                event_subject(c.event.board),
+                encode_event(msgspec.structs.replace(c.event, received_at=now)),
+                c.event.id,
+            )
+            for c in accepted
+        ]
+        if all_new and len(messages) > 1 and self._atomic:
+            acks = await self._publish_atomic(messages)
+            if acks is not None:
+                return acks
+        return await self._publish_each(messages)
+
+    async def _publish_atomic(
+        self, messages: list[tuple[str, bytes, str]]
+    ) -> list[PubAck | None] | None:
+        """A JetStream atomic batch (``Nats-Batch-Id``/``-Sequence``/``-Commit``): stored
+        whole, at consecutive seqs, or not at all. None when the stream refuses it (an id
+        already inside the duplicate window, atomic batches not enabled): the caller then
+        publishes each message. No acknowledgement at all (NATS away, a timeout) is
+        ``None`` for each message: unknown, so the push answers 503."""
+        nc = self._js._nc
+        batch_id = uuid.uuid4().hex
+        last = len(messages)
+        try:
+            for number, (subject, data, event_id) in enumerate(messages[:-1], start=1):
+                headers = {
+                    "Nats-Msg-Id": event_id,
+                    "Nats-Batch-Id": batch_id,
+                    "Nats-Batch-Sequence": str(number),
+                }
+                await nc.publish(subject, data, headers=headers)
+            subject, data, event_id = messages[-1]
+            headers = {
+                "Nats-Msg-Id": event_id,
+                "Nats-Batch-Id": batch_id,
+                "Nats-Batch-Sequence": str(last),
+                "Nats-Batch-Commit": "1",
+            }
+            reply = await nc.request(
+                subject, data, timeout=self._publish_timeout_s, headers=headers
+            )
+            answer = msgspec.json.decode(reply.data)
+        except (nats.errors.Error, nats.js.errors.Error, OSError, msgspec.DecodeError) as exc:
+            # Stored or not, nobody can say: the device gets 503 and resends, and the
+            # resend publishes one by one, where the duplicate window answers exactly.
+            log.info("atomic batch not confirmed: %r", exc)
+            return [None] * last
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if error is not None or answer.get("count") != last:
+            code = (error or {}).get("err_code")
+            if code in _ATOMIC_DISABLED:
+                self._atomic = False  # this stream does not take atomic batches
+            if code != _ATOMIC_DUPLICATE:
+                log.warning("atomic batch refused (%s): publishing one by one", error or answer)
+            return None
+        first = int(answer["seq"]) - last + 1
+        stream = str(answer["stream"])
+        return [PubAck(stream=stream, seq=first + offset) for offset in range(last)]
+
+    async def _publish_each(self, messages: list[tuple[str, bytes, str]]) -> list[PubAck | None]:
+        """Send every publish first, then await the acknowledgements together."""
         futures: list[asyncio.Future[PubAck] | None] = []
-        for candidate in accepted:
-            stamped = msgspec.structs.replace(candidate.event, received_at=now)
+        for subject, data, event_id in messages:
             try:
                 futures.append(
                     await self._js.publish_async(
-                        event_subject(candidate.event.board),
-                        encode_event(stamped),
-                        headers={"Nats-Msg-Id": candidate.event.id},
+                        subject,
+                        data,
+                        headers={"Nats-Msg-Id": event_id},
                         wait_stall=self._publish_timeout_s,
                     )
                 )

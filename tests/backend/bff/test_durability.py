@@ -95,7 +95,7 @@ def test_killing_nats_during_a_push_stream_loses_nothing_acknowledged(
         board, first = board_with_tasks(alice, 0)
         alice.push(*first)
         batches = [
-            [alice.new_task(board, title=f"b{b}t{i}")[1] for i in range(20)] for b in range(30)
+            [alice.new_task(board, title=f"b{b}t{i}")[1] for i in range(20)] for b in range(100)
         ]
         acknowledged: dict[str, int] = {}
         codes: list[int] = []
@@ -113,7 +113,9 @@ def test_killing_nats_during_a_push_stream_loses_nothing_acknowledged(
 
         thread = threading.Thread(target=pusher)
         thread.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)  # kill it mid-stream, whatever the machine's speed
         controlled_nats.kill()
         time.sleep(2)
         controlled_nats.start()
@@ -123,7 +125,7 @@ def test_killing_nats_during_a_push_stream_loses_nothing_acknowledged(
         stored = {e["id"]: e["seq"] for e in controlled_nats.events()}
         for event_id, seq in acknowledged.items():
             assert stored.get(event_id) == seq
-        assert len(stored) == 1 + 600 and len(controlled_nats.events()) == 601
+        assert len(stored) == 1 + 2000 and len(controlled_nats.events()) == 2001
     finally:
         backend.stop()
 

@@ -30,7 +30,7 @@ class Unchanged:
 
     def __enter__(self) -> None:
         self.stream = len(self.nats.events())
-        self.device.pull()
+        self.device.sync_until(self.stream)  # every message here is an event: seq == count
         self.state = dict(self.device.state)
 
     def __exit__(self, *exc: object) -> None:

@@ -41,8 +41,8 @@ class Author:
 class DiesAfterPublishing(PushService):
     """A BFF that dies once the stream has acknowledged, before recording the seq."""
 
-    async def _publish(self, accepted: Any, now: int) -> Any:
-        await super()._publish(accepted, now)
+    async def _publish(self, accepted: Any, now: int, **options: Any) -> Any:
+        await super()._publish(accepted, now, **options)
         raise RuntimeError("killed between the acknowledgements and the answer")
 
 
@@ -114,5 +114,44 @@ def test_an_id_decided_for_one_user_cannot_be_claimed_by_another(tmp_path: Path)
         assert statuses(results) == [("accepted", None), ("rejected", "id_conflict")]
         [resent] = await service.push(bob.principal, bob.request(task))
         assert resent.status == "duplicate"
+
+    run(scenario(tmp_path, body))
+
+
+def test_a_batch_of_new_events_is_stored_whole_at_consecutive_seqs(tmp_path: Path) -> None:
+    async def body(nc: Any, db: Database) -> None:
+        service = PushService(db, nc.jetstream())
+        alice = Author("alice")
+        board, created = alice.device.new_board("Atomic")
+        tasks = [alice.device.new_task(board, f"task {n}")[1] for n in range(50)]
+        results = await service.push(alice.principal, alice.request(created, *tasks))
+        assert [r.status for r in results] == ["accepted"] * 51
+        assert [r.seq for r in results] == list(range(1, 52))
+        assert await stored_ids(nc) == [created["id"], *(t["id"] for t in tasks)]
+
+    run(scenario(tmp_path, body))
+
+
+def test_a_batch_the_stream_refuses_whole_is_stored_one_by_one(tmp_path: Path) -> None:
+    """An id already on the stream that the BFF has no record of (a restored BFF database)
+    makes JetStream refuse the atomic batch: the events are then published one by one, and
+    the one already stored is ``duplicate`` with its first seq."""
+
+    async def body(nc: Any, db: Database) -> None:
+        service = PushService(db, nc.jetstream())
+        alice = Author("alice")
+        board, created = alice.device.new_board("Refused")
+        await service.push(alice.principal, alice.request(created))
+        _, first = alice.device.new_task(board, "already stored")
+        _, second = alice.device.new_task(board, "new")
+        stamped = {**first, "actor": "alice", "received_at": 1}
+        ack = await nc.jetstream().publish(
+            f"outpost.events.{board}",
+            msgspec.json.encode(stamped),
+            headers={"Nats-Msg-Id": first["id"]},
+        )
+        results = await service.push(alice.principal, alice.request(first, second))
+        assert [(r.status, r.seq) for r in results] == [("duplicate", ack.seq), ("accepted", 3)]
+        assert (await stored_ids(nc)).count(first["id"]) == 1
 
     run(scenario(tmp_path, body))

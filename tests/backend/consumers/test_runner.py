@@ -1,0 +1,295 @@
+"""The circuit breaker of the consumer runner, against a real nats-server.
+
+A small real component with its own SQLite database records the events it applies; it
+fails on command, so each kind of failure can be watched: a transient one is retried
+without a fault, one past the retry budget faults only that message, an outage opens the
+breaker and faults nothing, and a resubmission reaches only the component it is meant for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from nats.aio.client import Client
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backend.consumers.component import Outcome, positions_table
+from backend.consumers.runner import ConsumerRunner, outage_kind
+from backend.db import Database
+from backend.faults import store
+from backend.nats.streams import FAULTS_STREAM, ensure_streams, event_subject
+from protocol import Event, HybridLogicalClock, new_device_id, new_id
+from tests.support.nats import connected, run, running_nats, wait_until
+
+pytestmark = pytest.mark.integration
+
+BOARD = new_id()
+
+
+class Recorder:
+    """A component that records (seq, event id) of what it applies, and fails on command."""
+
+    serves_pull = False
+
+    def __init__(self, name: str, db: Database, fail: Callable[[Event], None]) -> None:
+        self.name = name
+        self.db = db
+        self.fail = fail
+        self.metadata = MetaData()
+        self.positions = positions_table(self.metadata)
+        self.applied = Table(
+            "applied",
+            self.metadata,
+            Column("seq", BigInteger, primary_key=True),
+            Column("event_id", String(40), nullable=False),
+        )
+
+    async def prepare(self) -> None:
+        await self.db.create(self.metadata)
+
+    async def handle(self, conn: AsyncConnection, events: list[Event]) -> Outcome:
+        for event in events:
+            self.fail(event)
+            await conn.execute(insert(self.applied).values(seq=event.seq, event_id=event.id))
+        return Outcome()
+
+    async def start_over(self, conn: AsyncConnection) -> None:
+        raise AssertionError("not expected here")
+
+    async def seqs(self) -> list[int]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(self.applied.c.seq).order_by(self.applied.c.seq))
+            return [int(s) for s in rows.scalars()]
+
+
+def event(clock: HybridLogicalClock, device: str, title: str) -> bytes:
+    """A TaskCreated as the BFF puts it on the stream (with its actor)."""
+    task = new_id()
+    return msgspec.json.encode(
+        {
+            "id": new_id(),
+            "type": "TaskCreated",
+            "schema": 1,
+            "board": BOARD,
+            "entity": task,
+            "hlc": clock.now(),
+            "device": device,
+            "payload": {"title": title, "position": "a0"},
+            "actor": "alice",
+            "received_at": 1,
+        }
+    )
+
+
+class Stage:
+    def __init__(self, nc: Client, tmp: Path) -> None:
+        self.nc = nc
+        self.tmp = tmp
+        self.device = new_device_id()
+        self.clock = HybridLogicalClock(self.device)
+        self.databases: list[Database] = []
+
+    async def publish(self, count: int, title: str = "task") -> list[int]:
+        js = self.nc.jetstream()
+        seqs = []
+        for _ in range(count):
+            ack = await js.publish(event_subject(BOARD), event(self.clock, self.device, title))
+            seqs.append(ack.seq)
+        return seqs
+
+    async def component(self, name: str, fail: Callable[[Event], None]) -> Recorder:
+        db = Database.for_component(name, data_dir=self.tmp, url=None)
+        self.databases.append(db)
+        component = Recorder(name, db, fail)
+        await component.prepare()
+        return component
+
+    async def faults(self) -> list[dict[str, Any]]:
+        js = self.nc.jetstream()
+        found = []
+        info = await js.stream_info(FAULTS_STREAM)
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            if info.state.messages:
+                message = await js.get_msg(FAULTS_STREAM, seq)
+                if not (message.subject or "").endswith(".resolved"):
+                    found.append(msgspec.json.decode(message.data or b"{}"))
+        return found
+
+
+@asynccontextmanager
+async def stage(tmp: Path) -> AsyncIterator[Stage]:
+    async with running_nats(tmp / "nats") as server, connected(server) as nc:
+        await ensure_streams(nc.jsm())
+        result = Stage(nc, tmp)
+        try:
+            yield result
+        finally:
+            for db in result.databases:
+                await db.dispose()
+
+
+@asynccontextmanager
+async def running(runner: ConsumerRunner) -> AsyncIterator[ConsumerRunner]:
+    task = asyncio.create_task(runner.run())
+    try:
+        yield runner
+    finally:
+        runner.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+
+
+def fast(nc: Client, component: Recorder, **options: Any) -> ConsumerRunner:
+    return ConsumerRunner(
+        nc,
+        component,
+        fetch_timeout=0.2,
+        initial_backoff=0.05,
+        max_backoff=0.2,
+        **options,
+    )
+
+
+def test_a_transient_failure_is_retried_without_a_fault(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with stage(tmp_path) as s:
+            seqs = await s.publish(5)
+            failures = {"left": 3}
+
+            def fail(e: Event) -> None:
+                if e.seq == seqs[2] and failures["left"]:
+                    failures["left"] -= 1
+                    raise RuntimeError("a bug that passes")
+
+            component = await s.component("flaky", fail)
+            async with running(fast(s.nc, component, max_attempts=5)) as runner:
+                await wait_until_async(lambda: component.seqs(), seqs)
+                assert runner.stats.retries >= 3
+                assert runner.breaker.state == "closed"
+                status = await runner.status()
+                assert status["lag_events"] == 0 and status["lag_ms"] == 0
+            assert await s.faults() == []
+
+    run(body())
+
+
+def test_a_message_past_the_retry_budget_is_faulted_alone_and_order_is_kept(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        async with stage(tmp_path) as s:
+            seqs = await s.publish(6)
+            bad = seqs[2]
+
+            def fail(e: Event) -> None:
+                if e.seq == bad:
+                    raise ValueError("this one never works")
+
+            component = await s.component("strict", fail)
+            async with running(fast(s.nc, component, max_attempts=4)) as runner:
+                expected = [seq for seq in seqs if seq != bad]
+                await wait_until_async(lambda: component.seqs(), expected)
+                later = await s.publish(2)
+                await wait_until_async(lambda: component.seqs(), expected + later)
+                assert runner.breaker.state == "closed"
+            [fault] = await s.faults()
+            assert fault["component"] == "strict"
+            assert fault["seq"] == bad
+            assert fault["deliveries"] == 4
+            assert "ValueError: this one never works" in fault["error"]
+            assert fault["subject"] == event_subject(BOARD)
+            assert msgspec.json.decode(base64.b64decode(fault["data"]))["type"] == "TaskCreated"
+
+    run(body())
+
+
+def test_a_database_outage_opens_the_breaker_and_faults_nothing(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with stage(tmp_path) as s:
+            down = {"now": True}
+
+            def fail(e: Event) -> None:
+                if down["now"]:
+                    raise OperationalError("INSERT", {}, ConnectionRefusedError("refused"))
+
+            component = await s.component("views", fail)
+            async with running(fast(s.nc, component, max_attempts=2)) as runner:
+                seqs = await s.publish(4)
+                await wait_until(lambda: runner.breaker.state == "open", what="breaker open")
+                await asyncio.sleep(1.0)  # many more tries than the budget of 2
+                status = await runner.status()
+                assert status["breaker"] == "open"
+                assert "database unavailable" in status["last_error"]
+                assert status["lag_events"] == 4
+                assert status["lag_ms"] >= 1000
+                assert await component.seqs() == []
+                down["now"] = False
+                await wait_until_async(lambda: component.seqs(), seqs)
+                assert runner.breaker.state == "closed"
+                assert runner.breaker.openings == 1
+            assert await s.faults() == []
+
+    run(body())
+
+
+def test_a_resubmission_reaches_only_its_component_and_keeps_its_seq(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with stage(tmp_path) as s:
+            seqs = await s.publish(3)
+            bad = seqs[1]
+            fixed = {"now": False}
+
+            def fail(e: Event) -> None:
+                if e.seq == bad and not fixed["now"]:
+                    raise IntegrityError("INSERT", {}, Exception("a bug"))
+
+            one = await s.component("one", fail)
+            other = await s.component("other", lambda e: None)
+            async with (
+                running(fast(s.nc, one, max_attempts=2)),
+                running(fast(s.nc, other)),
+            ):
+                await wait_until_async(lambda: one.seqs(), [seqs[0], seqs[2]])
+                await wait_until_async(lambda: other.seqs(), seqs)
+                js = s.nc.jetstream()
+                [fault] = await store.list_faults(js)
+                assert (fault.event.component, fault.event.seq) == ("one", bad)
+                fixed["now"] = True  # the bug is fixed
+                await store.resubmit(js, store.select([fault], [fault.id]))
+                await wait_until_async(lambda: one.seqs(), seqs)
+                await asyncio.sleep(0.5)
+                assert await other.seqs() == seqs  # untouched: no second apply, no error
+                assert await store.list_faults(js) == []
+                [resolved] = await store.list_faults(js, include_resolved=True)
+                assert resolved.resolution is not None
+                assert resolved.resolution.action == "resubmitted"
+
+    run(body())
+
+
+def test_outage_or_message_failure() -> None:
+    assert outage_kind(OperationalError("x", {}, Exception("down"))) == "database"
+    assert outage_kind(ConnectionRefusedError()) == "database"
+    assert outage_kind(IntegrityError("x", {}, Exception("dup"))) is None
+    assert outage_kind(ValueError("bug")) is None
+
+
+async def wait_until_async(
+    read: Callable[[], Any], expected: list[int], timeout_s: float = 15.0
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while (got := await read()) != expected:
+        if loop.time() > deadline:
+            pytest.fail(f"expected {expected}, got {got}")
+        await asyncio.sleep(0.05)
