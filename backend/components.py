@@ -48,7 +48,7 @@ def _workload(db: Database, context: ComponentContext) -> Component:
 def _lake(db: Database, context: ComponentContext) -> Component:
     from backend.lake.component import Lake
 
-    return Lake(db, context.settings.data_dir / "lake")
+    return Lake(db, context.settings.data_dir / "lake", context.js)
 
 
 SPECS: dict[str, ComponentSpec] = {

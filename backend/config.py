@@ -31,9 +31,11 @@ class Settings:
     max_batch_events: int = 500
     max_batch_bytes: int = 1024 * 1024
     live_keepalive_s: float = 15.0
+    live_poke_interval_s: float = 0.02
+    """After a poke, changes of the next moment wait this long and join the next poke."""
     password_time_cost: int = 3
     """argon2 passes: lower it only for tests and tools that sign up many users."""
-    components: str = "projector,workload"
+    components: str = "projector,workload,lake"
     """The stream consumers this process runs (comma-separated; empty: none)."""
     db_urls: str | None = None
     """Per-component database URLs over ``db_url``: ``projector=postgresql+asyncpg://...,lake=...``."""

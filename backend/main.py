@@ -182,7 +182,7 @@ async def serve(settings: Settings) -> None:
         consumers = Consumers(backend, settings.component_names)
         signer = TokenSigner(load_secret(settings.secret, settings.data_dir), settings.token_ttl_s)
         pull = PullService(backend.views_db)
-        hub = ChangeHub(backend.nc, backend.views_db)
+        hub = ChangeHub(backend.nc, backend.views_db, settings.live_poke_interval_s)
         services = Services(
             settings=settings,
             auth=AuthService(

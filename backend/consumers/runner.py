@@ -151,6 +151,10 @@ class _Lane:
     """Sequence -> failed attempts so far (message failures only, never outages)."""
     probing: bool = False
     """Re-subscribed while the breaker was open: nothing to fetch closes it."""
+    backlog: bool = True
+    """More messages were waiting after the last fetch. When there are none, the next
+    fetch asks for one: nats-py returns a waiting fetch of N only once N arrived or its
+    timeout passed, which would hold a lone event back for up to the whole timeout."""
 
     @property
     def resubmits(self) -> bool:
@@ -277,9 +281,11 @@ class ConsumerRunner:
                         # Half-open: the database and NATS answered; a batch, or finding
                         # nothing to do, closes the breaker.
                         lane.probing = self.breaker.is_open
-                    size = 1 if lane.isolate_until is not None else lane.batch
+                    whole = lane.isolate_until is None and lane.backlog
+                    size = lane.batch if whole else 1
                     try:
                         messages = await lane.subscription.fetch(size, timeout=self.fetch_timeout)
+                        lane.backlog = messages[-1].metadata.num_pending > 0
                     except nats.errors.TimeoutError:
                         if lane.probing:
                             lane.probing = False

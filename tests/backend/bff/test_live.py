@@ -28,7 +28,10 @@ pytestmark = pytest.mark.integration
 T = TypeVar("T")
 
 KEEPALIVE_S = 0.5
-FAST_KEEPALIVE = {"OUTPOST_LIVE_KEEPALIVE_S": str(KEEPALIVE_S)}
+FAST_KEEPALIVE = {
+    "OUTPOST_LIVE_KEEPALIVE_S": str(KEEPALIVE_S),
+    "OUTPOST_LIVE_POKE_INTERVAL_S": "0.25",
+}
 WAIT_S = 20.0
 """How long a test waits for what it expects: generous, for a loaded 2-core machine."""
 QUIET_S = 1.0
@@ -248,6 +251,8 @@ def test_a_quiet_connection_gets_keep_alive_comments_regularly(
 
 
 def test_a_burst_of_pushes_is_coalesced_into_fewer_pokes(live_backend: BackendProcess) -> None:
+    """Changes that come within the coalescing window of a poke (a quarter second here, so
+    that 30 pushes in a row surely fall into a few windows) join the next poke."""
     alice = user(live_backend, "alice")
     board, created = alice.new_board()
     alice.sync_until(pushed(alice, created))
