@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test lint typecheck xvfb docs run bench clean
+.PHONY: install test lint typecheck xvfb docs run bench conflicts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ run: install
 
 bench: install
 	$(BIN)/outpost bench --json bench-results.json
+
+# 200 seeded scenarios, 3 device processes, 200 actions each, with every fault kind.
+conflicts: install
+	$(BIN)/outpost conflicts --scenarios 200 --seed 1 --clients 3 --ops 200 --faults \
+	  --json conflicts-results.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,8 +1,7 @@
 """``outpost``: the command line of SPEC section 7.
 
 Each subcommand imports its part only when run, so ``outpost docs`` does not load Kivy and
-``outpost app`` does not load the backend. Subcommands that later work will fill say so
-and exit with status 2.
+``outpost app`` does not load the backend.
 """
 
 from __future__ import annotations
@@ -12,21 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-NOT_BUILT = 2
-
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _not_built_yet(what: str, issue: int) -> Handler:
-    def handler(_: argparse.Namespace) -> int:
-        print(
-            f"outpost: {what} is not built yet (tracked as issue {issue}); "
-            "see README.md for what works today.",
-            file=sys.stderr,
-        )
-        return NOT_BUILT
-
-    return handler
 
 
 def _backend(args: argparse.Namespace) -> int:
@@ -149,13 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_faults_parser(commands)
     add_lake_parser(commands)
 
+    from outpost.conflicts import add_arguments as add_conflicts_arguments
+    from outpost.conflicts import run as run_conflicts
+
     conflicts = commands.add_parser("conflicts", help="randomized multi-device sync tests")
-    conflicts.add_argument("--clients", type=int, default=3)
-    conflicts.add_argument("--users", type=int, default=2)
-    conflicts.add_argument("--ops", type=int, default=200)
-    conflicts.add_argument("--seed", type=int)
-    conflicts.add_argument("--faults", action="store_true")
-    conflicts.set_defaults(handler=_not_built_yet("the conflict tool", 7))
+    add_conflicts_arguments(conflicts)
+    conflicts.set_defaults(handler=run_conflicts)
 
     # `outpost bench ...` goes straight to outpost.bench.main (see main): it has its own flags.
     commands.add_parser("bench", help="the benchmarks, as a table and JSON (--quick, --json)")

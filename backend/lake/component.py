@@ -35,6 +35,7 @@ stream replaced by one already longer than the old position).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -159,10 +160,15 @@ class Lake:
         rows: list[dict[str, Any]] = []
         for (date, hour), group in partitions.items():
             target = await self._open_file(conn, epoch, date, hour, group[0].seq)
-            member = lakefiles.compress(
-                [lakefiles.encode_line(epoch, r.seq, r.subject, r.time_ms, r.data) for r in group]
+            lines = [
+                lakefiles.encode_line(epoch, r.seq, r.subject, r.time_ms, r.data) for r in group
+            ]
+            # Compression and the fsync run off the event loop: in one process with the BFF,
+            # the lake must not hold back pushes, pulls and the projector while the disk works.
+            member = await asyncio.to_thread(lakefiles.compress, lines)
+            await asyncio.to_thread(
+                lakefiles.append, self.root, target.path, target.committed, member
             )
-            lakefiles.append(self.root, target.path, target.committed, member)
             await upsert(
                 conn,
                 models.files,

@@ -214,7 +214,7 @@ def test_a_push_on_one_process_pokes_a_live_client_of_another(
     process_b = BackendProcess(
         data_dir,
         nats_url=controlled_nats.url,
-        env={**FAST_KEEPALIVE, "OUTPOST_RUN_PROJECTOR": "false"},
+        env={**FAST_KEEPALIVE, "OUTPOST_COMPONENTS": ""},  # a BFF only
     )
     try:
         process_a.start()

@@ -1,0 +1,219 @@
+"""``outpost conflicts``: automated sync conflict tests against a real backend.
+
+Many devices (real processes), offline at random, with crashes and restarts in between,
+must converge and never lose an action. For each seed the tool generates the whole scenario
+(``scenario.generate``), runs it on a real backend and device processes
+(``orchestrator``), heals everything and syncs to quiescence, then asks the ``oracle``;
+a failure prints the seed and a shrunk step list (``shrink``). ``--scenarios K`` runs seeds
+S..S+K-1 on one backend. ``--break-merge RULE`` is the oracle's self-test (``broken``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from outpost.conflicts.broken import RULES
+from outpost.conflicts.scenario import FAULT_KINDS, Scenario, generate
+
+__all__ = ["FAULT_KINDS", "add_arguments", "main", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clients", type=int, default=3, help="device processes (default 3)")
+    parser.add_argument("--users", type=int, default=2, help="users sharing boards (default 2)")
+    parser.add_argument("--ops", type=int, default=200, help="actions per scenario (default 200)")
+    parser.add_argument("--seed", type=int, help="the first seed (default: a random one)")
+    parser.add_argument("--scenarios", type=int, default=1, help="seeds S..S+K-1 (default 1)")
+    parser.add_argument("--faults", action="store_true", help="inject every fault kind")
+    parser.add_argument("--backend-url", help="use this backend instead of starting one")
+    parser.add_argument("--keep", action="store_true", help="keep the stores and logs")
+    parser.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout)")
+    parser.add_argument(
+        "--shrink-seconds",
+        type=float,
+        default=180.0,
+        help="time to shrink a failing scenario (default 180; 0: do not shrink)",
+    )
+    parser.add_argument(
+        "--break-merge",
+        choices=RULES,
+        help="self-test of the oracle: run with this merge rule broken (the run must fail)",
+    )
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    if args.clients < 2:
+        return "--clients must be at least 2: conflicts need two devices"
+    if not 1 <= args.users <= args.clients:
+        return "--users must be between 1 and --clients (each user needs a device)"
+    if args.ops < 0:
+        return "--ops must not be negative"
+    if args.scenarios < 1:
+        return "--scenarios must be at least 1"
+    if args.backend_url and not args.backend_url.startswith(("http://", "https://")):
+        return "--backend-url must be an http:// or https:// URL"
+    if args.backend_url and args.break_merge:
+        return "--break-merge needs the tool's own backend (leave out --backend-url)"
+    return None
+
+
+def _say(message: str) -> None:
+    print(f"[conflicts {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _command(args: argparse.Namespace, seed: int) -> str:
+    parts = ["outpost conflicts", f"--clients {args.clients}", f"--users {args.users}"]
+    parts += [f"--ops {args.ops}", f"--seed {seed}"]
+    if args.faults:
+        parts.append("--faults")
+    if args.break_merge:
+        parts.append(f"--break-merge {args.break_merge}")
+    return " ".join(parts)
+
+
+async def _attempt(
+    backend: Any, scenario: Scenario, folder: Path, broken: str | None
+) -> tuple[Any, Any, float]:
+    """One full run of a scenario: (execution, verdict, seconds)."""
+    from outpost.conflicts.oracle import Oracle
+    from outpost.conflicts.orchestrator import Runner
+
+    started = time.monotonic()
+    prefix = f"s{scenario.seed % 10**8}{os.urandom(3).hex()}"
+    runner = Runner(backend, scenario, folder, prefix, broken=broken)
+    try:
+        await runner.start()
+        await runner.execute()
+        await runner.heal()
+        collected = await runner.collect()
+    finally:
+        await runner.stop()
+    users_of = [scenario.user_of(i) for i in range(scenario.clients)]
+    verdict = Oracle(runner.run, collected, users_of).check()
+    if runner.run.heal_problem:
+        verdict.divergences.append(runner.run.heal_problem)
+    runner.run.seconds = time.monotonic() - started
+    return runner.run, verdict, runner.run.seconds
+
+
+async def _one(args: argparse.Namespace, backend: Any, seed: int, root: Path) -> dict[str, Any]:
+    from outpost.conflicts.shrink import shrink
+
+    scenario = generate(seed, args.clients, args.users, args.ops, args.faults)
+    execution, verdict, seconds = await _attempt(
+        backend, scenario, root / f"seed{seed}", args.break_merge
+    )
+    result: dict[str, Any] = {
+        "seed": seed,
+        "ok": verdict.ok,
+        "seconds": round(seconds, 1),
+        "steps": len(scenario.steps),
+        "actions": len(execution.returned),
+        "actions_planned": sum(1 for s in scenario.steps if s.kind in ("act", "kill_act")),
+        "skipped": dict(execution.skipped),
+        "conflicts": dict(verdict.conflicts),
+        "faults": dict(verdict.faults),
+        "divergences": len(verdict.divergences),
+        "losses": len(verdict.losses),
+        "applied_twice": len(verdict.applied_twice),
+        "invariant_breaks": len(verdict.invariants),
+        "compensated": verdict.compensated,
+        "rejected": dict(verdict.rejected),
+        "problems": verdict.problems(),
+        "notes": execution.notes[:20],
+        "command": _command(args, seed),
+    }
+    _say(
+        f"seed {seed}: {'ok' if verdict.ok else 'FAILED'} in {seconds:.1f}s, "
+        f"{result['actions']} actions, conflicts {result['conflicts']}, faults {result['faults']}"
+    )
+    if not verdict.ok and args.shrink_seconds > 0:
+        culprit_steps = [r.step for r in execution.returned if set(r.ids) & verdict.culprits]
+        tries = iter(range(1, 10**6))
+
+        async def fails(candidate: Scenario) -> bool:
+            n = next(tries)
+            _say(f"shrinking seed {seed}: try {n}, {len(candidate.steps)} steps")
+            folder = root / f"seed{seed}-shrink{n}"
+            _, v, _ = await _attempt(backend, candidate, folder, args.break_merge)
+            if not args.keep:
+                shutil.rmtree(folder, ignore_errors=True)
+            return not v.ok
+
+        steps, runs = await shrink(
+            scenario,
+            fails,
+            last_culprit_step=max(culprit_steps) if culprit_steps else None,
+            budget_s=args.shrink_seconds,
+        )
+        body = [s for s in steps if not s.setup]
+        result["shrunk"] = {
+            "runs": runs,
+            "fails": True,
+            "setup_steps": len(steps) - len(body),
+            "steps": [s.describe() for s in body],
+        }
+    return result
+
+
+async def run_async(args: argparse.Namespace) -> dict[str, Any]:
+    from outpost.conflicts.orchestrator import Backend
+    from outpost.conflicts.report import failure_text, summary, totals
+
+    seed = args.seed if args.seed is not None else random.randrange(10**6)
+    root = Path(tempfile.mkdtemp(prefix="outpost-conflicts-"))
+    started = time.monotonic()
+    backend = Backend(root / "server", args.backend_url, args.break_merge)
+    runs: list[dict[str, Any]] = []
+    try:
+        _say(f"starting {'the backend' if backend.own else 'on ' + args.backend_url} in {root}")
+        await backend.start()
+        for k in range(args.scenarios):
+            result = await _one(args, backend, seed + k, root)
+            runs.append(result)
+            if not result["ok"]:
+                print(failure_text(result), file=sys.stderr, flush=True)
+            if not args.keep and result["ok"]:
+                shutil.rmtree(root / f"seed{seed + k}", ignore_errors=True)
+    finally:
+        await backend.stop()
+        if args.keep:
+            _say(f"stores and logs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    report = totals(runs, faults=args.faults, wall_s=time.monotonic() - started)
+    report["command"] = _command(args, seed) + (
+        f" --scenarios {args.scenarios}" if args.scenarios > 1 else ""
+    )
+    report["kept"] = str(root) if args.keep else None
+    print(summary(report), flush=True)
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = _check(args)
+    if problem:
+        print(f"outpost conflicts: {problem}", file=sys.stderr)
+        return 2
+    report = asyncio.run(run_async(args))
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+    elif args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0 if report["ok"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="outpost conflicts", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,286 @@
+"""One device of a conflict scenario, in a process of its own.
+
+``python -m outpost.conflicts.device --folder F --server URL [--clock-error-ms MS]``
+reads JSON-line commands on stdin and answers each with one JSON line on stdout, written
+only after the command is done: an ``act`` answer means the action has committed to the
+store (that is what "an action that returned" means to the oracle). The orchestrator may
+SIGKILL this process at any moment and start it again on the same folder.
+
+It is the real device (``client.device.Device``, ``SyncEngine``, ``LiveSync``,
+``HttpxTransport``); the only thing added is ``ScenarioTransport``, a wrapper that can cut
+the device off the network, send a push batch twice or re-send the previous one, and that
+keeps a journal (``journal.jsonl`` in the folder) of every push result: the id, the
+stream sequence and the exact event the backend accepted. The oracle reads the journals.
+
+With ``OUTPOST_CONFLICTS_BREAK_MERGE`` set, the device also runs with a broken merge rule
+(see ``outpost.conflicts.broken``): a self-test of the oracle, never a real mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import msgspec
+
+from client.device import Device
+from client.errors import ClientError
+from client.sync.engine import SyncEngine
+from client.sync.runner import LiveSync
+from client.sync.transport import HttpxTransport, Reply, TransportError
+from protocol import parse_hlc
+
+BEHIND_MS = 3_600_000
+"""An accepted hlc this far behind the server's clock shows the device's clock is behind."""
+
+
+class ScenarioTransport:
+    """``HttpxTransport`` with a network switch, batch duplication and a push journal."""
+
+    def __init__(self, server: str, journal: Path) -> None:
+        self.inner = HttpxTransport(server, timeout=20.0)
+        self.online = True
+        self.dup_mode = "off"  # off | twice | resend
+        self._previous_push: bytes | None = None
+        self._journal = journal.open("a", encoding="utf-8")
+
+    def note(self, record: dict[str, Any]) -> None:
+        self._journal.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._journal.flush()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: Mapping[str, Any] | None = None,
+        token: str | None = None,
+    ) -> Reply:
+        if not self.online:
+            raise TransportError("offline (conflict scenario)")
+        is_push = method == "POST" and path == "/v1/sync/push" and body is not None
+        if is_push and self.dup_mode == "resend" and self._previous_push is not None:
+            again = await self.inner.request(method, path, body=self._previous_push, token=token)
+            self._journal_duplicates("resent_batch", self._previous_push, again)
+        if is_push and body is not None and self.dup_mode == "twice":
+            first = await self.inner.request(method, path, body=body, params=params, token=token)
+            if first.status == 200:
+                self._journal_push(body, first)  # its answer is lost: the device sends again
+            reply = await self.inner.request(method, path, body=body, params=params, token=token)
+            self._journal_duplicates("duplicate_batch", body, reply)
+        else:
+            reply = await self.inner.request(method, path, body=body, params=params, token=token)
+        if is_push and body is not None:
+            self._previous_push = body
+            if reply.status == 200:
+                self._journal_push(body, reply)
+        return reply
+
+    def _journal_duplicates(self, kind: str, body: bytes | None, reply: Reply) -> None:
+        if reply.status != 200 or body is None:
+            return
+        self._journal_push(body, reply)
+        dups = sum(1 for r in reply.json()["results"] if r["status"] == "duplicate")
+        if dups:
+            self.note({"fault": kind, "duplicates": dups})
+
+    def _journal_push(self, body: bytes, reply: Reply) -> None:
+        events = {e["id"]: e for e in msgspec.json.decode(body)["events"]}
+        answer = reply.json()
+        server_time = int(answer["server_time"])
+        for result in answer["results"]:
+            event = events.get(result["id"])
+            if event is None:
+                continue
+            record: dict[str, Any] = {"id": result["id"], "status": result["status"]}
+            if result["status"] in ("accepted", "duplicate"):
+                record["seq"] = result["seq"]
+                record["event"] = event
+                if parse_hlc(event["hlc"]).wall < server_time - BEHIND_MS:
+                    record["behind"] = True
+            else:
+                record["reason"] = result.get("reason", "")
+            self.note(record)
+
+    def live(self, token: str) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        return self._live(token)
+
+    @asynccontextmanager
+    async def _live(self, token: str) -> AsyncIterator[AsyncIterator[str]]:
+        if not self.online:
+            raise TransportError("offline (conflict scenario)")
+        async with self.inner.live(token) as lines:
+            yield self._while_online(lines)
+
+    async def _while_online(self, lines: AsyncIterator[str]) -> AsyncIterator[str]:
+        async for line in lines:
+            if not self.online:
+                raise TransportError("offline (conflict scenario)")
+            yield line
+
+    async def close(self) -> None:
+        await self.inner.close()
+        self._journal.close()
+
+
+class DeviceProcess:
+    def __init__(self, folder: Path, server: str, clock_error_ms: int) -> None:
+        self.device = Device(folder, clock_error_ms=clock_error_ms)
+        self.transport = ScenarioTransport(server, folder / "journal.jsonl")
+        self.engine = SyncEngine(self.device, self.transport)
+        self.live: LiveSync | None = None
+        self.live_task: asyncio.Task[None] | None = None
+
+    async def handle(self, command: dict[str, Any]) -> dict[str, Any]:
+        cmd = command["cmd"]
+        if cmd == "act":
+            return self.act(command["name"], command.get("args", {}))
+        if cmd == "sync":
+            try:
+                result = await self.engine.sync()
+            except ClientError as exc:
+                return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            return {"ok": True, "pulled": result.pulled, "pushed": result.pushed}
+        if cmd in ("signup", "login"):
+            call = self.engine.signup if cmd == "signup" else self.engine.login
+            try:
+                await call(command["username"], command["password"])
+            except ClientError as exc:
+                return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            return {"ok": True}
+        if cmd == "net":
+            self.transport.online = bool(command["online"])
+            return {"ok": True}
+        if cmd == "dup":
+            self.transport.dup_mode = str(command["mode"])
+            return {"ok": True}
+        if cmd == "live":
+            await self.set_live(bool(command["on"]))
+            return {"ok": True}
+        if cmd == "state":
+            return {
+                "ok": True,
+                "pending": self.device.pending_count(),
+                "watermark": int(self.device.store.setting("watermark", "0") or 0),
+                "snapshot": self.device.snapshot() if command.get("snapshot") else None,
+                "rejected": [{"id": r["id"], "reason": r["reason"]} for r in self.device.rejected()]
+                if command.get("snapshot")
+                else None,
+                "integrity": self.device.store.integrity_check(),
+            }
+        return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+    def act(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        device = self.device
+        watermark = int(device.store.setting("watermark", "0") or 0)
+        with device.store.read() as conn:
+            (before,) = conn.execute("SELECT COALESCE(MAX(position), 0) FROM outbox").fetchone()
+        try:
+            result = _ACTIONS[name](device, args)
+        except ClientError as exc:
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        with device.store.read() as conn:
+            rows = conn.execute(
+                "SELECT id FROM outbox WHERE position > ? ORDER BY position", (before,)
+            ).fetchall()
+        if self.live is not None:
+            self.live.wake()
+        return {"ok": True, "result": result, "ids": [r[0] for r in rows], "watermark": watermark}
+
+    async def set_live(self, on: bool) -> None:
+        if on and self.live_task is None:
+            self.live = LiveSync(self.device, self.transport, periodic_s=2.0)
+            self.live.engine = self.engine  # one engine, one lock: syncs never overlap
+            self.live_task = asyncio.create_task(self.live.run())
+        elif not on and self.live_task is not None and self.live is not None:
+            self.live.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.live_task, 30)
+            self.live_task = None
+            self.live = None
+
+    async def close(self) -> None:
+        await self.set_live(False)
+        await self.transport.close()
+        self.device.close()
+
+
+def _set(device: Device, a: dict[str, Any]) -> None:
+    device.set_task(a["task"], **a["fields"])
+
+
+def _move(device: Device, a: dict[str, Any]) -> None:
+    device.move_task(a["task"], a.get("status"), a.get("index"))
+
+
+_ACTIONS: dict[str, Any] = {
+    "create_board": lambda d, a: d.create_board(a["board_name"], a.get("wip_limit")),
+    "rename_board": lambda d, a: d.rename_board(a["board"], a["board_name"]),
+    "share": lambda d, a: d.share_board(a["board"], a["username"]),
+    "unshare": lambda d, a: d.unshare_board(a["board"], a["username"]),
+    "add_task": lambda d, a: d.add_task(a["board"], a["title"], **a.get("fields", {})),
+    "set": _set,
+    "move": _move,
+    "label": lambda d, a: d.add_label(a["task"], a["label"]),
+    "unlabel": lambda d, a: d.remove_label(a["task"], a["label"]),
+    "delete": lambda d, a: d.delete_task(a["task"]),
+    "restore": lambda d, a: d.restore_task(a["task"]),
+    "comment": lambda d, a: d.add_comment(a["task"], a["body"]),
+    "uncomment": lambda d, a: d.delete_comment(a["comment"]),
+}
+
+
+async def serve(process: DeviceProcess, stdin: TextIO, stdout: TextIO) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, stdin.readline)
+        if not line:
+            return
+        command = json.loads(line)
+        if command["cmd"] == "quit":
+            stdout.write(json.dumps({"ok": True}) + "\n")
+            stdout.flush()
+            return
+        try:
+            answer = await process.handle(command)
+        except Exception as exc:
+            answer = {"ok": False, "error": f"crash: {type(exc).__name__}: {exc}"}
+        stdout.write(json.dumps(answer) + "\n")
+        stdout.flush()
+
+
+async def _main(args: argparse.Namespace) -> int:
+    process = DeviceProcess(Path(args.folder), args.server, args.clock_error_ms)
+    print(json.dumps({"ready": True, "device": process.device.device_id}), flush=True)
+    try:
+        await serve(process, sys.stdin, sys.stdout)
+    finally:
+        await process.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m outpost.conflicts.device")
+    parser.add_argument("--folder", required=True)
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--clock-error-ms", type=int, default=0)
+    args = parser.parse_args(argv)
+    broken = os.environ.get("OUTPOST_CONFLICTS_BREAK_MERGE")
+    if broken:
+        from outpost.conflicts.broken import break_merge
+
+        break_merge(broken)
+    return asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

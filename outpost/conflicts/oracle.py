@@ -1,0 +1,513 @@
+"""The oracle: after healing, is everything where the contract says it must be?
+
+Inputs: what the devices returned (event ids), their journals (every push result: the id,
+its stream sequence and the exact event the backend accepted), their final views, each
+user's bootstrap pull from the backend and the projector's ledger. It folds events with
+the reference merge rules of ``protocol.merge`` in this process (never the backend's or a
+device's), and checks:
+
+- divergence: every device of a user shows what the backend's pull shows that user, and an
+  entity two users see is the same for both;
+- loss: every returned event is accepted or listed as rejected with a reason, and every
+  accepted write is in the final state: each field register it wrote is still it or was
+  beaten by a greater ``(hlc, id)`` (a later write, or the saga's compensation), each label
+  tag it added is there unless a remove observed it, each remove took what it observed;
+- applied twice: the ledger lists every applied event once;
+- the WIP saga: following the accepted events in stream order (as the workload does), every
+  cause has its compensation applied and a notice for its actor; no outsider wrote to a board.
+
+It also classifies the conflicts that actually occurred: two events on one task from
+different devices are concurrent when neither device had pulled the other's (each event's
+stream sequence is above the watermark the other device had when it made its own).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from outpost.conflicts.orchestrator import Execution
+from protocol import Event, Writer, decode_event, merge
+from protocol.ids import derived_id
+from protocol.merge import EntityKey, EntityState
+from protocol.saga import (
+    compensation,
+    could_cause,
+    is_compensation,
+    notice_id,
+    prior_values,
+    wip_assignee,
+    wip_limit_exceeded,
+    won_saga_field,
+)
+
+CONFLICT_KINDS = ("same_field", "different_field", "delete_vs_edit", "label", "wip")
+PROBLEM_LIMIT = 50
+
+
+@dataclass
+class Verdict:
+    divergences: list[str] = field(default_factory=list)
+    losses: list[str] = field(default_factory=list)
+    applied_twice: list[str] = field(default_factory=list)
+    invariants: list[str] = field(default_factory=list)
+    conflicts: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    compensated: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    culprits: set[str] = field(default_factory=set)
+    """Event ids involved in a loss or divergence, for the shrinker."""
+
+    @property
+    def ok(self) -> bool:
+        return not (self.divergences or self.losses or self.applied_twice or self.invariants)
+
+    def problems(self) -> list[str]:
+        return [
+            *(f"divergence: {p}" for p in self.divergences),
+            *(f"loss: {p}" for p in self.losses),
+            *(f"applied twice: {p}" for p in self.applied_twice),
+            *(f"invariant: {p}" for p in self.invariants),
+        ]
+
+
+# --- normal forms ---------------------------------------------------------------------
+
+BOARD_KEYS = ("name", "wip_limit", "archived", "owner")
+TASK_KEYS = (
+    "title",
+    "notes",
+    "status",
+    "priority",
+    "due",
+    "assignee",
+    "position",
+    "labels",
+    "deleted",
+)
+COMMENT_KEYS = ("task", "body", "author", "created_at", "deleted")
+
+
+def normal_pull(changes: list[dict[str, Any]]) -> dict[str, Any]:
+    boards: dict[str, Any] = {}
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for change in changes:
+        latest[(change["kind"], change["id"])] = change
+    for (kind, _), change in sorted(latest.items()):
+        if kind == "board" and not change.get("removed") and change["values"] is not None:
+            values = change["values"]
+            boards[change["id"]] = {
+                "values": {k: values.get(k) for k in BOARD_KEYS},
+                "members": [],
+                "tasks": {},
+                "comments": {},
+            }
+    for (kind, _), change in sorted(latest.items()):
+        board = boards.get(change["board"])
+        if board is None or change.get("removed") or change["values"] is None:
+            continue
+        values = change["values"]
+        if kind == "member" and not values["removed"]:
+            board["members"].append((values["username"], values["role"]))
+        elif kind == "task":
+            board["tasks"][change["id"]] = {k: values.get(k) for k in TASK_KEYS}
+        elif kind == "comment":
+            board["comments"][change["id"]] = {k: values.get(k) for k in COMMENT_KEYS}
+    for board in boards.values():
+        board["members"].sort()
+        board["comments"] = {
+            i: c for i, c in board["comments"].items() if c["task"] in board["tasks"]
+        }
+    return boards
+
+
+def normal_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
+    boards: dict[str, Any] = {}
+    for board in snapshot["boards"]:
+        tasks: dict[str, Any] = {}
+        comments: dict[str, Any] = {}
+        for task in board["tasks"]:
+            tasks[task["id"]] = {k: task.get(k) for k in TASK_KEYS}
+            for comment in task["comments"]:
+                comments[comment["id"]] = {k: comment.get(k) for k in COMMENT_KEYS}
+        boards[board["id"]] = {
+            "values": {k: board.get(k) for k in BOARD_KEYS},
+            "members": sorted((m["username"], m["role"]) for m in board["members"]),
+            "tasks": tasks,
+            "comments": comments,
+        }
+    return boards
+
+
+def first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            if key not in a:
+                return f"{path}/{key}: only on the backend"
+            if key not in b:
+                return f"{path}/{key}: only on the device"
+            found = first_difference(a[key], b[key], f"{path}/{key}")
+            if found:
+                return found
+        return None
+    if a != b:
+        return f"{path}: device {a!r} != backend {b!r}"
+    return None
+
+
+# --- the oracle -------------------------------------------------------------------------
+
+
+class Oracle:
+    def __init__(self, execution: Execution, collected: dict[str, Any], users_of: list[int]):
+        self.run = execution
+        self.data = collected
+        self.users_of = users_of  # device index -> user index
+        self.verdict = Verdict()
+        self.accepted: dict[str, tuple[Event, int, int]] = {}  # id -> (event, seq, device)
+        self.device_of_id: dict[str, int] = collected["device_ids"]
+        self.rejected: dict[str, str] = {}
+        self.watermark: dict[str, int] = {}
+        for returned in execution.returned:
+            for event_id in returned.ids:
+                self.watermark[event_id] = returned.watermark
+
+    def check(self) -> Verdict:
+        self.read_journals()
+        self.check_divergence()
+        self.check_returned()
+        self.check_effects()
+        self.check_ledger()
+        self.follow_stream()
+        self.classify()
+        return self.verdict
+
+    def problem(self, kind: list[str], text: str, *culprits: str) -> None:
+        self.verdict.culprits.update(culprits)
+        if len(kind) < PROBLEM_LIMIT:
+            kind.append(text)
+        elif len(kind) == PROBLEM_LIMIT:
+            kind.append("... (more)")
+
+    def read_journals(self) -> None:
+        verdict = self.verdict
+        for device, journal in enumerate(self.data["journals"]):
+            username = self.run.usernames[self.users_of[device]]
+            for record in journal:
+                if "fault" in record:
+                    verdict.faults[record["fault"]] += 1
+                    continue
+                status = record["status"]
+                if status in ("accepted", "duplicate"):
+                    raw = record["event"]
+                    event = decode_event(msgspec.json.encode(raw), Writer.DEVICE)
+                    event = msgspec.structs.replace(event, actor=username)
+                    self.accepted.setdefault(record["id"], (event, int(record["seq"]), device))
+                    if record.get("behind"):
+                        verdict.faults["clock_behind"] += 1
+                elif record.get("reason") == "clock_skew":
+                    verdict.faults["clock_ahead"] += 1
+        for state in self.data["states"]:
+            for rejected in state["rejected"] or []:
+                self.rejected[rejected["id"]] = rejected["reason"]
+                verdict.rejected[rejected["reason"]] += 1
+        for kind, count in self.run.faults.items():
+            verdict.faults[kind] += count
+
+    def check_divergence(self) -> None:
+        backend = [normal_pull(changes) for changes in self.data["pulls"]]
+        for device, state in enumerate(self.data["states"]):
+            user = self.users_of[device]
+            if state.get("integrity") != "ok":
+                self.problem(
+                    self.verdict.divergences, f"device {device}: store {state['integrity']}"
+                )
+            mine = normal_snapshot(state["snapshot"])
+            difference = first_difference(mine, backend[user])
+            if difference:
+                self.problem(
+                    self.verdict.divergences,
+                    f"device {device} ({self.run.usernames[user]}) differs from the backend's "
+                    f"pull at {difference}",
+                )
+        seen: dict[str, tuple[int, Any]] = {}
+        for user, boards in enumerate(backend):
+            for board_id, board in boards.items():
+                if board_id in seen and seen[board_id][1] != board:
+                    other = seen[board_id][0]
+                    difference = first_difference(board, seen[board_id][1])
+                    self.problem(
+                        self.verdict.divergences,
+                        f"board {board_id} differs between users {other} and {user}: {difference}",
+                    )
+                seen.setdefault(board_id, (user, board))
+        for user, boards in enumerate(backend):
+            name = self.run.usernames[user]
+            for board_id, board in boards.items():
+                if name not in {m for m, _ in board["members"]}:
+                    self.problem(
+                        self.verdict.invariants,
+                        f"{name} sees board {board_id} without being a member",
+                    )
+
+    def check_returned(self) -> None:
+        for returned in self.run.returned:
+            for event_id in returned.ids:
+                if event_id not in self.accepted and event_id not in self.rejected:
+                    self.problem(
+                        self.verdict.losses,
+                        f"step {returned.step} ({returned.name} on device {returned.device}): "
+                        f"event {event_id} returned but was neither stored nor rejected",
+                        event_id,
+                    )
+
+    def final_states(self) -> dict[EntityKey, EntityState]:
+        states: dict[EntityKey, EntityState] = {}
+        for changes in self.data["pulls"]:
+            for change in changes:
+                if change.get("removed") or change["values"] is None or change["kind"] == "notice":
+                    continue
+                state = merge.from_change(
+                    change["kind"], change["id"], change["board"], change["values"], change["meta"]
+                )
+                states[state.key] = state
+        return states
+
+    def check_effects(self) -> None:
+        final = self.final_states()
+        compensations = {derived_id("compensation", i): i for i in self.accepted}
+        created = {
+            key
+            for event, _, _ in self.accepted.values()
+            for key in merge.keys_of(event)
+            if merge.apply(merge.new_state(key, event.board), event).created
+        }
+        removes: dict[tuple[str, str], set[str]] = defaultdict(set)  # (task, label) -> observed
+        for event, _, _ in self.accepted.values():
+            if event.type == "TaskLabelRemoved":
+                payload: Any = event.payload
+                removes[(event.entity, payload.label)].update(payload.observed)
+        for event_id, (event, _, device) in sorted(self.accepted.items(), key=lambda i: i[1][1]):
+            where = f"{event.type} {event_id} (device {device})"
+            for key in merge.keys_of(event):
+                if key not in created:
+                    continue
+                mine = merge.apply(merge.new_state(key, event.board), event)
+                state = final.get(key)
+                if state is None:
+                    self.problem(
+                        self.verdict.losses, f"{where}: {key.kind} {key.id} is gone", event_id
+                    )
+                    continue
+                for name, register in mine.fields.items():
+                    now = state.fields.get(name)
+                    if now is None:
+                        self.problem(
+                            self.verdict.losses,
+                            f"{where}: {key.kind} {key.id} has no {name}",
+                            event_id,
+                        )
+                    elif now.stamp < register.stamp:
+                        self.problem(
+                            self.verdict.losses,
+                            f"{where}: {key.kind} {key.id} {name}={register.value!r} at "
+                            f"{register.hlc} lost to {now.value!r} at {now.hlc} ({now.id})",
+                            event_id,
+                            now.id,
+                        )
+                    elif now.id == event_id and now.value != register.value:
+                        self.problem(
+                            self.verdict.losses,
+                            f"{where}: {key.kind} {key.id} {name} shows {now.value!r}, the event "
+                            f"wrote {register.value!r}",
+                            event_id,
+                        )
+                    elif now.id not in self.accepted and now.id not in compensations:
+                        self.problem(
+                            self.verdict.invariants,
+                            f"{key.kind} {key.id} {name} was written by unknown event {now.id}",
+                        )
+                live = state.labels()
+                for label, tags in mine.tags.items():
+                    for tag in tags:
+                        if tag not in live.get(label, ()) and tag not in removes[(key.id, label)]:
+                            self.problem(
+                                self.verdict.losses,
+                                f"{where}: label {label!r} on task {key.id} vanished with no "
+                                "remove that observed it",
+                                event_id,
+                            )
+                for label, observed in mine.tombstones.items():
+                    kept = set(observed) & set(live.get(label, ()))
+                    if kept:
+                        self.problem(
+                            self.verdict.losses,
+                            f"{where}: remove of {label!r} on task {key.id} did not take "
+                            f"{sorted(kept)}",
+                            event_id,
+                        )
+
+    def check_ledger(self) -> None:
+        ledger = self.data["ledger"]
+        if ledger is None:
+            return
+        applied = {event_id for event_id, _, _ in ledger}
+        for event_id, seq, times in ledger:
+            if times != 1:
+                self.problem(
+                    self.verdict.applied_twice,
+                    f"event {event_id} (seq {seq}) applied {times} times",
+                )
+        for event_id in self.accepted:
+            if event_id not in applied:
+                self.problem(
+                    self.verdict.losses,
+                    f"event {event_id} was accepted but the projector never applied it",
+                    event_id,
+                )
+
+    # --- the saga and access, in stream order ---------------------------------------------
+
+    def follow_stream(self) -> None:
+        """Follow the accepted events in stream order as the workload does: find the WIP
+        causes, and check each was compensated (applied) with a notice to its actor."""
+        ledger = self.data["ledger"]
+        order: list[tuple[int, str]] = sorted((seq, i) for i, (_, seq, _) in self.accepted.items())
+        compensation_of: dict[str, str] = {derived_id("compensation", i): i for i in self.accepted}
+        applied_compensations: dict[str, int] = {}
+        if ledger is not None:
+            for event_id, seq, _ in ledger:
+                if event_id in compensation_of:
+                    applied_compensations[compensation_of[event_id]] = seq
+        stream = [(seq, 0, event_id) for seq, event_id in order]
+        stream += [(seq, 1, cause) for cause, seq in applied_compensations.items()]
+        stream.sort()
+        notices = {
+            change["id"]
+            for changes in self.data["pulls"]
+            for change in changes
+            if change["kind"] == "notice"
+        }
+        self.verdict.compensated = len(applied_compensations)
+        boards: dict[str, EntityState] = {}
+        tasks: dict[str, EntityState] = {}
+        members: dict[str, EntityState] = {}
+        counting: dict[str, tuple[str, str, str]] = {}  # task -> (board, assignee, event id)
+        priors: dict[str, tuple[Event, dict[str, Any]]] = {}
+        self.causes: list[tuple[Event, list[str]]] = []
+        for _, is_comp, event_id in stream:
+            if is_comp:
+                cause, restored = priors[event_id]
+                exceeded = wip_limit_exceeded(cause, "-", 1, 0)
+                event = compensation(exceeded, cause.hlc, restored, 0)
+            else:
+                event = self.accepted[event_id][0]
+                self.check_member(event, boards, members)
+            for key in merge.keys_of(event):
+                table = {"board": boards, "task": tasks, "member": members}.get(key.kind)
+                if table is None:
+                    continue
+                before = table.get(key.id)
+                after = merge.apply(before or merge.new_state(key, event.board), event)
+                table[key.id] = after
+                if key.kind != "task":
+                    continue
+                if could_cause(event) and not is_compensation(event):
+                    priors[event.id] = (event, prior_values(before, event))
+                was, now = wip_assignee(before), wip_assignee(after)
+                if was == now:
+                    continue
+                counting.pop(key.id, None)
+                if now is None:
+                    continue
+                counting[key.id] = (event.board, now, event.id)
+                if not could_cause(event) or is_compensation(event):
+                    continue
+                if not won_saga_field(after, event):
+                    continue
+                limit = boards[event.board].value("wip_limit") if event.board in boards else None
+                if not isinstance(limit, int):
+                    continue
+                load = [e for b, a, e in counting.values() if b == event.board and a == now]
+                if len(load) <= limit:
+                    continue
+                self.causes.append((event, load))
+                if event.id not in applied_compensations and ledger is not None:
+                    self.problem(
+                        self.verdict.invariants,
+                        f"WIP cause {event.id} ({now} over {limit} on board {event.board}) "
+                        "was never compensated",
+                    )
+                elif notice_id(event.id) not in notices:
+                    self.problem(
+                        self.verdict.invariants,
+                        f"WIP cause {event.id} was compensated but {event.actor} got no notice",
+                    )
+
+    def check_member(
+        self, event: Event, boards: dict[str, EntityState], members: dict[str, EntityState]
+    ) -> None:
+        if event.type == "BoardCreated":
+            return
+        board = boards.get(event.board)
+        if board is None:
+            return
+        state = members.get(merge.member_id(event.board, event.actor or ""))
+        values = merge.values(state) if state is not None else None
+        if values is None or (values["role"] != "owner" and values["removed"]):
+            self.problem(
+                self.verdict.invariants,
+                f"{event.actor} wrote {event.type} {event.id} on board {event.board} "
+                "without being a member",
+            )
+
+    # --- conflicts that actually occurred ---------------------------------------------
+
+    def concurrent(self, a: str, b: str) -> bool:
+        _, seq_a, dev_a = self.accepted[a]
+        _, seq_b, dev_b = self.accepted[b]
+        if dev_a == dev_b or a not in self.watermark or b not in self.watermark:
+            return False
+        return seq_b > self.watermark[a] and seq_a > self.watermark[b]
+
+    def classify(self) -> None:
+        by_task: dict[str, list[str]] = defaultdict(list)
+        for event_id, (event, _, _) in self.accepted.items():
+            if event.type != "TaskCreated" and event.type.startswith("Task"):
+                by_task[event.entity].append(event_id)
+        conflicts = self.verdict.conflicts
+        for ids in by_task.values():
+            for i, a in enumerate(ids):
+                for b in ids[i + 1 :]:
+                    if self.concurrent(a, b):
+                        kind = _pair_kind(self.accepted[a][0], self.accepted[b][0])
+                        if kind:
+                            conflicts[kind] += 1
+        for cause, load in getattr(self, "causes", []):
+            if any(other != cause.id and self.concurrent(cause.id, other) for other in load):
+                conflicts["wip"] += 1
+        for kind in CONFLICT_KINDS:
+            conflicts[kind] += 0
+
+
+def _pair_kind(a: Event, b: Event) -> str | None:
+    types = {a.type, b.type}
+    if a.type == b.type == "TaskUpdated":
+        fa = set(_fields(a))
+        fb = set(_fields(b))
+        return "same_field" if fa & fb else "different_field"
+    if "TaskDeleted" in types and types & {"TaskUpdated", "TaskLabelAdded", "TaskLabelRemoved"}:
+        return "delete_vs_edit"
+    if types == {"TaskLabelAdded", "TaskLabelRemoved"}:
+        pa: Any = a.payload
+        pb: Any = b.payload
+        return "label" if pa.label == pb.label else None
+    return None
+
+
+def _fields(event: Event) -> list[str]:
+    payload: Any = event.payload
+    return list(payload.fields.items())

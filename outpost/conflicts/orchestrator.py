@@ -1,0 +1,483 @@
+"""Runs a scenario on real parts: a backend (with its own nats-server) and device processes.
+
+``Backend`` starts ``outpost backend`` on the embedded defaults in a folder, beside a
+nats-server of its own (``EmbeddedNats``), so either can be restarted alone; or it uses the
+backend at ``--backend-url`` (then backend and nats-server restarts are not injected, and the
+ledger cannot be read). ``DeviceHandle`` is one device process (``outpost.conflicts.device``).
+``execute`` runs the steps, ``heal`` brings everything back and syncs to quiescence, and
+``collect`` gathers what the oracle needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from backend.launcher import BackendLauncher
+from backend.nats import EmbeddedNats
+from outpost.conflicts.scenario import Scenario, Step
+
+PASSWORD = "conflicts-password"
+BACKEND_ENV = {
+    "OUTPOST_PASSWORD_TIME_COST": "1",  # sign-ups are not what is tested
+    "OUTPOST_RATE_LIMIT_PER_S": "1000000",
+    "OUTPOST_RATE_LIMIT_BURST": "1000000",
+}
+BREAK_ENV = "OUTPOST_CONFLICTS_BREAK_MERGE"
+COMMAND_TIMEOUT_S = 90.0
+
+
+class ConflictToolError(RuntimeError):
+    """A part could not be started or stopped responding: the run cannot go on."""
+
+
+class _Launcher(BackendLauncher):
+    def __init__(self, data_dir: Path, *, broken: str | None, **options: Any) -> None:
+        super().__init__(data_dir, **options)
+        self.broken = broken
+
+    def command(self) -> list[str]:
+        command = super().command()
+        if self.broken:  # python -m outpost ... -> python -m outpost.conflicts.broken RULE ...
+            return [command[0], "-m", "outpost.conflicts.broken", self.broken, *command[3:]]
+        return command
+
+
+class Backend:
+    def __init__(self, root: Path, url: str | None = None, broken: str | None = None) -> None:
+        self.root = root
+        self.own = url is None
+        self._url = url
+        self.broken = broken
+        self.nats: EmbeddedNats | None = None
+        self.launcher: _Launcher | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is not None:
+            return self._url
+        assert self.launcher is not None
+        return self.launcher.url
+
+    async def start(self) -> None:
+        if not self.own:
+            return
+        self.nats = EmbeddedNats(self.root / "nats")
+        await self.nats.start(supervise=True)
+        self.launcher = _Launcher(
+            self.root / "backend", broken=self.broken, nats_url=self.nats.url, env=BACKEND_ENV
+        )
+        await asyncio.to_thread(self.launcher.start)
+
+    async def restart_backend(self) -> None:
+        assert self.launcher is not None
+        self.launcher.kill()  # SIGKILL: between publish and answer, if a push was out
+        await asyncio.to_thread(self.launcher.start)
+
+    async def restart_nats(self) -> None:
+        assert self.nats is not None
+        before = self.nats.restarts
+        self.nats.kill()  # SIGKILL; supervision brings it back on the same port and store
+        deadline = time.monotonic() + 60
+        while self.nats.restarts == before:
+            if time.monotonic() > deadline:
+                raise ConflictToolError("the nats-server did not come back within 60 s")
+            await asyncio.sleep(0.05)
+
+    async def ledger(self) -> list[tuple[str, int, int]] | None:
+        """(event id, seq, times applied) from ``outpost backend ledger --json``."""
+        if not self.own:
+            return None
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "outpost",
+            "backend",
+            "ledger",
+            "--json",
+            "--data-dir",
+            str(self.root / "backend"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **BACKEND_ENV},
+        )
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise ConflictToolError(f"outpost backend ledger failed: {err.decode()[-2000:]}")
+        return [(r["id"], int(r["seq"]), int(r["times"])) for r in json.loads(out)]
+
+    async def projector_lag(self) -> int | None:
+        try:
+            async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
+                reply = await http.get("/v1/health")
+            return int(reply.json()["projector_lag"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+
+    async def stop(self) -> None:
+        if self.launcher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.launcher.stop)
+        if self.nats is not None:
+            with contextlib.suppress(Exception):
+                await self.nats.stop()
+
+
+class DeviceHandle:
+    """One device process; ``call`` sends a command and waits for its one-line answer."""
+
+    def __init__(self, index: int, folder: Path, server: str, clock_error_ms: int) -> None:
+        self.index = index
+        self.folder = folder
+        self.server = server
+        self.clock_error_ms = clock_error_ms
+        self.proc: asyncio.subprocess.Process | None = None
+        self.device_id = ""
+        self.online = True
+        self.dup = "off"
+        self.starts = 0
+
+    async def start(self, broken: str | None) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.pop(BREAK_ENV, None)
+        if broken:
+            env[BREAK_ENV] = broken
+        with (self.folder / "device.log").open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "outpost.conflicts.device",
+                "--folder",
+                str(self.folder),
+                "--server",
+                self.server,
+                "--clock-error-ms",
+                str(self.clock_error_ms),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                env=env,
+            )
+        ready = await self.read(60)
+        if ready is None or not ready.get("ready"):
+            raise ConflictToolError(f"device {self.index} did not start: see {self.folder}")
+        self.device_id = str(ready["device"])
+        self.starts += 1
+        if not self.online:
+            await self.call({"cmd": "net", "online": False})
+        if self.dup != "off":
+            await self.call({"cmd": "dup", "mode": self.dup})
+
+    def write(self, command: dict[str, Any]) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+
+    async def read(self, timeout: float = COMMAND_TIMEOUT_S) -> dict[str, Any] | None:
+        assert self.proc is not None and self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        except TimeoutError:
+            raise ConflictToolError(
+                f"device {self.index} did not answer in {timeout:.0f}s (see {self.folder})"
+            ) from None
+        if not line:
+            return None
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    async def call(
+        self, command: dict[str, Any], timeout: float = COMMAND_TIMEOUT_S
+    ) -> dict[str, Any]:
+        self.write(command)
+        answer = await self.read(timeout)
+        if answer is None:
+            raise ConflictToolError(f"device {self.index} exited (see {self.folder}/device.log)")
+        return answer
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        try:
+            self.write({"cmd": "quit"})
+            await asyncio.wait_for(self.proc.wait(), 30)
+        except (TimeoutError, ConnectionError, ConflictToolError):
+            await self.kill()
+
+
+@dataclass
+class Returned:
+    step: int
+    device: int
+    name: str
+    ids: list[str]
+    watermark: int
+
+
+@dataclass
+class Execution:
+    usernames: list[str]
+    devices: list[DeviceHandle]
+    returned: list[Returned] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+    healed: bool = False
+    heal_problem: str = ""
+    seconds: float = 0.0
+
+
+class Unresolved(Exception):
+    pass
+
+
+def resolve(value: Any, symbols: dict[str, str]) -> Any:
+    if isinstance(value, str) and value.startswith("@"):
+        if value[1:] not in symbols:
+            raise Unresolved(value)
+        return symbols[value[1:]]
+    if isinstance(value, dict):
+        return {k: resolve(v, symbols) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, symbols) for v in value]
+    return value
+
+
+class Runner:
+    """Runs one scenario's steps on a backend, with device processes in ``folder``."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        scenario: Scenario,
+        folder: Path,
+        prefix: str,
+        *,
+        broken: str | None = None,
+        log: Any = None,
+    ) -> None:
+        self.backend = backend
+        self.scenario = scenario
+        self.folder = folder
+        self.broken = broken
+        usernames = [f"{prefix}u{j}" for j in range(scenario.users)]
+        self.symbols: dict[str, str] = {f"U{j}": name for j, name in enumerate(usernames)}
+        devices = [
+            DeviceHandle(i, folder / f"device{i}", backend.url, scenario.clock_errors_ms[i])
+            for i in range(scenario.clients)
+        ]
+        self.run = Execution(usernames, devices)
+        self._log = log
+
+    def say(self, message: str) -> None:
+        if self._log is not None:
+            self._log(message)
+
+    async def start(self) -> None:
+        await asyncio.gather(*(d.start(self.broken) for d in self.run.devices))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(d.stop() for d in self.run.devices))
+
+    # steps
+
+    async def execute(self) -> None:
+        for step in self.scenario.steps:
+            await self.step(step)
+
+    def _act_command(self, step: Step) -> dict[str, Any]:
+        args = {k: v for k, v in step.args.items() if k not in ("name", "bind", "delay_ms")}
+        return {"cmd": "act", "name": step.args["name"], "args": resolve(args, self.symbols)}
+
+    def _returned(self, step: Step, device: int, answer: dict[str, Any]) -> None:
+        if not answer.get("ok"):
+            error = str(answer.get("error", ""))
+            self.run.skipped[error.split(":", 1)[0] or "error"] += 1
+            if error.startswith("crash"):
+                self.run.notes.append(f"step {step.index}: device {device}: {error}")
+            return
+        bind = step.args.get("bind")
+        if bind and isinstance(answer.get("result"), str):
+            self.symbols[bind] = answer["result"]
+        self.run.returned.append(
+            Returned(step.index, device, step.args["name"], answer["ids"], answer["watermark"])
+        )
+
+    async def step(self, step: Step) -> None:
+        devices = self.run.devices
+        device = devices[step.device] if step.device is not None else None
+        kind = step.kind
+        if kind in ("signup", "login"):
+            assert device is not None
+            username = resolve(step.args["user"], self.symbols)
+            answer = await device.call({"cmd": kind, "username": username, "password": PASSWORD})
+            if not answer.get("ok"):
+                raise ConflictToolError(f"{kind} of {username} failed: {answer.get('error')}")
+        elif kind == "act":
+            assert device is not None and step.device is not None
+            try:
+                command = self._act_command(step)
+            except Unresolved:
+                self.run.skipped["unresolved"] += 1
+                return
+            self._returned(step, step.device, await device.call(command))
+        elif kind == "sync":
+            assert device is not None
+            await device.call({"cmd": "sync"})
+        elif kind == "net":
+            assert device is not None
+            device.online = bool(step.args["online"])
+            await device.call({"cmd": "net", "online": device.online})
+        elif kind == "live":
+            assert device is not None
+            await device.call({"cmd": "live", "on": bool(step.args["on"])})
+        elif kind == "dup":
+            assert device is not None
+            device.dup = str(step.args["mode"])
+            await device.call({"cmd": "dup", "mode": device.dup})
+        elif kind in ("kill_act", "kill_sync"):
+            assert device is not None and step.device is not None
+            await self.kill_during(step, device)
+        elif kind in ("backend_restart", "nats_restart"):
+            await self.restart_during(step)
+        else:
+            raise ConflictToolError(f"unknown step kind {kind!r}")
+
+    async def kill_during(self, step: Step, device: DeviceHandle) -> None:
+        if step.kind == "kill_act":
+            try:
+                command = self._act_command(step)
+            except Unresolved:
+                self.run.skipped["unresolved"] += 1
+                command = {"cmd": "sync"}
+        else:
+            command = {"cmd": "sync"}
+        device.write(command)
+        await asyncio.sleep(float(step.args.get("delay_ms", 0)) / 1000)
+        await device.kill()
+        answer = await device.read(10)  # an answer written before the kill still counts
+        if answer is None:
+            self.run.faults[
+                "device_kill_sync" if command["cmd"] == "sync" else "device_kill_action"
+            ] += 1
+        elif command["cmd"] == "act":
+            assert step.device is not None
+            self._returned(step, step.device, answer)
+        await device.start(self.broken)
+        state = await device.call({"cmd": "state"})
+        if state.get("integrity") != "ok":
+            self.run.notes.append(
+                f"step {step.index}: device {device.index} store: {state.get('integrity')}"
+            )
+
+    async def restart_during(self, step: Step) -> None:
+        if not self.backend.own:
+            self.run.skipped[f"{step.kind} (not with --backend-url)"] += 1
+            return
+        pushing = [d for d in self.run.devices if d.online]
+        for d in pushing:
+            d.write({"cmd": "sync"})
+        replies = [asyncio.create_task(d.read()) for d in pushing]
+        await asyncio.sleep(float(step.args.get("delay_ms", 0)) / 1000)
+        in_flight = sum(1 for r in replies if not r.done())
+        if step.kind == "backend_restart":
+            await self.backend.restart_backend()
+        else:
+            await self.backend.restart_nats()
+        await asyncio.gather(*replies)
+        if in_flight:
+            self.run.faults[step.kind] += 1
+        else:
+            self.run.notes.append(f"step {step.index}: {step.kind} with no push in flight")
+
+    # the end
+
+    async def heal(self, timeout_s: float = 180) -> None:
+        """Everything online and up, then sync every device until nothing moves."""
+        for device in self.run.devices:
+            device.online, device.dup = True, "off"
+            await device.call({"cmd": "live", "on": False})
+            await device.call({"cmd": "net", "online": True})
+            await device.call({"cmd": "dup", "mode": "off"})
+        deadline = time.monotonic() + timeout_s
+        quiet = 0
+        last = ""
+        while quiet < 2:
+            if time.monotonic() > deadline:
+                self.run.heal_problem = f"no quiescence within {timeout_s:.0f}s: {last}"
+                return
+            pulled = pending = 0
+            errors: list[str] = []
+            for device in self.run.devices:
+                answer = await device.call({"cmd": "sync"})
+                if not answer.get("ok"):
+                    errors.append(f"device {device.index}: {answer.get('error')}")
+                pulled += int(answer.get("pulled", 0))
+            for device in self.run.devices:
+                pending += int((await device.call({"cmd": "state"}))["pending"])
+            lag = await self.backend.projector_lag()
+            last = f"pulled {pulled}, pending {pending}, projector lag {lag}, errors {errors}"
+            if not errors and pulled == 0 and pending == 0 and lag in (0, None):
+                quiet += 1
+                await asyncio.sleep(0.5)  # let a saga answer that is on its way land
+            else:
+                quiet = 0
+                await asyncio.sleep(0.2 if not errors else 1.0)
+        self.run.healed = True
+
+    async def collect(self) -> dict[str, Any]:
+        states = []
+        for device in self.run.devices:
+            states.append(await device.call({"cmd": "state", "snapshot": True}))
+        journals = []
+        for device in self.run.devices:
+            path = device.folder / "journal.jsonl"
+            lines = path.read_text().splitlines() if path.exists() else []
+            journals.append([json.loads(line) for line in lines if line.strip()])
+        pulls = [await pull_everything(self.backend.url, u) for u in self.run.usernames]
+        return {
+            "states": states,
+            "journals": journals,
+            "pulls": pulls,
+            "ledger": await self.backend.ledger(),
+            "device_ids": {d.device_id: d.index for d in self.run.devices},
+        }
+
+
+async def pull_everything(url: str, username: str) -> list[dict[str, Any]]:
+    """A user's bootstrap pull, every page: what the backend shows that user."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        reply = await http.post("/v1/auth/token", json={"username": username, "password": PASSWORD})
+        if reply.status_code != 200:
+            raise ConflictToolError(f"sign-in of {username}: HTTP {reply.status_code}")
+        headers = {"Authorization": f"Bearer {reply.json()['token']}"}
+        changes: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if cursor:
+                params["cursor"] = cursor
+            page = await http.get("/v1/sync/pull", params=params, headers=headers)
+            if page.status_code != 200:
+                raise ConflictToolError(f"pull of {username}: HTTP {page.status_code}")
+            body = page.json()
+            changes.extend(body["changes"])
+            cursor = body["cursor"]
+            if not body["has_more"]:
+                return changes

@@ -1,0 +1,133 @@
+"""``outpost conflicts``: the CI sweep, determinism, the oracle's self-test, argument errors.
+
+The sweep and the self-test run the real tool (a real backend, nats-server and device
+processes) as a child process, exactly as CI and ``make conflicts`` do.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from outpost.conflicts import main
+from outpost.conflicts.oracle import CONFLICT_KINDS
+from outpost.conflicts.scenario import FAULT_KINDS, generate
+
+SWEEP_BUDGET_S = 600
+
+
+def _tool(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "outpost", "conflicts", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_ci_sweep_ten_seeds_with_faults(tmp_path: Path) -> None:
+    """10 seeds x 3 device processes x 200 actions, every fault kind, under 10 minutes."""
+    out = tmp_path / "sweep.json"
+    started = time.monotonic()
+    done = _tool(
+        "--scenarios", "10", "--seed", "1", "--clients", "3", "--ops", "200", "--faults",
+        "--shrink-seconds", "0", "--json", str(out),
+        timeout=SWEEP_BUDGET_S + 60,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    assert out.exists(), done.stderr[-4000:]
+    report = json.loads(out.read_text())
+    print(done.stdout, f"sweep wall time {seconds:.1f}s", sep="\n")
+    (Path(__file__).parent / "artifacts").mkdir(exist_ok=True)
+    (Path(__file__).parent / "artifacts" / "conflicts-sweep.json").write_text(out.read_text())
+    assert report["scenarios"] == 10
+    # 200 actions each after the setup; a few are skipped (a task not yet seen by a device)
+    assert all(r["actions_planned"] >= 200 for r in report["runs"]), report["runs"]
+    assert all(r["actions"] >= 150 for r in report["runs"]), report["runs"]
+    assert report["faults_not_fired"] == [], report["faults"]
+    assert all(report["faults"][kind] > 0 for kind in FAULT_KINDS), report["faults"]
+    for kind in ("same_field", "different_field", "delete_vs_edit", "label", "wip"):
+        assert report["conflicts"][kind] > 0, report["conflicts"]
+    assert report["divergences"] == 0, [r["problems"] for r in report["runs"]]
+    assert report["losses"] == 0, [r["problems"] for r in report["runs"]]
+    assert report["applied_twice"] == 0
+    assert report["invariant_breaks"] == 0, [r["problems"] for r in report["runs"]]
+    assert report["ok"] and done.returncode == 0, done.stderr[-4000:]
+    assert seconds < SWEEP_BUDGET_S
+
+
+def test_the_same_seed_gives_the_same_scenario() -> None:
+    one = generate(7, 3, 2, 200, True).to_json()
+    assert one == generate(7, 3, 2, 200, True).to_json()
+    assert one != generate(8, 3, 2, 200, True).to_json()
+    kinds = {step["kind"] for step in one["steps"]}
+    assert {"kill_act", "kill_sync", "backend_restart", "nats_restart", "dup"} <= kinds
+    assert (
+        sum(1 for s in one["steps"] if s["kind"] in ("act", "kill_act") and not s["setup"]) >= 200
+    )
+
+
+def test_a_broken_merge_rule_fails_with_the_seed_and_a_shrunk_list(tmp_path: Path) -> None:
+    """The oracle's self-test: last writer wins by arrival order instead of (hlc, id)."""
+    out = tmp_path / "broken.json"
+    done = _tool(
+        "--seed", "5", "--ops", "60", "--break-merge", "lww-arrival-order",
+        "--shrink-seconds", "60", "--json", str(out),
+        timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-4000:]
+    assert "seed 5 FAILED" in done.stderr
+    assert "--seed 5" in done.stderr  # how to reproduce it
+    assert "loss:" in done.stderr
+    report = json.loads(out.read_text())
+    run = report["runs"][0]
+    assert not report["ok"] and run["losses"] > 0
+    shrunk = run["shrunk"]["steps"]
+    assert 0 < len(shrunk) < 60, shrunk
+    assert "shrunk to" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--clients", "1"], "--clients must be at least 2"),
+        (["--clients", "3", "--users", "4"], "--users must be between 1 and --clients"),
+        (["--ops", "-1"], "--ops must not be negative"),
+        (["--scenarios", "0"], "--scenarios must be at least 1"),
+        (["--backend-url", "localhost:8000"], "--backend-url must be an http"),
+    ],
+)
+def test_argument_errors_are_clear(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_broken_rule_and_bad_numbers_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--break-merge", "nonsense"])
+    assert exited.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--ops", "many"])
+    assert "invalid int value" in capsys.readouterr().err
+
+
+def test_every_kind_is_named_in_the_report() -> None:
+    assert set(CONFLICT_KINDS) == {
+        "same_field",
+        "different_field",
+        "delete_vs_edit",
+        "label",
+        "wip",
+    }
+    assert len(FAULT_KINDS) == 8
