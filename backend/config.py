@@ -30,6 +30,8 @@ class Settings:
     """How long a push waits for JetStream's acknowledgements before answering 503."""
     max_batch_events: int = 500
     max_batch_bytes: int = 1024 * 1024
+    duplicate_window_s: float = 24 * 3600.0
+    """How long JetStream recognizes a re-sent event id on its own (``Nats-Msg-Id``)."""
     live_keepalive_s: float = 15.0
     live_poke_interval_s: float = 0.02
     """After a poke, changes of the next moment wait this long and join the next poke."""

@@ -39,7 +39,7 @@ from backend.db import Database
 from backend.nats import EmbeddedNats
 from backend.nats.streams import ensure_streams
 from backend.projector.models import Applied, ProjectorBase
-from backend.projector.projector import ensure_generation, start_over
+from backend.projector.projector import ensure_generation, start_over, upgrade
 
 log = logging.getLogger("outpost.backend")
 
@@ -75,11 +75,12 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
             reconnected_cb=_nats_reconnected,
         )
         try:
-            await ensure_streams(nc.jsm())
+            await ensure_streams(nc.jsm(), duplicate_window_s=settings.duplicate_window_s)
             bff_db = open_database("bff", settings)
             views_db = open_database("projector", settings)
             await bff_db.create(BffBase.metadata)
             await views_db.create(ProjectorBase.metadata)
+            await upgrade(views_db)
             await ensure_generation(views_db)
             try:
                 yield Backend(settings, nc, bff_db, views_db, embedded)

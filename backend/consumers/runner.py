@@ -285,8 +285,11 @@ class ConsumerRunner:
                     size = lane.batch if whole else 1
                     try:
                         messages = await lane.subscription.fetch(size, timeout=self.fetch_timeout)
+                        if not messages:
+                            raise TimeoutError
                         lane.backlog = messages[-1].metadata.num_pending > 0
-                    except nats.errors.TimeoutError:
+                    except (nats.errors.TimeoutError, TimeoutError):
+                        # nats-py raises either, depending on where the wait ran out
                         if lane.probing:
                             lane.probing = False
                             self._close_breaker()
@@ -486,7 +489,13 @@ class ConsumerRunner:
             self._position = max(last, position)
         for message in messages:
             seq = message.metadata.sequence.stream
-            await (message.term() if seq in faulted else message.ack())
+            try:
+                await (message.term() if seq in faulted else message.ack())
+            except (nats.errors.Error, nats.js.errors.Error, OSError) as exc:
+                # Committed already: a redelivery is skipped by the position, so a lost
+                # acknowledgement costs nothing, and the pokes below must still go out.
+                log.info("%s: acknowledgement not sent: %r", component.name, exc)
+                break
         self._past(lane, last)
         self.stats.batches += 1
         self.stats.events += len(events)

@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backend.consumers.component import positions_table
+from backend.consumers.publishing import published_table
 from backend.db import Key
 
 
@@ -66,6 +67,7 @@ class Applied(ProjectorBase):
 
 
 positions = positions_table(ProjectorBase.metadata)
+published = published_table(ProjectorBase.metadata)
 
 
 class Info(ProjectorBase):

@@ -23,12 +23,12 @@ from typing import Any
 
 import msgspec
 from nats.js.client import JetStreamContext
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Outcome
+from backend.consumers.publishing import publish_once
 from backend.db import Database, insert_ignore, upsert
-from backend.nats.streams import event_subject
 from backend.projector.models import (
     Applied,
     Info,
@@ -37,8 +37,9 @@ from backend.projector.models import (
     SagaPrior,
     View,
     positions,
+    published,
 )
-from protocol import Event, MergeError, encode_event, merge, new_id
+from protocol import Event, MergeError, merge, new_id
 from protocol.catalog import TaskUpdated, WipLimitExceeded
 from protocol.merge import EntityKey, EntityState
 from protocol.saga import (
@@ -68,6 +69,7 @@ class Projector:
 
     async def prepare(self) -> None:
         await self.db.create(ProjectorBase.metadata)
+        await upgrade(self.db)
         await ensure_generation(self.db)
 
     async def start_over(self, conn: AsyncConnection) -> None:
@@ -82,7 +84,10 @@ class Projector:
         applied: list[Event] = []
         for event in fresh:
             if isinstance(event.payload, WipLimitExceeded):
-                await saga.compensate(event)
+                if not await saga.compensate(event):
+                    assert event.seq is not None  # resubmit it once the cause is projected
+                    outcome.poison[event.seq] = "its cause was never projected here"
+                    continue
                 applied.append(event)
                 continue
             try:
@@ -97,7 +102,7 @@ class Projector:
             if could_cause(event):
                 saga.remember(event, states, updates)
             elif is_compensation(event):
-                await saga.notify(event)
+                await saga.notify(event, updates.get(EntityKey("task", event.entity)))
             states.update(updates)
             changed.update(updates)
             applied.append(event)
@@ -109,10 +114,8 @@ class Projector:
             ["event_id"],
         )
         await insert_ignore(conn, SagaPrior, list(saga.priors.values()), ["event_id"])
-        for event in saga.compensations:  # before the commit: a failure retries the batch
-            await self.js.publish(
-                event_subject(event.board), encode_event(event), headers={"Nats-Msg-Id": event.id}
-            )
+        # Before the commit: a failure retries the batch; once stored, never again.
+        await publish_once(conn, self.js, published, saga.compensations)
         return outcome
 
     async def _write(
@@ -192,21 +195,25 @@ class _Saga:
             "restored": _encode(prior_values(before, event)).decode(),
         }
 
-    async def compensate(self, exceeded: Event) -> None:
+    async def compensate(self, exceeded: Event) -> bool:
+        """Make the compensation; False when the cause was never projected here."""
         payload = exceeded.payload
         assert isinstance(payload, WipLimitExceeded)
         prior = await self._prior(payload.cause)
-        if prior is None:  # the cause was never seen here: nothing to restore
-            return
+        if prior is None:
+            return False
         restored = msgspec.json.decode(prior["restored"])
         now_ms = int(time.time() * 1000)
         self.compensations.append(compensation(exceeded, prior["hlc"], restored, now_ms))
+        return True
 
-    async def notify(self, event: Event) -> None:
+    async def notify(self, event: Event, after: EntityState | None) -> None:
+        """A notice for the cause's actor, if the compensation undid something: a later
+        edit of the same fields wins over it, and then there is nothing to tell."""
         payload = event.payload
         assert isinstance(payload, TaskUpdated) and isinstance(payload.compensates, str)
         prior = await self._prior(payload.compensates)
-        if prior is None:
+        if prior is None or after is None or not won_saga_field(after, event):
             return
         values = {
             "task": event.entity,
@@ -293,6 +300,17 @@ async def start_over(conn: AsyncConnection) -> str:
     await conn.execute(delete(Info).where(Info.key == "version"))
     await upsert(conn, Info, [{"key": "generation", "value": generation}], ["key"])
     return generation
+
+
+async def upgrade(db: Database) -> None:
+    """Bring a views database made by an earlier version up to date (after ``create``,
+    which makes missing tables but never adds columns)."""
+    async with db.write() as conn:
+        columns = await conn.run_sync(
+            lambda sync: {column["name"] for column in inspect(sync).get_columns("views")}
+        )
+        if "audience" not in columns:  # notices: rows only one user pulls
+            await conn.execute(text("ALTER TABLE views ADD COLUMN audience VARCHAR(32)"))
 
 
 async def ensure_generation(db: Database) -> str:

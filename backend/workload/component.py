@@ -27,9 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backend.consumers.component import Outcome, positions_table
+from backend.consumers.publishing import publish_once, published_table
 from backend.db import Database, Key, upsert
-from backend.nats.streams import event_subject
-from protocol import Event, encode_event, merge
+from protocol import Event, merge
 from protocol.catalog import BoardCreated, BoardUpdated
 from protocol.errors import MergeError
 from protocol.merge import EntityKey, EntityState
@@ -67,6 +67,8 @@ class TaskLoad(WorkloadBase):
 
 
 positions = positions_table(WorkloadBase.metadata)
+published = published_table(WorkloadBase.metadata)
+"""Ids this component had stored (kept across a rebuild: a replay never publishes twice)."""
 
 _decode_state = msgspec.json.Decoder(EntityState).decode
 _encode = msgspec.json.encode
@@ -110,12 +112,8 @@ class Workload:
                 if exceeded is not None:
                     causes.append(exceeded)
         await batch.save()
-        for exceeded in causes:  # before the commit: a failed publish retries the batch
-            await self.js.publish(
-                event_subject(exceeded.board),
-                encode_event(exceeded),
-                headers={"Nats-Msg-Id": exceeded.id},
-            )
+        # Before the commit: a failure retries the batch; once stored, never again.
+        await publish_once(conn, self.js, published, causes)
         return Outcome()
 
 

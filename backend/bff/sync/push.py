@@ -263,8 +263,10 @@ class PushService:
         error = answer.get("error") if isinstance(answer, dict) else None
         if error is not None or answer.get("count") != last:
             code = (error or {}).get("err_code")
-            if code in _ATOMIC_DISABLED:
-                self._atomic = False  # this stream does not take atomic batches
+            if code in _ATOMIC_DISABLED or (error is None and "batch" not in answer):
+                # This stream (or a server before 2.12, which stores batch messages one by
+                # one and answers the commit like any publish) does not take atomic batches.
+                self._atomic = False
             if code != _ATOMIC_DUPLICATE:
                 log.warning("atomic batch refused (%s): publishing one by one", error or answer)
             return None
