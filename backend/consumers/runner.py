@@ -290,7 +290,9 @@ class ConsumerRunner:
                         lane.backlog = messages[-1].metadata.num_pending > 0
                     except (nats.errors.TimeoutError, TimeoutError):
                         # nats-py raises either, depending on where the wait ran out
-                        if lane.probing:
+                        # Only the events lane judges: the resubmit lane is idle nearly always,
+                        # and its quiet would close a breaker the events lane just opened.
+                        if lane.probing and not lane.resubmits and await _nothing_waiting(lane):
                             lane.probing = False
                             self._close_breaker()
                         continue
@@ -587,6 +589,15 @@ def _decode(messages: list[Msg]) -> tuple[list[Event], dict[int, str]]:
             continue
         events.append(msgspec.structs.replace(event, seq=seq))
     return events, poison
+
+
+async def _nothing_waiting(lane: _Lane) -> bool:
+    """A fetch that timed out proves nothing on a loaded machine (a new consumer may not
+    have delivered yet): ask the consumer whether anything is waiting."""
+    if lane.subscription is None:
+        return False
+    info = await lane.subscription.consumer_info()
+    return not info.num_pending and not info.num_ack_pending
 
 
 def _raw_records(
