@@ -102,7 +102,7 @@ class Projector:
             if could_cause(event):
                 saga.remember(event, states, updates)
             elif is_compensation(event):
-                await saga.notify(event, updates.get(EntityKey("task", event.entity)))
+                await saga.notify(event)
             states.update(updates)
             changed.update(updates)
             applied.append(event)
@@ -207,13 +207,13 @@ class _Saga:
         self.compensations.append(compensation(exceeded, prior["hlc"], restored, now_ms))
         return True
 
-    async def notify(self, event: Event, after: EntityState | None) -> None:
-        """A notice for the cause's actor, if the compensation undid something: a later
-        edit of the same fields wins over it, and then there is nothing to tell."""
+    async def notify(self, event: Event) -> None:
+        """The notice to the cause's actor (SPEC section 5: one for every compensation,
+        even one that a later edit of the same fields has already overtaken)."""
         payload = event.payload
         assert isinstance(payload, TaskUpdated) and isinstance(payload.compensates, str)
         prior = await self._prior(payload.compensates)
-        if prior is None or after is None or not won_saga_field(after, event):
+        if prior is None:
             return
         values = {
             "task": event.entity,
