@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,6 +56,32 @@ class RawJetStream:
             acks = await asyncio.gather(*futures)
             if len(acks) != len(futures):
                 raise BenchError("raw JetStream: an acknowledgement is missing")
+        return time.perf_counter() - started
+
+    async def publish_atomic(self, bodies: list[bytes], batch: int = 500) -> float | None:
+        """Seconds to publish every body in atomic batches of ``batch`` (one acknowledgement
+        per batch), as the BFF stores a push; None when the server does not take them."""
+        started = time.perf_counter()
+        for start in range(0, len(bodies), batch):
+            chunk = bodies[start : start + batch]
+            batch_id = f"bench-{time.time_ns()}"
+            for number, body in enumerate(chunk[:-1], start=1):
+                headers = {
+                    "Nats-Msg-Id": self._msg_id(),
+                    "Nats-Batch-Id": batch_id,
+                    "Nats-Batch-Sequence": str(number),
+                }
+                await self.nc.publish(f"{SUBJECT}.atomic", body, headers=headers)
+            headers = {
+                "Nats-Msg-Id": self._msg_id(),
+                "Nats-Batch-Id": batch_id,
+                "Nats-Batch-Sequence": str(len(chunk)),
+                "Nats-Batch-Commit": "1",
+            }
+            reply = await self.nc.request(f"{SUBJECT}.atomic", chunk[-1], 10, headers=headers)
+            answer = json.loads(reply.data)
+            if "error" in answer or answer.get("count") != len(chunk):
+                return None
         return time.perf_counter() - started
 
     async def delivery_latencies(self, body: bytes, count: int, rate: float) -> list[float]:
@@ -106,6 +133,7 @@ async def raw_jetstream(url: str) -> AsyncIterator[RawJetStream]:
                 subjects=[f"{SUBJECT}.>"],
                 storage=StorageType.FILE,
                 duplicate_window=DEFAULT_DUPLICATE_WINDOW_S,
+                allow_atomic=True,
             )
         )
         try:
