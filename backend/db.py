@@ -8,8 +8,10 @@ writers never deadlock upgrading a read lock), and ``read()`` gives one consiste
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -87,8 +89,70 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    async def try_lease(self, name: str) -> Lease | None:
+        """Claim ``name`` for this process while it runs, or None if another process holds it.
+
+        One consumer per component at a time: two runners of one component would take each
+        other's durable consumer and write the same batch twice. A PostgreSQL session
+        advisory lock (held by a connection kept open), or an exclusive ``flock`` on a file
+        beside the SQLite file; either ends with the process, however it ends.
+        """
+        if self.is_postgres:
+            conn = await self.engine.connect()
+            try:
+                query = text("SELECT pg_try_advisory_lock(hashtext(:name))")
+                held = (await conn.execute(query, {"name": f"outpost:{name}"})).scalar()
+                await conn.commit()
+            except BaseException:
+                await conn.close()
+                raise
+            if not held:
+                await conn.close()
+                return None
+
+            async def unlock() -> None:
+                # The connection goes back to the pool: its session, and the lock, would
+                # live on. Unlock, or drop the connection if it cannot even do that.
+                try:
+                    await conn.execute(
+                        text("SELECT pg_advisory_unlock(hashtext(:name))"),
+                        {"name": f"outpost:{name}"},
+                    )
+                    await conn.commit()
+                except Exception:
+                    await conn.invalidate()
+                await conn.close()
+
+            return Lease(unlock)
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            return Lease(None)
+        fd = os.open(f"{database}.{name}.lease", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+
+        async def release() -> None:
+            os.close(fd)
+
+        return Lease(release)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class Lease:
+    """What ``Database.try_lease`` holds; ``release`` lets the next process have it."""
+
+    def __init__(self, release: Callable[[], Awaitable[None]] | None) -> None:
+        self._release = release
+
+    async def release(self) -> None:
+        if self._release is not None:
+            release, self._release = self._release, None
+            await release()
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:

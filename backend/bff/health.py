@@ -77,6 +77,7 @@ async def _consumer(runner: ConsumerRunner, connected: bool) -> dict[str, Any]:
         }
     return {
         "breaker": status["breaker"],
+        "standby": runner.standby,
         "lag_events": status["lag_events"],
         "lag_ms": status["lag_ms"],
         "last_error": status["last_error"],

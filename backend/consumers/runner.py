@@ -61,7 +61,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Component, Outcome, RawRecord
-from backend.db import upsert
+from backend.db import Lease, upsert
 from backend.faults.events import (
     HEADER_FAULT_ID,
     HEADER_ORIGINAL_SEQ,
@@ -185,6 +185,9 @@ class ConsumerRunner:
         self.max_attempts = max(1, max_attempts)
         """Tries of one message before it is faulted (a message failure, not an outage)."""
         self.stats = RunnerStats()
+        self.standby = False
+        """Another process runs this component: this one waits to take over."""
+        self.lease_retry_s = 2.0
         self.breaker = Breaker()
         self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -247,6 +250,7 @@ class ConsumerRunner:
         breaker = self.breaker
         return {
             "breaker": breaker.state,
+            "standby": self.standby,
             "breaker_since": breaker.since,
             "lag_events": lag_events,
             "lag_ms": lag_ms,
@@ -258,7 +262,13 @@ class ConsumerRunner:
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Consume until stopped; survives NATS and database outages with backoff."""
+        """Consume until stopped; survives NATS and database outages with backoff.
+
+        Only one process runs a component at a time: a second one waits on standby (and
+        takes over when the first ends) instead of consuming the same stream twice."""
+        lease = await self._lease()
+        if lease is None:
+            return  # stopped while on standby
         tasks = [
             asyncio.create_task(self._run_lane(self._events)),
             asyncio.create_task(self._run_lane(self._resubmits)),
@@ -269,6 +279,29 @@ class ConsumerRunner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await lease.release()
+
+    async def _lease(self) -> Lease | None:
+        told = False
+        while not self._stop.is_set():
+            try:
+                lease = await self.component.db.try_lease(self.component.name)
+            except Exception as exc:  # the database away: the lanes would wait too
+                lease = None
+                log.info("%s: cannot take the lease yet: %r", self.component.name, exc)
+            if lease is not None:
+                if told:
+                    log.warning("%s: the other runner is gone: taking over", self.component.name)
+                self.standby = False
+                return lease
+            if not told:
+                log.warning(
+                    "%s: another process runs this component: on standby", self.component.name
+                )
+                told = True
+            self.standby = True
+            await self._sleep(self.lease_retry_s)
+        return None
 
     async def _run_lane(self, lane: _Lane) -> None:
         backoff = self.initial_backoff

@@ -1,0 +1,80 @@
+"""One process per component: a second runner of the same component waits on standby and
+takes over when the first one ends, instead of consuming the stream twice."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from backend.db import Database
+from tests.support.backend import ControlledNats
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_lease_is_held_by_one_holder_until_released(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = None if kind == "sqlite" else request.getfixturevalue("pg_url")
+
+    async def body() -> None:
+        first = Database.for_component("lake", data_dir=tmp_path, url=url)
+        second = Database.for_component("lake", data_dir=tmp_path, url=url)
+        try:
+            held = await first.try_lease("lake")
+            assert held is not None
+            assert await second.try_lease("lake") is None, "one holder at a time"
+            other = await second.try_lease("workload")
+            assert other is not None, "leases are per component"
+            await held.release()
+            taken = await second.try_lease("lake")
+            assert taken is not None, "released: the next one takes it"
+            await taken.release()
+            await other.release()
+        finally:
+            await first.dispose()
+            await second.dispose()
+
+    asyncio.run(body())
+
+
+def consumer(data_dir: Path, nats_url: str, log: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "outpost", "backend", "consume", "--components", "workload",
+        "--data-dir", str(data_dir), "--nats-url", nats_url,
+    ]  # fmt: skip
+    with log.open("ab") as out:
+        return subprocess.Popen(command, stdout=out, stderr=out)
+
+
+def wait_for_text(path: Path, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in (path.read_text(errors="replace") if path.exists() else ""):
+        assert time.monotonic() < deadline, f"{text!r} never appeared in {path}"
+        time.sleep(0.1)
+
+
+@pytest.mark.integration
+def test_a_second_process_of_a_component_stands_by_and_takes_over(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    first = consumer(tmp_path / "data", controlled_nats.url, first_log)
+    second = None
+    try:
+        wait_for_text(first_log, "outpost consumers running: workload")
+        second = consumer(tmp_path / "data", controlled_nats.url, second_log)
+        wait_for_text(second_log, "workload: another process runs this component: on standby")
+        first.kill()
+        first.wait(10)
+        wait_for_text(second_log, "workload: the other runner is gone: taking over")
+        assert "on standby" not in first_log.read_text()
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(10)
