@@ -9,6 +9,11 @@ stamped with the cause's hlc plus ``~saga`` (it beats the cause, loses to any la
 and an id derived from the cause's (replays change nothing), and a notice to the cause's
 actor. A compensation never leaves a task in ``doing``, and is never a cause itself.
 
+A cause's task keeps counting until its compensation comes back through the stream, so a
+third move that arrives in between is judged against that count too: every decision is a
+function of the stream order, the same on every replay, but two causes can be undone where
+one would have done. Undoing too much is the safe side of a limit.
+
 Pure functions of events and states: the components decide where states come from.
 """
 
