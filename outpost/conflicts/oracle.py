@@ -467,6 +467,8 @@ class Oracle:
     # --- conflicts that actually occurred ---------------------------------------------
 
     def concurrent(self, a: str, b: str) -> bool:
+        if a not in self.accepted or b not in self.accepted:
+            return False  # a compensation (the backend's own event) races no device
         _, seq_a, dev_a = self.accepted[a]
         _, seq_b, dev_b = self.accepted[b]
         if dev_a == dev_b or a not in self.watermark or b not in self.watermark:
