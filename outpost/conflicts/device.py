@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -51,6 +52,7 @@ class ScenarioTransport:
         self.dup_mode = "off"  # off | twice | resend
         self._previous_push: bytes | None = None
         self._journal = journal.open("a", encoding="utf-8")
+        self._first_sent: dict[str, int] = {}
 
     def note(self, record: dict[str, Any]) -> None:
         self._journal.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -68,6 +70,12 @@ class ScenarioTransport:
         if not self.online:
             raise TransportError("offline (conflict scenario)")
         is_push = method == "POST" and path == "/v1/sync/push" and body is not None
+        if is_push and body is not None:
+            # When each event was first sent: its push was decided after that (the oracle
+            # orders membership decisions by these windows, not by stream order).
+            now_ms = int(time.time() * 1000)
+            for event in msgspec.json.decode(body)["events"]:
+                self._first_sent.setdefault(event["id"], now_ms)
         if is_push and self.dup_mode == "resend" and self._previous_push is not None:
             again = await self.inner.request(method, path, body=self._previous_push, token=token)
             self._journal_duplicates("resent_batch", self._previous_push, again)
@@ -101,7 +109,12 @@ class ScenarioTransport:
             event = events.get(result["id"])
             if event is None:
                 continue
-            record: dict[str, Any] = {"id": result["id"], "status": result["status"]}
+            record: dict[str, Any] = {
+                "id": result["id"],
+                "status": result["status"],
+                "sent_at": self._first_sent.get(result["id"]),
+                "answered_at": server_time,
+            }
             if result["status"] in ("accepted", "duplicate"):
                 record["seq"] = result["seq"]
                 record["event"] = event

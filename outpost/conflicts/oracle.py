@@ -23,6 +23,7 @@ stream sequence is above the watermark the other device had when it made its own
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,6 +169,8 @@ class Oracle:
         self.users_of = users_of  # device index -> user index
         self.verdict = Verdict()
         self.accepted: dict[str, tuple[Event, int, int]] = {}  # id -> (event, seq, device)
+        self.decided: dict[str, tuple[int | None, int | None]] = {}
+        """id -> (first sent, answered) in ms: the window in which the BFF decided it."""
         self.device_of_id: dict[str, int] = collected["device_ids"]
         self.rejected: dict[str, str] = {}
         self.watermark: dict[str, int] = {}
@@ -206,6 +209,9 @@ class Oracle:
                     event = decode_event(msgspec.json.encode(raw), Writer.DEVICE)
                     event = msgspec.structs.replace(event, actor=username)
                     self.accepted.setdefault(record["id"], (event, int(record["seq"]), device))
+                    self.decided.setdefault(
+                        record["id"], (record.get("sent_at"), record.get("answered_at"))
+                    )
                     if record.get("behind"):
                         verdict.faults["clock_behind"] += 1
                 elif record.get("reason") == "clock_skew":
@@ -458,11 +464,49 @@ class Oracle:
         state = members.get(merge.member_id(event.board, event.actor or ""))
         values = merge.values(state) if state is not None else None
         if values is None or (values["role"] != "owner" and values["removed"]):
+            if self.member_when_decided(event):
+                return
             self.problem(
                 self.verdict.invariants,
                 f"{event.actor} wrote {event.type} {event.id} on board {event.board} "
                 "without being a member",
             )
+
+    def member_when_decided(self, event: Event) -> bool:
+        """Whether the author may have been a member when the BFF decided ``event``.
+
+        The BFF decides pushes on a board one at a time, against every event decided
+        before, but publishes after deciding: two pushes in flight together can reach the
+        stream in the other order. So membership is judged by decision windows, not stream
+        order: a membership event answered before this event was first sent was surely
+        decided before it; one sent before this event was answered may have been. If some
+        choice of the latter makes the author a member, the BFF was right to accept.
+        """
+        sent, answered = self.decided.get(event.id, (None, None))
+        if sent is None or answered is None:
+            return False
+        key = EntityKey("member", merge.member_id(event.board, event.actor or ""))
+        sure: list[Event] = []
+        maybe: list[Event] = []
+        for other_id, (other, _, _) in self.accepted.items():
+            if other.board != event.board or key not in merge.keys_of(other):
+                continue
+            other_sent, other_answered = self.decided.get(other_id, (None, None))
+            if other_answered is not None and other_answered < sent:
+                sure.append(other)
+            elif other_sent is not None and other_sent <= answered:
+                maybe.append(other)
+        if len(maybe) > 10:
+            return True  # too many in flight together to tell: not a finding
+        for size in range(len(maybe) + 1):
+            for chosen in itertools.combinations(maybe, size):
+                state = merge.new_state(key, event.board)
+                for member_event in (*sure, *chosen):
+                    state = merge.apply(state, member_event)
+                values = merge.values(state)
+                if values is not None and (values["role"] == "owner" or not values["removed"]):
+                    return True
+        return False
 
     # --- conflicts that actually occurred ---------------------------------------------
 
