@@ -68,12 +68,22 @@ class AppProcess:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + STARTUP_S
-        while not self.socket.exists():
+        while not self._listening():  # the file appears at bind, a moment before listen
             self._check_alive()
             if time.monotonic() > deadline:
                 self.fail(f"the app did not start in {STARTUP_S}s")
             time.sleep(0.1)
         return self
+
+    def _listening(self) -> bool:
+        if not self.socket.exists():
+            return False
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(str(self.socket))
+            except ConnectionRefusedError:
+                return False
+        return True
 
     def command(self, op: str, *, closing: bool = False, **args: Any) -> Any:
         """Send one command and return its result; ``closing``: the app may end first."""
