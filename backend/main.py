@@ -1,9 +1,10 @@
 """``outpost backend``: the whole backend in one process.
 
 It starts (or connects to) NATS, makes sure the streams exist, opens each component's
-database, runs the projector through the consumer runner and serves the BFF with uvicorn.
-Ctrl-C or SIGTERM stops it in order: no new requests, live streams closed, the projector's
-current batch committed, NATS drained, the embedded nats-server stopped.
+database, runs the stream consumers it is asked for (projector, workload, lake) each through
+the consumer runner, and serves the BFF with uvicorn. Ctrl-C or SIGTERM stops it in order:
+no new requests, live streams closed, each consumer's current batch committed, NATS
+drained, the embedded nats-server stopped.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ from backend.projector.models import Applied, ProjectorBase
 from backend.projector.projector import ensure_generation, start_over, upgrade
 
 log = logging.getLogger("outpost.backend")
+
+
+class ComponentBusy(RuntimeError):
+    """Another process runs the component this command would change under it."""
 
 
 @dataclass
@@ -250,8 +255,14 @@ async def rebuild(settings: Settings) -> str:
     start when the backend next runs, and devices get ``reset`` on their next pull."""
     views = open_database("projector", settings)
     try:
-        await views.create(ProjectorBase.metadata)
-        async with views.write() as conn:
-            return await start_over(conn)
+        lease = await views.try_lease("projector")
+        if lease is None:
+            raise ComponentBusy("another process (the backend?) runs the projector: stop it first")
+        try:
+            await views.create(ProjectorBase.metadata)
+            async with views.write() as conn:
+                return await start_over(conn)
+        finally:
+            await lease.release()
     finally:
         await views.dispose()

@@ -43,7 +43,11 @@ def _backend(args: argparse.Namespace) -> int:
             print(f"{len(rows)} events applied, {twice} applied more than once", file=sys.stderr)
         return 0
     if args.action == "rebuild":
-        generation = asyncio.run(backend_main.rebuild(settings))
+        try:
+            generation = asyncio.run(backend_main.rebuild(settings))
+        except backend_main.ComponentBusy as exc:
+            print(f"outpost backend rebuild: {exc}", file=sys.stderr)
+            return 1
         print(
             f"views emptied into generation {generation}: the projector rebuilds them "
             "from the stream when the backend next starts"

@@ -39,15 +39,16 @@ class HealthProbe:
             database = "ok"
         except (DBAPIError, OSError):
             watermark, database = 0, "unavailable"
-        last_seq = watermark
+        stream_last: int | None = None  # read once, for the projector lag and every consumer
         if connected:
             with contextlib.suppress(Exception):
                 info = await asyncio.wait_for(
                     self._nc.jetstream().stream_info(EVENTS_STREAM), _STATUS_TIMEOUT_S
                 )
-                last_seq = info.state.last_seq
+                stream_last = info.state.last_seq
+        last_seq = watermark if stream_last is None else stream_last
         statuses = await asyncio.gather(
-            *(_consumer(runner, connected) for runner in self._runners.values())
+            *(_consumer(runner, connected, stream_last) for runner in self._runners.values())
         )
         consumers = dict(zip(self._runners, statuses, strict=True))
         breakers_closed = all(c["breaker"] == "closed" for c in consumers.values())
@@ -61,11 +62,13 @@ class HealthProbe:
         }
 
 
-async def _consumer(runner: ConsumerRunner, connected: bool) -> dict[str, Any]:
+async def _consumer(
+    runner: ConsumerRunner, connected: bool, stream_last: int | None
+) -> dict[str, Any]:
     try:
-        if not connected:
+        if not connected or stream_last is None:
             raise TimeoutError  # NATS cannot say how far behind anyone is
-        status = await asyncio.wait_for(runner.status(), _STATUS_TIMEOUT_S)
+        status = await asyncio.wait_for(runner.status(stream_last), _STATUS_TIMEOUT_S)
     except TimeoutError:
         breaker = runner.breaker
         status = {

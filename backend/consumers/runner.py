@@ -220,12 +220,13 @@ class ConsumerRunner:
 
     # -- status -----------------------------------------------------------------------------
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self, last_seq: int | None = None) -> dict[str, Any]:
         """Breaker state, last error and consumer lag, for ``/v1/health`` and the metrics.
 
         ``lag_events``: events in the stream past the component's position; ``lag_ms``: the
         age of the oldest of them (the "iterator age": now minus the stream timestamp of the
         event at position + 1), 0 when caught up. Both None when NATS cannot say.
+        ``last_seq``: the stream's last seq, when the caller has read it already.
         """
         position = self._position
         if position is None:
@@ -235,7 +236,9 @@ class ConsumerRunner:
         lag_ms: int | None = None
         if position is not None:
             try:
-                last = (await self.js.stream_info(EVENTS_STREAM)).state.last_seq
+                last = last_seq
+                if last is None:
+                    last = (await self.js.stream_info(EVENTS_STREAM)).state.last_seq
                 lag_events = max(0, last - position)
                 lag_ms = 0
                 if lag_events:

@@ -291,7 +291,13 @@ async def replay(
             report = ReplayReport(component, position=await live_position(lake_db, settings, js))
             own = component != "projector"  # the projector's database is open already
             db = open_database(component, settings) if own else backend.views_db
+            lease = None
             try:
+                lease = await db.try_lease(component)
+                if lease is None:
+                    raise LakeError(
+                        f"another process (the backend?) runs {component}: stop it, then replay"
+                    )
                 target = build(component, db, ComponentContext(settings, js))
                 await target.prepare()
                 async with db.write() as conn:
@@ -317,6 +323,8 @@ async def replay(
                         ["component"],
                     )
             finally:
+                if lease is not None:
+                    await lease.release()
                 if own:
                     await db.dispose()
     report.seconds = time.monotonic() - started

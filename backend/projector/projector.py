@@ -9,8 +9,8 @@ It is also the task side of the WIP-limit saga (SPEC section 5, ``protocol.saga`
 each event that may be a cause it keeps what a compensation would restore (the saga fields
 just before it, in stream order); on a ``WipLimitExceeded`` it publishes the compensating
 ``TaskUpdated`` on the board's subject, the same path as device events, with an id derived
-from the cause (published before the commit: a retry publishes the same id again, which
-the stream's duplicate window and the ledger drop); when that compensation comes back it is
+from the cause (published before the commit, and once for good: see
+``backend.consumers.publishing``); when that compensation comes back it is
 folded like any event, and a notice for the cause's actor is written as a ``notice`` row
 only that user pulls.
 """

@@ -8,9 +8,9 @@ event that loses the merge changes nothing), plus whom each task counts against.
 it with the compensation.
 
 Exactly once in effect: the states and the stream position commit in one transaction, and
-the event it publishes has an id derived from the cause's, so a redelivery or a restart
-re-publishes the same id (the stream's duplicate window drops it, the projector's ledger
-drops it after that). Compensations are folded in like any event but are never causes.
+the event it publishes has an id derived from the cause's and is published once for good
+(``backend.consumers.publishing``: a redelivery, a restart or a rebuild adds no copy).
+Compensations are folded in like any event but are never causes.
 It does not serve pull, so it never holds back the watermark.
 """
 

@@ -78,3 +78,34 @@ def test_a_second_process_of_a_component_stands_by_and_takes_over(
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait(10)
+
+
+@pytest.mark.integration
+def test_a_rebuild_is_refused_while_another_process_runs_the_projector(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    log = tmp_path / "projector.log"
+    command = [
+        sys.executable, "-m", "outpost", "backend", "consume", "--components", "projector",
+        "--data-dir", str(tmp_path / "data"), "--nats-url", controlled_nats.url,
+    ]  # fmt: skip
+    with log.open("ab") as out:
+        running = subprocess.Popen(command, stdout=out, stderr=out)
+    try:
+        wait_for_text(log, "outpost consumers running: projector")
+        rebuild = [sys.executable, "-m", "outpost", "backend", "rebuild"]
+        rebuild += ["--data-dir", str(tmp_path / "data")]
+        refused = subprocess.run(rebuild, capture_output=True, text=True, check=False)
+        assert refused.returncode == 1
+        assert "another process (the backend?) runs the projector: stop it first" in (
+            refused.stderr
+        )
+        running.terminate()
+        running.wait(20)
+        done = subprocess.run(rebuild, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "views emptied into generation" in done.stdout
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait(10)
