@@ -28,7 +28,7 @@ from backend.nats.streams import (
     FAULTS_STREAM,
     FAULTS_SUBJECT_PREFIX,
 )
-from protocol import jsonschema
+from protocol import jsonschema, patterns
 from protocol.catalog import CATALOG
 
 __all__ = [
@@ -293,12 +293,8 @@ def _compensation_schema() -> dict[str, Any]:
             {
                 "type": "object",
                 "properties": {
-                    "id": {
-                        "type": "string",
-                        "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}"
-                        "-[0-9a-f]{12}$",
-                    },
-                    "hlc": {"type": "string", "pattern": "~saga$"},
+                    "id": {"type": "string", "pattern": patterns.anchored(patterns.DERIVED_UUID)},
+                    "hlc": {"type": "string", "pattern": patterns.anchored(patterns.SAGA_HLC)},
                     "payload": {"type": "object", "required": ["fields", "compensates", "reason"]},
                 },
             },

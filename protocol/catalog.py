@@ -9,7 +9,6 @@ Field limits count Unicode code points; unknown keys are refused.
 from __future__ import annotations
 
 import datetime
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
@@ -17,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from protocol import patterns
 from protocol.positions import MAX_POSITION_LENGTH, is_valid_position
 
 __all__ = [
@@ -47,10 +47,10 @@ __all__ = [
 
 T = TypeVar("T")
 
-USERNAME_PATTERN = r"^[a-z0-9_.-]{3,32}$"
-UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
-DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-POSITION_PATTERN = r"^[A-Za-z][0-9A-Za-z]*$"
+USERNAME_PATTERN = patterns.anchored(patterns.USERNAME)
+UUID_PATTERN = patterns.anchored(patterns.UUID)
+DATE_PATTERN = patterns.anchored(patterns.DATE)
+POSITION_PATTERN = patterns.anchored(patterns.POSITION)
 
 Username = Annotated[str, Meta(pattern=USERNAME_PATTERN, description="3..32 of a-z 0-9 _ . -")]
 Uuid = Annotated[str, Meta(pattern=UUID_PATTERN, description="lowercase canonical UUID")]
@@ -81,11 +81,11 @@ _BackendOnly = Annotated[
 
 EntityKind = Literal["board", "member", "task", "comment"]
 
-_DUE_RE = re.compile(DATE_PATTERN)
+_DUE_RE = patterns.compile_whole(patterns.DATE)
 
 
 def _check_due(due: object) -> None:
-    if isinstance(due, str) and _DUE_RE.match(due):
+    if isinstance(due, str) and _DUE_RE.fullmatch(due):
         try:
             datetime.date.fromisoformat(due)
         except ValueError:

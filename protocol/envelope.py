@@ -12,13 +12,13 @@ backend's stamps; its sha256 is what ``duplicate`` and ``id_conflict`` compare.
 from __future__ import annotations
 
 import hashlib
-import re
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
-from protocol.catalog import BACKEND_ONLY_PAYLOAD_KEYS, CATALOG, Payload, TaskUpdated
+from protocol import patterns
+from protocol.catalog import BACKEND_ONLY_PAYLOAD_KEYS, CATALOG, UUID_PATTERN, Payload, TaskUpdated
 from protocol.errors import ClockError, EventRejected, MergeError, Reason, UnreadableEvent
 from protocol.hlc import Timestamp, parse_hlc
 from protocol.ids import BACKEND_ID_VERSION, DEVICE_ID_RE, DEVICE_ID_VERSIONS, uuid_version
@@ -35,7 +35,21 @@ __all__ = [
     "validate_event",
 ]
 
-_BACKEND_NODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}(~saga)?$")
+_Id = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN, description="lowercase canonical UUID")]
+_Hlc = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=patterns.anchored(patterns.HLC),
+        description="hybrid logical clock: <wall ms, 13 digits>:<counter, 5 digits>:<device id>",
+    ),
+]
+_DeviceId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=patterns.anchored(patterns.DEVICE_ID), description="1..64 of A-Z a-z 0-9 _ . -"
+    ),
+]
+_ID_FIELDS = ("id", "board", "entity", "device", "hlc")
 
 
 class Writer(StrEnum):
@@ -48,13 +62,13 @@ class Writer(StrEnum):
 class Envelope(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The envelope as it travels, before its payload is read (also its JSON Schema)."""
 
-    id: str
+    id: _Id
     type: str
     schema: int
-    board: str
-    entity: str
-    hlc: str
-    device: str
+    board: _Id
+    entity: _Id
+    hlc: _Hlc
+    device: _DeviceId
     payload: dict[str, Any]
     actor: str | None = None
     seq: int | None = None
@@ -150,11 +164,12 @@ def _where(error: msgspec.ValidationError, prefix: str) -> str:
 
 
 def _validate(raw: object, writer: Writer) -> Event:
+    if isinstance(raw, dict):
+        _check_ids(raw, writer)  # before the struct, whose pattern errors say less
     try:
         envelope = msgspec.convert(raw, Envelope)
     except msgspec.ValidationError as exc:
         raise _invalid(_where(exc, "event")) from exc
-    _check_ids(envelope, writer)
     spec = CATALOG.get(envelope.type)
     if spec is None:
         raise EventRejected(
@@ -195,27 +210,31 @@ def _validate(raw: object, writer: Writer) -> Event:
     )
 
 
-def _check_ids(envelope: Envelope, writer: Writer) -> None:
-    version = uuid_version(envelope.id)
-    if version is None:
-        raise _invalid("id: must be a lowercase canonical UUID")
-    if writer is Writer.DEVICE and version not in DEVICE_ID_VERSIONS:
-        raise _invalid(
-            f"id: devices make version 4 or 7 UUIDs (version {version} is reserved"
-            f"{' for the backend' if version == BACKEND_ID_VERSION else ''})"
-        )
+def _check_ids(raw: dict[str, Any], writer: Writer) -> None:
+    """The ids and the stamp, with a detail a person can act on. A field that is missing
+    or not a string is left to the struct, which names it."""
+    value = {name: raw.get(name) for name in _ID_FIELDS}
+    if isinstance(event_id := value["id"], str):
+        version = uuid_version(event_id)
+        if version is None:
+            raise _invalid("id: must be a lowercase canonical UUID")
+        if writer is Writer.DEVICE and version not in DEVICE_ID_VERSIONS:
+            raise _invalid(
+                f"id: devices make version 4 or 7 UUIDs (version {version} is reserved"
+                f"{' for the backend' if version == BACKEND_ID_VERSION else ''})"
+            )
     for name in ("board", "entity"):
-        if uuid_version(getattr(envelope, name)) is None:
+        if isinstance(text := value[name], str) and uuid_version(text) is None:
             raise _invalid(f"{name}: must be a lowercase canonical UUID")
-    if not DEVICE_ID_RE.match(envelope.device):
+    if isinstance(device := value["device"], str) and not DEVICE_ID_RE.fullmatch(device):
         raise _invalid("device: 1..64 characters of A-Z a-z 0-9 _ . -")
-    try:
-        node = parse_hlc(envelope.hlc).node
-    except ClockError as exc:
-        raise _invalid(f"hlc: {exc}") from exc
-    node_re = DEVICE_ID_RE if writer is Writer.DEVICE else _BACKEND_NODE_RE
-    if not node_re.match(node):
-        raise _invalid(f"hlc: node {node!r} is not a device id")
+    if isinstance(stamp := value["hlc"], str):
+        try:
+            node = parse_hlc(stamp).node
+        except ClockError as exc:
+            raise _invalid(f"hlc: {exc}") from exc
+        if writer is Writer.DEVICE and not DEVICE_ID_RE.fullmatch(node):
+            raise _invalid(f"hlc: node {node!r} is not a device id")
 
 
 def _refuse_backend_keys(envelope: Envelope) -> None:

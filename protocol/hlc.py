@@ -11,11 +11,11 @@ lets a device's next edit of a field win over everything it has seen.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+from protocol import patterns
 from protocol.errors import ClockError
 
 __all__ = [
@@ -30,8 +30,9 @@ __all__ = [
 ]
 
 MAX_COUNTER = 99_999
-SAGA_SUFFIX = "~saga"
-_HLC_RE = re.compile(r"^(\d{13}):(\d{5}):([^:]{1,80})$")
+SAGA_SUFFIX = patterns.SAGA_SUFFIX
+_HLC_RE = patterns.compile_whole(patterns.HLC)
+_NODE_RE = patterns.compile_whole(rf"{patterns.DEVICE_ID}(?:{SAGA_SUFFIX})?")
 
 WallClock = Callable[[], int]
 
@@ -57,18 +58,22 @@ def format_hlc(wall: int, counter: int, node: str) -> str:
         raise ClockError(f"hlc wall time {wall} is not a 13-digit millisecond count")
     if not 0 <= counter <= MAX_COUNTER:
         raise ClockError(f"hlc counter {counter} is outside 0..{MAX_COUNTER}")
-    if not node or ":" in node:
-        raise ClockError(f"hlc node {node!r} must be non-empty and contain no ':'")
+    if not isinstance(node, str) or not _NODE_RE.fullmatch(node):
+        raise ClockError(
+            f"hlc node {node!r} is not a device id (1..64 of A-Z a-z 0-9 _ . -, then ~saga"
+            " on a compensation)"
+        )
     return f"{wall:013d}:{counter:05d}:{node}"
 
 
 def parse_hlc(value: str) -> Timestamp:
-    """Parse ``"1764136800000:00000:d-7f3a"``; raise ClockError naming what is wrong."""
-    match = _HLC_RE.match(value) if isinstance(value, str) else None
+    """Parse ``"1764136800000:00000:d-7f3a"``; raise ClockError naming what is wrong.
+
+    It accepts exactly what ``format_hlc`` writes: ASCII digits, a 13-digit wall that does
+    not start with 0, a device id as the node, and nothing after it (no newline)."""
+    match = _HLC_RE.fullmatch(value) if isinstance(value, str) else None
     if match is None:
-        raise ClockError(
-            f"hlc {value!r} is not '<13-digit wall ms>:<5-digit counter>:<node without ':'>'"
-        )
+        raise ClockError(f"hlc {value!r} is not '<13-digit wall ms>:<5-digit counter>:<device id>'")
     return Timestamp(int(match.group(1)), int(match.group(2)), match.group(3))
 
 

@@ -8,9 +8,10 @@ derives the same id again and changes nothing.
 from __future__ import annotations
 
 import os
-import re
 import time
 import uuid
+
+from protocol import patterns
 
 __all__ = [
     "BACKEND_ID_VERSION",
@@ -23,12 +24,10 @@ __all__ = [
     "uuid_version",
 ]
 
-_UUID_RE = re.compile(
-    r"^[0-9a-f]{8}-[0-9a-f]{4}-([1-8])[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
-)
+_UUID_RE = patterns.compile_whole(patterns.UUID)
 
-DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-"""Device ids: made by the device, no ``:`` (they are the node of its hlc)."""
+DEVICE_ID_RE = patterns.compile_whole(patterns.DEVICE_ID)
+"""Device ids: made by the device, no ``:`` (they are the node of its hlc). Use ``fullmatch``."""
 
 DEVICE_ID_VERSIONS = frozenset({4, 7})
 BACKEND_ID_VERSION = 5
@@ -39,12 +38,12 @@ _OUTPOST_NAMESPACE = uuid.UUID("6f1d2c0e-8b7a-5e3f-9a41-0c2d7e9b5a13")
 
 def uuid_version(value: str) -> int | None:
     """The version of a canonical lowercase UUID string, or None if it is not one."""
-    match = _UUID_RE.match(value)
+    match = _UUID_RE.fullmatch(value) if isinstance(value, str) else None
     return int(match.group(1)) if match else None
 
 
 def is_uuid(value: object) -> bool:
-    return isinstance(value, str) and _UUID_RE.match(value) is not None
+    return isinstance(value, str) and _UUID_RE.fullmatch(value) is not None
 
 
 def new_id(wall_ms: int | None = None) -> str:

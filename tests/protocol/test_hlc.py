@@ -40,6 +40,12 @@ def test_the_string_form_is_fixed_width_and_round_trips() -> None:
         "1764136800000:00000:",
         "1764136800000:00000:a:b",
         "1764136800000:100000:d",
+        "0000000000000:00000:d",  # a wall format_hlc refuses
+        "١٧٦٤١٣٦٨٠٠٠٠٠:00000:d",  # Arabic-Indic digits sort above every ASCII stamp
+        "1764136800000:\uff100000:d",  # a fullwidth digit
+        "1764136800000:00000:d\n",
+        "1764136800000:00000:d é",
+        "1764136800000:00000:d\x00",
     ],
 )
 def test_a_malformed_stamp_is_a_clock_error(text: str) -> None:
@@ -49,7 +55,14 @@ def test_a_malformed_stamp_is_a_clock_error(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("wall", "counter", "node"),
-    [(1, 0, "d"), (T0, MAX_COUNTER + 1, "d"), (T0, 0, "a:b"), (T0, 0, "")],
+    [
+        (1, 0, "d"),
+        (T0, MAX_COUNTER + 1, "d"),
+        (T0, 0, "a:b"),
+        (T0, 0, ""),
+        (T0, 0, "d\n"),
+        (T0, 0, "\uff44"),  # a fullwidth d
+    ],
 )
 def test_format_refuses_what_would_not_parse(wall: int, counter: int, node: str) -> None:
     with pytest.raises(ClockError):

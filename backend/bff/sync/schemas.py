@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 import msgspec
 
-from protocol.ids import DEVICE_ID_RE
+from protocol import patterns
 
 
 class PushRequest(msgspec.Struct, forbid_unknown_fields=True):
-    device: Annotated[str, msgspec.Meta(pattern=DEVICE_ID_RE.pattern)]
+    device: Annotated[str, msgspec.Meta(pattern=patterns.anchored(patterns.DEVICE_ID))]
     protocol: int
     events: list[msgspec.Raw]
     """Kept raw: each event is validated on its own, so one bad event is only that

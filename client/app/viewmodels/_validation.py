@@ -8,7 +8,11 @@ import re
 from datetime import date
 
 from client.errors import InvalidAction
-from protocol.catalog import DATE_PATTERN, USERNAME_PATTERN
+from protocol import patterns
+
+_USERNAME = patterns.compile_whole(patterns.USERNAME)
+_DATE = patterns.compile_whole(patterns.DATE)
+_PRIORITY = patterns.compile_whole(r"[0-4]")
 
 
 class Refused(InvalidAction):
@@ -17,7 +21,7 @@ class Refused(InvalidAction):
 
 def username(text: str) -> str:
     text = text.strip()
-    if not re.fullmatch(USERNAME_PATTERN, text):
+    if not _USERNAME.fullmatch(text):
         raise Refused("A username is 3 to 32 characters: lowercase a-z, 0-9, _ . or -")
     return text
 
@@ -62,7 +66,7 @@ def due(text: str) -> str | None:
     text = text.strip()
     if not text:
         return None
-    if not re.fullmatch(DATE_PATTERN, text):
+    if not _DATE.fullmatch(text):
         raise Refused("Write the due date as YYYY-MM-DD, for example 2025-03-14")
     try:
         date.fromisoformat(text)
@@ -72,10 +76,11 @@ def due(text: str) -> str | None:
 
 
 def priority(value: int | str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
+    if isinstance(value, str):
+        value = value.strip()
+        if not _PRIORITY.fullmatch(value):  # int() would also read "٣" or " 3\n"
+            raise Refused("Priority is a number from 0 to 4")
+    number = int(value)
     if not 0 <= number <= 4:
         raise Refused("Priority is a number from 0 to 4")
     return number
@@ -86,7 +91,7 @@ def assignee(text: str) -> str | None:
     text = text.strip()
     if not text:
         return None
-    if not re.fullmatch(USERNAME_PATTERN, text):
+    if not _USERNAME.fullmatch(text):
         raise Refused("Assign the task to a username (3 to 32 of a-z, 0-9, _ . -) or to nobody")
     return text
 
