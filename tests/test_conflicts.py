@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from outpost.conflicts import main
+from outpost.conflicts.adversary import HOSTILE_KINDS
 from outpost.conflicts.oracle import CONFLICT_KINDS
 from outpost.conflicts.scenario import FAULT_KINDS, generate
 
@@ -51,6 +52,11 @@ def test_ci_sweep_ten_seeds_with_faults(tmp_path: Path) -> None:
     assert all(r["actions_planned"] >= 200 for r in report["runs"]), report["runs"]
     assert all(r["actions"] >= 150 for r in report["runs"]), report["runs"]
     assert report["faults_not_fired"] == [], report["faults"]
+    # the adversary: every hostile kind got the answer SPEC gives it (a wrong answer is an
+    # invariant break), and a cause it stamped minutes ahead was compensated all the same
+    assert report["hostile_not_fired"] == [], report["hostile"]
+    assert all(report["hostile"][kind] > 0 for kind in HOSTILE_KINDS), report["hostile"]
+    assert report["hostile_causes"] > 0
     assert all(report["faults"][kind] > 0 for kind in FAULT_KINDS), report["faults"]
     for kind in ("same_field", "different_field", "delete_vs_edit", "label", "wip"):
         assert report["conflicts"][kind] > 0, report["conflicts"]
@@ -67,7 +73,7 @@ def test_the_same_seed_gives_the_same_scenario() -> None:
     assert one == generate(7, 3, 2, 200, True).to_json()
     assert one != generate(8, 3, 2, 200, True).to_json()
     kinds = {step["kind"] for step in one["steps"]}
-    assert {"kill_act", "kill_sync", "backend_restart", "nats_restart", "dup"} <= kinds
+    assert {"kill_act", "kill_sync", "backend_restart", "nats_restart", "dup", "hostile"} <= kinds
     assert (
         sum(1 for s in one["steps"] if s["kind"] in ("act", "kill_act") and not s["setup"]) >= 200
     )

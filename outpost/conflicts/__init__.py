@@ -129,13 +129,16 @@ async def _one(args: argparse.Namespace, backend: Any, seed: int, root: Path) ->
         "invariant_breaks": len(verdict.invariants),
         "compensated": verdict.compensated,
         "rejected": dict(verdict.rejected),
+        "hostile": dict(verdict.hostile),
+        "hostile_causes": verdict.hostile_causes,
         "problems": verdict.problems(),
         "notes": execution.notes[:20],
         "command": _command(args, seed),
     }
     _say(
         f"seed {seed}: {'ok' if verdict.ok else 'FAILED'} in {seconds:.1f}s, "
-        f"{result['actions']} actions, conflicts {result['conflicts']}, faults {result['faults']}"
+        f"{result['actions']} actions, conflicts {result['conflicts']}, faults {result['faults']}, "
+        f"hostile {sum(result['hostile'].values())}"
     )
     if not verdict.ok and args.shrink_seconds > 0:
         culprit_steps = [r.step for r in execution.returned if set(r.ids) & verdict.culprits]
@@ -191,7 +194,10 @@ async def run_async(args: argparse.Namespace) -> dict[str, Any]:
             _say(f"stores and logs kept in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    report = totals(runs, faults=args.faults, wall_s=time.monotonic() - started)
+    adversary = args.faults and args.users >= 2
+    report = totals(
+        runs, faults=args.faults, adversary=adversary, wall_s=time.monotonic() - started
+    )
     report["command"] = _command(args, seed) + (
         f" --scenarios {args.scenarios}" if args.scenarios > 1 else ""
     )

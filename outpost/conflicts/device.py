@@ -37,6 +37,7 @@ from client.errors import ClientError
 from client.sync.engine import SyncEngine
 from client.sync.runner import LiveSync
 from client.sync.transport import HttpxTransport, Reply, TransportError
+from outpost.conflicts.adversary import craft, outcome
 from protocol import parse_hlc
 
 BEHIND_MS = 3_600_000
@@ -101,7 +102,20 @@ class ScenarioTransport:
         if dups:
             self.note({"fault": kind, "duplicates": dups})
 
-    def _journal_push(self, body: bytes, reply: Reply) -> None:
+    async def hostile_push(self, kind: str, body: bytes, token: str | None) -> Reply:
+        """A push of hostile events around the outbox, journaled with their kind."""
+        if not self.online:
+            raise TransportError("offline (conflict scenario)")
+        now_ms = int(time.time() * 1000)
+        for event in msgspec.json.decode(body)["events"]:
+            if isinstance(event.get("id"), str):
+                self._first_sent.setdefault(event["id"], now_ms)
+        reply = await self.inner.request("POST", "/v1/sync/push", body=body, token=token)
+        if reply.status == 200:
+            self._journal_push(body, reply, hostile=kind)
+        return reply
+
+    def _journal_push(self, body: bytes, reply: Reply, hostile: str | None = None) -> None:
         events = {e["id"]: e for e in msgspec.json.decode(body)["events"]}
         answer = reply.json()
         server_time = int(answer["server_time"])
@@ -122,6 +136,9 @@ class ScenarioTransport:
                     record["behind"] = True
             else:
                 record["reason"] = result.get("reason", "")
+            if hostile is not None:
+                record["hostile"] = hostile
+                record["outcome"] = outcome(result)
             self.note(record)
 
     def live(self, token: str) -> AbstractAsyncContextManager[AsyncIterator[str]]:
@@ -152,6 +169,7 @@ class DeviceProcess:
         self.engine = SyncEngine(self.device, self.transport)
         self.live: LiveSync | None = None
         self.live_task: asyncio.Task[None] | None = None
+        self.hostile_sent = 0
 
     async def handle(self, command: dict[str, Any]) -> dict[str, Any]:
         cmd = command["cmd"]
@@ -179,6 +197,8 @@ class DeviceProcess:
         if cmd == "live":
             await self.set_live(bool(command["on"]))
             return {"ok": True}
+        if cmd == "hostile":
+            return await self.hostile(str(command["kind"]), command["args"])
         if cmd == "state":
             return {
                 "ok": True,
@@ -191,6 +211,20 @@ class DeviceProcess:
                 "integrity": self.device.store.integrity_check(),
             }
         return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+    async def hostile(self, kind: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Push the hostile events of ``kind`` (``outpost.conflicts.adversary``)."""
+        self.hostile_sent += 1
+        events = craft(kind, self.device.device_id, args, self.hostile_sent)
+        body = {"device": self.device.device_id, "protocol": 1, "events": events}
+        token = self.device.store.setting("token")
+        try:
+            reply = await self.transport.hostile_push(kind, msgspec.json.encode(body), token)
+        except TransportError as exc:
+            return {"ok": False, "error": f"TransportError: {exc}"}
+        if reply.status != 200:
+            return {"ok": False, "error": f"HTTP {reply.status}: {reply.detail()}"}
+        return {"ok": True, "outcomes": [outcome(r) for r in reply.json()["results"]]}
 
     def act(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         device = self.device

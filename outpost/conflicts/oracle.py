@@ -14,7 +14,10 @@ device's), and checks:
   tag it added is there unless a remove observed it, each remove took what it observed;
 - applied twice: the ledger lists every applied event once;
 - the WIP saga: following the accepted events in stream order (as the workload does), every
-  cause has its compensation applied and a notice for its actor; no outsider wrote to a board.
+  cause has its compensation applied and a notice for its actor; no outsider wrote to a board;
+- the adversary (``outpost.conflicts.adversary``): each hostile event got the answer SPEC
+  gives its kind, no rejected event appears anywhere (stream, ledger, pulled metadata), and
+  no accepted stamp is further ahead of the server's clock than the skew limit.
 
 It also classifies the conflicts that actually occurred: two events on one task from
 different devices are concurrent when neither device had pulled the other's (each event's
@@ -30,8 +33,9 @@ from typing import Any
 
 import msgspec
 
+from outpost.conflicts.adversary import EXPECTED, SKEW_LIMIT_MS
 from outpost.conflicts.orchestrator import Execution
-from protocol import Event, Writer, decode_event, merge
+from protocol import Event, Writer, decode_event, merge, parse_hlc
 from protocol.ids import derived_id
 from protocol.merge import EntityKey, EntityState
 from protocol.saga import (
@@ -59,6 +63,10 @@ class Verdict:
     faults: Counter[str] = field(default_factory=Counter)
     compensated: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    hostile: Counter[str] = field(default_factory=Counter)
+    """Hostile events by kind that got the answer SPEC gives them."""
+    hostile_causes: int = 0
+    """WIP causes the adversary wrote (stamped minutes ahead), each checked compensated."""
     culprits: set[str] = field(default_factory=set)
     """Event ids involved in a loss or divergence, for the shrinker."""
 
@@ -173,6 +181,8 @@ class Oracle:
         """id -> (first sent, answered) in ms: the window in which the BFF decided it."""
         self.device_of_id: dict[str, int] = collected["device_ids"]
         self.rejected: dict[str, str] = {}
+        self.hostile_rejected: dict[str, str] = {}  # id -> kind
+        self.hostile_accepted: set[str] = set()
         self.watermark: dict[str, int] = {}
         for returned in execution.returned:
             for event_id in returned.ids:
@@ -184,6 +194,7 @@ class Oracle:
         self.check_returned()
         self.check_effects()
         self.check_ledger()
+        self.check_rejected_nowhere()
         self.follow_stream()
         self.classify()
         return self.verdict
@@ -203,8 +214,11 @@ class Oracle:
                 if "fault" in record:
                     verdict.faults[record["fault"]] += 1
                     continue
+                if "hostile" in record and not self.read_hostile(record):
+                    continue
                 status = record["status"]
                 if status in ("accepted", "duplicate"):
+                    self.check_stamp(record)
                     raw = record["event"]
                     event = decode_event(msgspec.json.encode(raw), Writer.DEVICE)
                     event = msgspec.structs.replace(event, actor=username)
@@ -212,7 +226,7 @@ class Oracle:
                     self.decided.setdefault(
                         record["id"], (record.get("sent_at"), record.get("answered_at"))
                     )
-                    if record.get("behind"):
+                    if record.get("behind") and "hostile" not in record:
                         verdict.faults["clock_behind"] += 1
                 elif record.get("reason") == "clock_skew":
                     verdict.faults["clock_ahead"] += 1
@@ -222,6 +236,55 @@ class Oracle:
                 verdict.rejected[rejected["reason"]] += 1
         for kind, count in self.run.faults.items():
             verdict.faults[kind] += count
+
+    def read_hostile(self, record: dict[str, Any]) -> bool:
+        """Judge one hostile event's answer; True if it was stored (read on as accepted)."""
+        kind, got = record["hostile"], record["outcome"]
+        if got == EXPECTED[kind]:
+            self.verdict.hostile[kind] += 1
+        else:
+            self.problem(
+                self.verdict.invariants,
+                f"hostile {kind} event {record['id']!r}: SPEC answers {EXPECTED[kind]}, "
+                f"the backend answered {got}",
+                str(record["id"]),
+            )
+        if got != "accepted":
+            if kind != "replay":  # a replay's id is the other user's stored event
+                self.hostile_rejected[str(record["id"])] = kind
+            return False
+        self.hostile_accepted.add(str(record["id"]))
+        return True
+
+    def check_stamp(self, record: dict[str, Any]) -> None:
+        """No accepted stamp is further ahead of the server's clock than the skew limit
+        (``answered_at`` is the server's time at the answer, after the decision)."""
+        ahead = parse_hlc(record["event"]["hlc"]).wall - int(record["answered_at"])
+        if ahead > SKEW_LIMIT_MS:
+            self.problem(
+                self.verdict.invariants,
+                f"event {record['id']} was accepted with a stamp {ahead} ms ahead of the server",
+                str(record["id"]),
+            )
+
+    def check_rejected_nowhere(self) -> None:
+        """A rejected event leaves no trace: not applied, not stored, not in any pulled
+        entity's metadata."""
+        rejected = set(self.rejected) | set(self.hostile_rejected)
+        ledger = {event_id for event_id, _, _ in self.data["ledger"] or []}
+        written: set[str] = set()
+        for changes in self.data["pulls"]:
+            for change in changes:
+                meta = change.get("meta") or {}
+                written.update(r["id"] for r in (meta.get("fields") or {}).values())
+                for tags in (meta.get("labels") or {}).values():
+                    written.update(tags)
+        for event_id in sorted(rejected & (ledger | written | set(self.accepted))):
+            self.problem(
+                self.verdict.invariants,
+                f"rejected event {event_id!r} was stored or applied all the same",
+                event_id,
+            )
 
     def check_divergence(self) -> None:
         backend = [normal_pull(changes) for changes in self.data["pulls"]]
@@ -441,6 +504,8 @@ class Oracle:
                 if len(load) <= limit:
                     continue
                 self.causes.append((event, load))
+                if event.id in self.hostile_accepted:
+                    self.verdict.hostile_causes += 1
                 if event.id not in applied_compensations and ledger is not None:
                     self.problem(
                         self.verdict.invariants,

@@ -356,6 +356,9 @@ class Runner:
             await self.kill_during(step, device)
         elif kind in ("backend_restart", "nats_restart"):
             await self.restart_during(step)
+        elif kind == "hostile":
+            assert device is not None
+            await self.hostile(step, device)
         else:
             raise ConflictToolError(f"unknown step kind {kind!r}")
 
@@ -385,6 +388,25 @@ class Runner:
             self.run.notes.append(
                 f"step {step.index}: device {device.index} store: {state.get('integrity')}"
             )
+
+    async def hostile(self, step: Step, device: DeviceHandle) -> None:
+        """The adversary's push: the other user's device id and an event of theirs to
+        replay come from this run (its devices and their journals)."""
+        try:
+            args = resolve(step.args, self.symbols)
+        except Unresolved:
+            self.run.skipped["unresolved"] += 1
+            return
+        user = self.scenario.user_of(device.index)
+        others = [d for d in self.run.devices if self.scenario.user_of(d.index) != user]
+        args["other_device"] = others[0].device_id
+        args["replay"] = _last_accepted(others)
+        if args["hostile"] == "replay" and args["replay"] is None:
+            self.run.skipped["hostile replay: nothing accepted yet"] += 1
+            return
+        answer = await device.call({"cmd": "hostile", "kind": args.pop("hostile"), "args": args})
+        if not answer.get("ok"):
+            self.run.skipped[f"hostile: {str(answer.get('error'))[:60]}"] += 1
 
     async def restart_during(self, step: Step) -> None:
         if not self.backend.own:
@@ -458,6 +480,20 @@ class Runner:
             "ledger": await self.backend.ledger(),
             "device_ids": {d.device_id: d.index for d in self.run.devices},
         }
+
+
+def _last_accepted(devices: list[DeviceHandle]) -> dict[str, Any] | None:
+    """The newest event another device had accepted, as it sent it (for a replay)."""
+    for device in devices:
+        path = device.folder / "journal.jsonl"
+        if not path.exists():
+            continue
+        for line in reversed(path.read_text().splitlines()):
+            record = json.loads(line) if line.strip() else {}
+            if record.get("status") == "accepted" and "hostile" not in record:
+                event: dict[str, Any] = record["event"]
+                return event
+    return None
 
 
 async def pull_everything(url: str, username: str) -> list[dict[str, Any]]:

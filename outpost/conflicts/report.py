@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from outpost.conflicts.adversary import HOSTILE_KINDS
 from outpost.conflicts.oracle import CONFLICT_KINDS
 from outpost.conflicts.scenario import FAULT_KINDS
 
 
-def totals(runs: list[dict[str, Any]], *, faults: bool, wall_s: float) -> dict[str, Any]:
+def totals(
+    runs: list[dict[str, Any]], *, faults: bool, adversary: bool, wall_s: float
+) -> dict[str, Any]:
     conflicts: Counter[str] = Counter({k: 0 for k in CONFLICT_KINDS})
     fault_counts: Counter[str] = Counter({k: 0 for k in FAULT_KINDS} if faults else {})
+    hostile: Counter[str] = Counter({k: 0 for k in HOSTILE_KINDS} if adversary else {})
     for run in runs:
         conflicts.update(run["conflicts"])
         fault_counts.update(run["faults"])
+        hostile.update(run["hostile"])
     return {
         "ok": all(r["ok"] for r in runs),
         "seeds": [r["seed"] for r in runs],
@@ -24,6 +29,9 @@ def totals(runs: list[dict[str, Any]], *, faults: bool, wall_s: float) -> dict[s
         "conflicts": dict(conflicts),
         "faults": dict(fault_counts),
         "faults_not_fired": [k for k in FAULT_KINDS if faults and not fault_counts[k]],
+        "hostile": dict(hostile),
+        "hostile_not_fired": [k for k in HOSTILE_KINDS if adversary and not hostile[k]],
+        "hostile_causes": sum(r["hostile_causes"] for r in runs),
         "conflicts_not_seen": [k for k in CONFLICT_KINDS if not conflicts[k]],
         "divergences": sum(r["divergences"] for r in runs),
         "losses": sum(r["losses"] for r in runs),
@@ -47,6 +55,8 @@ def summary(report: dict[str, Any]) -> str:
         f"outpost conflicts: {report['scenarios']} scenarios, {report['actions']} actions "
         f"returned of {report['actions_planned']} planned; "
         f"conflicts: {_counts(report['conflicts'])}; faults: {_counts(report['faults'])}; "
+        f"hostile events answered as SPEC says: {_counts(report['hostile'])} "
+        f"(WIP causes among them {report['hostile_causes']}); "
         f"divergences {report['divergences']}, losses {report['losses']}, applied twice "
         f"{report['applied_twice']}, invariant breaks {report['invariant_breaks']}, "
         f"compensations {report['compensated']}: {verdict} in {report['wall_seconds']} s"

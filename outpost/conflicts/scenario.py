@@ -18,6 +18,8 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from outpost.conflicts.adversary import HOSTILE_KINDS
+
 DAY_MS = 86_400_000
 WIP_LIMIT = 1
 WIP_RACES = 2
@@ -43,7 +45,7 @@ class Step:
     index: int
     kind: str
     """signup | login | act | sync | net | live | dup | kill_act | kill_sync |
-    backend_restart | nats_restart"""
+    backend_restart | nats_restart | hostile"""
     device: int | None = None
     args: dict[str, Any] = field(default_factory=dict)
     setup: bool = False
@@ -73,6 +75,12 @@ class Scenario:
 
     def user_of(self, device: int) -> int:
         return device % self.users
+
+    @property
+    def adversary(self) -> int | None:
+        """The device that also sends hostile events: user 1's first (a member of the hot
+        board B0, which user 0 owns), with ``--faults`` and two users or more."""
+        return 1 if self.faults and self.users >= 2 else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -201,6 +209,8 @@ class _Generator:
         if self.faults:
             kinds = ["kill_act", "kill_act", "kill_sync", "kill_sync"]
             kinds += ["backend_restart", "nats_restart", "dup_twice", "dup_resend"]
+            if self.users >= 2:
+                kinds += [f"hostile:{kind}" for kind in HOSTILE_KINDS]
             for kind in kinds:
                 plan.setdefault(self.rng.randrange(10, max(11, self.ops - 10)), []).append(kind)
         acts = 0
@@ -229,6 +239,8 @@ class _Generator:
     def fault(self, kind: str) -> int:
         if kind == "wip_race":
             return self.wip_race()
+        if kind.startswith("hostile:"):
+            return self.hostile(kind.partition(":")[2])
         device = self.rng.randrange(self.clients)
         if kind == "kill_act":
             self.add(
@@ -253,6 +265,28 @@ class _Generator:
                 self.add("sync", device)
             self.add("dup", device, mode="off")
             return 3
+        return 0
+
+    def hostile(self, kind: str) -> int:
+        """One push of hostile events by the adversary (``outpost.conflicts.adversary``),
+        online so that it reaches the backend."""
+        device = 1
+        if not self.online[device]:
+            self.online[device] = True
+            self.add("net", device, online=True)
+        # Setup tasks only: synced before the body, so every one is bound to its board.
+        task = self.rng.choice(self.tasks["B0"][:SETUP_TASKS_PER_BOARD])
+        wip_tasks = [f"@{t}" for t in self.tasks["B1"][:2]]
+        self.add(
+            "hostile",
+            device,
+            hostile=kind,
+            board="@B0",
+            task=f"@{task}",
+            other_board="@B1",
+            wip_board="@B1",
+            wip_tasks=wip_tasks,
+        )
         return 0
 
     def wip_race(self) -> int:
