@@ -195,6 +195,19 @@ async def upsert(
     await conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=columns))
 
 
+async def add_counts(
+    conn: AsyncConnection, model: Any, rows: list[dict[str, Any]], keys: list[str], column: str
+) -> None:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET column = column + excluded.column``:
+    a counter that adds up across writes (SQLite and PostgreSQL). One row per key."""
+    if rows:
+        statement = _insert(conn, model).values(rows)
+        total = getattr(model, column) + statement.excluded[column]
+        await conn.execute(
+            statement.on_conflict_do_update(index_elements=keys, set_={column: total})
+        )
+
+
 async def insert_ignore(
     conn: AsyncConnection, model: Any, rows: list[dict[str, Any]], keys: list[str]
 ) -> None:

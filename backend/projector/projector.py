@@ -18,6 +18,7 @@ only that user pulls.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Outcome
 from backend.consumers.publishing import publish_once
-from backend.db import Database, insert_ignore, upsert
+from backend.db import Database, add_counts, insert_ignore, upsert
 from backend.projector.models import (
     Applied,
     Info,
@@ -107,11 +108,15 @@ class Projector:
             changed.update(updates)
             applied.append(event)
         await self._write(conn, changed, saga.notices, outcome)
-        await insert_ignore(
+        # The ledger counts applications, so an event let through twice shows it.
+        times = Counter(e.id for e in applied)
+        seqs = {e.id: e.seq for e in applied}
+        await add_counts(
             conn,
             Applied,
-            [{"event_id": e.id, "seq": e.seq, "times": 1} for e in applied],
+            [{"event_id": i, "seq": seqs[i], "times": n} for i, n in times.items()],
             ["event_id"],
+            "times",
         )
         await insert_ignore(conn, SagaPrior, list(saga.priors.values()), ["event_id"])
         # Before the commit: a failure retries the batch; once stored, never again.

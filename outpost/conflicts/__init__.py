@@ -5,7 +5,7 @@ must converge and never lose an action. For each seed the tool generates the who
 (``scenario.generate``), runs it on a real backend and device processes
 (``orchestrator``), heals everything and syncs to quiescence, then asks the ``oracle``;
 a failure prints the seed and a shrunk step list (``shrink``). ``--scenarios K`` runs seeds
-S..S+K-1 on one backend. ``--break-merge RULE`` is the oracle's self-test (``broken``).
+S..S+K-1 on one backend. ``--break RULE`` is the oracle's self-test (``broken``).
 """
 
 from __future__ import annotations
@@ -45,9 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="time to shrink a failing scenario (default 180; 0: do not shrink)",
     )
     parser.add_argument(
-        "--break-merge",
+        "--adversary",
+        action=argparse.BooleanOptionalAction,
+        help="a member's device also sends hostile events (default: with --faults)",
+    )
+    parser.add_argument(
+        "--break",
+        dest="broken",
         choices=RULES,
-        help="self-test of the oracle: run with this merge rule broken (the run must fail)",
+        help="self-test of the oracle: run with this part broken (the run must fail)",
     )
 
 
@@ -62,8 +68,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--scenarios must be at least 1"
     if args.backend_url and not args.backend_url.startswith(("http://", "https://")):
         return "--backend-url must be an http:// or https:// URL"
-    if args.backend_url and args.break_merge:
-        return "--break-merge needs the tool's own backend (leave out --backend-url)"
+    if args.backend_url and args.broken:
+        return "--break needs the tool's own backend (leave out --backend-url)"
     return None
 
 
@@ -76,8 +82,10 @@ def _command(args: argparse.Namespace, seed: int) -> str:
     parts += [f"--ops {args.ops}", f"--seed {seed}"]
     if args.faults:
         parts.append("--faults")
-    if args.break_merge:
-        parts.append(f"--break-merge {args.break_merge}")
+    if args.adversary is not None:
+        parts.append("--adversary" if args.adversary else "--no-adversary")
+    if args.broken:
+        parts.append(f"--break {args.broken}")
     return " ".join(parts)
 
 
@@ -109,9 +117,9 @@ async def _attempt(
 async def _one(args: argparse.Namespace, backend: Any, seed: int, root: Path) -> dict[str, Any]:
     from outpost.conflicts.shrink import shrink
 
-    scenario = generate(seed, args.clients, args.users, args.ops, args.faults)
+    scenario = generate(seed, args.clients, args.users, args.ops, args.faults, args.adversary)
     execution, verdict, seconds = await _attempt(
-        backend, scenario, root / f"seed{seed}", args.break_merge
+        backend, scenario, root / f"seed{seed}", args.broken
     )
     result: dict[str, Any] = {
         "seed": seed,
@@ -148,7 +156,7 @@ async def _one(args: argparse.Namespace, backend: Any, seed: int, root: Path) ->
             n = next(tries)
             _say(f"shrinking seed {seed}: try {n}, {len(candidate.steps)} steps")
             folder = root / f"seed{seed}-shrink{n}"
-            _, v, _ = await _attempt(backend, candidate, folder, args.break_merge)
+            _, v, _ = await _attempt(backend, candidate, folder, args.broken)
             if not args.keep:
                 shutil.rmtree(folder, ignore_errors=True)
             return not v.ok
@@ -176,7 +184,7 @@ async def run_async(args: argparse.Namespace) -> dict[str, Any]:
     seed = args.seed if args.seed is not None else random.randrange(10**6)
     root = Path(tempfile.mkdtemp(prefix="outpost-conflicts-"))
     started = time.monotonic()
-    backend = Backend(root / "server", args.backend_url, args.break_merge)
+    backend = Backend(root / "server", args.backend_url, args.broken)
     runs: list[dict[str, Any]] = []
     try:
         _say(f"starting {'the backend' if backend.own else 'on ' + args.backend_url} in {root}")
@@ -194,7 +202,7 @@ async def run_async(args: argparse.Namespace) -> dict[str, Any]:
             _say(f"stores and logs kept in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    adversary = args.faults and args.users >= 2
+    adversary = (args.faults if args.adversary is None else args.adversary) and args.users >= 2
     report = totals(
         runs, faults=args.faults, adversary=adversary, wall_s=time.monotonic() - started
     )

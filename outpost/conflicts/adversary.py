@@ -1,15 +1,16 @@
 """The adversary: a board member's device that sends hostile events among its honest ones.
 
-With ``--faults``, one device of a member who does not own the hot board also crafts events
-no honest app would write, and pushes them straight to the BFF around its outbox: stamps in
-Unicode digits, ids with a trailing newline or a fullwidth letter, a compensation's node,
-forged backend-only fields and types, a clock a day ahead and one just inside the skew
-limit, a reserved (version 5) id, another user's device, a task named under the wrong board,
-a byte-for-byte replay of another user's accepted event, and a WIP cause stamped minutes
-ahead. Each kind has the answer SPEC gives it (``EXPECTED``); the oracle checks that every
-kind fired and got exactly that answer, that no rejected event appears anywhere, that no
-accepted stamp is further ahead than the skew limit, and that the accepted ones converge and
-are compensated like anyone's.
+With ``--faults`` (or ``--adversary``), one device of a member who does not own the hot
+board also crafts events no honest app would write, and pushes them straight to the BFF
+around its outbox: stamps in Unicode digits, ids with a trailing newline or a fullwidth
+letter, a compensation's node, forged backend-only fields and types, a clock a day ahead
+and one just inside the skew limit, a reserved (version 5) id, another user's device, a
+task named under the wrong board, a byte-for-byte replay of another user's accepted event,
+a task planted on a board it is no member of, and a WIP cause stamped minutes ahead. Each
+kind has the answer SPEC gives it (``EXPECTED``); the oracle checks that every kind got
+exactly that answer, that no rejected event appears anywhere, that no accepted stamp is
+further ahead than the skew limit, and that the accepted ones converge and are compensated
+like anyone's.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ EXPECTED: dict[str, str] = {
     "stolen_device": "forbidden",
     "cross_board": "forbidden",
     "replay": "id_conflict",
+    "outsider_write": "forbidden",
     "wip_cause_ahead": "accepted",
 }
 """Each hostile kind and the one answer SPEC gives it (``accepted``, or the reason)."""
@@ -57,7 +59,8 @@ def _now_ms() -> int:
 def craft(kind: str, device_id: str, args: dict[str, Any], counter: int) -> list[dict[str, Any]]:
     """The hostile events of ``kind``: ``args`` has ``board`` and ``task`` (on it),
     ``other_board``, ``wip_board`` and ``wip_tasks`` (on it), ``other_device`` (another
-    user's) and ``replay`` (an event another user had accepted)."""
+    user's), ``replay`` (an event another user had accepted) and ``outsider_board`` (a
+    board of another user's that this one is no member of)."""
     now = _now_ms()
     board, task = args["board"], args["task"]
 
@@ -108,6 +111,10 @@ def craft(kind: str, device_id: str, args: dict[str, Any], counter: int) -> list
         return [title("on the wrong board", board=args["other_board"])]
     if kind == "replay":
         return [dict(args["replay"])]
+    if kind == "outsider_write":  # a task on a board of another user's it is no member of
+        task_id = new_id()
+        payload = {"title": "planted", "position": "a0"}
+        return [event("TaskCreated", payload, board=args["outsider_board"], entity=task_id)]
     if kind == "wip_cause_ahead":
         # Two of the WIP board's tasks to Doing for one assignee, minutes ahead: the
         # second takes the assignee over the limit of 1, a cause the saga must undo.

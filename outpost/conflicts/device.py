@@ -12,8 +12,8 @@ the device off the network, send a push batch twice or re-send the previous one,
 keeps a journal (``journal.jsonl`` in the folder) of every push result: the id, the
 stream sequence and the exact event the backend accepted. The oracle reads the journals.
 
-With ``OUTPOST_CONFLICTS_BREAK_MERGE`` set, the device also runs with a broken merge rule
-(see ``outpost.conflicts.broken``): a self-test of the oracle, never a real mode.
+With ``OUTPOST_CONFLICTS_BREAK`` set, the device also runs with a part broken (see
+``outpost.conflicts.broken``): a self-test of the oracle, never a real mode.
 """
 
 from __future__ import annotations
@@ -38,7 +38,11 @@ from client.sync.engine import SyncEngine
 from client.sync.runner import LiveSync
 from client.sync.transport import HttpxTransport, Reply, TransportError
 from outpost.conflicts.adversary import craft, outcome
+from outpost.conflicts.broken import BREAK_ENV
 from protocol import parse_hlc
+
+MISREAD_EVERY = 4
+"""With ``--break device-misreads-results``, every 4th accepted event is shown as rejected."""
 
 BEHIND_MS = 3_600_000
 """An accepted hlc this far behind the server's clock shows the device's clock is behind."""
@@ -54,6 +58,8 @@ class ScenarioTransport:
         self._previous_push: bytes | None = None
         self._journal = journal.open("a", encoding="utf-8")
         self._first_sent: dict[str, int] = {}
+        self._misread = os.environ.get(BREAK_ENV) == "device-misreads-results"
+        self._accepted_seen = 0
 
     def note(self, record: dict[str, Any]) -> None:
         self._journal.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -92,7 +98,21 @@ class ScenarioTransport:
             self._previous_push = body
             if reply.status == 200:
                 self._journal_push(body, reply)
+                if self._misread:
+                    reply = self._misread_results(reply)
         return reply
+
+    def _misread_results(self, reply: Reply) -> Reply:
+        """The broken device of ``device-misreads-results``: some accepted events are
+        taken for rejected ones (the journal above has the truth)."""
+        answer = reply.json()
+        for result in answer["results"]:
+            if result["status"] == "accepted":
+                self._accepted_seen += 1
+                if self._accepted_seen % MISREAD_EVERY == 0:
+                    result.update(status="rejected", reason="invalid", detail="misread")
+                    result.pop("seq", None)
+        return Reply(reply.status, msgspec.json.encode(answer), reply.headers)
 
     def _journal_duplicates(self, kind: str, body: bytes | None, reply: Reply) -> None:
         if reply.status != 200 or body is None:
@@ -321,11 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", required=True)
     parser.add_argument("--clock-error-ms", type=int, default=0)
     args = parser.parse_args(argv)
-    broken = os.environ.get("OUTPOST_CONFLICTS_BREAK_MERGE")
+    broken = os.environ.get(BREAK_ENV)
     if broken:
-        from outpost.conflicts.broken import break_merge
+        from outpost.conflicts.broken import break_device
 
-        break_merge(broken)
+        break_device(broken)
     return asyncio.run(_main(args))
 
 

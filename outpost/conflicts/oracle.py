@@ -35,7 +35,7 @@ import msgspec
 
 from outpost.conflicts.adversary import EXPECTED, SKEW_LIMIT_MS
 from outpost.conflicts.orchestrator import Execution
-from protocol import Event, Writer, decode_event, merge, parse_hlc
+from protocol import Event, MergeError, Writer, decode_event, merge, parse_hlc
 from protocol.ids import derived_id
 from protocol.merge import EntityKey, EntityState
 from protocol.saga import (
@@ -480,7 +480,15 @@ class Oracle:
                 if table is None:
                     continue
                 before = table.get(key.id)
-                after = merge.apply(before or merge.new_state(key, event.board), event)
+                try:
+                    after = merge.apply(before or merge.new_state(key, event.board), event)
+                except MergeError as exc:  # stored, yet no fold can take it
+                    self.problem(
+                        self.verdict.invariants,
+                        f"accepted {event.type} {event.id} cannot be folded: {exc}",
+                        event.id,
+                    )
+                    continue
                 table[key.id] = after
                 if key.kind != "task":
                     continue

@@ -25,6 +25,7 @@ import httpx
 
 from backend.launcher import BackendLauncher
 from backend.nats import EmbeddedNats
+from outpost.conflicts.broken import BREAK_ENV
 from outpost.conflicts.scenario import Scenario, Step
 
 PASSWORD = "conflicts-password"
@@ -33,7 +34,6 @@ BACKEND_ENV = {
     "OUTPOST_RATE_LIMIT_PER_S": "1000000",
     "OUTPOST_RATE_LIMIT_BURST": "1000000",
 }
-BREAK_ENV = "OUTPOST_CONFLICTS_BREAK_MERGE"
 COMMAND_TIMEOUT_S = 90.0
 
 
@@ -403,6 +403,9 @@ class Runner:
         args["replay"] = _last_accepted(others)
         if args["hostile"] == "replay" and args["replay"] is None:
             self.run.skipped["hostile replay: nothing accepted yet"] += 1
+            return
+        if args["hostile"] == "outsider_write" and args["outsider_board"] is None:
+            self.run.skipped["hostile outsider_write: no board of another user"] += 1
             return
         answer = await device.call({"cmd": "hostile", "kind": args.pop("hostile"), "args": args})
         if not answer.get("ok"):

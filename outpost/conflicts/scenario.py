@@ -72,15 +72,11 @@ class Scenario:
     faults: bool
     clock_errors_ms: list[int]
     steps: list[Step]
+    adversary: bool = False
+    """Whether user 1's first device also sends hostile events (``adversary``)."""
 
     def user_of(self, device: int) -> int:
         return device % self.users
-
-    @property
-    def adversary(self) -> int | None:
-        """The device that also sends hostile events: user 1's first (a member of the hot
-        board B0, which user 0 owns), with ``--faults`` and two users or more."""
-        return 1 if self.faults and self.users >= 2 else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +86,7 @@ class Scenario:
             "ops": self.ops,
             "faults": self.faults,
             "clock_errors_ms": self.clock_errors_ms,
+            "adversary": self.adversary,
             "steps": [s.to_json() for s in self.steps],
         }
 
@@ -102,13 +99,17 @@ class Scenario:
             self.faults,
             self.clock_errors_ms,
             steps,
+            self.adversary,
         )
 
 
 class _Generator:
-    def __init__(self, seed: int, clients: int, users: int, ops: int, faults: bool) -> None:
+    def __init__(
+        self, seed: int, clients: int, users: int, ops: int, faults: bool, adversary: bool
+    ) -> None:
         self.rng = random.Random(seed)
         self.clients, self.users, self.ops, self.faults = clients, users, ops, faults
+        self.adversary = adversary
         self.steps: list[Step] = []
         self.tasks: dict[str, list[str]] = {"B0": [], "B1": [], "B2": []}
         self.races = 0
@@ -209,10 +210,13 @@ class _Generator:
         if self.faults:
             kinds = ["kill_act", "kill_act", "kill_sync", "kill_sync"]
             kinds += ["backend_restart", "nats_restart", "dup_twice", "dup_resend"]
-            if self.users >= 2:
-                kinds += [f"hostile:{kind}" for kind in HOSTILE_KINDS]
             for kind in kinds:
                 plan.setdefault(self.rng.randrange(10, max(11, self.ops - 10)), []).append(kind)
+        if self.adversary:
+            for kind in HOSTILE_KINDS:
+                plan.setdefault(self.rng.randrange(10, max(11, self.ops - 10)), []).append(
+                    f"hostile:{kind}"
+                )
         acts = 0
         while acts < self.ops:
             for due in sorted(k for k in plan if k <= acts):
@@ -277,6 +281,8 @@ class _Generator:
         # Setup tasks only: synced before the body, so every one is bound to its board.
         task = self.rng.choice(self.tasks["B0"][:SETUP_TASKS_PER_BOARD])
         wip_tasks = [f"@{t}" for t in self.tasks["B1"][:2]]
+        # A private board of another user's (made at setup by devices users..clients-1).
+        private = [d for d in range(self.users, self.clients) if d % self.users != 1]
         self.add(
             "hostile",
             device,
@@ -286,6 +292,7 @@ class _Generator:
             other_board="@B1",
             wip_board="@B1",
             wip_tasks=wip_tasks,
+            outsider_board=f"@P{private[0]}" if private else None,
         )
         return 0
 
@@ -405,9 +412,13 @@ class _Generator:
         }
 
 
-def generate(seed: int, clients: int, users: int, ops: int, faults: bool) -> Scenario:
-    """The whole scenario of ``seed``: the same arguments give the same steps."""
-    generator = _Generator(seed, clients, users, ops, faults)
+def generate(
+    seed: int, clients: int, users: int, ops: int, faults: bool, adversary: bool | None = None
+) -> Scenario:
+    """The whole scenario of ``seed``: the same arguments give the same steps. The
+    adversary comes with the faults unless told otherwise; it needs two users."""
+    adversary = (faults if adversary is None else adversary) and users >= 2
+    generator = _Generator(seed, clients, users, ops, faults, adversary)
     generator.setup()
     generator.body()
     clock = [0] * clients
@@ -415,4 +426,4 @@ def generate(seed: int, clients: int, users: int, ops: int, faults: bool) -> Sce
         clock[1] = DAY_MS  # a day ahead
     if faults and clients >= 3:
         clock[2] = -DAY_MS  # a day behind
-    return Scenario(seed, clients, users, ops, faults, clock, generator.steps)
+    return Scenario(seed, clients, users, ops, faults, clock, generator.steps, adversary)
