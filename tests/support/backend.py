@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import nats
+import nats.js.errors
 import pytest
 from nats.aio.client import Client
 
@@ -83,6 +84,37 @@ class ControlledNats:
     def publish(self, subject: str, data: bytes) -> int:
         """Publish straight to JetStream, past the BFF (a poison message); return its seq."""
         return self._loop.run(self._publish(subject, data))
+
+    def last_seq(self, stream: str = EVENTS_STREAM) -> int:
+        return self._loop.run(self._last_seq(stream))
+
+    async def _last_seq(self, stream: str) -> int:
+        info = await (await self._connection()).jetstream().stream_info(stream)
+        return int(info.state.last_seq)
+
+    def consumer_progress(self, durable: str, stream: str = EVENTS_STREAM) -> tuple[int, int]:
+        """(last stream seq delivered, last stream seq acknowledged) of a component's
+        durable consumer; (0, 0) while it has none. A component acknowledges after its
+        commit, so the second says what it has surely done."""
+        return self._loop.run(self._consumer_progress(durable, stream))
+
+    async def _consumer_progress(self, durable: str, stream: str) -> tuple[int, int]:
+        try:
+            info = await (await self._connection()).jetstream().consumer_info(stream, durable)
+        except nats.js.errors.NotFoundError:
+            return 0, 0
+        return int(info.delivered.stream_seq or 0), int(info.ack_floor.stream_seq or 0)
+
+    def wait_consumed(self, durable: str, seq: int, timeout: float = 30) -> None:
+        """Until ``durable`` has acknowledged (so committed) every event up to ``seq``."""
+        deadline = time.monotonic() + timeout
+        while self.consumer_progress(durable)[1] < seq:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{durable} did not get past seq {seq} in {timeout:.0f}s: "
+                    f"{self.consumer_progress(durable)}"
+                )
+            time.sleep(0.05)
 
     def delete_stream(self, name: str = EVENTS_STREAM) -> None:
         """Delete a stream, as a lost or replaced NATS store would (the backend makes it again)."""

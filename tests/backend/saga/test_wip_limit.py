@@ -114,9 +114,14 @@ def test_two_offline_moves_over_the_limit_move_exactly_one_back_with_a_notice(
     alice.settle()  # alice's move reaches the stream first: within the limit
     bob.settle()  # bob's is the cause
 
-    # The workload component starts late, is killed once mid-way and restarted.
+    # The workload component starts late, is killed once it has received the events (its
+    # consumer shows them delivered), and restarted.
+    cause_seq = _move_of(controlled_nats, second)["seq"]
     workload.start()
-    time.sleep(1.0)
+    deadline = time.monotonic() + 30
+    while controlled_nats.consumer_progress("workload")[0] < cause_seq:
+        assert time.monotonic() < deadline, "the workload never received the cause"
+        time.sleep(0.005)
     workload.kill()
     workload.start()
 
@@ -137,9 +142,12 @@ def test_two_offline_moves_over_the_limit_move_exactly_one_back_with_a_notice(
     assert pulled["values"]["cause"] == bob_move["id"]
 
     # Once each, whatever the restarts: one violation, one compensation, exactly as SPEC 5.
+    # A sentinel after a last restart proves the restarted workload has passed every event.
     workload.stop()
     workload.start()
-    time.sleep(1.5)
+    alice.device.add_task(board, "sentinel", assignee="carol")
+    alice.settle()
+    controlled_nats.wait_consumed("workload", controlled_nats.last_seq())
     types = stream_types(controlled_nats)
     assert types.count("WipLimitExceeded") == 1
     [compensation] = [e for e in controlled_nats.events() if e["payload"].get("compensates")]
@@ -147,7 +155,8 @@ def test_two_offline_moves_over_the_limit_move_exactly_one_back_with_a_notice(
     assert compensation["hlc"] == bob_move["hlc"] + "~saga"
     assert compensation["payload"]["fields"] == {"status": "todo"}
     assert compensation["board"] == board and compensation["entity"] == second
-    assert statuses(alice, board) == statuses(bob, board) == wanted
+    wanted["sentinel"] = "todo"
+    settle([alice, bob], lambda: statuses(alice, board) == statuses(bob, board) == wanted)
 
 
 def test_a_later_edit_wins_over_the_compensation_and_nothing_loops(
@@ -169,9 +178,9 @@ def test_a_later_edit_wins_over_the_compensation_and_nothing_loops(
     alice.device.move_task(first, "done")  # room again: the same move now stands
     alice.device.move_task(second, "doing")
     alice.settle()
-    time.sleep(1.5)
     settle([alice], lambda: statuses(alice, board) == {"first": "done", "second": "doing",
                                                        "third": "doing"})  # fmt: skip
+    controlled_nats.wait_consumed("workload", controlled_nats.last_seq())  # it saw them all
     types = stream_types(controlled_nats)
     assert types.count("WipLimitExceeded") == 1, "a compensation never causes another"
     assert len(alice.device.notices()) == 1
