@@ -3,6 +3,7 @@
 from hypothesis import HealthCheck, settings
 
 pytest_plugins = [
+    "tests.support.markers",
     "tests.support.nats",
     "tests.support.postgres",
     "tests.support.backend",

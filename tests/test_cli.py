@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -13,6 +15,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.integration
 def test_help_lists_every_subcommand() -> None:
     result = run("--help")
     assert result.returncode == 0
@@ -20,12 +23,14 @@ def test_help_lists_every_subcommand() -> None:
         assert name in result.stdout
 
 
+@pytest.mark.integration
 def test_an_unknown_subcommand_is_a_usage_error() -> None:
     result = run("serve")
     assert result.returncode == 2
     assert "invalid choice: 'serve'" in result.stderr
 
 
+@pytest.mark.integration
 def test_docs_check_fails_on_an_outdated_folder_and_passes_once_written(tmp_path: Path) -> None:
     stale = run("docs", "--check", "--dir", str(tmp_path))
     assert stale.returncode == 1

@@ -33,6 +33,7 @@ def _tool(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.integration
 def test_ci_sweep_ten_seeds_with_faults(tmp_path: Path) -> None:
     """10 seeds x 3 device processes x 200 actions, every fault kind and the adversary."""
     out = tmp_path / "sweep.json"
@@ -79,6 +80,7 @@ def test_the_same_seed_gives_the_same_scenario() -> None:
     )
 
 
+@pytest.mark.integration
 def test_a_broken_merge_rule_fails_with_the_seed_and_a_shrunk_list(tmp_path: Path) -> None:
     """The oracle's self-test: last writer wins by arrival order instead of (hlc, id)."""
     out = tmp_path / "broken.json"
@@ -99,6 +101,7 @@ def test_a_broken_merge_rule_fails_with_the_seed_and_a_shrunk_list(tmp_path: Pat
     assert "shrunk to" in done.stderr
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("rule", [r for r in RULES if r != "lww-arrival-order"])
 def test_each_check_of_the_oracle_catches_its_broken_build(tmp_path: Path, rule: str) -> None:
     """One deliberately broken build per check of the oracle (``outpost.conflicts.broken``):

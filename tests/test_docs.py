@@ -430,6 +430,7 @@ def served(module_backend: BackendProcess) -> str:
     return module_backend.url
 
 
+@pytest.mark.integration
 def test_the_backend_serves_the_asyncapi_document_without_auth(served: str) -> None:
     reply = httpx.get(f"{served}/v1/asyncapi.json", timeout=10)
     assert reply.status_code == 200
@@ -437,6 +438,7 @@ def test_the_backend_serves_the_asyncapi_document_without_auth(served: str) -> N
     assert reply.content == (DOCS / "asyncapi.json").read_bytes()
 
 
+@pytest.mark.integration
 def test_the_openapi_document_in_docs_is_what_the_backend_serves(served: str) -> None:
     reply = httpx.get(f"{served}/schema/openapi.json", timeout=10)
     assert reply.status_code == 200

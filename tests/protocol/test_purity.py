@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 FORBIDDEN = {
     "asyncio",
     "socket",
@@ -34,6 +36,7 @@ FORBIDDEN = {
 }
 
 
+@pytest.mark.integration
 def test_importing_protocol_loads_no_io_or_framework_module() -> None:
     script = (
         "import json, sys, protocol, protocol.jsonschema; print(json.dumps(sorted(sys.modules)))"

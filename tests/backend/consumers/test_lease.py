@@ -15,7 +15,9 @@ from backend.db import Database
 from tests.support.backend import ControlledNats
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(
+    "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+)
 def test_a_lease_is_held_by_one_holder_until_released(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -194,6 +194,7 @@ def test_a_programming_error_is_not_dressed_up_for_the_user(tmp_path: Path) -> N
 # an unreachable server
 
 
+@pytest.mark.integration
 def test_an_unreachable_server_offers_to_continue_offline(tmp_path: Path) -> None:
     model = filled(tmp_path, NOWHERE, "alice")
     assert model.sign_in().result(20) is False

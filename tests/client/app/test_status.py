@@ -200,6 +200,7 @@ def test_times_read_as_today_yesterday_this_year_or_with_the_year() -> None:
     assert clock(at(2024, 12, 31, 8, 0)) == "31 Dec 2024 08:00"
 
 
+@pytest.mark.integration
 def test_a_real_sync_thread_with_no_server_shows_offline_with_the_work_waiting(
     device: Device,
 ) -> None:

@@ -255,6 +255,7 @@ def crash_seed() -> int:
     return seed
 
 
+@pytest.mark.integration
 def test_a_device_killed_during_its_writes_keeps_every_action_that_returned(
     tmp_path: Path,
 ) -> None:
