@@ -268,7 +268,7 @@ class Device:
                 "SELECT id, board, reason, detail, at, body FROM rejected ORDER BY at, id"
             ).fetchall()
         return [
-            {"id": i, "board": b, "reason": r, "detail": d, "at": a, "event": _decode(body)}
+            {"id": i, "board": b, "reason": r, "detail": d, "at": a, "event": _kept(body)}
             for i, b, r, d, a, body in rows
         ]
 
@@ -328,6 +328,14 @@ class Device:
     def _setting(conn: sqlite3.Connection, key: str) -> str | None:
         row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+
+def _kept(body: bytes) -> Any:
+    """A rejected event as kept; a body that is not even JSON, as its text."""
+    try:
+        return _decode(body)
+    except msgspec.DecodeError:
+        return {"unreadable": bytes(body).decode(errors="replace")}
 
 
 __all__ = ["STATUSES", "TASK_DEFAULTS", "TASK_FIELDS", "Device"]

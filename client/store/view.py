@@ -8,6 +8,7 @@ the entities it touched.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
@@ -15,9 +16,10 @@ from typing import Any
 
 import msgspec
 
-from protocol import Event, Writer, decode_event, merge
+from protocol import Event, EventRejected, UnreadableEvent, Writer, decode_event, merge
 from protocol.merge import EntityKey, EntityState
 
+log = logging.getLogger(__name__)
 _state_decoder = msgspec.json.Decoder(EntityState)
 _encode = msgspec.json.encode
 
@@ -29,6 +31,16 @@ def event_of(body: bytes, username: str | None) -> Event:
     """A pending event as the merge rules see it: its author is this device's user."""
     event = decode_event(body, Writer.DEVICE)
     return msgspec.structs.replace(event, actor=username or OWN_ACTOR)
+
+
+def readable_event(body: bytes, username: str | None) -> Event | None:
+    """``event_of``, or None for a body this device cannot read (a damaged row, or one an
+    older version wrote): such an event can be sent and refused, never shown."""
+    try:
+        return event_of(body, username)
+    except (EventRejected, UnreadableEvent) as exc:
+        log.warning("an outbox event this device cannot read: %s", exc)
+        return None
 
 
 def pending(
@@ -43,7 +55,8 @@ def pending(
         rows = conn.execute(
             f"SELECT body FROM outbox WHERE board IN ({marks}) ORDER BY position", wanted
         )
-    return [event_of(body, username) for (body,) in rows]
+    events = (readable_event(body, username) for (body,) in rows)
+    return [event for event in events if event is not None]
 
 
 def load(conn: sqlite3.Connection, table: str, key: EntityKey) -> EntityState | None:

@@ -8,7 +8,14 @@ by bytes), then pull until ``has_more`` is false. Its rules, from SPEC sections 
 - ``clock_skew``: correct the clock by the offset to ``server_time``, restart it from the
   highest hlc accepted or pulled, restamp those events and send them again;
 - any other rejection: out of the outbox and the view, kept with its reason, a notice;
-- 503 or a broken connection: stop; the next cycle resends the same bytes;
+- a batch refused whole (400, 413, 422, or a 500 that repeats for the same bytes): split it
+  in halves until the event(s) at fault are alone, reject those locally as above, with the
+  server's detail, and push the rest: one bad event never stops a device for ever. A lone
+  event refused with 500 is rejected only when the server took another push in the same
+  cycle, or as the cycle's one such rejection, so a server that fails on everything cannot
+  empty an outbox;
+- 503 or a broken connection: stop; the next cycle resends the same bytes (a split in
+  progress goes on where it stopped);
 - 401: use the refresh token once; else sign-in is required and everything stays pending;
 - ``reset``: rebuild the confirmed state aside, swap it in, push the whole outbox again;
 - a board removed from the user: purge it, its pending events become rejected, a notice.
@@ -30,7 +37,7 @@ import msgspec
 from client.device import Device
 from client.errors import InvalidAction, ServerUnreachable, SignInRequired
 from client.store.database import set_setting
-from client.store.view import confirm, event_of, keys_of_board, refold
+from client.store.view import confirm, event_of, keys_of_board, readable_event, refold
 from client.sync.transport import Reply, Transport, TransportError
 from protocol import PROTOCOL_VERSIONS, merge, parse_hlc
 from protocol.merge import EntityKey
@@ -43,6 +50,13 @@ PULL_LIMIT = 1000
 MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
 """How far ahead of the server's clock an hlc may be (SPEC section 6)."""
 REMOVED_BOARD = "removed_from_board"
+REFUSED_WHOLE = {400: "unreadable", 413: "too_large", 422: "unreadable", 500: "server_error"}
+"""Answers that refuse a push as a whole, and the reason an event alone so refused gets."""
+_WHY_REFUSED = {
+    "unreadable": "the server cannot read it",
+    "too_large": "it is too large for the server to take",
+    "server_error": "the server fails on it every time it is sent",
+}
 
 
 @dataclass
@@ -78,6 +92,9 @@ class SyncEngine:
         self.progress = Progress(pending=device.pending_count())
         self._on_progress = on_progress or (lambda _: None)
         self._lock = asyncio.Lock()
+        self._suspect: int | None = None
+        """The first this many unsent events hold one the server refuses whole (a split in
+        progress): the next batch is the first half of them."""
 
     # accounts
 
@@ -158,21 +175,71 @@ class SyncEngine:
     async def _push(self, result: CycleResult) -> None:
         limit = MAX_BATCH_EVENTS
         rounds = 0
+        healthy = False  # the server took a push in this cycle
+        unproven = 1  # lone events a 500 may reject while it has not
         upto = self._last_position()  # later actions wait for the next cycle: the pull runs
         while True:
-            batch = self._next_batch(limit, upto)
+            size = limit if self._suspect is None else min(limit, max(1, self._suspect // 2))
+            batch = self._next_batch(size, upto)
             if not batch:
+                self._suspect = None
                 return
-            reply = await self._call("POST", "/v1/sync/push", body=self._batch_body(batch))
-            if reply.status == 413 and len(batch) > 1:
-                limit = max(1, len(batch) // 2)
+            reply = await self._send(batch)
+            if reply.status == 200:
+                healthy = True
+                skewed = self._apply_push_results(batch, reply.json(), result)
+                self._narrow_suspect(len(batch) - skewed)
+                rounds += 1
+                if skewed and rounds > 5:
+                    raise ServerUnreachable("the server keeps refusing this device's clock")
                 continue
-            if reply.status != 200:
+            reason = REFUSED_WHOLE.get(reply.status)
+            if reason is None:
                 raise ServerUnreachable(f"upload refused: HTTP {reply.status} {reply.detail()}")
-            skewed = self._apply_push_results(batch, reply.json(), result)
-            rounds += 1
-            if skewed and rounds > 5:
-                raise ServerUnreachable("the server keeps refusing this device's clock")
+            if len(batch) > 1:
+                if reply.status == 413:
+                    limit = max(1, len(batch) // 2)  # too many bytes, not a bad event
+                else:
+                    self._suspect = len(batch)  # split: the first half goes next
+                continue
+            if reply.status == 500 and not healthy:
+                if not unproven:
+                    raise ServerUnreachable(f"upload refused: HTTP 500 {reply.detail()}")
+                unproven -= 1
+            self._reject_alone(batch[0], reason, reply, result)
+            self._suspect = None
+
+    async def _send(self, batch: list[tuple[str, bytes]]) -> Reply:
+        """Push a batch; a 500 is sent again at once, byte for byte: only a 500 that
+        repeats is about the batch."""
+        body = self._batch_body(batch)
+        reply = await self._call("POST", "/v1/sync/push", body=body)
+        if reply.status == 500:
+            log.warning("push answered 500 (%s): sending the same bytes again", reply.detail())
+            reply = await self._call("POST", "/v1/sync/push", body=body)
+        return reply
+
+    def _narrow_suspect(self, answered: int) -> None:
+        """A batch inside a split was answered: the event at fault is among the rest."""
+        if self._suspect is not None:
+            self._suspect -= answered
+            if self._suspect <= 0:
+                self._suspect = None  # refused no more: it passed by itself
+
+    def _reject_alone(
+        self, event: tuple[str, bytes], reason: str, reply: Reply, result: CycleResult
+    ) -> None:
+        """An event the server refuses even alone: a final rejection, made here."""
+        event_id, body = event
+        said = reply.detail() or "no detail"
+        size = f", {len(body):,} bytes" if reply.status == 413 else ""
+        detail = f"{_WHY_REFUSED[reason]} (HTTP {reply.status}: {said}{size})"
+        log.warning("event %s refused alone: %s", event_id, detail)
+        with self.device.store.write() as conn:
+            touched = self._reject(conn, event_id, reason, detail)
+            refold(conn, touched, self.device.username)
+        result.rejected += 1
+        self._report("syncing")
 
     def _last_position(self) -> int:
         with self.device.store.read() as conn:
@@ -204,7 +271,9 @@ class SyncEngine:
 
     def _apply_push_results(
         self, batch: list[tuple[str, bytes]], answer: dict[str, Any], result: CycleResult
-    ) -> bool:
+    ) -> int:
+        """Take in a push's results; return how many events were refused for their clock
+        (restamped, still unsent)."""
         device = self.device
         device.clock.receive_time(answer["server_time"])
         bodies = dict(batch)
@@ -239,7 +308,7 @@ class SyncEngine:
             refold(conn, touched, device.username)
             set_setting(conn, "clock_last", device.clock.last)
         self._report("syncing")
-        return bool(skewed)
+        return len(skewed)
 
     def _reject(
         self, conn: sqlite3.Connection, event_id: str, reason: str, detail: str
@@ -249,13 +318,17 @@ class SyncEngine:
         if row is None:
             return set()
         board, body = row
-        event = event_of(body, self.device.username)
+        event = readable_event(body, self.device.username)
         conn.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
         conn.execute(
             "INSERT OR REPLACE INTO rejected (id, board, body, reason, detail, at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (event_id, board, body, reason, detail, int(time.time() * 1000)),
         )
+        if event is None:  # not even this device can read it: nothing of it is shown
+            message = f"A change this device could not read was not saved: {detail or reason}."
+            _add_notice(conn, f"rejected:{event_id}", board, None, reason, message)
+            return set()
         task = event.entity if event.type.startswith("Task") else None
         message = f"Your change ({_describe(event.type)}) was not saved: {detail or reason}."
         _add_notice(conn, f"rejected:{event_id}", board, task, reason, message)
@@ -274,6 +347,8 @@ class SyncEngine:
             "SELECT id, body FROM outbox WHERE seq IS NULL ORDER BY position"
         ).fetchall()
         for event_id, body in rows:
+            if readable_event(body, self.device.username) is None:
+                continue  # never restamped: it will be refused, and rejected alone
             raw = msgspec.json.decode(body)
             if parse_hlc(raw["hlc"]).wall <= server_time + MAX_CLOCK_SKEW_MS:
                 self.device.clock.receive(raw["hlc"])
@@ -491,7 +566,8 @@ class SyncEngine:
 
     def _pending_keys(self, conn: sqlite3.Connection, board: str) -> set[EntityKey]:
         rows = conn.execute("SELECT body FROM outbox WHERE board = ?", (board,))
-        return {k for (body,) in rows for k in merge.keys_of(event_of(body, self.device.username))}
+        events = (readable_event(body, self.device.username) for (body,) in rows)
+        return {k for event in events if event is not None for k in merge.keys_of(event)}
 
     @staticmethod
     def _setting(conn: sqlite3.Connection, key: str) -> str | None:

@@ -52,9 +52,18 @@ class Transport(Protocol):
 
 
 class HttpxTransport:
-    def __init__(self, server: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        server: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """``transport``: httpx's own seam (tests put an ``httpx.MockTransport`` there)."""
         self._client = httpx.AsyncClient(
-            base_url=server.rstrip("/"), timeout=httpx.Timeout(timeout, connect=5.0)
+            base_url=server.rstrip("/"),
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            transport=transport,
         )
 
     async def request(

@@ -1,8 +1,10 @@
 """The task editor: every field, labels, comments; delete and restore.
 
-The form is saved as a whole (only the fields that differ are recorded) when the user
-presses Save, and also on the way back to the board, so nothing typed is lost. While the
-form holds unsaved edits, a sync that changes the task does not overwrite them.
+Every keystroke goes to the view model's form (``TaskViewModel.edit``), which knows what
+the user changed since the editor opened. Save (and the way back to the board, so nothing
+typed is lost) records only those fields. A sync that changes the task refreshes the view
+model: the fields the user has not touched follow it on screen, and a field the user is
+editing that another device changed shows a hint under it with the other value.
 """
 
 # mypy: allow-subclassing-any, no-warn-unused-ignores
@@ -13,7 +15,8 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from kivy.properties import StringProperty  # type: ignore[import-untyped]
+from kivy.metrics import dp  # type: ignore[import-untyped]
+from kivy.properties import NumericProperty, StringProperty  # type: ignore[import-untyped]
 
 from client.app.viewmodels import COLUMN_TITLES, CommentItem, TaskViewModel
 
@@ -22,7 +25,16 @@ from .base import AppScreen, load_kv
 from .common import Row, set_text
 
 STATUS_BY_TITLE = {title: status for status, title in COLUMN_TITLES.items()}
-FORM_FIELDS = ("title_input", "notes_input", "due_input", "assignee_input")
+INPUTS = {
+    "title": "title_input",
+    "notes": "notes_input",
+    "status": "status_spinner",
+    "priority": "priority_spinner",
+    "due": "due_input",
+    "assignee": "assignee_input",
+}
+"""The form's widget for each field of the view model's form."""
+IN_GRID = ("status", "priority", "due", "assignee")
 
 
 class LabelChip(Row):
@@ -36,6 +48,8 @@ class CommentRow(Row):
 
 class TaskScreen(AppScreen):
     heading = StringProperty("Task")
+    hint_room = NumericProperty(0)
+    """Room under the grid's fields when one of them shows a hint (the cells stay level)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -43,36 +57,31 @@ class TaskScreen(AppScreen):
         self._unsubscribe: Callable[[], None] | None = None
         self._rendering = False
         self._drawn: object = None
-        self.dirty = False
+
+    @property
+    def dirty(self) -> bool:
         """The form holds edits not saved yet."""
+        return self.model is not None and bool(self.model.touched)
 
     def attach(self, model: TaskViewModel) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
-        self.model, self.dirty, self._drawn = model, False, None
+        self.model, self._drawn = model, None
         self._unsubscribe = model.subscribe(ui_callback(self.render))
         self.render()
 
     # commands
 
-    def edited(self) -> None:
-        if not self._rendering:
-            self.dirty = True
+    def edited(self, field: str, text: str) -> None:
+        """The user changed a field (a redraw setting it is no edit)."""
+        if self._rendering or self.model is None:
+            return
+        self.model.edit(field, STATUS_BY_TITLE.get(text, text) if field == "status" else text)
 
     def save(self) -> bool:
-        model, ids = self._model(), self.ids
-        saved = self.act(
-            lambda: model.save(
-                title=ids.title_input.text,
-                notes=ids.notes_input.text,
-                status=STATUS_BY_TITLE[ids.status_spinner.text],
-                priority=ids.priority_spinner.text,
-                due=ids.due_input.text,
-                assignee=ids.assignee_input.text,
-            )
-        )
+        model = self._model()
+        saved = self.act(model.save)
         if saved:
-            self.dirty = False
             self.render()
         return saved
 
@@ -139,8 +148,7 @@ class TaskScreen(AppScreen):
         self.heading = "Task (deleted)" if model.deleted else "Task"
         ids.delete_task_button.text = "Restore" if model.deleted else "Delete"
         ids.task_error.text = model.error or ""
-        if not self.dirty:
-            self._fill_form(values)
+        self._fill_form(model)
         drawn = (sorted(values["labels"]), model.comments)
         if drawn == self._drawn:
             return  # keep the widgets (and a tap in progress)
@@ -155,16 +163,17 @@ class TaskScreen(AppScreen):
             ids.comment_list.add_widget(self._comment(comment))
         ids.no_comments.text = "" if model.comments else "No comments yet"
 
-    def _fill_form(self, values: dict[str, Any]) -> None:
+    def _fill_form(self, model: TaskViewModel) -> None:
+        """The form as the view model holds it (the fields the user has not touched follow
+        the task), and a hint under each field another device changed meanwhile."""
         ids = self.ids
         self._rendering = True
         try:
-            set_text(ids.title_input, values["title"])
-            set_text(ids.notes_input, values["notes"])
-            set_text(ids.due_input, values["due"] or "")
-            set_text(ids.assignee_input, values["assignee"] or "")
-            ids.status_spinner.text = COLUMN_TITLES[values["status"]]
-            ids.priority_spinner.text = str(values["priority"])
+            for field, name in INPUTS.items():
+                text = model.form[field]
+                set_text(ids[name], COLUMN_TITLES.get(text, text) if field == "status" else text)
+                ids[f"{field}_changed"].text = model.hint(field)
+            self.hint_room = dp(18) if any(model.hint(f) for f in IN_GRID) else 0
         finally:
             self._rendering = False
 

@@ -21,6 +21,9 @@ REASONS = {
     "removed_from_board": "you are no longer a member of the board",
     "wip_limit": "the board's limit on tasks in Doing was reached",
     "wip_limit_exceeded": "the board's limit on tasks in Doing was reached",
+    "unreadable": "the server could not read the change, even on its own",
+    "too_large": "the change is too large for the server to take",
+    "server_error": "the server failed on the change every time it was sent",
 }
 
 # httpx's names for a connection that never came up, and for one that broke

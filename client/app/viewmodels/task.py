@@ -1,8 +1,16 @@
 """One task: edit every field, labels, comments; delete and restore.
 
-``save`` takes what the form holds (text from text fields; "" clears the due date or the
-assignee), checks it all before recording anything, and sends only the fields that
-changed. A change of column goes through a move, so the task lands at the column's end.
+The editor works from a *base*: the task's fields as they were when it opened (or last
+saved). ``form`` is what the user's form holds, as text; ``edit`` changes it as the user
+types. ``save`` checks every field the user changed from the base before recording
+anything, and records only those (a TaskUpdated with just them; a change of column goes
+through a move, so the task lands at the column's end). A field the user did not touch is
+never written back, so another device's edit of it stays.
+
+While the editor is open, a sync that changes the task updates every field the user has
+not touched, in the form too (its base moves on); a field the user is editing that was also
+changed elsewhere is listed in ``conflicts`` with the other value, and ``hint`` says so in
+words. Saving keeps the user's value for it: the last edit wins, knowingly.
 """
 
 from __future__ import annotations
@@ -11,11 +19,16 @@ from collections.abc import Callable
 from typing import Any, TypedDict
 
 from client.device import STATUSES, Device
+from client.errors import NotFound
 
 from . import _validation as check
 from ._base import ViewModel
 from ._identity import me, require_open
 from ._text import TimeText
+from .board import COLUMN_TITLES
+
+FORM_FIELDS = ("title", "notes", "status", "priority", "due", "assignee")
+"""The task's fields the editor's form holds (labels and comments have their own events)."""
 
 
 class CommentItem(TypedDict):
@@ -41,14 +54,47 @@ class TaskViewModel(ViewModel):
         self.values: dict[str, Any] | None = None
         """title, notes, status, priority, due, assignee, labels, deleted; None if gone."""
         self.comments: list[CommentItem] = []
+        self.base: dict[str, Any] = {}
+        """The form's fields as the task had them when the editor opened (or last saved, or
+        as another device changed a field the user had not touched)."""
+        self.form: dict[str, str] = {}
+        """What the form holds, as text ("" for no due date or no assignee)."""
+        self.conflicts: dict[str, str] = {}
+        """Fields the user is editing that another device changed: their value, as text."""
         self._board: dict[str, Any] | None = None
         self._reload()
+
+    @property
+    def touched(self) -> list[str]:
+        """The fields whose text the user changed from the base."""
+        return [f for f in FORM_FIELDS if f in self.base and self.form[f] != _text(self.base[f])]
+
+    def hint(self, field: str) -> str:
+        """What to show under a field changed elsewhere while the user edits it ("" if not)."""
+        if field not in self.conflicts:
+            return ""
+        value = self.conflicts[field]
+        shown = COLUMN_TITLES.get(value, value) if field == "status" else value
+        if field == "notes" and len(shown) > 80:
+            shown = shown[:79] + "…"
+        return f"Changed on another device: {shown or '(empty)'}"
 
     @property
     def deleted(self) -> bool:
         return bool(self.values and self.values["deleted"])
 
     # commands
+
+    def edit(self, field: str, text: str) -> None:
+        """The user changed a field of the form (a status by its name: ``doing``)."""
+        if field not in FORM_FIELDS:
+            raise ValueError(f"the form has no field {field!r}")
+        self.form[field] = text
+        before = dict(self.conflicts)
+        if self.values is not None:
+            self._take_in(self.values, field)
+        if self.conflicts != before:
+            self._notify()
 
     def save(
         self,
@@ -60,24 +106,22 @@ class TaskViewModel(ViewModel):
         due: str | None = None,
         assignee: str | None = None,
     ) -> bool:
-        """Record the fields given (None: leave as is) that differ from the task's."""
+        """Record the fields the user changed from the base (the form as it is, with the
+        fields given here typed into it first)."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        given: dict[str, object] = {"title": title, "notes": notes, "status": status}
+        given |= {"priority": priority, "due": due, "assignee": assignee}
+        for name, value in given.items():
+            if value is not None:
+                self.form[name] = str(value)
 
         def act() -> None:
+            if self.values is None:
+                raise NotFound(f"no task {self.task_id} in this profile")
             require_open(self._board)
-            wanted: dict[str, Any] = {}
-            if title is not None:
-                wanted["title"] = check.title(title)
-            if notes is not None:
-                wanted["notes"] = check.notes(notes)
-            if priority is not None:
-                wanted["priority"] = check.priority(priority)
-            if due is not None:
-                wanted["due"] = check.due(due)
-            if assignee is not None:
-                wanted["assignee"] = check.assignee(assignee)
-            self._record(wanted, status)
+            self._record(self._changes())
+            self.base = {}  # saved: the form starts again from the task as it is now
 
         return self._do(act)
 
@@ -120,13 +164,47 @@ class TaskViewModel(ViewModel):
 
     # internals
 
-    def _record(self, wanted: dict[str, Any], status: str | None) -> None:
+    def _changes(self) -> dict[str, Any]:
+        """Every field the user changed from the base, checked; raises before anything is
+        recorded if one is not valid."""
+        checks: dict[str, Callable[[str], Any]] = {
+            "title": check.title,
+            "notes": check.notes,
+            "status": str,
+            "priority": check.priority,
+            "due": check.due,
+            "assignee": check.assignee,
+        }
+        changed = {}
+        for field in self.touched:
+            value = checks[field](self.form[field])
+            if value != self.base[field]:
+                changed[field] = value
+        return changed
+
+    def _record(self, changed: dict[str, Any]) -> None:
         current = self.values or {}
-        changed = {k: v for k, v in wanted.items() if current.get(k, object()) != v}
+        status = changed.pop("status", None)
         if status is not None and status != current.get("status"):
             self.device.move_task(self.task_id, status)  # to the end of its new column
-        if changed:
-            self.device.set_task(self.task_id, **changed)
+        fields = {k: v for k, v in changed.items() if current.get(k, object()) != v}
+        if fields:
+            self.device.set_task(self.task_id, **fields)
+
+    def _take_in(self, values: dict[str, Any], *fields: str) -> None:
+        """The task as it is now, into the form: a field the user has not touched (or has
+        typed the same into) follows it; one the user changed, and another device too, is
+        a conflict."""
+        for field in fields or FORM_FIELDS:
+            now = values[field]
+            fresh = field not in self.base  # the editor opened, or saved
+            if fresh or self.form[field] in (_text(self.base[field]), _text(now)):
+                self.base[field], self.form[field] = now, _text(now)
+                self.conflicts.pop(field, None)
+            elif now != self.base[field]:
+                self.conflicts[field] = _text(now)
+            else:
+                self.conflicts.pop(field, None)
 
     def _open_then(self, action: Callable[..., None], *args: str) -> None:
         require_open(self._board)
@@ -136,8 +214,10 @@ class TaskViewModel(ViewModel):
         found = self.device.entity("task", self.task_id)
         if found is None:
             self.values, self._board, self.comments = None, None, []
+            self.base, self.conflicts = {}, {}
             return
         self.values = {k: v for k, v in found["values"].items() if k != "position"}
+        self._take_in(self.values)
         board = self.device.entity("board", found["board"])
         self._board = None if board is None else dict(board["values"])
         you = me(self.device)
@@ -152,3 +232,8 @@ class TaskViewModel(ViewModel):
             }
             for c in self.device.comments(self.task_id)
         ]
+
+
+def _text(value: Any) -> str:
+    """A field's value as the form shows it."""
+    return "" if value is None else str(value)

@@ -608,6 +608,61 @@ def test_the_app_tells_why_a_board_went_away_and_the_notice_can_be_dismissed(
     assert "notices_title" not in seen["texts"]
 
 
+def test_the_editor_saves_only_what_the_user_changed_and_shows_other_devices_edits(
+    tmp_path: Path, module_backend: BackendProcess, start_app: Callable[[Path, str], AppProcess]
+) -> None:
+    """FAULTS row 27: another device renames the open task and changes its due date and
+    priority while the user types in Notes and picks a priority; Save keeps their title and
+    due date, and the field changed on both shows that it changed elsewhere."""
+    profile, server, user = tmp_path / "profile", module_backend.url, f"ed{uuid.uuid4().hex[:8]}"
+    client(profile, "--server", server, "signup", user, "--password", PASSWORD)
+    board = client(profile, "board", "create", "Launch")
+    client(profile, "task", "add", board, "Draft", "--due", "2026-01-10")
+    client(profile, "sync")
+    phone = Phone(server, user).login()
+    wait_for_task(phone, "Draft")
+    task = next(i for (kind, i), c in phone.state.items() if kind == "task")
+
+    app = start_app(profile, server)
+    app.wait_until("the boards", lambda seen: seen["screen"] == "boards", STARTUP_S)
+    app.tap("board:Launch/open_button")
+    app.wait_until("the board", lambda seen: titles(seen, "todo") == ["Draft"])
+    app.tap("card:Draft", double=True)
+    seen = app.wait_until("the task editor", lambda seen: seen["screen"] == "task")
+    assert (seen["texts"]["title_input"], seen["texts"]["due_input"]) == ("Draft", "2026-01-10")
+    notes = "Two paragraphs, no more."
+    app.type("notes_input", notes)
+    app.tap("priority_spinner")
+    app.tap("option:3")
+
+    fields = {"title": "Final draft", "due": "2026-02-20", "priority": 1}
+    renamed = phone.event("TaskUpdated", {"fields": fields}, board=board, entity=task)
+    assert phone.push(renamed)[0]["status"] == "accepted"
+    seen = app.wait_until(
+        "the other device's edits in the open editor",
+        lambda seen: (
+            seen["texts"]["title_input"] == "Final draft" and "priority_changed" in seen["texts"]
+        ),
+    )  # (a hint's label takes its height a frame after its text)
+    texts = seen["texts"]
+    assert (texts["due_input"], texts["notes_input"]) == ("2026-02-20", notes)
+    assert texts["priority_spinner"] == "3"  # what the user picked stays ...
+    assert texts["priority_changed"] == "Changed on another device: 1"  # ... marked
+    assert "title_changed" not in texts and "notes_changed" not in texts
+    assert_real_render(app.screenshot("app-task-changed-elsewhere.png"), WINDOW)
+
+    app.tap("save_button")
+    seen = app.wait_until("the save sent", synced)
+    assert "priority_changed" not in seen["texts"]
+    saved = wait_for_task(phone, "Final draft", lambda t: t["notes"] == notes)
+    assert (saved["title"], saved["due"], saved["notes"], saved["priority"]) == (
+        "Final draft",
+        "2026-02-20",
+        notes,
+        3,
+    ), "the editor wrote fields the user never changed back over the other device's"
+
+
 # helpers
 
 

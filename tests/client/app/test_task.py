@@ -268,3 +268,131 @@ def test_only_a_comments_author_or_the_boards_owner_may_delete_it(
     assert owner.rejected() == [] and [c["body"] for c in owners_view.comments] == [
         "From the owner"
     ]
+
+
+# the editor's base: only what the user changed is saved; changes from elsewhere show live
+
+
+def test_the_form_starts_as_the_task_and_tracks_what_the_user_touched(
+    model: TaskViewModel,
+) -> None:
+    assert model.form == {
+        "title": "Ship",
+        "notes": "soon",
+        "status": "todo",
+        "priority": "0",
+        "due": "",
+        "assignee": "",
+    }
+    model.edit("notes", "typed")
+    model.edit("title", "Ship")  # typed the same again: not a change
+    assert model.touched == ["notes"]
+    with pytest.raises(ValueError):
+        model.edit("colour", "red")
+
+
+def test_a_change_made_elsewhere_shows_in_untouched_fields_and_save_keeps_it(
+    device: Device, model: TaskViewModel, task: str
+) -> None:
+    model.edit("notes", "typed while it changed")
+    device.set_task(task, title="Renamed elsewhere", due="2026-12-24")  # not by this editor
+    model.refresh()
+    assert (model.form["title"], model.form["due"]) == ("Renamed elsewhere", "2026-12-24")
+    assert model.form["notes"] == "typed while it changed"
+    assert (model.conflicts, model.touched) == ({}, ["notes"])
+    before = len(outbox(device))
+    assert model.save()
+    assert [(e["type"], e["payload"]) for e in outbox(device)[before:]] == [
+        ("TaskUpdated", {"fields": {"notes": "typed while it changed"}})
+    ]
+    assert model.values is not None
+    assert (model.values["title"], model.values["due"]) == ("Renamed elsewhere", "2026-12-24")
+
+
+def test_a_field_changed_elsewhere_while_the_user_edits_it_is_marked(
+    device: Device, model: TaskViewModel, task: str
+) -> None:
+    model.edit("title", "My title")
+    model.edit("status", "doing")
+    device.set_task(task, title="Their title")
+    device.move_task(task, "done")
+    model.refresh()
+    assert model.conflicts == {"title": "Their title", "status": "done"}
+    assert model.hint("title") == "Changed on another device: Their title"
+    assert model.hint("status") == "Changed on another device: Done"
+    assert model.hint("notes") == ""
+    assert model.form["title"] == "My title"  # what the user typed stays
+    assert model.save()  # the user saw it and saved: their value wins
+    assert model.values is not None
+    assert (model.values["title"], model.values["status"]) == ("My title", "doing")
+    assert model.conflicts == {} and model.touched == []
+
+
+def test_typing_what_another_device_wrote_ends_the_conflict(
+    device: Device, model: TaskViewModel, task: str
+) -> None:
+    model.edit("due", "2026-01-01")
+    device.set_task(task, due="2026-02-02")
+    model.refresh()
+    assert model.conflicts == {"due": "2026-02-02"}
+    calls: list[int] = []
+    model.subscribe(lambda: calls.append(1))
+    model.edit("due", "2026-02-02")
+    assert (model.conflicts, model.touched, calls) == ({}, [], [1])
+
+
+@pytest.mark.integration
+def test_faults_27_another_devices_rename_and_due_date_survive_a_save_of_the_notes(
+    tmp_path: Path, module_backend: BackendProcess
+) -> None:
+    user = f"edit{uuid.uuid4().hex[:6]}"
+    laptop, phone = Device(tmp_path / "laptop"), Device(tmp_path / "phone")
+    online(laptop, module_backend.url, "signup", username=user)
+    online(phone, module_backend.url, "login", username=user)
+    board = laptop.create_board("Launch")
+    task = laptop.add_task(board, "Draft", notes="", due="2026-01-10")
+    online(laptop, module_backend.url, "sync")
+    online(phone, module_backend.url, "sync")
+
+    editor = TaskViewModel(laptop, task)  # the laptop's editor is open ...
+    editor.edit("notes", "Two paragraphs")  # ... and the user types in Notes
+    phone.set_task(task, title="Final draft", due="2026-02-20")  # meanwhile, elsewhere
+    online(phone, module_backend.url, "sync")
+    online(laptop, module_backend.url, "sync")
+    editor.refresh()  # what the app does after a sync
+    assert (editor.form["title"], editor.form["due"]) == ("Final draft", "2026-02-20")
+    assert editor.conflicts == {}
+    assert editor.save()
+    online(laptop, module_backend.url, "sync")
+    online(phone, module_backend.url, "sync")
+    on_phone = phone.entity("task", task)
+    assert on_phone is not None
+    assert {k: on_phone["values"][k] for k in ("title", "due", "notes")} == {
+        "title": "Final draft",
+        "due": "2026-02-20",
+        "notes": "Two paragraphs",
+    }
+
+
+@pytest.mark.integration
+def test_faults_27_a_field_edited_on_both_devices_is_marked_with_the_other_value(
+    tmp_path: Path, module_backend: BackendProcess
+) -> None:
+    user = f"both{uuid.uuid4().hex[:6]}"
+    laptop, phone = Device(tmp_path / "laptop"), Device(tmp_path / "phone")
+    online(laptop, module_backend.url, "signup", username=user)
+    online(phone, module_backend.url, "login", username=user)
+    board = laptop.create_board("Launch")
+    task = laptop.add_task(board, "Draft")
+    online(laptop, module_backend.url, "sync")
+    online(phone, module_backend.url, "sync")
+
+    editor = TaskViewModel(laptop, task)
+    editor.edit("title", "Laptop's title")
+    phone.set_task(task, title="Phone's title", priority=3)
+    online(phone, module_backend.url, "sync")
+    online(laptop, module_backend.url, "sync")
+    editor.refresh()
+    assert editor.conflicts == {"title": "Phone's title"}
+    assert editor.hint("title") == "Changed on another device: Phone's title"
+    assert (editor.form["title"], editor.form["priority"]) == ("Laptop's title", "3")
