@@ -21,7 +21,7 @@ from typing import Any
 from protocol import format_hlc, new_id, patterns
 from protocol.ids import derived_id
 
-__all__ = ["EXPECTED", "HOSTILE_KINDS", "SKEW_LIMIT_MS", "craft", "outcome"]
+__all__ = ["EXPECTED", "HOSTILE_KINDS", "LOCAL_KINDS", "SKEW_LIMIT_MS", "craft", "outcome"]
 
 SKEW_LIMIT_MS = 5 * 60 * 1000
 """The backend's clock-skew limit (SPEC 6): no accepted stamp is further ahead."""
@@ -42,8 +42,15 @@ EXPECTED: dict[str, str] = {
     "replay": "id_conflict",
     "outsider_write": "forbidden",
     "wip_cause_ahead": "accepted",
+    "poison_outbox": "unreadable",
 }
-"""Each hostile kind and the one answer SPEC gives it (``accepted``, or the reason)."""
+"""Each hostile kind and the one answer SPEC gives it (``accepted``, or the reason).
+``poison_outbox`` is the device's own: an event no server can read, put into its outbox by
+SQL; the batch holding it is refused whole (422), and the device must split it out, reject
+it with the reason ``unreadable`` and sync the rest (FAULTS 21): no device is ever stuck."""
+
+LOCAL_KINDS = frozenset({"poison_outbox"})
+"""Kinds judged by the device's own rejected list, not by a push answer."""
 
 HOSTILE_KINDS = tuple(EXPECTED)
 
@@ -115,6 +122,8 @@ def craft(kind: str, device_id: str, args: dict[str, Any], counter: int) -> list
         task_id = new_id()
         payload = {"title": "planted", "position": "a0"}
         return [event("TaskCreated", payload, board=args["outsider_board"], entity=task_id)]
+    if kind == "poison_outbox":  # an id that is no string: the whole batch is unreadable
+        return [title("in the outbox", id=counter)]
     if kind == "wip_cause_ahead":
         # Two of the WIP board's tasks to Doing for one assignee, minutes ahead: the
         # second takes the assignee over the limit of 1, a cause the saga must undo.

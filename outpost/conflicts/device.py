@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -37,7 +38,7 @@ from client.errors import ClientError
 from client.sync.engine import SyncEngine
 from client.sync.runner import LiveSync
 from client.sync.transport import HttpxTransport, Reply, TransportError
-from outpost.conflicts.adversary import craft, outcome
+from outpost.conflicts.adversary import LOCAL_KINDS, craft, outcome
 from outpost.conflicts.broken import BREAK_ENV
 from protocol import parse_hlc
 
@@ -236,6 +237,8 @@ class DeviceProcess:
         """Push the hostile events of ``kind`` (``outpost.conflicts.adversary``)."""
         self.hostile_sent += 1
         events = craft(kind, self.device.device_id, args, self.hostile_sent)
+        if kind in LOCAL_KINDS:
+            return self.poison_outbox(kind, args["board"], events)
         body = {"device": self.device.device_id, "protocol": 1, "events": events}
         token = self.device.store.setting("token")
         try:
@@ -245,6 +248,24 @@ class DeviceProcess:
         if reply.status != 200:
             return {"ok": False, "error": f"HTTP {reply.status}: {reply.detail()}"}
         return {"ok": True, "outcomes": [outcome(r) for r in reply.json()["results"]]}
+
+    def poison_outbox(self, kind: str, board: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """Put events into this device's own outbox by SQL, behind the store's back, and
+        journal their rows: the oracle finds them in the rejected list, or calls it a loss."""
+        rows = []
+        with self.device.store.write() as conn:
+            for event in events:
+                row = str(uuid.uuid4())
+                body = msgspec.json.encode(event)
+                conn.execute(
+                    "INSERT INTO outbox (id, board, body) VALUES (?, ?, ?)", (row, board, body)
+                )
+                rows.append(row)
+        for row in rows:
+            self.transport.note({"hostile": kind, "id": row, "outcome": "local"})
+        if self.live is not None:
+            self.live.wake()
+        return {"ok": True, "outcomes": ["local"] * len(rows)}
 
     def act(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         device = self.device

@@ -33,7 +33,7 @@ from typing import Any
 
 import msgspec
 
-from outpost.conflicts.adversary import EXPECTED, SKEW_LIMIT_MS
+from outpost.conflicts.adversary import EXPECTED, LOCAL_KINDS, SKEW_LIMIT_MS
 from outpost.conflicts.orchestrator import Execution
 from protocol import Event, MergeError, Writer, decode_event, merge, parse_hlc
 from protocol.ids import derived_id
@@ -183,6 +183,7 @@ class Oracle:
         self.rejected: dict[str, str] = {}
         self.hostile_rejected: dict[str, str] = {}  # id -> kind
         self.hostile_accepted: set[str] = set()
+        self.hostile_local: dict[str, str] = {}  # outbox row -> kind, judged by the device
         self.watermark: dict[str, int] = {}
         for returned in execution.returned:
             for event_id in returned.ids:
@@ -234,12 +235,19 @@ class Oracle:
             for rejected in state["rejected"] or []:
                 self.rejected[rejected["id"]] = rejected["reason"]
                 verdict.rejected[rejected["reason"]] += 1
+        for row, kind in self.hostile_local.items():
+            self.read_hostile({"hostile": kind, "id": row, "outcome": self.rejected.get(row)})
         for kind, count in self.run.faults.items():
             verdict.faults[kind] += count
 
     def read_hostile(self, record: dict[str, Any]) -> bool:
         """Judge one hostile event's answer; True if it was stored (read on as accepted)."""
         kind, got = record["hostile"], record["outcome"]
+        if got == "local":  # the device's own: judged once its rejected list is read
+            self.hostile_local[str(record["id"])] = kind
+            return False
+        if kind in LOCAL_KINDS and got is None:
+            got = "still in the outbox, or gone without a trace"
         if got == EXPECTED[kind]:
             self.verdict.hostile[kind] += 1
         else:
@@ -249,6 +257,8 @@ class Oracle:
                 f"the backend answered {got}",
                 str(record["id"]),
             )
+        if kind in LOCAL_KINDS:
+            return False
         if got != "accepted":
             if kind != "replay":  # a replay's id is the other user's stored event
                 self.hostile_rejected[str(record["id"])] = kind
