@@ -189,7 +189,12 @@ async def serve(settings: Settings) -> None:
         secret = load_secret(settings.secret, settings.data_dir)
         signer = TokenSigner(secret, settings.token_ttl_s)
         pull = PullService(backend.views_db, CursorSigner(secret))
-        hub = ChangeHub(backend.nc, backend.views_db, settings.live_poke_interval_s)
+        hub = ChangeHub(
+            backend.nc,
+            backend.views_db,
+            settings.live_poke_interval_s,
+            max_per_user=settings.live_max_per_user,
+        )
         services = Services(
             settings=settings,
             auth=AuthService(
