@@ -227,15 +227,17 @@ def test_rejected_events_leave_no_board_row_no_device_claim_and_no_binding(
     nowhere = str(uuid.uuid4())  # no board: forbidden
     task, on_nowhere = alice.new_task(nowhere)
     _, on_bobs = alice.new_task(bobs_board)  # not shared with Alice: forbidden
-    unusable_board = str(uuid.uuid4()) + "\n"
-    unusable = alice.event("BoardCreated", {"name": "x"}, board=unusable_board)
-    results = alice.push(on_nowhere, on_bobs, unusable)
-    assert [r["status"] for r in results] == ["rejected"] * 3
-
-    boards = [nowhere, unusable_board]
-    assert database.count(BoardAuthority, BoardAuthority.id, boards) == 0
+    results = alice.push(on_nowhere, on_bobs)
+    assert [r["status"] for r in results] == ["rejected"] * 2
+    assert database.count(BoardAuthority, BoardAuthority.id, [nowhere]) == 0
     assert database.count(DeviceRow, DeviceRow.id, [alice.device_id]) == 0
     assert database.count(EntityBinding, EntityBinding.id, [task, nowhere]) == 0
+
+    unusable_board = str(uuid.uuid4()) + "\n"
+    unusable = alice.event("BoardCreated", {"name": "x"}, board=unusable_board)
+    assert statuses(alice.push(unusable)) == [INVALID]
+    assert database.count(BoardAuthority, BoardAuthority.id, [unusable_board]) == 0
+    assert database.count(DeviceRow, DeviceRow.id, [alice.device_id]) == 0
 
     # The same device's first accepted event claims it, and its board gets its row.
     own_board, created = alice.new_board()
