@@ -41,8 +41,7 @@ _push_decoder = msgspec.json.Decoder(PushRequest)
 _KEY_RE = re.compile(r"[!-~]+")
 """Printable ASCII without spaces: safe as a SQL key, a NATS header value, a file name."""
 
-_STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = bytes(set(range(256)) - set(b"[]{}"))
+_TOO_DEEP = f"event: JSON nested deeper than {MAX_JSON_DEPTH} levels"
 
 
 class _EventId(msgspec.Struct):
@@ -79,22 +78,22 @@ def read_event(raw: msgspec.Raw) -> Any:
     Raises EventRejected (``invalid``, with the event's id) when its bytes are bad but its
     id can be read, and UnprocessableBatch when not even that: the batch cannot be answered
     event by event then (SPEC section 6: 422)."""
-    problem = _too_deep(bytes(raw))
-    if problem is None:
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        problem = f"event: {exc}"
+    except UnicodeDecodeError as exc:
+        problem = f"event: not UTF-8 ({exc.reason})"
+    except RecursionError:
+        problem = _TOO_DEEP
+    else:
         try:
-            value = msgspec.json.decode(raw)
-        except msgspec.DecodeError as exc:
-            problem = f"event: {exc}"
-        except UnicodeDecodeError as exc:
-            problem = f"event: not UTF-8 ({exc.reason})"
-        except RecursionError:
-            problem = f"event: JSON nested deeper than {MAX_JSON_DEPTH} levels"
-        else:
-            try:
-                read_event_id(value)
-            except UnreadableEvent as exc:
-                raise _unreadable(exc) from exc
-            return value
+            event_id = read_event_id(value)
+        except UnreadableEvent as exc:
+            raise _unreadable(exc) from exc
+        if _may_be_too_deep(raw) and _deeper_than(value, _EVENT_DEPTH):
+            raise EventRejected(Reason.INVALID, _TOO_DEEP, event_id)
+        return value
     raise EventRejected(Reason.INVALID, problem, _lenient_id(raw))
 
 
@@ -139,20 +138,28 @@ def _length(column: ColumnElement[Any]) -> int:
     return kind.length
 
 
-def _too_deep(data: bytes) -> str | None:
-    """Why ``data`` (one event's JSON) is nested too deep, or None.
+def _may_be_too_deep(raw: msgspec.Raw) -> bool:
+    """Honest events hold a handful of brackets: counting them (at C speed) settles
+    almost every event without walking it."""
+    data = bytes(raw)
+    return data.count(b"[") + data.count(b"{") > _EVENT_DEPTH
 
-    Honest events have a handful of brackets, so counting them settles almost every event
-    at C speed; only one with more brackets than the limit is scanned, strings skipped."""
-    if data.count(b"[") + data.count(b"{") <= _EVENT_DEPTH:
-        return None
-    brackets = _STRING_RE.sub(b"", data).translate(None, _NOT_BRACKET)
-    depth = 0
-    for byte in brackets:
-        depth += 1 if byte in b"[{" else -1
-        if depth > _EVENT_DEPTH:
-            return f"event: JSON nested deeper than {MAX_JSON_DEPTH} levels"
-    return None
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether decoded JSON nests containers more than ``limit`` levels (itself is 1).
+    Level by level, so the cost is one look at each container, and no recursion."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 1
+    while level:
+        if depth > limit:
+            return True
+        children: list[Any] = []
+        for container in level:
+            items = container.values() if isinstance(container, dict) else container
+            children += [v for v in items if isinstance(v, (dict, list))]
+        level = children
+        depth += 1
+    return False
 
 
 def _lenient_id(raw: msgspec.Raw) -> str:
