@@ -3,7 +3,9 @@
 Every projector publishes a notice on ``outpost.changes`` after each commit; every BFF
 process subscribes, so a push handled by one process pokes a live client of another. Each
 connection keeps the boards its user can see (refreshed when a notice names the user, so
-pokes stop for a board the user has lost) and coalesces notices into one poke.
+pokes stop for a board the user has lost) and coalesces notices into one poke. A user holds
+at most ``max_per_user`` connections across all processes: a new one closes the oldest
+(``live_cap.py``), whose stream ends after a comment saying why.
 """
 
 from __future__ import annotations
@@ -238,10 +240,7 @@ class ChangeHub:
                     yield ServerSentEventMessage(comment="keep-alive", data=None)
                     continue
                 listener.dirty.clear()
-                if stopping.is_set():
-                    break
-                if listener.closed is not None:
-                    yield ServerSentEventMessage(comment=listener.closed, data=None)
+                if stopping.is_set() or listener.closed is not None:
                     break
                 data = msgspec.json.encode({"watermark": listener.watermark}).decode()
                 yield ServerSentEventMessage(event="poke", data=data)
@@ -249,6 +248,8 @@ class ChangeHub:
                 # a burst of commits costs a connection a few pokes, not one per commit.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), timeout=self._poke_interval_s)
+            if listener.closed is not None and not stopping.is_set():
+                yield ServerSentEventMessage(comment=listener.closed, data=None)
         finally:
             waker.cancel()
             self._forget(listener)
