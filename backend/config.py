@@ -35,6 +35,9 @@ class Settings:
     live_keepalive_s: float = 15.0
     live_poke_interval_s: float = 0.02
     """After a poke, changes of the next moment wait this long and join the next poke."""
+    live_max_per_user: int = 20
+    """Live connections one user may hold, across every BFF process: a new one beyond
+    this closes that user's oldest."""
     password_time_cost: int = 3
     """argon2 passes: lower it only for tests and tools that sign up many users."""
     components: str = "projector,workload,lake"

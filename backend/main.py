@@ -31,7 +31,7 @@ from backend.bff.auth.tokens import TokenSigner, load_secret
 from backend.bff.health import HealthProbe
 from backend.bff.models import BffBase
 from backend.bff.sync.live import ChangeHub
-from backend.bff.sync.pull import PullService
+from backend.bff.sync.pull import CursorSigner, PullService
 from backend.bff.sync.push import PushService
 from backend.components import ComponentContext, build, open_database
 from backend.config import Settings
@@ -186,9 +186,15 @@ async def serve(settings: Settings) -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` shows every stack
     async with open_backend(settings) as backend:
         consumers = Consumers(backend, settings.component_names)
-        signer = TokenSigner(load_secret(settings.secret, settings.data_dir), settings.token_ttl_s)
-        pull = PullService(backend.views_db)
-        hub = ChangeHub(backend.nc, backend.views_db, settings.live_poke_interval_s)
+        secret = load_secret(settings.secret, settings.data_dir)
+        signer = TokenSigner(secret, settings.token_ttl_s)
+        pull = PullService(backend.views_db, CursorSigner(secret))
+        hub = ChangeHub(
+            backend.nc,
+            backend.views_db,
+            settings.live_poke_interval_s,
+            max_per_user=settings.live_max_per_user,
+        )
         services = Services(
             settings=settings,
             auth=AuthService(

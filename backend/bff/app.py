@@ -33,12 +33,13 @@ from backend.bff.auth.tokens import Principal
 from backend.bff.health import HealthProbe
 from backend.bff.metrics import Metrics
 from backend.bff.rate_limit import RateLimiter
+from backend.bff.sync.intake import MAX_JSON_DEPTH, decode_push_body
 from backend.bff.sync.live import ChangeHub
 from backend.bff.sync.pull import Page, PullService
 from backend.bff.sync.push import PushService, system_ms
-from backend.bff.sync.schemas import PushRequest, PushResponse, SyncInfo
+from backend.bff.sync.schemas import PushResponse, SyncInfo
 from backend.config import Settings
-from backend.errors import BackendError, Unauthorized, UnprocessableBatch, UnsupportedProtocol
+from backend.errors import BackendError, Unauthorized, UnsupportedProtocol
 from protocol import PROTOCOL_VERSIONS
 
 log = logging.getLogger(__name__)
@@ -114,19 +115,13 @@ async def refresh(request: Request[Any, Any, Any], data: RefreshRequest) -> Sess
     return await _services(request).auth.refresh(data.refresh_token)
 
 
-_push_decoder = msgspec.json.Decoder(PushRequest)
-
-
 @post("/v1/sync/push", status_code=200)
 async def push(request: Request[Any, Any, Any]) -> PushResponse:
     """Push a batch of events: one result per event, in order (SPEC section 6)."""
     principal = _principal(request)
     services = _services(request)
     started = time.perf_counter()
-    try:
-        body = _push_decoder.decode(await request.body())
-    except msgspec.DecodeError as exc:
-        raise UnprocessableBatch(f"malformed batch: {exc}") from exc
+    body = decode_push_body(await request.body())
     _check_protocol(body.protocol)
     results = await services.push.push(principal, body)
     watermark, generation = await services.pull.status_or_last()
@@ -204,6 +199,10 @@ def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str
         log.warning("database unavailable on %s: %s", request.url.path, exc)
         status, detail = 503, "the database is unavailable: try again shortly"
         headers["Retry-After"] = "5"
+    elif isinstance(exc, UnicodeDecodeError) or _nested_too_deep(exc):
+        # Litestar decodes a `data` body with msgspec and turns only its DecodeError into
+        # a 400: bytes that are not UTF-8, or JSON nested a thousand deep, come here as is.
+        status, detail = 400, f"the request body cannot be read: {_unreadable_body(exc)}"
     elif isinstance(exc, HTTPException):
         status, detail = exc.status_code, exc.detail
         headers.update(exc.headers or {})
@@ -215,6 +214,17 @@ def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str
         log.exception("unhandled error on %s", request.url.path)
         status, detail = 500, "internal error: it was logged; try again later"
     return Response({"status_code": status, "detail": detail}, status_code=status, headers=headers)
+
+
+def _nested_too_deep(exc: Exception) -> bool:
+    """msgspec's RecursionError: JSON nested deeper than the interpreter's stack allows."""
+    return isinstance(exc, RecursionError) and "deserializing" in str(exc)
+
+
+def _unreadable_body(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 ({exc.reason})"
+    return f"JSON nested too deep (at most {MAX_JSON_DEPTH} levels)"
 
 
 def create_app(services: Services) -> Litestar:

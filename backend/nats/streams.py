@@ -5,6 +5,7 @@ OUTPOST_FAULTS   outpost.faults.<component>   events a consumer could not proces
                  outpost.faults.<component>.resolved   what an operator did with one
 OUTPOST_RESUBMIT outpost.resubmit.<component> faulted events sent back to one component only
 outpost.changes  (core NATS, no stream)       change notices that BFF processes turn into pokes
+outpost.live     (core NATS, no stream)       each BFF process's open live connections, per user
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ FAULTS_SUBJECT_PREFIX = "outpost.faults"
 RESUBMIT_STREAM = "OUTPOST_RESUBMIT"
 RESUBMIT_SUBJECT_PREFIX = "outpost.resubmit"
 CHANGES_SUBJECT = "outpost.changes"
+LIVE_SUBJECT = "outpost.live"
 
 DEFAULT_DUPLICATE_WINDOW_S = 24 * 3600.0
 

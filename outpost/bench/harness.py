@@ -96,6 +96,7 @@ BENCH_ENV = {
     "OUTPOST_PASSWORD_TIME_COST": "1",  # sign-ups are not what is measured
     "OUTPOST_RATE_LIMIT_PER_S": "1000000",  # never throttle the bench
     "OUTPOST_RATE_LIMIT_BURST": "1000000",
+    "OUTPOST_LIVE_MAX_PER_USER": "1000000",  # fan-out holds 100 live connections per user
 }
 
 

@@ -3,7 +3,9 @@
 Every projector publishes a notice on ``outpost.changes`` after each commit; every BFF
 process subscribes, so a push handled by one process pokes a live client of another. Each
 connection keeps the boards its user can see (refreshed when a notice names the user, so
-pokes stop for a board the user has lost) and coalesces notices into one poke.
+pokes stop for a board the user has lost) and coalesces notices into one poke. A user holds
+at most ``max_per_user`` connections across all processes: a new one closes the oldest
+(``live_cap.py``), whose stream ends after a comment saying why.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -20,11 +24,15 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from sqlalchemy import select
 
+from backend.bff.sync.live_cap import CapRegistry, LiveConnections
 from backend.db import Database
-from backend.nats.streams import CHANGES_SUBJECT
+from backend.nats.streams import CHANGES_SUBJECT, LIVE_SUBJECT
 from backend.projector.models import Membership
 
 log = logging.getLogger(__name__)
+
+_USERS_PER_ANNOUNCEMENT = 200
+"""Users per ``outpost.live`` message: far below NATS's 1 MB payload limit."""
 
 
 class ChangeNotice(msgspec.Struct):
@@ -44,6 +52,10 @@ class Listener:
 
     def __init__(self, username: str) -> None:
         self.username = username
+        self.id = uuid.uuid4().hex
+        self.opened_at = time.time_ns()
+        self.closed: str | None = None
+        """Why the connection is being closed (the per-user cap), or None while it lives."""
         self.boards: set[str] = set()
         self.watermark = 0
         self.dirty = asyncio.Event()
@@ -76,31 +88,66 @@ class Listener:
                 self._poke(watermark)
         self._undecided.clear()
 
+    def close(self, reason: str) -> None:
+        """End the connection at its next turn, whatever it waits for."""
+        self.closed = reason
+        self.dirty.set()
+
     def _poke(self, watermark: int) -> None:
         self.watermark = max(self.watermark, watermark)
         self.dirty.set()
 
 
 class ChangeHub:
-    def __init__(self, nc: NatsClient, views: Database, poke_interval_s: float = 0.02) -> None:
+    """Every live connection of this process: pokes from change notices, and the per-user
+    cap on connections, agreed with the other BFF processes over ``outpost.live``."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        views: Database,
+        poke_interval_s: float = 0.02,
+        *,
+        max_per_user: int = 20,
+        announce_interval_s: float = 5.0,
+    ) -> None:
         self._nc = nc
         self._poke_interval_s = poke_interval_s
         self._views = views
         self._listeners: set[Listener] = set()
-        self._subscription: Subscription | None = None
+        self._subscriptions: list[Subscription] = []
         self._decoder = msgspec.json.Decoder(ChangeNotice)
+        self._cap = CapRegistry(
+            origin=uuid.uuid4().hex,
+            max_per_user=max(1, max_per_user),
+            ttl_s=3 * announce_interval_s,
+        )
+        self._by_id: dict[str, Listener] = {}
+        self._announce_interval_s = announce_interval_s
+        self._to_announce: set[str] = set()
+        self._announce_now = asyncio.Event()
+        self._announcer: asyncio.Task[None] | None = None
+        self._live_decoder = msgspec.json.Decoder(LiveConnections)
 
     @property
     def connections(self) -> int:
         return len(self._listeners)
 
     async def start(self) -> None:
-        self._subscription = await self._nc.subscribe(CHANGES_SUBJECT, cb=self._on_notice)
+        self._subscriptions = [
+            await self._nc.subscribe(CHANGES_SUBJECT, cb=self._on_notice),
+            await self._nc.subscribe(LIVE_SUBJECT, cb=self._on_live),
+        ]
+        self._announcer = asyncio.create_task(self._announce_forever())
 
     async def stop(self) -> None:
-        if self._subscription is not None:
+        if self._announcer is not None:
+            self._announcer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._announcer
+        for subscription in self._subscriptions:
             with contextlib.suppress(Exception):
-                await self._subscription.unsubscribe()
+                await subscription.unsubscribe()
         for listener in self._listeners:
             listener.dirty.set()
 
@@ -113,16 +160,77 @@ class ChangeHub:
         for listener in self._listeners:
             listener.offer(notice)
 
+    async def _on_live(self, message: Msg) -> None:
+        try:
+            announcement = self._live_decoder.decode(message.data)
+        except msgspec.DecodeError:
+            log.warning("ignoring a malformed live connections announcement")
+            return
+        self._close(self._cap.learn(announcement))
+
+    def _open(self, listener: Listener) -> None:
+        self._listeners.add(listener)
+        self._by_id[listener.id] = listener
+        self._close(self._cap.open(listener.username, listener.id, listener.opened_at))
+        self._announce(listener.username)
+
+    def _forget(self, listener: Listener) -> None:
+        self._listeners.discard(listener)
+        if self._by_id.pop(listener.id, None) is not None:
+            self._cap.close(listener.username, listener.id)
+            self._announce(listener.username)
+
+    def _close(self, connections: list[str]) -> None:
+        for connection in connections:
+            listener = self._by_id.get(connection)
+            if listener is not None and listener.closed is None:
+                listener.close(
+                    f"closed: more than {self._cap.max_per_user} live connections "
+                    "for this user, and this one is the oldest"
+                )
+                self._forget(listener)
+
+    def _announce(self, username: str) -> None:
+        self._to_announce.add(username)
+        self._announce_now.set()
+
+    async def _announce_forever(self) -> None:
+        """Tell the other processes what changed at once (a burst of opens is one message),
+        and everything again every interval, so that they can tell we are still here."""
+        loop = asyncio.get_running_loop()
+        next_heartbeat = loop.time() + self._announce_interval_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._announce_now.wait(), timeout=max(0.0, next_heartbeat - loop.time())
+                )
+            self._announce_now.clear()
+            users, self._to_announce = self._to_announce, set()
+            if loop.time() >= next_heartbeat:
+                users |= set(self._cap.users)
+                next_heartbeat = loop.time() + self._announce_interval_s
+            ordered = sorted(users)
+            for start in range(0, len(ordered), _USERS_PER_ANNOUNCEMENT):
+                chunk = ordered[start : start + _USERS_PER_ANNOUNCEMENT]
+                announcement = LiveConnections(
+                    self._cap.origin, {u: self._cap.local(u) for u in chunk}
+                )
+                try:
+                    await self._nc.publish(LIVE_SUBJECT, msgspec.json.encode(announcement))
+                except Exception as exc:  # NATS away: the cap holds per process until it is back
+                    log.warning("could not announce live connections: %r", exc)
+                    break
+
     async def stream(
         self, username: str, keepalive_s: float, stopping: asyncio.Event
     ) -> AsyncIterator[ServerSentEventMessage]:
         """Pokes for one connection, with a keep-alive comment when nothing happens."""
         listener = Listener(username)
-        self._listeners.add(listener)
+        self._open(listener)
         waker = asyncio.create_task(_wake_on_stop(stopping, listener))
         try:
             yield ServerSentEventMessage(comment="connected", data=None)
-            while not stopping.is_set():
+            while not stopping.is_set() and listener.closed is None:
                 while listener.stale_boards:
                     changes = listener.unread_changes
                     listener.boards_read(await self._boards_of(username), changes)
@@ -132,7 +240,7 @@ class ChangeHub:
                     yield ServerSentEventMessage(comment="keep-alive", data=None)
                     continue
                 listener.dirty.clear()
-                if stopping.is_set():
+                if stopping.is_set() or listener.closed is not None:
                     break
                 data = msgspec.json.encode({"watermark": listener.watermark}).decode()
                 yield ServerSentEventMessage(event="poke", data=data)
@@ -140,9 +248,11 @@ class ChangeHub:
                 # a burst of commits costs a connection a few pokes, not one per commit.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), timeout=self._poke_interval_s)
+            if listener.closed is not None and not stopping.is_set():
+                yield ServerSentEventMessage(comment=listener.closed, data=None)
         finally:
             waker.cancel()
-            self._listeners.discard(listener)
+            self._forget(listener)
 
     async def _boards_of(self, username: str) -> set[str]:
         async with self._views.read() as conn:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+import hashlib
+import hmac
+from typing import Annotated, Any
 
 import msgspec
 from sqlalchemy import and_, or_, select
@@ -27,28 +29,83 @@ PULL_SERVING = ("projector",)
 """Components whose views the pull reads: the watermark is the least of their positions."""
 
 
-class Backfill(msgspec.Struct, array_like=True):
-    board: str
-    upper: int
+_VERSION = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+"""A view version: a signed 64-bit integer in both databases."""
+
+
+class Backfill(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    board: Annotated[str, msgspec.Meta(max_length=80)]
+    upper: _VERSION
     """Rows at or below this version were written before the user could see the board."""
-    after: int = 0
+    after: _VERSION = 0
 
 
-class Cursor(msgspec.Struct, array_like=True):
-    generation: str
-    version: int
+class Cursor(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    generation: Annotated[str, msgspec.Meta(max_length=80)]
+    version: _VERSION
     backfills: list[Backfill] = msgspec.field(default_factory=list)
 
-    def encode(self) -> str:
-        return base64.urlsafe_b64encode(msgspec.json.encode(self)).decode().rstrip("=")
 
-    @classmethod
-    def decode(cls, text: str) -> Cursor:
-        try:
-            data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            return msgspec.json.decode(data, type=cls)
-        except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-            raise BadRequest("cursor: not a cursor this server made; pull without one") from exc
+class CursorSigner:
+    """Cursors as ``v2.<payload>.<signature>``: base64url JSON, signed with HMAC-SHA256.
+
+    A cursor says which boards a pull backfills and from where, each a query, so a forged
+    one could make a pull cost hundreds of queries, or hold a number no column can take. A
+    signed cursor is one this backend made: anything else is refused (400, and the device
+    pulls without a cursor) before a query runs. The key is derived from the backend's
+    secret, which every BFF process shares (as it must for tokens). A cursor of the
+    unsigned format before (plain base64url JSON) is answered with ``reset``, as one from
+    another generation: devices that synced before the upgrade rebuild, they are not stuck.
+    """
+
+    FORMAT = "v2"
+
+    def __init__(self, secret: str) -> None:
+        self._key = hmac.new(secret.encode(), b"outpost pull cursor", hashlib.sha256).digest()
+
+    def encode(self, cursor: Cursor) -> str:
+        payload = _b64encode(msgspec.json.encode(cursor))
+        return f"{self.FORMAT}.{payload}.{self._sign(payload)}"
+
+    def decode(self, text: str) -> Cursor | None:
+        """The cursor in ``text``; None for a cursor of an earlier format (the pull resets);
+        BadRequest for anything this server did not make."""
+        if len(text) > _MAX_CURSOR_CHARS:
+            raise _not_ours("too long")
+        parts = text.split(".")
+        if len(parts) == 1:
+            _decode_payload(parts[0])  # an unsigned cursor, as this backend made them before
+            return None
+        if len(parts) != 3 or parts[0] != self.FORMAT:
+            raise _not_ours("unknown format")
+        _, payload, signature = parts
+        if not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
+            raise _not_ours("its signature does not match")
+        return _decode_payload(payload)
+
+    def _sign(self, payload: str) -> str:
+        digest = hmac.new(self._key, f"{self.FORMAT}.{payload}".encode(), hashlib.sha256)
+        return _b64encode(digest.digest()[:16])
+
+
+_MAX_CURSOR_CHARS = 64 * 1024
+"""Far beyond any cursor of a real user (one backfill is some 60 characters)."""
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _decode_payload(text: str) -> Cursor:
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return msgspec.json.decode(data, type=Cursor)
+    except (binascii.Error, ValueError, RecursionError, msgspec.DecodeError) as exc:
+        raise _not_ours(str(exc)) from exc
+
+
+def _not_ours(why: str) -> BadRequest:
+    return BadRequest(f"cursor: not a cursor this server made ({why}); pull without one")
 
 
 class RowChange(msgspec.Struct):
@@ -81,8 +138,9 @@ class Page(msgspec.Struct):
 
 
 class PullService:
-    def __init__(self, views: Database) -> None:
+    def __init__(self, views: Database, signer: CursorSigner) -> None:
         self._views = views
+        self._signer = signer
         self._last_status: tuple[int, str] | None = None
 
     async def status(self) -> tuple[int, str]:
@@ -106,16 +164,16 @@ class PullService:
         async with self._views.read() as conn:
             generation = await _generation(conn)
             watermark = await _watermark(conn)
-            cursor = Cursor.decode(cursor_text) if cursor_text else Cursor(generation, 0)
-            reset = cursor.generation != generation
-            if reset:
+            cursor = self._signer.decode(cursor_text) if cursor_text else None
+            reset = cursor is None or cursor.generation != generation
+            if cursor is None or reset:
                 cursor = Cursor(generation, 0)
             reader = _PageReader(conn, principal.username, cursor, limit)
             await reader.read_backfills()
             await reader.read_new_changes()
         return Page(
             changes=reader.changes,
-            cursor=reader.next_cursor().encode(),
+            cursor=self._signer.encode(reader.next_cursor()),
             has_more=reader.has_more,
             watermark=watermark,
             generation=generation,

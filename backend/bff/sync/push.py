@@ -1,12 +1,15 @@
 """Push: validate, authorize and durably store a batch of device events.
 
-For each event, in order: validation by ``protocol`` (``invalid``, ``unknown_type``,
-``unsupported_schema``, ``forbidden``), the id record (``duplicate`` with its first seq, or
-``id_conflict``), the clock (``clock_skew``), then authorization against everything
-accepted before, earlier events of this batch included. The accepted events are published
-together, each with ``Nats-Msg-Id`` set to its id, and only then are their acknowledgements
-awaited. All of it happens under the batch's board locks, in one transaction of the BFF's
-database, so decisions on one board are serialized across BFF processes.
+For each event, in order: its bytes and what later stages need (``intake``: a subject
+token, keys that fit their columns), validation by ``protocol`` (``invalid``,
+``unknown_type``, ``unsupported_schema``, ``forbidden``), the id record (``duplicate`` with
+its first seq, or ``id_conflict``), the clock (``clock_skew``), then authorization against
+everything accepted before, earlier events of this batch included. The accepted events are
+published together, each with ``Nats-Msg-Id`` set to its id, and only then are their
+acknowledgements awaited. All of it happens under the batch's board locks, in one
+transaction of the BFF's database, so decisions on one board are serialized across BFF
+processes. Only accepted events write anything: a rejected one leaves no board row, no
+binding and no device claim.
 
 Decisions are written ahead of publishing; if the stream fails mid-batch, the device gets
 503 with Retry-After, and its resend publishes the same events again without deciding
@@ -28,7 +31,9 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.bff.auth.tokens import Principal
@@ -41,6 +46,7 @@ from backend.bff.models import (
     User,
 )
 from backend.bff.sync.authority import Authority, Binding
+from backend.bff.sync.intake import check_usable, read_event
 from backend.bff.sync.schemas import PushRequest, PushResult
 from backend.db import Database, insert_ignore, upsert
 from backend.errors import StreamUnavailable, UnprocessableBatch
@@ -49,12 +55,10 @@ from protocol import (
     Event,
     EventRejected,
     Reason,
-    UnreadableEvent,
     Writer,
     encode_event,
     event_hash,
     parse_hlc,
-    read_event_id,
     validate_event,
 )
 from protocol.catalog import CommentAdded, MemberAdded
@@ -105,14 +109,15 @@ class PushService:
             raise UnprocessableBatch(
                 f"a batch holds 1..{self._max_batch_events} events, not {len(request.events)}"
             )
-        raws = [_parse(raw) for raw in request.events]
-        results: list[PushResult | None] = [None] * len(raws)
+        results: list[PushResult | None] = [None] * len(request.events)
         events: dict[int, _Candidate] = {}
-        for index, raw in enumerate(raws):
+        for index, raw in enumerate(request.events):
             try:
-                event = validate_event(raw, Writer.DEVICE)
+                event = validate_event(read_event(raw), Writer.DEVICE)
+                check_usable(event)
             except EventRejected as rejected:
-                results[index] = _rejected(read_event_id(raw), rejected.reason, rejected.detail)
+                event_id = rejected.event_id or ""
+                results[index] = _rejected(event_id, rejected.reason, rejected.detail)
                 continue
             stamped = msgspec.structs.replace(event, actor=principal.username)  # from the token
             events[index] = _Candidate(index, stamped, event_hash(event))
@@ -143,11 +148,9 @@ class PushService:
         decided: list[_Candidate] = []
         first_in_batch: dict[str, _Candidate] = {}
         async with self._db.write() as conn:
-            authority = await _load_authority(conn, device, candidates.values())
+            authority, lock_rows = await _load_authority(conn, device, candidates.values())
             records = await _load_records(conn, [c.event.id for c in candidates.values()])
             body_denial = authority.check_device(device, username)
-            if body_denial is None:
-                authority.claim_device(device, username)
             for candidate in candidates.values():
                 event = candidate.event
                 earlier = first_in_batch.get(event.id)
@@ -178,7 +181,10 @@ class PushService:
                 authority.accept(event, username)
                 decided.append(candidate)
                 to_publish.append(candidate)
+            if decided:  # a device is claimed by an accepted event, never by a rejected one
+                authority.claim_device(device, username)
             await _save(conn, authority, decided, username)
+            await _drop_unused_lock_rows(conn, lock_rows - authority.changed_boards)
         acks = await self._publish(to_publish, now, all_new=len(decided) == len(to_publish))
         stored = [(c, ack) for c, ack in zip(to_publish, acks, strict=True) if ack is not None]
         if stored:
@@ -303,15 +309,6 @@ class PushService:
         return acks
 
 
-def _parse(raw: msgspec.Raw) -> Any:
-    try:
-        value = msgspec.json.decode(raw)
-        read_event_id(value)
-    except (msgspec.DecodeError, UnreadableEvent) as exc:
-        raise UnprocessableBatch(f"every event needs a readable string `id`: {exc}") from exc
-    return value
-
-
 def _conflict(event_id: str) -> PushResult:
     return _rejected(event_id, Reason.ID_CONFLICT, "this id is used by another event")
 
@@ -333,11 +330,12 @@ async def _load_records(conn: AsyncConnection, ids: list[str]) -> dict[str, Any]
 
 async def _load_authority(
     conn: AsyncConnection, device: str, candidates: Iterable[_Candidate]
-) -> Authority:
+) -> tuple[Authority, set[str]]:
+    """The authority of the batch's boards, under their locks; and the lock rows this
+    transaction created, which ``_drop_unused_lock_rows`` removes if nothing was accepted."""
     events = [c.event for c in candidates]
     boards = sorted({e.board for e in events})
-    # The board rows are the locks: create them, then lock them in a fixed order.
-    await insert_ignore(conn, BoardAuthority, [{"id": b, "state": None} for b in boards], ["id"])
+    created = await _create_lock_rows(conn, boards)
     locked = await conn.execute(
         select(BoardAuthority.id, BoardAuthority.state)
         .where(BoardAuthority.id.in_(boards))
@@ -363,7 +361,41 @@ async def _load_authority(
     if invited:
         users = await conn.execute(select(User.username).where(User.username.in_(invited)))
         authority.known_users = set(users.scalars())
-    return authority
+    return authority, created
+
+
+async def _create_lock_rows(conn: AsyncConnection, boards: list[str]) -> set[str]:
+    """The board rows are the locks: create the missing ones (then the caller locks them
+    all in a fixed order) and return which this transaction created.
+
+    A board with no row yet has nothing to lock, so two processes deciding its first events
+    would not wait for each other; inserting the row closes that gap. On PostgreSQL a second
+    inserter of the same id waits until the first commits (a unique index entry in flight),
+    then finds the row, or, if the first removed it again, inserts its own; SQLite writers
+    are serialized whole (``BEGIN IMMEDIATE``). A row this transaction created and no event
+    used is deleted before the commit (``_drop_unused_lock_rows``), so a rejected event
+    leaves no row; rows that existed before are left alone, because a process waiting for
+    their lock would find them gone and decide unlocked."""
+    if not boards:
+        return set()
+    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(BoardAuthority)
+        .values([{"id": b, "state": None} for b in boards])
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(BoardAuthority.id)
+    )
+    return set((await conn.execute(statement)).scalars())
+
+
+async def _drop_unused_lock_rows(conn: AsyncConnection, boards: set[str]) -> None:
+    """Delete lock rows this transaction created for boards no event was accepted on."""
+    if boards:
+        await conn.execute(
+            delete(BoardAuthority).where(
+                BoardAuthority.id.in_(sorted(boards)), BoardAuthority.state.is_(None)
+            )
+        )
 
 
 async def _save(
