@@ -19,6 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from backend.bff.sync.live import ChangeNotice
+from backend.bff.sync.live_cap import LiveConnections
 from backend.components import SPECS
 from backend.consumers.runner import FaultEvent
 from backend.nats.streams import (
@@ -27,6 +28,7 @@ from backend.nats.streams import (
     EVENTS_SUBJECT_PREFIX,
     FAULTS_STREAM,
     FAULTS_SUBJECT_PREFIX,
+    LIVE_SUBJECT,
 )
 from protocol import jsonschema, patterns
 from protocol.catalog import CATALOG
@@ -89,6 +91,11 @@ CHANNELS: dict[str, Channel] = {
         "Core NATS (no stream): a notice after each commit of a view, which every BFF "
         "process turns into live pokes.",
     ),
+    "live": Channel(
+        LIVE_SUBJECT,
+        "Core NATS (no stream): each BFF process announces the live connections it holds, "
+        "per user, so the per-user cap holds across processes.",
+    ),
     "faults": Channel(
         f"{FAULTS_SUBJECT_PREFIX}.{{component}}",
         f"Messages a component could not process, on stream {FAULTS_STREAM}: kept to be "
@@ -139,6 +146,12 @@ COMPONENTS: dict[str, ComponentApi] = {
                     "Each event a push accepts, on outpost.events.<board id>, Nats-Msg-Id = "
                     "the event id, stamped with actor, seq and received_at.",
                 ),
+                Flow(
+                    "live",
+                    ("LiveConnections",),
+                    "When its live connections change (coalesced) and every few seconds: the "
+                    "ones it holds per user, with when each opened.",
+                ),
             ),
             consumes=(
                 Flow(
@@ -146,6 +159,12 @@ COMPONENTS: dict[str, ComponentApi] = {
                     ("ChangeNotice",),
                     "Every BFF process subscribes; a notice pokes the live connections of "
                     "the users it concerns.",
+                ),
+                Flow(
+                    "live",
+                    ("LiveConnections",),
+                    "Every BFF process subscribes: it closes its own connections of a user "
+                    "that are not among that user's newest N across all processes.",
                 ),
             ),
         ),
@@ -273,7 +292,7 @@ def _protocol_schemas() -> dict[str, Any]:
 
 def _struct_schemas() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [ChangeNotice, FaultEvent], ref_template=SCHEMAS_REF + "{name}"
+        [ChangeNotice, FaultEvent, LiveConnections], ref_template=SCHEMAS_REF + "{name}"
     )
     return dict(components)
 
@@ -347,6 +366,14 @@ def _messages() -> dict[str, Any]:
         "contentType": "application/json",
         "payload": {"$ref": SCHEMAS_REF + "ChangeNotice"},
     }
+    messages["LiveConnections"] = {
+        "name": "LiveConnections",
+        "title": "Live connections",
+        "summary": "The live connections one BFF process holds, per user, each with when it "
+        "opened (ns) and its id.",
+        "contentType": "application/json",
+        "payload": {"$ref": SCHEMAS_REF + "LiveConnections"},
+    }
     messages["FaultEvent"] = {
         "name": "FaultEvent",
         "title": "Fault event",
@@ -357,7 +384,7 @@ def _messages() -> dict[str, Any]:
     return messages
 
 
-MESSAGES: tuple[str, ...] = (*ON_THE_STREAM, "ChangeNotice", "FaultEvent")
+MESSAGES: tuple[str, ...] = (*ON_THE_STREAM, "ChangeNotice", "LiveConnections", "FaultEvent")
 """Every message of the document, in the order it lists them."""
 
 

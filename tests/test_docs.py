@@ -309,7 +309,12 @@ def test_the_declaration_says_what_the_components_do() -> None:
     device_types = [name for name, spec in CATALOG.items() if not spec.backend_only]
     everything = [*CATALOG, asyncapi.COMPENSATION]
     assert _declared_flows() == {
-        "bff": {("send", "events"): device_types, ("receive", "changes"): ["ChangeNotice"]},
+        "bff": {
+            ("send", "events"): device_types,
+            ("receive", "changes"): ["ChangeNotice"],
+            ("send", "live"): ["LiveConnections"],
+            ("receive", "live"): ["LiveConnections"],
+        },
         "projector": {
             ("receive", "events"): everything,
             ("send", "events"): [asyncapi.COMPENSATION],
