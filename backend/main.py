@@ -2,10 +2,10 @@
 
 It starts (or connects to) NATS, makes sure the streams exist, opens each component's
 database, runs the stream consumers it is asked for (projector, workload, lake) each through
-the consumer runner, and serves the BFF with uvicorn. Ctrl-C or SIGTERM stops it in order:
-no new requests, live streams closed, each consumer's current batch committed, NATS drained,
-the embedded nats-server stopped. That server is the only one on its store
-(``backend/nats/ownership.py``).
+the consumer runner, and serves the BFF with uvicorn, with header and body read timeouts
+(``http_timeouts.py``). Ctrl-C or SIGTERM stops it in order: no new requests, live streams
+closed, each consumer's current batch committed, NATS drained, the embedded nats-server
+stopped. That server is the only one on its store (``backend/nats/ownership.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from backend.components import ComponentContext, build, open_database
 from backend.config import Settings
 from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
+from backend.http_timeouts import timed_h11_protocol
 from backend.nats import EmbeddedNats, find_running
 from backend.nats.access import StoreAccess, use_store
 from backend.nats.streams import ensure_streams
@@ -247,6 +248,9 @@ async def serve(settings: Settings) -> None:
             create_app(services),
             host=settings.host,
             port=settings.port,
+            http=timed_h11_protocol(
+                header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s
+            ),
             log_level="warning",
             timeout_graceful_shutdown=3,
             lifespan="on",
