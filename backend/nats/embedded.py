@@ -269,6 +269,7 @@ class EmbeddedNats:
     async def _spawn(self) -> None:
         """Launch the child and wait until it serves JetStream; on failure, leave none running."""
         binary = self._binary or find_binary()
+        write_record(self.store_dir, None, self.url)  # before the fork: see ownership.py
         with self.log_path.open("ab") as log:
             try:
                 # The absolute config path names the store in the command line, which is how
@@ -285,6 +286,7 @@ class EmbeddedNats:
                 )
             except OSError as exc:
                 raise NatsStartError(f"could not run {binary}: {exc}") from exc
+        write_record(self.store_dir, self._proc.pid, self.url)
         self._spawned_at = asyncio.get_running_loop().time()
         try:
             await self._wait_ready(self._proc)
@@ -293,7 +295,6 @@ class EmbeddedNats:
                 self._proc.kill()
             await self._proc.wait()
             raise
-        write_record(self.store_dir, self._proc.pid, self.url)
 
     def _previous_port(self) -> int | None:
         """The client port of the last server on this store: clients that knew it (another

@@ -6,13 +6,15 @@ back, so stopping one writes stale state over the other's. Hence:
 - **The lock.** Whoever starts a server takes an exclusive ``flock`` on ``nats-server.lock``
   in the store, and the server inherits that lock (the same open file): it is held while
   either of them lives, so a server whose starter was SIGKILLed still keeps a second one out.
-- **The record.** Once the server is ready, its starter writes ``nats-server.json``: the
-  server's pid and URL, and the starter's pid and command line. Commands that need the NATS
-  of a data folder connect to that URL instead of starting a server of their own.
-- **Leftovers.** A nats-server still running on the store after its starter is gone (its
-  parent is no longer the recorded starter) is a leftover: a start stops it first, after
-  checking in ``/proc`` that the process really is a nats-server run with this store's
-  config. Without ``/proc`` nothing is stopped and the start is refused instead.
+- **The record.** With the lock taken, before it forks the server, the starter writes
+  ``nats-server.json``: the server's URL, the starter's pid and command line, and once
+  forked the server's pid. Commands that need the NATS of a data folder connect to that URL
+  instead of starting a server of their own.
+- **Leftovers.** A nats-server running on the store whose parent is not the recorded
+  starter (its starter is gone, or it was started by an older Outpost without a record) is
+  a leftover: a start stops it first, after checking in ``/proc`` that the process really is
+  a nats-server run with this store's config. Without ``/proc`` nothing is stopped and the
+  start is refused instead.
 
 Linux gives the most (``/proc``, and ``PR_SET_PDEATHSIG`` in ``embedded.py``, so there are
 seldom leftovers at all); elsewhere the lock still keeps a second server out.
@@ -62,9 +64,10 @@ _PROBE_GRACE_S = 0.3
 
 @dataclass(frozen=True)
 class ServerRecord:
-    """What a starter writes once its server is ready (``nats-server.json``)."""
+    """What a starter writes about its server (``nats-server.json``); ``pid`` is None until
+    the server is forked."""
 
-    pid: int
+    pid: int | None
     url: str
     owner_pid: int
     owner: str
@@ -182,7 +185,7 @@ def read_record(store_dir: Path) -> ServerRecord | None:
     try:
         raw = json.loads((Path(store_dir) / RECORD_NAME).read_text(encoding="utf-8"))
         return ServerRecord(
-            pid=int(raw["pid"]),
+            pid=None if raw["pid"] is None else int(raw["pid"]),
             url=str(raw["url"]),
             owner_pid=int(raw["owner_pid"]),
             owner=str(raw.get("owner", "")),
@@ -191,9 +194,9 @@ def read_record(store_dir: Path) -> ServerRecord | None:
         return None
 
 
-def write_record(store_dir: Path, pid: int, url: str) -> ServerRecord:
-    """Record the server this process runs on ``store_dir`` (atomically: readers never see
-    half a file)."""
+def write_record(store_dir: Path, pid: int | None, url: str) -> ServerRecord:
+    """Record the server this process runs (or is about to fork) on ``store_dir``, whose
+    lock it holds (atomically: readers never see half a file)."""
     record = ServerRecord(pid=pid, url=url, owner_pid=os.getpid(), owner=_this_command())
     path = Path(store_dir) / RECORD_NAME
     scratch = path.with_suffix(".json.tmp")
@@ -277,13 +280,12 @@ def find_running(store_dir: Path) -> RunningServer | None:
             return RunningServer(record.pid, record.url, record.owner_pid, record.owner, False)
         return None
     if pids:
-        pid = record.pid if record is not None and record.pid in pids else pids[0]
-        recorded = record is not None and record.pid == pid
-        owner_pid = record.owner_pid if record is not None and recorded else None
-        url = record.url if record is not None and recorded else None
-        leftover = owner_pid is None or parent_of(pid) != owner_pid
-        owner = record.owner if record is not None and recorded else None
-        return RunningServer(pid, url, owner_pid, owner, leftover)
+        # Owned: its parent is the recorded starter (the record is written before the fork,
+        # so a server being started is never taken for a leftover).
+        owned = [pid for pid in pids if record is not None and parent_of(pid) == record.owner_pid]
+        if owned and record is not None:
+            return RunningServer(owned[0], record.url, record.owner_pid, record.owner, False)
+        return RunningServer(pids[0], None, None, None, True)
     if not StoreLock(store_dir).is_taken():
         return None
     if record is not None and _alive(record.owner_pid):
