@@ -32,6 +32,12 @@ class Settings:
     max_batch_bytes: int = 1024 * 1024
     duplicate_window_s: float = 24 * 3600.0
     """How long JetStream recognizes a re-sent event id on its own (``Nats-Msg-Id``)."""
+    header_timeout_s: float = 10.0
+    """A request's line and headers must all arrive within this long of its first byte
+    (of the connection, for its first request), or it gets 408 and the connection closes."""
+    body_timeout_s: float = 30.0
+    """A request's body must all arrive within this long of its headers, or 408 and close
+    (1 MiB, the largest push, in 30 s needs 35 KB/s). Responses are never timed."""
     live_keepalive_s: float = 15.0
     live_poke_interval_s: float = 0.02
     """After a poke, changes of the next moment wait this long and join the next poke."""

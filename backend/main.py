@@ -2,9 +2,10 @@
 
 It starts (or connects to) NATS, makes sure the streams exist, opens each component's
 database, runs the stream consumers it is asked for (projector, workload, lake) each through
-the consumer runner, and serves the BFF with uvicorn. Ctrl-C or SIGTERM stops it in order:
-no new requests, live streams closed, each consumer's current batch committed, NATS
-drained, the embedded nats-server stopped.
+the consumer runner, and serves the BFF with uvicorn, with header and body read timeouts
+(``http_timeouts.py``). Ctrl-C or SIGTERM stops it in order: no new requests, live streams
+closed, each consumer's current batch committed, NATS drained, the embedded nats-server
+stopped. That server is the only one on its store (``backend/nats/ownership.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from backend.components import ComponentContext, build, open_database
 from backend.config import Settings
 from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
-from backend.nats import EmbeddedNats
+from backend.http_timeouts import timed_h11_protocol
+from backend.nats import EmbeddedNats, find_running
+from backend.nats.access import StoreAccess, use_store
 from backend.nats.streams import ensure_streams
 from backend.projector.models import Applied, ProjectorBase
 from backend.projector.projector import ensure_generation, start_over, upgrade
@@ -55,50 +58,80 @@ class Backend:
     nc: NatsClient
     bff_db: Database
     views_db: Database
-    embedded: EmbeddedNats | None
+    nats_access: StoreAccess | None
+    """How the embedded store is reached (None with ``--nats-url``)."""
+
+    @property
+    def embedded(self) -> EmbeddedNats | None:
+        return None if self.nats_access is None else self.nats_access.embedded
+
+    def nats_description(self) -> str:
+        if self.nats_access is None:
+            return f"nats {self.settings.nats_url}"
+        return f"nats: {self.nats_access.describe()}"
 
 
 @asynccontextmanager
-async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
-    """NATS (embedded unless a URL is given), the streams, and both databases."""
+async def open_backend(settings: Settings, *, share_nats: bool = False) -> AsyncIterator[Backend]:
+    """NATS (embedded unless a URL is given), the streams, and both databases.
+
+    The embedded store has one server: with ``share_nats`` a server that another process
+    runs there is used, otherwise StoreInUseError names it (a leftover is stopped first).
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedded = None
-    url = settings.nats_url
-    if url is None:
-        embedded = EmbeddedNats(settings.data_dir / "nats")
-        await embedded.start(supervise=True)
-        url = embedded.url
+    async with contextlib.AsyncExitStack() as stack:
+        access = None
+        url = settings.nats_url
+        if url is None:
+            access = await stack.enter_async_context(
+                use_store(settings.data_dir / "nats", share=share_nats, supervise=True)
+            )
+            url = access.url
+        yield await stack.enter_async_context(_connected(settings, url, access))
+
+
+@asynccontextmanager
+async def _connected(
+    settings: Settings, url: str, access: StoreAccess | None
+) -> AsyncIterator[Backend]:
+    nc = await nats.connect(
+        url,
+        name="outpost-backend",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        error_cb=_nats_error,
+        disconnected_cb=_nats_disconnected,
+        reconnected_cb=_nats_reconnected,
+    )
     try:
-        nc = await nats.connect(
-            url,
-            name="outpost-backend",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            connect_timeout=5,
-            error_cb=_nats_error,
-            disconnected_cb=_nats_disconnected,
-            reconnected_cb=_nats_reconnected,
-        )
+        await ensure_streams(nc.jsm(), duplicate_window_s=settings.duplicate_window_s)
+        bff_db = open_database("bff", settings)
+        views_db = open_database("projector", settings)
+        await bff_db.create(BffBase.metadata)
+        await views_db.create(ProjectorBase.metadata)
+        await upgrade(views_db)
+        await ensure_generation(views_db)
         try:
-            await ensure_streams(nc.jsm(), duplicate_window_s=settings.duplicate_window_s)
-            bff_db = open_database("bff", settings)
-            views_db = open_database("projector", settings)
-            await bff_db.create(BffBase.metadata)
-            await views_db.create(ProjectorBase.metadata)
-            await upgrade(views_db)
-            await ensure_generation(views_db)
-            try:
-                yield Backend(settings, nc, bff_db, views_db, embedded)
-            finally:
-                await bff_db.dispose()
-                await views_db.dispose()
+            yield Backend(settings, nc, bff_db, views_db, access)
         finally:
-            log.info("stopping: draining NATS")
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(nc.drain(), timeout=5)
+            await bff_db.dispose()
+            await views_db.dispose()
     finally:
-        if embedded is not None:
-            await embedded.stop()
+        log.info("stopping: draining NATS")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.drain(), timeout=5)
+
+
+def who_runs(settings: Settings) -> str:
+    """Words for the process that runs the backend of ``settings``' data folder, as far as
+    its embedded nats-server tells (for a command that refuses to run beside it)."""
+    if settings.nats_url is None:
+        running = find_running(settings.data_dir / "nats")
+        if running is not None and not running.leftover and running.owner_pid is not None:
+            server = f"nats-server pid {running.pid} at {running.url}" if running.pid else ""
+            return f"pid {running.owner_pid} ({running.owner}; {server or 'its nats-server'})"
+    return "another process (the backend?)"
 
 
 async def _nats_error(exc: Exception) -> None:
@@ -161,18 +194,19 @@ class Consumers:
 
 async def consume(settings: Settings) -> None:
     """``outpost backend consume``: only the stream consumers, no HTTP (one of them can
-    then be run, stopped and scaled on its own)."""
+    then be run, stopped and scaled on its own). Without ``--nats-url`` it uses the
+    nats-server that runs on the data folder's store (the backend's), or starts its own."""
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    async with open_backend(settings) as backend:
+    async with open_backend(settings, share_nats=True) as backend:
         consumers = Consumers(backend, settings.component_names)
         await consumers.start()
         print(
             f"outpost consumers running: {', '.join(consumers.runners) or 'none'} "
-            f"(data {settings.data_dir})",
+            f"(data {settings.data_dir}; {backend.nats_description()})",
             file=sys.stderr,
             flush=True,
         )
@@ -220,6 +254,9 @@ async def serve(settings: Settings) -> None:
             create_app(services),
             host=settings.host,
             port=settings.port,
+            http=timed_h11_protocol(
+                header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s
+            ),
             log_level="warning",
             timeout_graceful_shutdown=3,
             lifespan="on",
@@ -227,7 +264,7 @@ async def serve(settings: Settings) -> None:
         server = _Server(config, services.stopping)
         print(
             f"outpost backend ready on http://{settings.host}:{settings.port} "
-            f"(nats {'embedded' if backend.embedded else settings.nats_url}, "
+            f"({backend.nats_description()}, "
             f"data {settings.data_dir})",
             file=sys.stderr,
             flush=True,
@@ -263,7 +300,7 @@ async def rebuild(settings: Settings) -> str:
     try:
         lease = await views.try_lease("projector")
         if lease is None:
-            raise ComponentBusy("another process (the backend?) runs the projector: stop it first")
+            raise ComponentBusy(f"{who_runs(settings)} runs the projector: stop it first")
         try:
             await views.create(ProjectorBase.metadata)
             async with views.write() as conn:

@@ -53,9 +53,17 @@ def _backend(args: argparse.Namespace) -> int:
             "from the stream when the backend next starts"
         )
         return 0
+    from backend.nats import StoreInUseError
+
     run = backend_main.consume if args.action == "consume" else backend_main.serve
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn already stopped in order
-        asyncio.run(run(settings))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn already stopped in order
+            asyncio.run(run(settings))
+    except StoreInUseError as exc:
+        running = exc.running
+        share = f" or pass --nats-url {running.url} to use it" if running and running.url else ""
+        print(f"outpost backend: {exc}: stop it first{share}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -7,8 +7,8 @@
 ``resubmit`` sends the event (or the corrected body in FILE) back to the one component
 that faulted it; ``drop`` gives up on it. Both hide the fault from ``list`` (``--all`` shows
 it again, with what was done). NATS is reached like ``outpost backend`` does: ``--nats-url``,
-else the backend's embedded nats-server under ``--data-dir`` (started for the time of the
-command if the backend is not running).
+else the nats-server running on the store under ``--data-dir`` (the backend's), else one
+started there for the time of the command; never a second server on a store in use.
 """
 
 from __future__ import annotations

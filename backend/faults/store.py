@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import re
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -183,46 +182,29 @@ async def _resolve(
 # -- reaching NATS ----------------------------------------------------------------------------
 
 
-def embedded_url(store_dir: Path) -> str | None:
-    """The URL of the backend's embedded nats-server if it is running on ``store_dir``."""
-    try:
-        pid = int((store_dir / "nats-server.pid").read_text().strip())
-        config = (store_dir / "nats-server.conf").read_text(encoding="utf-8")
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, someone else's
-    match = re.search(r'^listen:\s*"([^"]+)"', config, re.MULTILINE)
-    return f"nats://{match.group(1)}" if match else None
-
-
 @asynccontextmanager
 async def open_nats(data_dir: Path, url: str | None) -> AsyncIterator[NatsClient]:
-    """A connection to the backend's NATS: ``url``; else the embedded nats-server of
-    ``data_dir`` if it runs; else that server started for the time of the command."""
-    from backend.nats.embedded import EmbeddedNats, EmbeddedNatsError
+    """A connection to the backend's NATS: ``url``; else the nats-server running on the
+    store of ``data_dir`` (the backend's); else one started on it for the time of the
+    command. Never a second server on a store in use."""
+    from backend.nats.access import use_store
+    from backend.nats.errors import EmbeddedNatsError
 
-    embedded = None
-    if url is None:
-        store = data_dir / "nats"
-        url = embedded_url(store)
+    async with contextlib.AsyncExitStack() as stack:
         if url is None:
+            store = data_dir / "nats"
             if not store.is_dir():
                 raise FaultsError(
                     f"no backend data in {data_dir}: pass --data-dir, or --nats-url "
                     "for a backend that uses its own NATS"
                 )
-            embedded = EmbeddedNats(store)
             try:
-                await embedded.start(supervise=False)
+                access = await stack.enter_async_context(
+                    use_store(store, share=True, supervise=False)
+                )
             except EmbeddedNatsError as exc:
-                raise FaultsError(f"could not start the embedded nats-server: {exc}") from exc
-            url = embedded.url
-    try:
+                raise FaultsError(f"cannot reach the embedded nats-server: {exc}") from exc
+            url = access.url
         try:
             nc = await asyncio.wait_for(
                 nats.connect(
@@ -240,9 +222,6 @@ async def open_nats(data_dir: Path, url: str | None) -> AsyncIterator[NatsClient
             yield nc
         finally:
             await nc.close()
-    finally:
-        if embedded is not None:
-            await embedded.stop()
 
 
 async def _quiet(exc: Exception) -> None:

@@ -57,7 +57,9 @@ def add_parser(commands: Any) -> None:
         help="rebuild a component's database from the lake (backend stopped)",
         description="With the backend stopped: empty the component's database into a new "
         "generation, feed it every archived event in stream order, and set its position so "
-        "that it continues from the live stream. Devices get `reset` on their next pull.",
+        "that it continues from the live stream. Devices get `reset` on their next pull. "
+        "While a process runs the component, it refuses before touching anything and names "
+        "that process; it never starts a second nats-server on the data folder's store.",
     )
     _common(replay, nats=True)
     replay.add_argument(

@@ -31,7 +31,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date as Date
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 import nats.js.errors
@@ -45,6 +45,9 @@ from backend.lake import models
 from backend.lake.files import Line
 from backend.nats.streams import EVENTS_STREAM
 from protocol import Event, EventRejected, UnreadableEvent, Writer, decode_event
+
+if TYPE_CHECKING:
+    from backend.consumers.component import Component
 
 REPLAY_BATCH = 500
 
@@ -275,7 +278,7 @@ async def replay(
 ) -> ReplayReport:
     """Rebuild ``component``'s database into a new generation from the lake (see above)."""
     from backend.components import NAMES, ComponentContext, build, open_database
-    from backend.main import open_backend
+    from backend.main import open_backend, who_runs
 
     if component not in NAMES or component == "lake":
         choices = ", ".join(n for n in NAMES if n != "lake")
@@ -286,49 +289,58 @@ async def replay(
         if not entries:
             where = f" from {since} on" if since else ""
             raise LakeError(f"the lake at {lake_root(settings)} holds no events{where}")
-        async with open_backend(settings) as backend:
-            js = backend.nc.jetstream()
-            report = ReplayReport(component, position=await live_position(lake_db, settings, js))
-            own = component != "projector"  # the projector's database is open already
-            db = open_database(component, settings) if own else backend.views_db
-            lease = None
+        db = open_database(component, settings)
+        try:
+            # The lease first: under a live component, refuse before touching NATS or data.
+            lease = await db.try_lease(component)
+            if lease is None:
+                raise LakeError(f"{who_runs(settings)} runs {component}: stop it, then replay")
             try:
-                lease = await db.try_lease(component)
-                if lease is None:
-                    raise LakeError(
-                        f"another process (the backend?) runs {component}: stop it, then replay"
-                    )
-                target = build(component, db, ComponentContext(settings, js))
-                await target.prepare()
-                async with db.write() as conn:
-                    await target.start_over(conn)
-                progress(f"{component}: emptied into a new generation; replaying the lake")
-                last_note = time.monotonic()
-                for batch, unreadable in _batches(ordered_lines(lake_root(settings), entries)):
-                    report.unreadable += unreadable
-                    if batch:
-                        async with db.write() as conn:
-                            outcome = await target.handle(conn, batch)
-                        report.events += len(batch)
-                        report.refused += len(outcome.poison)
-                        report.batches += 1
-                    if time.monotonic() - last_note > 2:
-                        last_note = time.monotonic()
-                        progress(f"{component}: {report.events} events replayed")
-                async with db.write() as conn:
-                    await upsert(
-                        conn,
-                        target.positions,
-                        [{"component": target.name, "seq": report.position}],
-                        ["component"],
-                    )
+                async with open_backend(settings, share_nats=True) as backend:
+                    js = backend.nc.jetstream()
+                    position = await live_position(lake_db, settings, js)
+                    report = ReplayReport(component, position=position)
+                    target = build(component, db, ComponentContext(settings, js))
+                    await _replay_into(target, db, settings, entries, report, progress)
             finally:
-                if lease is not None:
-                    await lease.release()
-                if own:
-                    await db.dispose()
+                await lease.release()
+        finally:
+            await db.dispose()
     report.seconds = time.monotonic() - started
     return report
+
+
+async def _replay_into(
+    target: Component,
+    db: Database,
+    settings: Settings,
+    entries: list[FileEntry],
+    report: ReplayReport,
+    progress: Callable[[str], None],
+) -> None:
+    await target.prepare()
+    async with db.write() as conn:
+        await target.start_over(conn)
+    progress(f"{report.component}: emptied into a new generation; replaying the lake")
+    last_note = time.monotonic()
+    for batch, unreadable in _batches(ordered_lines(lake_root(settings), entries)):
+        report.unreadable += unreadable
+        if batch:
+            async with db.write() as conn:
+                outcome = await target.handle(conn, batch)
+            report.events += len(batch)
+            report.refused += len(outcome.poison)
+            report.batches += 1
+        if time.monotonic() - last_note > 2:
+            last_note = time.monotonic()
+            progress(f"{report.component}: {report.events} events replayed")
+    async with db.write() as conn:
+        await upsert(
+            conn,
+            target.positions,
+            [{"component": target.name, "seq": report.position}],
+            ["component"],
+        )
 
 
 def _batches(lines: Iterator[Line]) -> Iterator[tuple[list[Event], int]]:

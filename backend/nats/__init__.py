@@ -1,12 +1,13 @@
 """The embedded, supervised nats-server and the JetStream streams of Outpost."""
 
-from backend.nats.embedded import (
-    EmbeddedNats,
+from backend.nats.embedded import EmbeddedNats, find_binary
+from backend.nats.errors import (
     EmbeddedNatsError,
     NatsBinaryNotFoundError,
     NatsStartError,
-    find_binary,
+    StoreInUseError,
 )
+from backend.nats.ownership import RunningServer, find_running, servers_on
 from backend.nats.streams import (
     CHANGES_SUBJECT,
     DEFAULT_DUPLICATE_WINDOW_S,
@@ -32,10 +33,14 @@ __all__ = [
     "EmbeddedNatsError",
     "NatsBinaryNotFoundError",
     "NatsStartError",
+    "RunningServer",
+    "StoreInUseError",
     "ensure_streams",
     "event_subject",
     "events_stream_config",
     "fault_subject",
     "faults_stream_config",
     "find_binary",
+    "find_running",
+    "servers_on",
 ]

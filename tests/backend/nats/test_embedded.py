@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,10 +17,12 @@ from backend.nats import (
     EVENTS_STREAM,
     EmbeddedNats,
     NatsStartError,
+    StoreInUseError,
     ensure_streams,
     event_subject,
     find_binary,
 )
+from tests.backend.nats.store_processes import nats_servers_on, wait_for_servers
 from tests.support.nats import connected, run, running_nats, wait_until
 
 pytestmark = pytest.mark.integration
@@ -176,3 +180,63 @@ async def _sigkill_during_a_burst(store: Path) -> None:
         assert stored == acked
         info = await js.stream_info(EVENTS_STREAM)
         assert info.state.messages >= len(acked)
+
+
+def test_a_second_server_on_a_store_in_use_is_refused_naming_the_first(nats_store: Path) -> None:
+    async def body() -> None:
+        async with running_nats(nats_store) as first:
+            second = EmbeddedNats(nats_store)
+            named = f"nats-server pid {first.pid} at {first.url}"
+            with pytest.raises(StoreInUseError, match=named):
+                await second.start()
+            assert nats_servers_on(nats_store) == [first.pid]
+            assert not second.running
+        async with running_nats(nats_store) as third:  # free again once the first stopped
+            assert nats_servers_on(nats_store) == [third.pid]
+
+    run(body())
+
+
+_STARTER = """
+import asyncio, sys
+from pathlib import Path
+from backend.nats import EmbeddedNats
+
+async def main() -> None:
+    server = EmbeddedNats(Path(sys.argv[1]))
+    await server.start()
+    print(server.pid, flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_the_server_dies_with_the_process_that_started_it(nats_store: Path) -> None:
+    starter = subprocess.Popen(
+        [sys.executable, "-c", _STARTER, str(nats_store)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert starter.stdout is not None
+        pid = int(starter.stdout.readline())
+        assert nats_servers_on(nats_store) == [pid]
+        starter.send_signal(signal.SIGKILL)
+        starter.wait(10)
+        wait_for_servers(nats_store, 0, timeout_s=15)
+    finally:
+        starter.kill()
+        for leftover in nats_servers_on(nats_store):
+            os.kill(leftover, signal.SIGKILL)
+
+
+def test_the_next_server_on_a_store_listens_on_the_port_of_the_last(nats_store: Path) -> None:
+    """A client of a server that stopped (a command beside a backend that restarted)
+    finds the next one at the same URL, if that port is still free."""
+
+    async def body() -> None:
+        async with running_nats(nats_store) as first:
+            url = first.url
+        async with running_nats(nats_store) as second:
+            assert second.url == url
+
+    run(body())
