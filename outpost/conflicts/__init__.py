@@ -110,6 +110,7 @@ async def _attempt(
     verdict = Oracle(runner.run, collected, users_of).check()
     if runner.run.heal_problem:
         verdict.divergences.append(runner.run.heal_problem)
+    verdict.invariants.extend(runner.run.invariants)
     runner.run.seconds = time.monotonic() - started
     return runner.run, verdict, runner.run.seconds
 

@@ -1,11 +1,13 @@
 """Runs a scenario on real parts: a backend (with its own nats-server) and device processes.
 
-``Backend`` starts ``outpost backend`` on the embedded defaults in a folder, beside a
-nats-server of its own (``EmbeddedNats``), so either can be restarted alone; or it uses the
-backend at ``--backend-url`` (then backend and nats-server restarts are not injected, and the
-ledger cannot be read). ``DeviceHandle`` is one device process (``outpost.conflicts.device``).
-``execute`` runs the steps, ``heal`` brings everything back and syncs to quiescence, and
-``collect`` gathers what the oracle needs.
+``Backend`` starts ``outpost backend`` on the embedded defaults in a folder: the backend
+starts and supervises its own nats-server, as ``make run`` does. A backend restart is a
+SIGKILL, which must take that nats-server along (FAULTS 26: never two servers on one
+store); a nats-server restart SIGKILLs the server alone, and the backend's supervision
+brings it back on the same store. Or it uses the backend at ``--backend-url`` (then
+neither restart is injected, and the ledger cannot be read). ``DeviceHandle`` is one
+device process (``outpost.conflicts.device``). ``execute`` runs the steps, ``heal`` brings
+everything back and syncs to quiescence, and ``collect`` gathers what the oracle needs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -24,7 +27,7 @@ from typing import Any
 import httpx
 
 from backend.launcher import BackendLauncher
-from backend.nats import EmbeddedNats
+from backend.nats.ownership import read_record, servers_on
 from outpost.conflicts.broken import BREAK_ENV
 from outpost.conflicts.scenario import Scenario, Step
 
@@ -59,8 +62,8 @@ class Backend:
         self.own = url is None
         self._url = url
         self.broken = broken
-        self.nats: EmbeddedNats | None = None
         self.launcher: _Launcher | None = None
+        self.nats_store = root / "backend" / "nats"
 
     @property
     def url(self) -> str:
@@ -72,24 +75,38 @@ class Backend:
     async def start(self) -> None:
         if not self.own:
             return
-        self.nats = EmbeddedNats(self.root / "nats")
-        await self.nats.start(supervise=True)
-        self.launcher = _Launcher(
-            self.root / "backend", broken=self.broken, nats_url=self.nats.url, env=BACKEND_ENV
-        )
+        self.launcher = _Launcher(self.root / "backend", broken=self.broken, env=BACKEND_ENV)
         await asyncio.to_thread(self.launcher.start)
 
-    async def restart_backend(self) -> None:
+    def nats_pid(self) -> int:
+        record = read_record(self.nats_store)
+        if record is None or record.pid is None:
+            raise ConflictToolError(f"no nats-server recorded in {self.nats_store}")
+        return record.pid
+
+    async def restart_backend(self) -> bool:
+        """SIGKILL the backend (between publish and answer, if a push was out) and start it
+        again. True if its nats-server died with it, and one server runs on the store now."""
         assert self.launcher is not None
-        self.launcher.kill()  # SIGKILL: between publish and answer, if a push was out
+        old_nats = self.nats_pid()
+        self.launcher.kill()
+        deadline = time.monotonic() + 30
+        while old_nats in servers_on(self.nats_store) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        died_with_it = old_nats not in servers_on(self.nats_store)
         await asyncio.to_thread(self.launcher.start)
+        return died_with_it and servers_on(self.nats_store) == [self.nats_pid()]
 
     async def restart_nats(self) -> None:
-        assert self.nats is not None
-        before = self.nats.restarts
-        self.nats.kill()  # SIGKILL; supervision brings it back on the same port and store
+        """SIGKILL the backend's nats-server; its supervision brings it back on the store."""
+        old = self.nats_pid()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(old, signal.SIGKILL)
         deadline = time.monotonic() + 60
-        while self.nats.restarts == before:
+        while True:
+            running = servers_on(self.nats_store)
+            if running and old not in running and read_record(self.nats_store) is not None:
+                return
             if time.monotonic() > deadline:
                 raise ConflictToolError("the nats-server did not come back within 60 s")
             await asyncio.sleep(0.05)
@@ -128,9 +145,6 @@ class Backend:
         if self.launcher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.launcher.stop)
-        if self.nats is not None:
-            with contextlib.suppress(Exception):
-                await self.nats.stop()
 
 
 class DeviceHandle:
@@ -238,6 +252,8 @@ class Execution:
     skipped: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    invariants: list[str] = field(default_factory=list)
+    """Breaks seen while running (not in the final state): reported with the oracle's."""
     healed: bool = False
     heal_problem: str = ""
     seconds: float = 0.0
@@ -422,7 +438,11 @@ class Runner:
         await asyncio.sleep(float(step.args.get("delay_ms", 0)) / 1000)
         in_flight = sum(1 for r in replies if not r.done())
         if step.kind == "backend_restart":
-            await self.backend.restart_backend()
+            if not await self.backend.restart_backend():
+                self.run.invariants.append(
+                    f"step {step.index}: the SIGKILLed backend's nats-server outlived it, or "
+                    "two servers ran on its store"
+                )
         else:
             await self.backend.restart_nats()
         await asyncio.gather(*replies)
