@@ -17,6 +17,7 @@ from outpost.bench.harness import BenchError, Timer, Workspace, progress, unique
 from outpost.bench.jetstream import raw_jetstream
 from outpost.bench.plan import Plan
 from outpost.bench.report import Figure, ScenarioResult, Target
+from outpost.bench.shared import RealDevice
 
 NAME = "drain"
 TITLE = "6. drain"
@@ -51,6 +52,24 @@ class PushClock:
         await self.inner.close()
 
 
+async def _check_every_event_landed(ws: Workspace, real: RealDevice, tasks: list[str]) -> None:
+    """An empty outbox is also what a device shows after every event was rejected: the
+    figure counts only if none was, and another device of the user, bootstrapped fresh,
+    shows the last value the drained device wrote to every task."""
+    rejected = real.device.rejected()
+    if rejected:
+        raise BenchError(f"drain: {len(rejected)} events rejected, e.g. {rejected[0]}")
+    username = real.device.username
+    assert username is not None
+    other, engine = await ws.device(unique_name("drain-check"), username)
+    await engine.sync()
+    for task in tasks:
+        mine = real.device.entity("task", task)
+        theirs = other.entity("task", task)
+        if mine is None or theirs is None or mine["values"] != theirs["values"]:
+            raise BenchError(f"drain: task {task} differs on another device: {mine} != {theirs}")
+
+
 async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
     count = plan.drain_events
     result = ScenarioResult(NAME, TITLE, params={"events": count, "tasks": shared.TASKS})
@@ -78,6 +97,7 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
         await asyncio.sleep(0.005)
     seconds = timer.seconds
     accepted = clock.last_push_at - timer.started
+    await _check_every_event_landed(ws, real, tasks)
     progress(f"drain: {seconds:.2f} s; raw JetStream baseline")
     async with raw_jetstream(ws.nats.url) as raw:
         raw_seconds = await raw.publish_pipelined(bodies)
