@@ -49,11 +49,50 @@ BEHIND_MS = 3_600_000
 """An accepted hlc this far behind the server's clock shows the device's clock is behind."""
 
 
+class Trace:
+    """``trace.log`` in the device's folder: when a command started and was answered, and
+    when each HTTP request went out and came back. The orchestrator reads it after a kill to
+    tell where the kill landed (a fault counts only if it hit what it aims at)."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("a", encoding="utf-8", buffering=1)  # line-buffered
+
+    def __call__(self, line: str) -> None:
+        self._file.write(line + "\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def landed(trace: Path, aim: str) -> bool:
+    """Whether a kill landed inside the last command (``aim`` "command") or inside an HTTP
+    request of it ("push": a push was out; "http": any request was out)."""
+    if not trace.exists():
+        return False
+    lines = trace.read_text(encoding="utf-8").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("cmd ")]
+    if not starts:
+        return False
+    last = lines[starts[-1] :]
+    if any(line.startswith("answer ") for line in last):
+        return False
+    if aim == "command":
+        return True
+    out: dict[str, int] = {}
+    for line in last:
+        verb, _, path = line.partition(" ")[2].partition(" ")
+        if verb in ("start", "end"):
+            out[path] = out.get(path, 0) + (1 if verb == "start" else -1)
+    wanted = ["/v1/sync/push"] if aim == "push" else list(out)
+    return any(out.get(path, 0) > 0 for path in wanted)
+
+
 class ScenarioTransport:
     """``HttpxTransport`` with a network switch, batch duplication and a push journal."""
 
-    def __init__(self, server: str, journal: Path) -> None:
+    def __init__(self, server: str, journal: Path, trace: Trace | None = None) -> None:
         self.inner = HttpxTransport(server, timeout=20.0)
+        self.trace = trace or (lambda line: None)
         self.online = True
         self.dup_mode = "off"  # off | twice | resend
         self._previous_push: bytes | None = None
@@ -85,16 +124,16 @@ class ScenarioTransport:
             for event in msgspec.json.decode(body)["events"]:
                 self._first_sent.setdefault(event["id"], now_ms)
         if is_push and self.dup_mode == "resend" and self._previous_push is not None:
-            again = await self.inner.request(method, path, body=self._previous_push, token=token)
+            again = await self._send(method, path, body=self._previous_push, token=token)
             self._journal_duplicates("resent_batch", self._previous_push, again)
         if is_push and body is not None and self.dup_mode == "twice":
-            first = await self.inner.request(method, path, body=body, params=params, token=token)
+            first = await self._send(method, path, body=body, params=params, token=token)
             if first.status == 200:
                 self._journal_push(body, first)  # its answer is lost: the device sends again
-            reply = await self.inner.request(method, path, body=body, params=params, token=token)
+            reply = await self._send(method, path, body=body, params=params, token=token)
             self._journal_duplicates("duplicate_batch", body, reply)
         else:
-            reply = await self.inner.request(method, path, body=body, params=params, token=token)
+            reply = await self._send(method, path, body=body, params=params, token=token)
         if is_push and body is not None:
             self._previous_push = body
             if reply.status == 200:
@@ -115,6 +154,13 @@ class ScenarioTransport:
                     result.pop("seq", None)
         return Reply(reply.status, msgspec.json.encode(answer), reply.headers)
 
+    async def _send(self, method: str, path: str, **options: Any) -> Reply:
+        self.trace(f"http start {path}")
+        try:
+            return await self.inner.request(method, path, **options)
+        finally:
+            self.trace(f"http end {path}")
+
     def _journal_duplicates(self, kind: str, body: bytes | None, reply: Reply) -> None:
         if reply.status != 200 or body is None:
             return
@@ -131,7 +177,7 @@ class ScenarioTransport:
         for event in msgspec.json.decode(body)["events"]:
             if isinstance(event.get("id"), str):
                 self._first_sent.setdefault(event["id"], now_ms)
-        reply = await self.inner.request("POST", "/v1/sync/push", body=body, token=token)
+        reply = await self._send("POST", "/v1/sync/push", body=body, token=token)
         if reply.status == 200:
             self._journal_push(body, reply, hostile=kind)
         return reply
@@ -186,7 +232,8 @@ class ScenarioTransport:
 class DeviceProcess:
     def __init__(self, folder: Path, server: str, clock_error_ms: int) -> None:
         self.device = Device(folder, clock_error_ms=clock_error_ms)
-        self.transport = ScenarioTransport(server, folder / "journal.jsonl")
+        self.trace = Trace(folder / "trace.log")
+        self.transport = ScenarioTransport(server, folder / "journal.jsonl", self.trace)
         self.engine = SyncEngine(self.device, self.transport)
         self.live: LiveSync | None = None
         self.live_task: asyncio.Task[None] | None = None
@@ -300,6 +347,7 @@ class DeviceProcess:
         await self.set_live(False)
         await self.transport.close()
         self.device.close()
+        self.trace.close()
 
 
 def _set(device: Device, a: dict[str, Any]) -> None:
@@ -329,6 +377,7 @@ _ACTIONS: dict[str, Any] = {
 
 async def serve(process: DeviceProcess, stdin: TextIO, stdout: TextIO) -> None:
     loop = asyncio.get_running_loop()
+    number = 0
     while True:
         line = await loop.run_in_executor(None, stdin.readline)
         if not line:
@@ -338,12 +387,15 @@ async def serve(process: DeviceProcess, stdin: TextIO, stdout: TextIO) -> None:
             stdout.write(json.dumps({"ok": True}) + "\n")
             stdout.flush()
             return
+        number += 1
+        process.trace(f"cmd {number} {command['cmd']}")
         try:
             answer = await process.handle(command)
         except Exception as exc:
             answer = {"ok": False, "error": f"crash: {type(exc).__name__}: {exc}"}
         stdout.write(json.dumps(answer) + "\n")
         stdout.flush()
+        process.trace(f"answer {number}")
 
 
 async def _main(args: argparse.Namespace) -> int:

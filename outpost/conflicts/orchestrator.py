@@ -29,6 +29,7 @@ import httpx
 from backend.launcher import BackendLauncher
 from backend.nats.ownership import read_record, servers_on
 from outpost.conflicts.broken import BREAK_ENV
+from outpost.conflicts.device import landed
 from outpost.conflicts.scenario import Scenario, Step
 
 PASSWORD = "conflicts-password"
@@ -219,6 +220,18 @@ class DeviceHandle:
             raise ConflictToolError(f"device {self.index} exited (see {self.folder}/device.log)")
         return answer
 
+    def commands_started(self) -> int:
+        trace = self.folder / "trace.log"
+        if not trace.exists():
+            return 0
+        return sum(1 for line in trace.read_text().splitlines() if line.startswith("cmd "))
+
+    async def wait_started(self, count: int, timeout_s: float = 10) -> None:
+        """Until the device has begun its ``count``-th command since the trace began."""
+        deadline = time.monotonic() + timeout_s
+        while self.commands_started() < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.0005)
+
     async def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -387,14 +400,18 @@ class Runner:
                 command = {"cmd": "sync"}
         else:
             command = {"cmd": "sync"}
+        started = device.commands_started()
         device.write(command)
+        await device.wait_started(started + 1)  # then the delay: the kill lands inside
         await asyncio.sleep(float(step.args.get("delay_ms", 0)) / 1000)
         await device.kill()
         answer = await device.read(10)  # an answer written before the kill still counts
-        if answer is None:
-            self.run.faults[
-                "device_kill_sync" if command["cmd"] == "sync" else "device_kill_action"
-            ] += 1
+        syncing = command["cmd"] == "sync"
+        # A fault counts only where it aimed: inside the action, or with a request out.
+        if answer is None and landed(device.folder / "trace.log", "http" if syncing else "command"):
+            self.run.faults["device_kill_sync" if syncing else "device_kill_action"] += 1
+        elif answer is None:
+            self.run.notes.append(f"step {step.index}: the kill landed outside its aim")
         elif command["cmd"] == "act":
             assert step.device is not None
             self._returned(step, step.device, answer)
@@ -435,8 +452,19 @@ class Runner:
         for d in pushing:
             d.write({"cmd": "sync"})
         replies = [asyncio.create_task(d.read()) for d in pushing]
-        await asyncio.sleep(float(step.args.get("delay_ms", 0)) / 1000)
-        in_flight = sum(1 for r in replies if not r.done())
+
+        def pushes_out() -> int:
+            return sum(1 for d in pushing if landed(d.folder / "trace.log", "push"))
+
+        # Aim at a push in flight: wait for one to go out (or every sync to end), then the
+        # scenario's small delay, so the kill lands between publish and answer.
+        deadline = time.monotonic() + 5
+        while not pushes_out() and not all(r.done() for r in replies):
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.0005)
+        await asyncio.sleep(float(step.args.get("delay_ms", 0)) / 4000)
+        in_flight = pushes_out()
         if step.kind == "backend_restart":
             if not await self.backend.restart_backend():
                 self.run.invariants.append(
