@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from backend.bff.auth.tokens import Principal
 from backend.errors import RateLimited
 
 
@@ -28,3 +33,16 @@ class RateLimiter:
             self._buckets[key] = (tokens, now)
             raise RateLimited(f"too many requests: retry in {wait} s", retry_after=wait)
         self._buckets[key] = (tokens - 1, now)
+
+
+class PerUserRateLimit:
+    """Guard of every route a signed-in user calls (the bearer middleware has already said
+    who the user is): one token of the caller's bucket, or 429 with Retry-After."""
+
+    def __init__(self, limiter: Callable[[], RateLimiter]) -> None:
+        self._limiter = limiter
+
+    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal: Principal | None = connection.scope.get("user")
+        if principal is not None:  # public routes (and the schema) have no user
+            self._limiter().check(principal.user_id)
