@@ -1,10 +1,13 @@
 """The BFF: the Litestar application, assembled from its controllers and its edge concerns.
 
 Routes live in one controller per bounded context (``auth/``, ``sync/``, ``ops/``), each
-handler one call to a service it is given (``dependencies.py``). The edge concerns are
-declared here once: bearer auth (middleware; routes are private unless marked public),
-per-user rate limits (a guard: 429 with Retry-After), the 1 MiB body limit (413), compression
-of large responses, and errors as ``{"status_code", "detail"}`` with no stack trace.
+handler one call to a service it is given (``dependencies.py``). Handlers declare what they
+are in their ``opt`` (public, which throttle, operators only) and the edge concerns are
+applied here once: bearer auth (middleware; routes are private unless public), the sign-in
+throttle (middleware), the per-user rate limit, the sign-up limit and the admin gate
+(guards), all answering 429 with Retry-After or 401/403; the 1 MiB body limit (413),
+compression of large responses, and errors as ``{"status_code", "detail"}`` with no stack
+trace.
 """
 
 from __future__ import annotations
@@ -27,9 +30,13 @@ from backend.bff.auth.services import AuthService
 from backend.bff.auth.tokens import Principal
 from backend.bff.dependencies import dependencies
 from backend.bff.health import HealthProbe
+from backend.bff.limits.address import ClientAddresses
+from backend.bff.limits.guards import PerUserRateLimit, SignUpLimit
+from backend.bff.limits.signin import SignInThrottle
+from backend.bff.limits.store import LimitStore
 from backend.bff.metrics import Metrics
 from backend.bff.ops.controllers import OpsController
-from backend.bff.rate_limit import PerUserRateLimit, RateLimiter
+from backend.bff.ops.guards import AdminGate
 from backend.bff.sync.controllers import SyncController
 from backend.bff.sync.live import ChangeHub
 from backend.bff.sync.pull import PullService
@@ -48,13 +55,9 @@ class Services:
     pull: PullService
     hub: ChangeHub
     health: HealthProbe
+    limits: LimitStore
     metrics: Metrics = field(default_factory=Metrics)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        self.rate_limiter = RateLimiter(
-            self.settings.rate_limit_per_s, self.settings.rate_limit_burst
-        )
 
 
 def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -82,15 +85,27 @@ def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str
 
 def create_app(services: Services) -> Litestar:
     settings = services.settings
+    addresses = ClientAddresses(settings.trusted_proxies)
+    gate = AdminGate(addresses, settings.admin_token)
 
     async def authenticate(token: str) -> Principal:
-        return services.auth.authenticate(token)
+        return await services.auth.authenticate(token)
+
+    def limits() -> LimitStore:
+        return services.limits
 
     app = Litestar(
         route_handlers=[AuthController, SyncController, OpsController],
-        dependencies=dependencies(services),
-        middleware=[DefineMiddleware(BearerAuthMiddleware, authenticate=authenticate)],
-        guards=[PerUserRateLimit(lambda: services.rate_limiter)],
+        dependencies=dependencies(services, gate),
+        middleware=[
+            DefineMiddleware(BearerAuthMiddleware, authenticate=authenticate),
+            SignInThrottle(limits, addresses, settings),
+        ],
+        guards=[
+            PerUserRateLimit(limits, settings),
+            SignUpLimit(limits, addresses, settings),
+            gate.guard,
+        ],
         exception_handlers={Exception: _error},
         request_max_body_size=settings.max_batch_bytes,
         compression_config=CompressionConfig(

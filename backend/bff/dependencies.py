@@ -17,6 +17,7 @@ from backend.bff.auth.services import AuthService
 from backend.bff.auth.tokens import Principal
 from backend.bff.health import HealthProbe
 from backend.bff.metrics import Metrics
+from backend.bff.ops.guards import AdminGate
 from backend.bff.sync.live import ChangeHub
 from backend.bff.sync.pull import PullService
 from backend.bff.sync.push import PushService
@@ -33,9 +34,13 @@ def provide_principal(request: Request[Principal, Any, Any]) -> Principal:
     return request.user
 
 
-def dependencies(services: Services) -> dict[str, Provide]:
+def dependencies(services: Services, gate: AdminGate) -> dict[str, Provide]:
     """One provider per service. Each reads ``services`` when a request needs it, so an app
     built only to render its OpenAPI document needs nothing but the settings."""
+
+    def caller_is_admin(request: Request[Any, Any, Any]) -> bool:
+        """Does the caller pass the admin gate (loopback, or the admin token)?"""
+        return gate.allows(request)
 
     def settings() -> Settings:
         return services.settings
@@ -62,5 +67,6 @@ def dependencies(services: Services) -> dict[str, Provide]:
         return services.stopping
 
     providers = [settings, auth, push_service, pull_service, hub, health_probe, metrics, stopping]
-    named = {fn.__name__: Provide(fn, sync_to_thread=False) for fn in providers}
+    named: dict[str, Provide] = {fn.__name__: Provide(fn, sync_to_thread=False) for fn in providers}
+    named["caller_is_admin"] = Provide(caller_is_admin, sync_to_thread=False)
     return {**named, "principal": Provide(provide_principal, sync_to_thread=False)}

@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from backend.bff.auth.middleware import PUBLIC
 from backend.bff.auth.schemas import Credentials, LoginCredentials, RefreshRequest, Session
 from backend.bff.auth.services import AuthService
+from backend.bff.limits.guards import LIMIT, SIGNIN, SIGNUP
 
 __all__ = ["AuthController"]
 
@@ -21,13 +22,13 @@ class AuthController(Controller):
     tags = ("auth",)
     opt = MappingProxyType({PUBLIC: True})
 
-    @post("/signup", status_code=HTTP_201_CREATED)
+    @post("/signup", status_code=HTTP_201_CREATED, opt={LIMIT: SIGNUP})
     async def signup(
         self, data: JSONBody[Credentials], auth: NamedDependency[AuthService]
     ) -> Session:
         return await auth.signup(data)
 
-    @post("/token", status_code=HTTP_200_OK)
+    @post("/token", status_code=HTTP_200_OK, opt={LIMIT: SIGNIN})
     async def token(
         self, data: JSONBody[LoginCredentials], auth: NamedDependency[AuthService]
     ) -> Session:

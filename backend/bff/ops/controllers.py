@@ -11,8 +11,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backend import asyncapi
 from backend.bff.auth.middleware import PUBLIC
+from backend.bff.auth.services import AuthService
 from backend.bff.health import HealthProbe
 from backend.bff.metrics import Metrics
+from backend.bff.ops.guards import ADMIN
 
 __all__ = ["OpsController"]
 
@@ -22,19 +24,30 @@ class OpsController(Controller):
     opt = MappingProxyType({PUBLIC: True})
 
     @get("/v1/health")
-    async def health(self, health_probe: NamedDependency[HealthProbe]) -> Response[dict[str, Any]]:
+    async def health(
+        self, health_probe: NamedDependency[HealthProbe], caller_is_admin: NamedDependency[bool]
+    ) -> Response[dict[str, Any]]:
+        """``ok`` or ``degraded``; the details (NATS, database, each consumer's breaker and
+        lag) only for a loopback caller or one with the admin token."""
         report = await health_probe.report()
-        return Response(report, status_code=200 if report["status"] == "ok" else 503)
+        status_code = 200 if report["status"] == "ok" else 503
+        if not caller_is_admin:
+            report = {"status": report["status"]}
+        return Response(report, status_code=status_code)
 
     @get("/v1/asyncapi.json", media_type=MediaType.JSON)
     async def asyncapi_document(self) -> bytes:
         """The AsyncAPI 3.0 document: what each backend component publishes and consumes."""
         return asyncapi.render()
 
-    @get("/metrics", media_type=CONTENT_TYPE_LATEST)
+    @get("/metrics", media_type=CONTENT_TYPE_LATEST, opt={ADMIN: True})
     async def metrics(
-        self, health_probe: NamedDependency[HealthProbe], metrics: NamedDependency[Metrics]
+        self,
+        health_probe: NamedDependency[HealthProbe],
+        metrics: NamedDependency[Metrics],
+        auth: NamedDependency[AuthService],
     ) -> bytes:
-        report = await health_probe.report()
-        metrics.observe_health(report)
+        """Prometheus metrics of this process: loopback callers or the admin token only."""
+        metrics.observe_health(await health_probe.report())
+        metrics.observe_hashing(auth.hashing)
         return generate_latest(metrics.registry)
