@@ -21,7 +21,6 @@ from litestar import Litestar, Request, Response
 from litestar.config.compression import CompressionConfig
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
 from sqlalchemy.exc import DBAPIError
 
 from backend.bff.auth.controllers import AuthController
@@ -35,6 +34,8 @@ from backend.bff.limits.guards import PerUserRateLimit, SignUpLimit
 from backend.bff.limits.signin import SignInThrottle
 from backend.bff.limits.store import LimitStore
 from backend.bff.metrics import Metrics
+from backend.bff.openapi import complete as complete_openapi
+from backend.bff.openapi import config as openapi_config
 from backend.bff.ops.controllers import OpsController
 from backend.bff.ops.guards import AdminGate
 from backend.bff.sync.controllers import SyncController
@@ -111,11 +112,8 @@ def create_app(services: Services) -> Litestar:
         compression_config=CompressionConfig(
             backend="gzip", minimum_size=4096, gzip_compress_level=6, exclude="/v1/sync/live"
         ),
-        openapi_config=OpenAPIConfig(
-            title="Outpost BFF",
-            version="1.0.0",
-            description="The sync contract v1 of SPEC section 6.",
-        ),
+        openapi_config=openapi_config(),
         on_shutdown=[lambda: services.stopping.set()],
     )
+    complete_openapi(app.openapi_schema)
     return app

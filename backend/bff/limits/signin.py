@@ -60,7 +60,7 @@ class SignInThrottle(ASGIMiddleware):
         body = await Request[Any, Any, Any](scope, receive).body()  # kept for the handler
         try:
             username = _credentials.decode(body).username
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             await next_app(scope, receive, send)  # the handler refuses it: 400, no hash
             return
         address = self._addresses.of(scope)

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Controller, MediaType, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backend import asyncapi
@@ -14,7 +15,10 @@ from backend.bff.auth.middleware import PUBLIC
 from backend.bff.auth.services import AuthService
 from backend.bff.health import HealthProbe
 from backend.bff.metrics import Metrics
+from backend.bff.openapi import ADMIN as ADMIN_SECURITY
+from backend.bff.openapi import errors
 from backend.bff.ops.guards import ADMIN
+from backend.bff.ops.schemas import HealthReport
 
 __all__ = ["OpsController"]
 
@@ -23,7 +27,13 @@ class OpsController(Controller):
     tags = ("operations",)
     opt = MappingProxyType({PUBLIC: True})
 
-    @get("/v1/health")
+    @get(
+        "/v1/health",
+        responses={
+            200: ResponseSpec(HealthReport, description="ok", generate_examples=False),
+            503: ResponseSpec(HealthReport, description="degraded", generate_examples=False),
+        },
+    )
     async def health(
         self, health_probe: NamedDependency[HealthProbe], caller_is_admin: NamedDependency[bool]
     ) -> Response[dict[str, Any]]:
@@ -35,12 +45,22 @@ class OpsController(Controller):
             report = {"status": report["status"]}
         return Response(report, status_code=status_code)
 
-    @get("/v1/asyncapi.json", media_type=MediaType.JSON)
+    @get(
+        "/v1/asyncapi.json",
+        media_type=MediaType.JSON,
+        responses={200: ResponseSpec(dict[str, Any], description="The AsyncAPI 3.0 document")},
+    )
     async def asyncapi_document(self) -> bytes:
         """The AsyncAPI 3.0 document: what each backend component publishes and consumes."""
         return asyncapi.render()
 
-    @get("/metrics", media_type=CONTENT_TYPE_LATEST, opt={ADMIN: True})
+    @get(
+        "/metrics",
+        media_type=CONTENT_TYPE_LATEST,
+        opt={ADMIN: True},
+        security=ADMIN_SECURITY,
+        responses=errors(401, 403),
+    )
     async def metrics(
         self,
         health_probe: NamedDependency[HealthProbe],

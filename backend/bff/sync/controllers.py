@@ -14,16 +14,18 @@ import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent
 
 from backend.bff.auth.middleware import PUBLIC
 from backend.bff.auth.tokens import Principal
 from backend.bff.metrics import Metrics
+from backend.bff.openapi import BEARER, PushOperation, errors
 from backend.bff.sync.live import ChangeHub
 from backend.bff.sync.pull import Page, PullService
 from backend.bff.sync.push import PushService, system_ms
-from backend.bff.sync.schemas import PushRequest, PushResponse, SyncInfo
+from backend.bff.sync.schemas import PullResponse, PushRequest, PushResponse, SyncInfo
 from backend.config import Settings
 from backend.errors import UnprocessableBatch, UnsupportedProtocol
 from protocol import PROTOCOL_VERSIONS
@@ -45,7 +47,7 @@ class SyncController(Controller):
     path = "/v1/sync"
     tags = ("sync",)
 
-    @get("/info", opt={PUBLIC: True})
+    @get("/info", opt={PUBLIC: True}, responses=errors(503))
     async def info(
         self, settings: NamedDependency[Settings], pull_service: NamedDependency[PullService]
     ) -> SyncInfo:
@@ -57,7 +59,13 @@ class SyncController(Controller):
             generation=generation,
         )
 
-    @post("/push", status_code=200)
+    @post(
+        "/push",
+        status_code=200,
+        security=BEARER,
+        operation_class=PushOperation,
+        responses=errors(400, 401, 413, 422, 426, 429, 503),
+    )
     async def push(
         self,
         request: Request[Principal, Any, Any],
@@ -78,7 +86,17 @@ class SyncController(Controller):
         metrics.observe_push(results, time.perf_counter() - started)
         return PushResponse(results, system_ms(), watermark, generation)
 
-    @get("/pull", cache_control=CacheControlHeader(private=True, no_store=True))
+    @get(
+        "/pull",
+        cache_control=CacheControlHeader(private=True, no_store=True),
+        security=BEARER,
+        responses={
+            200: ResponseSpec(
+                PullResponse, description="A page of changes", generate_examples=False
+            ),
+            **errors(400, 401, 426, 429, 503),
+        },
+    )
     async def pull(
         self,
         principal: NamedDependency[Principal],
@@ -104,7 +122,19 @@ class SyncController(Controller):
         }
         return Response(msgspec.json.encode(body), media_type=MediaType.JSON)
 
-    @get("/live")
+    @get(
+        "/live",
+        security=BEARER,
+        responses={
+            200: ResponseSpec(
+                None,
+                media_type="text/event-stream",
+                description='Server-Sent Events: `poke` with `{"watermark"}`, and a comment '
+                "line at least every 15 s",
+            ),
+            **errors(401, 429),
+        },
+    )
     async def live(
         self,
         principal: NamedDependency[Principal],
