@@ -48,7 +48,11 @@ class OpsController(Controller):
     @get(
         "/v1/asyncapi.json",
         media_type=MediaType.JSON,
-        responses={200: ResponseSpec(dict[str, Any], description="The AsyncAPI 3.0 document")},
+        responses={
+            200: ResponseSpec(
+                dict[str, Any], description="The AsyncAPI 3.0 document", generate_examples=False
+            )
+        },
     )
     async def asyncapi_document(self) -> bytes:
         """The AsyncAPI 3.0 document: what each backend component publishes and consumes."""
