@@ -22,8 +22,6 @@ __all__ = ["PUBLIC", "BearerAuthMiddleware"]
 PUBLIC = "public"
 """The handler ``opt`` key of routes that need no bearer token."""
 
-Authenticate = Callable[[str], Principal | Awaitable[Principal]]
-
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     def __init__(self, app: ASGIApp, authenticate: Callable[[str], Awaitable[Principal]]) -> None:

@@ -11,6 +11,7 @@ throttled (it carries no password).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from litestar import Request
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy.exc import DBAPIError
 
 from backend.bff.auth.schemas import LoginCredentials
 from backend.bff.limits.address import ClientAddresses
@@ -26,6 +28,8 @@ from backend.bff.limits.guards import LIMIT, SIGNIN
 from backend.bff.limits.store import LimitStore, SignInPolicy
 from backend.config import Settings
 from backend.errors import RateLimited
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SignInThrottle"]
 
@@ -82,4 +86,7 @@ class SignInThrottle(ASGIMiddleware):
             await next_app(scope, receive, watch)
         finally:
             outcome = {200: False, 401: True}.get(status[0]) if status else None
-            await store.signin_end(username, address, self._policy, failed=outcome)
+            try:
+                await store.signin_end(username, address, self._policy, failed=outcome)
+            except (DBAPIError, OSError) as exc:  # the answer is sent; the check's lease ends
+                log.warning("sign-in outcome not counted: the limits database is away: %s", exc)

@@ -218,12 +218,14 @@ def test_sign_ups_are_limited_per_client_address(
 
 @contextmanager
 def two_processes(
-    tmp_path: Path, nats: ControlledNats, env: dict[str, str]
+    tmp_path: Path, nats: ControlledNats, env: dict[str, str], db_url: str | None
 ) -> Iterator[tuple[BackendProcess, BackendProcess]]:
-    """Two BFF processes on one data folder (the same databases), as behind a balancer."""
+    """Two BFF processes on one data folder and database, as behind a balancer."""
     data = tmp_path / "backend"
-    first = BackendProcess(data, nats_url=nats.url, env=env)
-    second = BackendProcess(data, nats_url=nats.url, env={**env, "OUTPOST_COMPONENTS": ""})
+    first = BackendProcess(data, nats_url=nats.url, db_url=db_url, env=env)
+    second = BackendProcess(
+        data, nats_url=nats.url, db_url=db_url, env={**env, "OUTPOST_COMPONENTS": ""}
+    )
     try:
         first.start()
         second.start()
@@ -233,8 +235,16 @@ def two_processes(
         first.stop()
 
 
-def test_the_limits_hold_across_two_bff_processes(
-    tmp_path: Path, controlled_nats: ControlledNats
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+def test_the_limits_and_revocations_hold_across_two_bff_processes(
+    tmp_path: Path, controlled_nats: ControlledNats, db_url: str | None
 ) -> None:
     env = {
         **THROTTLED,
@@ -242,7 +252,7 @@ def test_the_limits_hold_across_two_bff_processes(
         "OUTPOST_RATE_LIMIT_BURST": "4",
         "OUTPOST_SIGNUP_LIMIT": "3",
     }
-    with two_processes(tmp_path, controlled_nats, env) as (a, b):
+    with two_processes(tmp_path, controlled_nats, env, db_url) as (a, b):
         owner = Device(a.url, unique("owner")).signup()
         with client_from(a.url, "127.0.0.2") as on_a, client_from(b.url, "127.0.0.2") as on_b:
             codes = [
@@ -265,3 +275,15 @@ def test_the_limits_hold_across_two_bff_processes(
             user.http.base_url = httpx.URL(url)
             pulls.append(user.pull_page().status_code)
         assert pulls == [200, 200, 200, 200, 429, 429]
+
+        # A refresh token replayed on B ends the family on A too (within a second).
+        first = owner.refresh_token
+        rotated = httpx.post(f"{a.url}/v1/auth/refresh", json={"refresh_token": first}).json()
+        replay = httpx.post(f"{b.url}/v1/auth/refresh", json={"refresh_token": first})
+        assert replay.status_code == 401
+        headers = {"Authorization": f"Bearer {rotated['token']}"}
+        deadline = time.monotonic() + 10
+        while (reply := httpx.get(f"{a.url}/v1/sync/pull", headers=headers)).status_code != 401:
+            assert reply.status_code in (200, 429), reply.text  # 429: past auth, rate-limited
+            assert time.monotonic() < deadline, "the revocation never reached process A"
+            time.sleep(0.1)
