@@ -23,7 +23,7 @@ from sqlalchemy import BigInteger, bindparam, delete, event, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.bff.limits.models import FailureRecord, LimitsBase, RateBucket
-from backend.db import Database, upsert
+from backend.db import Database, insert_ignore, upsert
 
 __all__ = ["Grant", "LimitStore", "SignInPolicy"]
 
@@ -83,6 +83,7 @@ class LimitStore:
         interval = max(1, round(1_000_000 / rate_per_s))
         tolerance = interval * max(1, burst)
         async with self._writing, self._db.write() as conn:
+            await _lock(conn, RateBucket, [key], {"tat_us": 0})
             now = self._clock_ms() * 1000
             tat = (
                 await conn.execute(select(RateBucket.tat_us).where(RateBucket.key == key))
@@ -102,6 +103,7 @@ class LimitStore:
         key = _pair_key(username, address)
         now = self._clock_ms()
         async with self._writing, self._db.write() as conn:
+            await _lock(conn, FailureRecord, [key], _FORGOTTEN)
             pair = await _record(conn, key, now)
             if pair is not None and pair.blocked_until_ms > now:
                 return _ceil_div(pair.blocked_until_ms - now, 1000)
@@ -127,6 +129,7 @@ class LimitStore:
         pair_key, user_key = _pair_key(username, address), _user_key(username)
         now = self._clock_ms()
         async with self._writing, self._db.write() as conn:
+            await _lock(conn, FailureRecord, [pair_key, user_key], _FORGOTTEN)
             if failed is False:
                 await conn.execute(delete(FailureRecord).where(FailureRecord.key == pair_key))
                 return
@@ -180,6 +183,27 @@ class LimitStore:
         await conn.execute(delete(RateBucket).where(RateBucket.tat_us < now_us))
         now = bindparam("now_ms", now_ms, type_=BigInteger)
         await conn.execute(delete(FailureRecord).where(FailureRecord.expires_at_ms < now))
+
+
+_FORGOTTEN = {
+    "failures": 0,
+    "strikes": 0,
+    "blocked_until_ms": 0,
+    "checking_until_ms": 0,
+    "expires_at_ms": 0,
+}
+
+
+async def _lock(conn: AsyncConnection, model: Any, keys: list[str], blank: dict[str, int]) -> None:
+    """Hold the rows of ``keys`` until the transaction ends. SQLite's ``BEGIN IMMEDIATE``
+    already holds the whole database; PostgreSQL locks the rows, made first if need be (a
+    blank row reads as none), so two processes never both read the old count."""
+    if conn.dialect.name != "postgresql":
+        return
+    await insert_ignore(conn, model, [{"key": key, **blank} for key in keys], ["key"])
+    await conn.execute(
+        select(model.key).where(model.key.in_(keys)).order_by(model.key).with_for_update()
+    )
 
 
 async def _record(conn: AsyncConnection, key: str, now: int) -> Any:
