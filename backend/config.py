@@ -24,7 +24,40 @@ class Settings:
     token_ttl_s: int = 900
     refresh_ttl_s: int = 30 * 24 * 3600
     rate_limit_per_s: float = 50.0
+    """Requests a signed-in user may make per second, over every BFF process together."""
     rate_limit_burst: int = 200
+    """Requests a user may make at once before ``rate_limit_per_s`` applies."""
+    rate_limit_lease: int = 10
+    """Requests a BFF process takes from a user's shared bucket at once and then serves
+    without asking the database again (within a second; at most a twentieth of the burst).
+    The limit is never exceeded; a user may get up to ``processes x (lease - 1)`` fewer."""
+    signup_limit: int = 5
+    """Sign-ups from one client address at once; then one per ``signup_window_s / signup_limit``."""
+    signup_window_s: float = 3600.0
+    signin_failures_per_address: int = 5
+    """Failed sign-ins of one username from one client address before that pair is blocked."""
+    signin_failures_per_username: int = 50
+    """Failed sign-ins of one username from anywhere before every address that fails on it
+    is blocked at once; an address that has not failed is never refused, so the owner can
+    still sign in while guessers elsewhere are blocked."""
+    signin_block_s: float = 1.0
+    """The first block of a (username, address); each further failure doubles it."""
+    signin_block_max_s: float = 900.0
+    signin_window_s: float = 900.0
+    """Failed sign-ins are forgotten this long after the last one (or after a block ends)."""
+    password_hash_concurrency: int = 2
+    """Password hashes (sign-up, sign-in) computed at once in a process; the rest wait."""
+    password_hash_queue: int = 64
+    """Sign-ups and sign-ins that may wait for a hash; beyond that 429 with Retry-After."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks (CIDR) of proxies whose ``X-Forwarded-For`` is
+    believed: behind them the client is the right-most hop that is not one of them."""
+    admin_token: str | None = None
+    """Bearer token that opens ``/metrics`` and the detailed health from a non-loopback
+    address; None: only loopback clients see them."""
+    revocation_refresh_s: float = 1.0
+    """How often a BFF process reloads the revoked sessions that other processes ended: an
+    ended session's access tokens stop working everywhere within this time."""
     max_clock_skew_ms: int = 5 * 60 * 1000
     publish_timeout_s: float = 5.0
     """How long a push waits for JetStream's acknowledgements before answering 503."""

@@ -27,9 +27,11 @@ from nats.aio.client import Client as NatsClient
 from sqlalchemy import select
 
 from backend.bff.app import Services, create_app
+from backend.bff.auth.hashing import PasswordHashing
 from backend.bff.auth.services import AuthService
-from backend.bff.auth.tokens import TokenSigner, load_secret
+from backend.bff.auth.tokens import RefreshTokens, TokenSigner, load_secret
 from backend.bff.health import HealthProbe
+from backend.bff.limits.store import LimitStore
 from backend.bff.models import BffBase
 from backend.bff.sync.live import ChangeHub
 from backend.bff.sync.pull import CursorSigner, PullService
@@ -218,7 +220,7 @@ async def consume(settings: Settings) -> None:
 
 async def serve(settings: Settings) -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` shows every stack
-    async with open_backend(settings) as backend:
+    async with open_backend(settings) as backend, _limits(settings) as limits:
         consumers = Consumers(backend, settings.component_names)
         secret = load_secret(settings.secret, settings.data_dir)
         signer = TokenSigner(secret, settings.token_ttl_s)
@@ -234,8 +236,14 @@ async def serve(settings: Settings) -> None:
             auth=AuthService(
                 backend.bff_db,
                 signer,
+                RefreshTokens(secret),
                 refresh_ttl_s=settings.refresh_ttl_s,
-                password_time_cost=settings.password_time_cost,
+                hashing=PasswordHashing(
+                    time_cost=settings.password_time_cost,
+                    concurrency=settings.password_hash_concurrency,
+                    queue=settings.password_hash_queue,
+                ),
+                revocation_refresh_s=settings.revocation_refresh_s,
             ),
             push=PushService(
                 backend.bff_db,
@@ -247,6 +255,7 @@ async def serve(settings: Settings) -> None:
             pull=pull,
             hub=hub,
             health=HealthProbe(backend.nc, pull, consumers.runners),
+            limits=limits,
         )
         await hub.start()
         await consumers.start()
@@ -277,6 +286,16 @@ async def serve(settings: Settings) -> None:
             await consumers.stop()
             log.info("stopping: the consumers have committed their last batches")
             await hub.stop()
+
+
+@asynccontextmanager
+async def _limits(settings: Settings) -> AsyncIterator[LimitStore]:
+    """The abuse limits' counters, in the ``limits`` database every BFF process shares."""
+    db = open_database("limits", settings)
+    try:
+        yield await LimitStore.open(db)
+    finally:
+        await db.dispose()
 
 
 async def ledger(settings: Settings) -> list[tuple[str, int, int]]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from backend.bff.auth.hashing import PasswordHashing
 from backend.bff.sync.schemas import PushResult
 
 
@@ -54,7 +55,21 @@ class Metrics:
             ["component"],
             registry=self.registry,
         )
+        self.password_hashes = Gauge(
+            "outpost_password_hashes_in_flight",
+            "Password hashes running now in this process",
+            registry=self.registry,
+        )
+        self.password_hashes_peak = Gauge(
+            "outpost_password_hashes_in_flight_max",
+            "The most password hashes that ran at once in this process (the cap holds them)",
+            registry=self.registry,
+        )
         self._faults_seen: dict[str, int] = {}
+
+    def observe_hashing(self, hashing: PasswordHashing) -> None:
+        self.password_hashes.set(hashing.in_flight)
+        self.password_hashes_peak.set(hashing.peak)
 
     def observe_push(self, results: Iterable[PushResult], seconds: float) -> None:
         for result in results:

@@ -25,12 +25,31 @@ class User(BffBase):
 
 
 class RefreshToken(BffBase):
-    """Only a hash of each refresh token is kept; using one replaces it."""
+    """Refresh tokens from before session families: only a hash of each is kept; using one
+    replaces it with a family's token. No new rows are written here."""
 
     __tablename__ = "refresh_tokens"
     token_hash: Mapped[str] = mapped_column(Key(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
     expires_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RefreshFamily(BffBase):
+    """Every session descended from one sign-in: its refresh token rotates within it.
+
+    The token of ``generation`` is the only one that works; presenting an older one (a
+    token used twice) revokes the family: its refresh tokens and its access tokens stop
+    working (access tokens carry the family, and every BFF process reloads the revoked
+    ones)."""
+
+    __tablename__ = "refresh_families"
+    id: Mapped[str] = mapped_column(Key(), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    generation: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    """Seconds; the current refresh token's expiry."""
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """Milliseconds; None while the family lives."""
 
 
 class Device(BffBase):
@@ -82,3 +101,5 @@ class EntityBinding(BffBase):
 
 
 Index("ix_devices_username", Device.username)
+Index("ix_refresh_families_revoked_at", RefreshFamily.revoked_at)
+Index("ix_refresh_families_user_id", RefreshFamily.user_id)

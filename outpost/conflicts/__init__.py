@@ -179,7 +179,7 @@ async def _one(args: argparse.Namespace, backend: Any, seed: int, root: Path) ->
 
 
 async def run_async(args: argparse.Namespace) -> dict[str, Any]:
-    from outpost.conflicts.orchestrator import Backend
+    from outpost.conflicts.orchestrator import RAISED_LIMITS, Backend
     from outpost.conflicts.report import failure_text, summary, totals
 
     seed = args.seed if args.seed is not None else random.randrange(10**6)
@@ -189,6 +189,8 @@ async def run_async(args: argparse.Namespace) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     try:
         _say(f"starting {'the backend' if backend.own else 'on ' + args.backend_url} in {root}")
+        if backend.own:
+            _say("limits raised: " + " ".join(f"{k}={v}" for k, v in RAISED_LIMITS.items()))
         await backend.start()
         for k in range(args.scenarios):
             result = await _one(args, backend, seed + k, root)

@@ -144,9 +144,18 @@ class ControlledNats:
         return found
 
 
+RAISED_LIMITS = {
+    "OUTPOST_RATE_LIMIT_PER_S": "1000",
+    "OUTPOST_RATE_LIMIT_BURST": "10000",
+    "OUTPOST_SIGNUP_LIMIT": "100000",
+}
+"""The limits a test backend raises (every test signs its users up from 127.0.0.1); the
+limits themselves are tested with their defaults or with their own settings."""
+
+
 class BackendProcess(BackendLauncher):
-    """``outpost backend`` for a test: fast sign-ups, a generous rate limit, and a failed
-    start or stop fails the test with the backend's log."""
+    """``outpost backend`` for a test: fast sign-ups, raised limits (``RAISED_LIMITS``),
+    and a failed start or stop fails the test with the backend's log."""
 
     def __init__(
         self,
@@ -156,11 +165,7 @@ class BackendProcess(BackendLauncher):
         db_url: str | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
-        defaults = {
-            "OUTPOST_PASSWORD_TIME_COST": "1",
-            "OUTPOST_RATE_LIMIT_PER_S": "1000",
-            "OUTPOST_RATE_LIMIT_BURST": "10000",
-        }
+        defaults = {"OUTPOST_PASSWORD_TIME_COST": "1", **RAISED_LIMITS}
         super().__init__(
             data_dir, nats_url=nats_url, db_url=db_url, env={**defaults, **(env or {})}
         )

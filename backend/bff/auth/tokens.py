@@ -1,8 +1,19 @@
-"""Signed short-lived access tokens (JWT, HS256) and the signing secret."""
+"""Signed short-lived access tokens (JWT, HS256), refresh tokens, and the signing secret.
+
+An access token names its session's family (``fam``): every session descended from one
+sign-in by refreshes. A refresh token is ``r1.<family>.<generation>.<mac>``: the family,
+which refresh of it this is, and an HMAC of both with a key derived from the secret, so a
+token can be told genuine before the database is asked, and a genuine token of an older
+generation is a token used twice.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,6 +32,8 @@ class Principal:
 
     user_id: str
     username: str
+    family: str | None = None
+    """The session family of the token (None: a token from before families)."""
 
 
 def load_secret(configured: str | None, data_dir: Path) -> str:
@@ -52,6 +65,8 @@ class TokenSigner:
             "exp": now + self.ttl_s,
             "typ": "access",
         }
+        if principal.family is not None:
+            claims["fam"] = principal.family
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
     def verify(self, token: str) -> Principal:
@@ -63,6 +78,38 @@ class TokenSigner:
             raise Unauthorized("token expired: refresh it or sign in again") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized("invalid token: sign in again") from exc
-        if claims.get("typ") != "access" or not isinstance(claims.get("usr"), str):
+        family = claims.get("fam")
+        if (
+            claims.get("typ") != "access"
+            or not isinstance(claims.get("usr"), str)
+            or not isinstance(family, str | None)
+        ):
             raise Unauthorized("invalid token: sign in again")
-        return Principal(user_id=str(claims["sub"]), username=claims["usr"])
+        return Principal(user_id=str(claims["sub"]), username=claims["usr"], family=family)
+
+
+_REFRESH_RE = re.compile(r"r1\.([0-9a-f-]{36})\.([0-9]{1,9})\.([A-Za-z0-9_-]{43})")
+
+
+class RefreshTokens:
+    """``r1.<family>.<generation>.<mac>``: genuine or not, without a database."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(b"outpost refresh tokens\0" + secret.encode()).digest()
+
+    def issue(self, family: str, generation: int) -> str:
+        return f"r1.{family}.{generation}.{self._mac(family, generation)}"
+
+    def read(self, token: str) -> tuple[str, int] | None:
+        """(family, generation) of a genuine token; None for anything else."""
+        match = _REFRESH_RE.fullmatch(token)
+        if match is None:
+            return None
+        family, generation = match.group(1), int(match.group(2))
+        if not hmac.compare_digest(match.group(3), self._mac(family, generation)):
+            return None
+        return family, generation
+
+    def _mac(self, family: str, generation: int) -> str:
+        digest = hmac.new(self._key, f"{family}.{generation}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -33,6 +33,9 @@ class PushResponse(msgspec.Struct):
 
 
 class Change(msgspec.Struct, omit_defaults=True):
+    """One entity's current state in a pull (SPEC section 6); a board the user lost comes
+    with ``removed`` and no values."""
+
     kind: str
     id: str
     board: str
@@ -43,7 +46,9 @@ class Change(msgspec.Struct, omit_defaults=True):
 
 
 class PullResponse(msgspec.Struct):
-    changes: list[msgspec.Raw]
+    """A pull page, as documented: the handler writes the same shape from stored JSON."""
+
+    changes: list[Change]
     cursor: str
     has_more: bool
     watermark: int

@@ -1,0 +1,1 @@
+"""Operating the BFF: health, metrics and the AsyncAPI document."""

@@ -1,0 +1,118 @@
+"""schemathesis hooks for the fuzz run (``SCHEMATHESIS_HOOKS=tests.backend.bff.fuzz.hooks``).
+
+- the auth provider signs a user up on the backend under test, once, and sends its token;
+- sign-in and refresh get real credentials in every other positive case (random ones
+  never work);
+- every well-formed push also carries one valid event (a new board of the pushing device),
+  so pushes get ``accepted`` results and not only ``invalid`` ones;
+- every answer is recorded (``OUTPOST_FUZZ_LOG``): which operation got which status, and
+  whether a push had an event accepted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+import schemathesis
+
+from protocol import new_id
+from protocol.ids import DEVICE_ID_RE
+
+PASSWORD = "fuzz-password-1"
+_lock = threading.Lock()
+_account: dict[str, str] = {}
+_turns = itertools.count()
+
+
+def _url() -> str:
+    return os.environ["OUTPOST_FUZZ_URL"]
+
+
+def account() -> dict[str, str]:
+    """The fuzzing user, signed up on first use."""
+    with _lock:
+        if not _account:
+            username = f"fuzz{uuid.uuid4().hex[:10]}"
+            reply = httpx.post(
+                f"{_url()}/v1/auth/signup", json={"username": username, "password": PASSWORD}
+            )
+            reply.raise_for_status()
+            _account.update(username=username, token=reply.json()["token"])
+        return _account
+
+
+@schemathesis.auth()
+class SignedUp:
+    def get(self, case: Any, context: Any) -> str:
+        return account()["token"]
+
+    def set(self, case: Any, data: str, context: Any) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+def _path(context: Any) -> str:
+    return str(context.operation.path) if context.operation is not None else ""
+
+
+@schemathesis.hook
+def map_case(context: Any, case: Any) -> Any:
+    path = _path(context)
+    if path == "/v1/sync/push":
+        case.body = _with_a_valid_event(case.body)
+    elif path in ("/v1/auth/token", "/v1/auth/refresh") and _positive(case) and next(_turns) % 2:
+        case.body = _real_credentials(path)
+    return case
+
+
+def _positive(case: Any) -> bool:
+    meta = getattr(case, "meta", None)
+    return meta is not None and str(meta.generation.mode.value) == "positive"
+
+
+def _real_credentials(path: str) -> dict[str, str]:
+    credentials = {"username": account()["username"], "password": PASSWORD}
+    if path == "/v1/auth/token":
+        return credentials
+    reply = httpx.post(f"{_url()}/v1/auth/token", json=credentials)
+    return {"refresh_token": reply.json()["refresh_token"]}
+
+
+def _with_a_valid_event(body: Any) -> Any:
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        return body
+    device = body.get("device")
+    if not isinstance(device, str) or not re.fullmatch(DEVICE_ID_RE, device):
+        return body
+    if not 0 < len(body["events"]) < 500:
+        return body
+    board = new_id()
+    millis = int(time.time() * 1000)
+    event = {
+        "id": new_id(),
+        "type": "BoardCreated",
+        "schema": 1,
+        "board": board,
+        "entity": board,
+        "hlc": f"{millis:013d}:00000:{device}",
+        "device": device,
+        "payload": {"name": "fuzzed"},
+    }
+    return {**body, "events": [*body["events"], event]}
+
+
+@schemathesis.hook
+def after_call(context: Any, case: Any, response: Any) -> None:
+    line = f"{case.operation.method.upper()} {case.operation.path} {response.status_code}"
+    if case.operation.path == "/v1/sync/push" and response.status_code == 200:
+        results = response.json().get("results", [])
+        if any(r.get("status") == "accepted" for r in results):
+            line += " accepted"
+    with _lock, open(os.environ["OUTPOST_FUZZ_LOG"], "a") as log:
+        log.write(line + "\n")
