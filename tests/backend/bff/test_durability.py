@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.config import Settings
 from protocol import Writer, merge, validate_event
 from tests.support.backend import BackendProcess, ControlledNats
 from tests.support.device import Device
@@ -213,16 +212,6 @@ def test_a_rebuild_starts_a_new_generation_and_old_cursors_get_reset(
         assert pulled_views(alice) == before
     finally:
         backend.stop()
-
-
-def test_settings_come_from_flags_then_environment() -> None:
-    settings = Settings.from_env(
-        {"OUTPOST_PORT": "9000", "OUTPOST_TOKEN_TTL_S": "60", "OUTPOST_RATE_LIMIT_PER_S": "2.5"},
-        port=9100,
-    )
-    assert (settings.port, settings.token_ttl_s, settings.rate_limit_per_s) == (9100, 60, 2.5)
-    with pytest.raises(ValueError, match="OUTPOST_PORT='x' is not a valid int"):
-        Settings.from_env({"OUTPOST_PORT": "x"})
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

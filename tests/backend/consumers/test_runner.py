@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Outcome, positions_table
-from backend.consumers.runner import ConsumerRunner, outage_kind
+from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
 from backend.faults import store
 from backend.faults.events import HEADER_ORIGINAL_SEQ, HEADER_ORIGINAL_SUBJECT
@@ -289,13 +289,6 @@ def test_a_resubmission_reaches_only_its_component_and_keeps_its_seq(tmp_path: P
                 assert resolved.resolution.action == "resubmitted"
 
     run(body())
-
-
-def test_outage_or_message_failure() -> None:
-    assert outage_kind(OperationalError("x", {}, Exception("down"))) == "database"
-    assert outage_kind(ConnectionRefusedError()) == "database"
-    assert outage_kind(IntegrityError("x", {}, Exception("dup"))) is None
-    assert outage_kind(ValueError("bug")) is None
 
 
 async def wait_until_async(

@@ -20,7 +20,6 @@ from backend.nats import (
     StoreInUseError,
     ensure_streams,
     event_subject,
-    find_binary,
 )
 from tests.backend.nats.store_processes import nats_servers_on, wait_for_servers
 from tests.support.nats import connected, run, running_nats, wait_until
@@ -34,15 +33,6 @@ def _process_exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def test_find_binary_prefers_the_one_beside_the_interpreter() -> None:
-    assert find_binary() == str(Path(sys.executable).parent / "nats-server")
-
-
-def test_a_host_that_is_not_loopback_is_refused(nats_store: Path) -> None:
-    with pytest.raises(ValueError, match="loopback"):
-        EmbeddedNats(nats_store, host="0.0.0.0")
 
 
 def test_starts_on_a_free_loopback_port_with_jetstream_on(nats_store: Path) -> None:
