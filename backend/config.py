@@ -45,8 +45,10 @@ class Settings:
     signin_block_max_s: float = 900.0
     signin_window_s: float = 900.0
     """Failed sign-ins are forgotten this long after the last one (or after a block ends)."""
-    password_hash_concurrency: int = 2
-    """Password hashes (sign-up, sign-in) computed at once in a process; the rest wait."""
+    password_hash_concurrency: int = 1
+    """Password hashes (sign-up, sign-in) computed at once in a process; the rest wait.
+    Each hash takes one core for tens of milliseconds: keep it below the process's cores,
+    so that guessers never take every core from the other users' requests."""
     password_hash_queue: int = 64
     """Sign-ups and sign-ins that may wait for a hash; beyond that 429 with Retry-After."""
     trusted_proxies: str = ""

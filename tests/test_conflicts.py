@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -101,18 +102,38 @@ def test_a_broken_merge_rule_fails_with_the_seed_and_a_shrunk_list(tmp_path: Pat
     assert "shrunk to" in done.stderr
 
 
+SELF_TESTS = [r for r in RULES if r != "lww-arrival-order"]
+SELF_TESTS_AT_ONCE = 4
+"""Broken builds run side by side: each is mostly processes waiting on each other."""
+
+
+@pytest.fixture(scope="module")
+def broken_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str, Path]]:
+    """Every broken build's run, SELF_TESTS_AT_ONCE at a time: (exit code, stderr, JSON)."""
+    folder = tmp_path_factory.mktemp("broken")
+
+    def one(rule: str) -> tuple[int, str, Path]:
+        out = folder / f"{rule}.json"
+        done = _tool(
+            "--seed", "3", "--clients", "3", "--ops", "24", "--adversary", "--break", rule,
+            "--shrink-seconds", "0", "--json", str(out),
+            timeout=600,
+        )  # fmt: skip
+        return done.returncode, done.stderr, out
+
+    with ThreadPoolExecutor(SELF_TESTS_AT_ONCE) as pool:
+        return dict(zip(SELF_TESTS, pool.map(one, SELF_TESTS), strict=True))
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("rule", [r for r in RULES if r != "lww-arrival-order"])
-def test_each_check_of_the_oracle_catches_its_broken_build(tmp_path: Path, rule: str) -> None:
+@pytest.mark.parametrize("rule", SELF_TESTS)
+def test_each_check_of_the_oracle_catches_its_broken_build(
+    broken_runs: dict[str, tuple[int, str, Path]], rule: str
+) -> None:
     """One deliberately broken build per check of the oracle (``outpost.conflicts.broken``):
     the run fails, and its problems name that check, so no check passes vacuously."""
-    out = tmp_path / "broken.json"
-    done = _tool(
-        "--seed", "3", "--clients", "3", "--ops", "24", "--adversary", "--break", rule,
-        "--shrink-seconds", "0", "--json", str(out),
-        timeout=400,
-    )  # fmt: skip
-    assert done.returncode == 1, done.stderr[-4000:]
+    code, stderr, out = broken_runs[rule]
+    assert code == 1, stderr[-4000:]
     problems = json.loads(out.read_text())["runs"][0]["problems"]
     for words in CAUGHT_BY[rule]:
         assert any(words in problem for problem in problems), (words, problems[:10])

@@ -27,9 +27,8 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 
-from protocol import PROTOCOL_VERSIONS, jsonschema
+from protocol import PROTOCOL_VERSIONS, jsonschema, patterns
 from protocol.catalog import CATALOG
-from protocol.ids import DEVICE_ID_RE
 
 __all__ = ["BEARER", "ErrorBody", "PushOperation", "complete", "config", "errors"]
 
@@ -152,7 +151,7 @@ def _event_schemas() -> dict[str, Schema]:
         "required": ["device", "protocol", "events"],
         "additionalProperties": False,
         "properties": {
-            "device": {"type": "string", "pattern": DEVICE_ID_RE.pattern},
+            "device": {"type": "string", "pattern": patterns.anchored(patterns.DEVICE_ID)},
             "protocol": {"type": "integer", "minimum": low, "maximum": high},
             "events": {
                 "type": "array",

@@ -16,6 +16,7 @@ asserted: ``--quick`` runs small sizes so CI can check that the code still runs.
     bootstrap.py     4. a new device pulls N tasks: seconds and peak memory
     fanout.py        5. a push until the last of many live connections is poked
     drain.py         6. a backlog of pending events until accepted and reflected
+    guessers.py      7. another user's pulls while 40 addresses guess one password
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ from typing import Any
 
 __all__ = ["main"]
 
-SCENARIOS = ("local_action", "propagation", "ingest", "drain", "fanout", "bootstrap")
+SCENARIOS = (
+    "local_action",
+    "propagation",
+    "ingest",
+    "drain",
+    "fanout",
+    "bootstrap",
+    "guessers",
+)
 INTERRUPTED = 130
 
 

@@ -20,6 +20,8 @@ class Plan:
     fanout_users: int
     fanout_rounds: int
     drain_events: int
+    guess_pulls: int
+    """Pulls of another user timed with and without the sign-in guessers."""
     propagation_rate: float = 20.0
 
 
@@ -34,6 +36,7 @@ FULL = Plan(
     fanout_users=10,
     fanout_rounds=30,
     drain_events=5000,
+    guess_pulls=400,
 )
 
 QUICK = Plan(
@@ -47,4 +50,5 @@ QUICK = Plan(
     fanout_users=2,
     fanout_rounds=5,
     drain_events=1000,
+    guess_pulls=50,
 )

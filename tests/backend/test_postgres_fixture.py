@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.support.postgres import TestPostgres, TestPostgresError
+from tests.support.postgres import TestPostgres
 
 pytestmark = pytest.mark.integration
 
@@ -105,10 +105,3 @@ def test_an_external_server_gets_fresh_databases_and_drops_them(
         assert _query_sync(url, "SELECT current_database()") == url.rsplit("/", 1)[1]
     count_test_databases = "SELECT count(*) FROM pg_database WHERE datname LIKE 'test\\_%'"
     assert _query_sync(private_postgres.url(), count_test_databases) == 0
-
-
-def test_an_external_server_cannot_be_stopped() -> None:
-    external = TestPostgres(external_url="postgresql+asyncpg://someone@127.0.0.1:1/outpost")
-    assert external.url("other") == "postgresql+asyncpg://someone@127.0.0.1:1/other"
-    with pytest.raises(TestPostgresError, match="OUTPOST_TEST_PG_URL"):
-        external.stop()

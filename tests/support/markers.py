@@ -1,10 +1,11 @@
 """Markers that tell the truth, checked on every run.
 
 A test marked ``integration`` must start or reach a real service while it runs (its fixtures
-included): start a process, or connect a socket. A test that does either must be marked, so
-``pytest -m "not integration"`` runs only tests that need nothing but this interpreter and
-its files. The check watches ``subprocess`` (which asyncio's subprocesses use too) and
-``socket.socket.connect``; a wrong marker fails the test and says which way it is wrong.
+included, even one set up earlier for another test): start a process, or connect a socket.
+A test that does either must be marked, so ``pytest -m "not integration"`` runs only tests
+that need nothing but this interpreter and its files. The check watches ``subprocess``
+(which asyncio's subprocesses use too) and ``socket.socket.connect``; a wrong marker fails
+the test and says which way it is wrong.
 """
 
 from __future__ import annotations
@@ -18,11 +19,17 @@ from typing import Any
 import pytest
 
 _seen: list[str] = []
+_count = 0
 _lock = threading.Lock()
+_service_fixtures: set[str] = set()
+"""Fixtures whose setup started or reached a service: a test that uses one uses it too,
+even when the fixture (module- or session-scoped) was set up for an earlier test."""
 
 
 def _note(what: str) -> None:
+    global _count
     with _lock:
+        _count += 1
         if len(_seen) < 5:
             _seen.append(what)
 
@@ -54,6 +61,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None, Any, Any]:
+    before = _count
+    result = yield
+    if _count > before:
+        _service_fixtures.add(fixturedef.argname)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     with _lock:
         _seen.clear()
@@ -65,6 +83,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     result = yield
     with _lock:
         seen = list(_seen)
+    used = sorted(_service_fixtures & set(getattr(item, "fixturenames", ())))
+    seen += [f"uses the fixture {name!r}, which does" for name in used]
     marked = item.get_closest_marker("integration") is not None
     if marked and not seen:
         pytest.fail(

@@ -2,6 +2,8 @@
 
 argon2 takes tens of milliseconds of CPU and 64 MiB per hash. Forty guessers hashing at
 once took both cores and over a gigabyte, and another user's pull went from 15 ms to 5 s.
+Each hash here runs on one thread (``parallelism=1``; stored hashes of other parameters
+still verify, their parameters are in the hash).
 Here at most ``concurrency`` hashes run at a time (in worker threads, off the event loop),
 at most ``queue`` more wait, and any beyond that get 429 at once. ``in_flight`` and ``peak``
 count the hashes actually running, for ``/metrics``.
@@ -26,8 +28,10 @@ T = TypeVar("T")
 
 
 class PasswordHashing:
-    def __init__(self, *, time_cost: int = 3, concurrency: int = 2, queue: int = 64) -> None:
-        self._hasher = PasswordHasher(time_cost=time_cost)
+    def __init__(self, *, time_cost: int = 3, concurrency: int = 1, queue: int = 64) -> None:
+        # One lane: argon2-cffi's default of 4 runs 4 threads per hash, so one sign-in
+        # would take every core of a small machine however low the cap.
+        self._hasher = PasswordHasher(time_cost=time_cost, parallelism=1)
         self._threads = anyio.CapacityLimiter(max(1, concurrency))
         self._admitted = max(1, concurrency) + max(0, queue)
         self._pending = 0

@@ -55,6 +55,10 @@ class SignInPolicy:
     """Failures are forgotten this long after the last one (or after a block ends)."""
 
 
+_MAX_KNOWN_BLOCKS = 100_000
+"""Blocked pairs a process remembers in memory (a few MB at most)."""
+
+
 def system_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -69,6 +73,11 @@ class LimitStore:
         self._writing: contextlib.AbstractAsyncContextManager[Any] = (
             contextlib.nullcontext() if db.is_postgres else asyncio.Lock()
         )
+        self._blocked: dict[str, int] = {}
+        """Pairs this process knows to be blocked, and until when (ms). A blocked pair's
+        block only grows through failures, and a blocked pair has no password checked, so
+        while it lasts an attempt is answered from here, with no database round trip: a
+        guesser hammering past its Retry-After costs the others nothing."""
 
     @classmethod
     async def open(cls, db: Database) -> LimitStore:
@@ -102,10 +111,15 @@ class LimitStore:
         (username, address) is blocked or already has a password being checked."""
         key = _pair_key(username, address)
         now = self._clock_ms()
+        known = self._blocked.get(key, 0)
+        if known > now:
+            return _ceil_div(known - now, 1000)
+        self._blocked.pop(key, None)
         async with self._writing, self._db.write() as conn:
             await _lock(conn, FailureRecord, [key], _FORGOTTEN)
             pair = await _record(conn, key, now)
             if pair is not None and pair.blocked_until_ms > now:
+                self._remember_block(key, pair.blocked_until_ms, now)
                 return _ceil_div(pair.blocked_until_ms - now, 1000)
             if pair is not None and pair.checking_until_ms > now:
                 return 1
@@ -172,6 +186,15 @@ class LimitStore:
             ]
             await upsert(conn, FailureRecord, rows, ["key"])
             await self._maybe_purge(conn, now)
+        if blocked_until:
+            self._remember_block(pair_key, blocked_until, now)
+
+    def _remember_block(self, key: str, until_ms: int, now_ms: int) -> None:
+        if len(self._blocked) >= _MAX_KNOWN_BLOCKS:  # bounded: forget the ones that ended
+            self._blocked = {k: u for k, u in self._blocked.items() if u > now_ms}
+            if len(self._blocked) >= _MAX_KNOWN_BLOCKS:
+                return  # a flood of blocked pairs: the database answers the rest
+        self._blocked[key] = until_ms
 
     async def _maybe_purge(self, conn: AsyncConnection, now_ms: int) -> None:
         """Delete what is forgotten anyway: a bucket whose time has passed is full, and a

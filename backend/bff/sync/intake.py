@@ -26,7 +26,15 @@ from backend.bff.models import BoardAuthority, Device, EntityBinding, EventRecor
 from backend.bff.sync.schemas import PushRequest
 from backend.errors import UnprocessableBatch
 from backend.nats.streams import event_subject
-from protocol import Event, EventRejected, Reason, UnreadableEvent, parse_hlc, read_event_id
+from protocol import (
+    ClockError,
+    Event,
+    EventRejected,
+    Reason,
+    UnreadableEvent,
+    parse_hlc,
+    read_event_id,
+)
 from protocol.catalog import CommentAdded, MemberAdded, MemberRemoved
 
 __all__ = ["MAX_JSON_DEPTH", "check_usable", "decode_push_body", "read_event"]
@@ -99,7 +107,10 @@ def read_event(raw: msgspec.Raw) -> Any:
 
 def check_usable(event: Event) -> None:
     """EventRejected (``invalid``) if a stage after validation could not take ``event``."""
-    node = parse_hlc(event.hlc).node
+    try:
+        node = parse_hlc(event.hlc).node
+    except ClockError as exc:
+        raise EventRejected(Reason.INVALID, f"hlc: {exc}", event.id) from exc
     keys: list[tuple[str, str, ColumnElement[Any]]] = [
         ("id", event.id, EventRecord.__table__.c.id),
         ("board", event.board, BoardAuthority.__table__.c.id),

@@ -188,13 +188,12 @@ def live_backend(
 
 
 @pytest.fixture(scope="module")
-def exact_backend(
-    tmp_path_factory: pytest.TempPathFactory, module_nats: ControlledNats
-) -> Iterator[BackendProcess]:
+def exact_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess]:
     """A backend that pokes every change at once (no coalescing), for the tests that show
     a connection was NOT poked: there, a sentinel's poke comes after any wrong one."""
     data_dir = tmp_path_factory.mktemp("exact")
-    process = BackendProcess(data_dir, nats_url=module_nats.url, env=EXACT).start()
+    # Its own (embedded) nats-server: two backends on one stream would share its consumers.
+    process = BackendProcess(data_dir, env=EXACT).start()
     try:
         yield process
     finally:
