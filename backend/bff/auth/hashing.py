@@ -6,25 +6,64 @@ Each hash here runs on one thread (``parallelism=1``; stored hashes of other par
 still verify, their parameters are in the hash).
 Here at most ``concurrency`` hashes run at a time (in worker threads, off the event loop),
 at most ``queue`` more wait, and any beyond that get 429 at once. ``in_flight`` and ``peak``
-count the hashes actually running, for ``/metrics``.
+count the hashes actually running, for ``/metrics``. Waiting checks are served by
+``check_order`` (set by the sign-in throttle: the failures of the request's (username,
+address) so far), fewest first, so the owner's sign-in from an address that never failed
+goes ahead of forty guessers' queue; equal orders are served first come, first served.
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TypeVar
 
-import anyio
 import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from backend.errors import RateLimited
 
-__all__ = ["PasswordHashing"]
+__all__ = ["PasswordHashing", "check_order"]
 
 T = TypeVar("T")
+
+check_order: ContextVar[int] = ContextVar("check_order", default=0)
+"""Where a password check of this request stands in the queue: lower goes first."""
+
+
+class _OrderedSlots:
+    """At most ``slots`` holders at once; waiters are let in lowest order first."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    async def acquire(self, order: int) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        turn = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (order, next(self._arrivals), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # let in, then cancelled: pass the slot on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._free += 1
 
 
 class PasswordHashing:
@@ -32,7 +71,7 @@ class PasswordHashing:
         # One lane: argon2-cffi's default of 4 runs 4 threads per hash, so one sign-in
         # would take every core of a small machine however low the cap.
         self._hasher = PasswordHasher(time_cost=time_cost, parallelism=1)
-        self._threads = anyio.CapacityLimiter(max(1, concurrency))
+        self._slots = _OrderedSlots(max(1, concurrency))
         self._admitted = max(1, concurrency) + max(0, queue)
         self._pending = 0
         self._lock = threading.Lock()
@@ -62,7 +101,11 @@ class PasswordHashing:
             raise RateLimited("too many sign-ins at once: retry in 1 s", retry_after=1)
         self._pending += 1
         try:
-            return await anyio.to_thread.run_sync(self._counted, work, *args, limiter=self._threads)
+            await self._slots.acquire(check_order.get())
+            try:
+                return await anyio.to_thread.run_sync(self._counted, work, *args)
+            finally:
+                self._slots.release()
         finally:
             self._pending -= 1
 

@@ -55,6 +55,21 @@ class SignInPolicy:
     """Failures are forgotten this long after the last one (or after a block ends)."""
 
 
+@dataclass(frozen=True)
+class SignInStart:
+    """What ``signin_begin`` says: wait ``wait_s`` seconds, or (None) check the password at
+    ``order`` in the hashing queue: 0 for an address this username signed in from before
+    (within ``TRUSTED_FOR_MS``), else 1 + the pair's failures, so the owner at home goes
+    ahead of every guesser, and a fresh address ahead of one that keeps failing."""
+
+    wait_s: int | None = None
+    order: int = 0
+
+
+TRUSTED_FOR_MS = 30 * 24 * 3600 * 1000
+"""How long a successful sign-in from an address puts its next checks first."""
+
+
 _MAX_KNOWN_BLOCKS = 100_000
 """Blocked pairs a process remembers in memory (a few MB at most)."""
 
@@ -106,23 +121,25 @@ class LimitStore:
             await self._maybe_purge(conn, now // 1000)
         return Grant(granted, 0)
 
-    async def signin_begin(self, username: str, address: str) -> int | None:
-        """Before a password is checked: None to go on, or the seconds to wait because this
+    async def signin_begin(self, username: str, address: str) -> SignInStart:
+        """Before a password is checked: go on (with the pair's failures so far, so that a
+        check from an address with none goes first), or the seconds to wait because this
         (username, address) is blocked or already has a password being checked."""
         key = _pair_key(username, address)
         now = self._clock_ms()
         known = self._blocked.get(key, 0)
         if known > now:
-            return _ceil_div(known - now, 1000)
+            return SignInStart(wait_s=_ceil_div(known - now, 1000))
         self._blocked.pop(key, None)
         async with self._writing, self._db.write() as conn:
             await _lock(conn, FailureRecord, [key], _FORGOTTEN)
             pair = await _record(conn, key, now)
             if pair is not None and pair.blocked_until_ms > now:
                 self._remember_block(key, pair.blocked_until_ms, now)
-                return _ceil_div(pair.blocked_until_ms - now, 1000)
+                return SignInStart(wait_s=_ceil_div(pair.blocked_until_ms - now, 1000))
             if pair is not None and pair.checking_until_ms > now:
-                return 1
+                return SignInStart(wait_s=1)
+            trusted = await _record(conn, _trusted_key(username, address), now) is not None
             checking = {"checking_until_ms": now + _CHECK_LEASE_MS}
             if pair is None:
                 fresh = {"failures": 0, "strikes": 0, "blocked_until_ms": 0}
@@ -132,7 +149,7 @@ class LimitStore:
                 await conn.execute(
                     update(FailureRecord).where(FailureRecord.key == key).values(**checking)
                 )
-        return None
+        return SignInStart(order=0 if trusted else 1 + (pair.failures if pair else 0))
 
     async def signin_end(
         self, username: str, address: str, policy: SignInPolicy, *, failed: bool | None
@@ -146,6 +163,12 @@ class LimitStore:
             await _lock(conn, FailureRecord, [pair_key, user_key], _FORGOTTEN)
             if failed is False:
                 await conn.execute(delete(FailureRecord).where(FailureRecord.key == pair_key))
+                trusted = {
+                    "key": _trusted_key(username, address),
+                    **_FORGOTTEN,
+                    "expires_at_ms": now + TRUSTED_FOR_MS,
+                }
+                await upsert(conn, FailureRecord, [trusted], ["key"])
                 return
             pair = await _record(conn, pair_key, now)
             if failed is None:
@@ -241,6 +264,10 @@ def _ceil_div(numerator: int, denominator: int) -> int:
 
 def _pair_key(username: str, address: str) -> str:
     return f"pair {address} {username}"
+
+
+def _trusted_key(username: str, address: str) -> str:
+    return f"trusted {address} {username}"
 
 
 def _user_key(username: str) -> str:
