@@ -61,15 +61,24 @@ class _EventId(msgspec.Struct):
 _id_decoder = msgspec.json.Decoder(_EventId)
 
 
+def _decode_problem(data: bytes, exc: Exception) -> str:
+    """What is wrong with ``data`` that msgspec refused with ``exc``, worded the same whatever
+    msgspec's version: releases differ in how they report bytes that are not UTF-8 (some raise
+    UnicodeDecodeError, others a DecodeError of their own wording)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"not UTF-8 ({bad.reason} at byte {bad.start})"
+    return str(exc)
+
+
 def decode_push_body(body: bytes) -> PushRequest:
     """The push batch in ``body``, its events still raw; UnprocessableBatch (422) if the
     bytes are no batch. The events' own bytes are read one by one later (``read_event``)."""
     try:
         request = _push_decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        raise UnprocessableBatch(f"malformed batch: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise UnprocessableBatch(f"malformed batch: not UTF-8 ({exc.reason})") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise UnprocessableBatch(f"malformed batch: {_decode_problem(body, exc)}") from exc
     except RecursionError as exc:
         raise UnprocessableBatch(
             f"malformed batch: JSON nested deeper than {MAX_JSON_DEPTH} levels"
@@ -88,10 +97,8 @@ def read_event(raw: msgspec.Raw) -> Any:
     event by event then (SPEC section 6: 422)."""
     try:
         value = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        problem = f"event: {exc}"
-    except UnicodeDecodeError as exc:
-        problem = f"event: not UTF-8 ({exc.reason})"
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        problem = f"event: {_decode_problem(bytes(raw), exc)}"
     except RecursionError:
         problem = _TOO_DEEP
     else:
