@@ -30,7 +30,9 @@ class Forbidden(BackendError):
 class AdminGate:
     def __init__(self, addresses: ClientAddresses, admin_token: str | None) -> None:
         self._addresses = addresses
-        self._token = admin_token
+        self._token = admin_token.strip() if admin_token and admin_token.strip() else None
+        """None when unset or blank: an empty ``OUTPOST_ADMIN_TOKEN=`` must open nothing
+        (an empty bearer would match it)."""
 
     def allows(self, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
         return self._addresses.is_loopback(connection.scope) or self._has_token(connection)
@@ -51,5 +53,6 @@ class AdminGate:
         return (
             self._token is not None
             and scheme.lower() == "bearer"
+            and bool(token.strip())
             and hmac.compare_digest(token.strip().encode(), self._token.encode())
         )

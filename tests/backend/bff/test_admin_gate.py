@@ -61,6 +61,28 @@ def test_a_loopback_client_gets_metrics_without_a_token(gated: BackendProcess) -
     assert "outpost_projector_lag_events" in httpx.get(f"{gated.url}/metrics").text
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_admin_token_opens_nothing(
+    tmp_path: Path, controlled_nats: ControlledNats, blank: str
+) -> None:
+    """``OUTPOST_ADMIN_TOKEN=`` (as an env file leaves it) means no token, not the empty one."""
+    env = {"OUTPOST_TRUSTED_PROXIES": "127.0.0.1", "OUTPOST_ADMIN_TOKEN": blank}
+    process = BackendProcess(tmp_path / "b", nats_url=controlled_nats.url, env=env).start()
+    try:
+        for authorization in ("Bearer", "bearer"):
+            response = httpx.get(
+                f"{process.url}/metrics", headers={**FROM_AFAR, "Authorization": authorization}
+            )
+            assert response.status_code == 403, (authorization, response.status_code)
+            assert "outpost_" not in response.text
+        health = httpx.get(
+            f"{process.url}/v1/health", headers={**FROM_AFAR, "Authorization": "Bearer"}
+        )
+        assert set(health.json()) == {"status"}
+    finally:
+        process.stop()
+
+
 def test_a_request_relayed_by_an_untrusted_proxy_is_not_loopback(
     module_backend: BackendProcess,
 ) -> None:
