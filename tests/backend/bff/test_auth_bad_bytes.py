@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import httpx
 import pytest
 
-from tests.support.backend import BackendProcess
+from tests.support.backend import BackendProcess, ControlledNats
 
 pytestmark = pytest.mark.integration
 
@@ -31,3 +34,34 @@ def test_bad_bytes_in_an_auth_body_are_400(
     assert response.status_code == 400, response.text
     assert response.json()["status_code"] == 400
     assert response.json()["detail"]
+
+
+# Strings JSON can carry but a database cannot store or a log should not show: a NUL
+# (PostgreSQL's text refuses it), other control characters, a lone surrogate.
+UNSTORABLE = {"nul": "bo\u0000b", "control": "bo\u0007b", "surrogate": "bo\ud800b"}
+
+
+def post_escaped(url: str, body: dict[str, str]) -> httpx.Response:
+    """JSON with every non-ASCII character escaped, as a lone surrogate can only travel."""
+    content = json.dumps(body).encode()
+    return httpx.post(url, content=content, headers={"Content-Type": "application/json"})
+
+
+def test_auth_bodies_with_unstorable_characters_are_refused_never_500(
+    tmp_path: Path, module_nats: ControlledNats, pg_url: str
+) -> None:
+    """On PostgreSQL, where a NUL in a lookup or a throttle key would fail the query."""
+    backend = BackendProcess(tmp_path / "b", nats_url=module_nats.url, db_url=pg_url).start()
+    try:
+        for name, value in UNSTORABLE.items():
+            for field in ("username", "password"):
+                body = {"username": "bob_the_builder", "password": "abcdefghij", field: value}
+                for path in ("/v1/auth/token", "/v1/auth/signup"):
+                    response = post_escaped(f"{backend.url}{path}", body)
+                    seen = (name, field, path, response.status_code, response.text)
+                    assert response.status_code in (400, 401, 422), seen
+                    assert response.json()["detail"], seen
+            refresh = post_escaped(f"{backend.url}/v1/auth/refresh", {"refresh_token": value})
+            assert refresh.status_code in (400, 401), (name, refresh.text)
+    finally:
+        backend.stop()
