@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -301,3 +302,35 @@ def test_the_first_events_of_a_new_board_stay_serialized_across_two_bff_processe
     finally:
         second.stop()
         first.stop()
+
+
+def test_a_nul_or_control_character_in_an_event_never_sticks_the_device(
+    backend_on: tuple[BackendProcess, BffDatabase],
+) -> None:
+    """Text PostgreSQL cannot store (a NUL) must not fail a batch for ever: the event is
+    accepted and shown as written, or it is that event's ``invalid``; the rest goes on."""
+    backend, _ = backend_on
+    alice = Device(backend.url, "alice").signup()
+    board, created = alice.new_board()
+    assert statuses(alice.push(created)) == [ACCEPTED]
+    texts = {"nul": "a\u0000b", "bell": "a\u0007b", "del": "a\u007fb"}
+    tasks = {name: alice.new_task(board, title=text) for name, text in texts.items()}
+    _, good = alice.new_task(board, title="good")
+    results = alice.push(*(event for _, event in tasks.values()), good)
+    assert statuses(results)[-1] == ACCEPTED
+    alice.pull()
+    for (name, (task, _)), result in zip(tasks.items(), results, strict=False):
+        if (result["status"], result.get("reason")) == INVALID:
+            assert result["detail"], name
+            assert ("task", task) not in alice.state
+        else:
+            assert result["status"] == "accepted", (name, result)
+            wait_for_title(alice, task, texts[name])
+
+
+def wait_for_title(device: Device, task: str, title: str) -> None:
+    deadline = time.monotonic() + 20
+    while device.state.get(("task", task), {}).get("values", {}).get("title") != title:
+        assert time.monotonic() < deadline, f"{task} never showed {title!r}"
+        time.sleep(0.1)
+        device.pull()
