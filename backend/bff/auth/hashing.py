@@ -5,7 +5,9 @@ once took both cores and over a gigabyte, and another user's pull went from 15 m
 Each hash here runs on one thread (``parallelism=1``; stored hashes of other parameters
 still verify, their parameters are in the hash).
 Here at most ``concurrency`` hashes run at a time (in worker threads, off the event loop),
-at most ``queue`` more wait, and any beyond that get 429 at once. ``in_flight`` and ``peak``
+at most ``queue`` more wait, and any beyond that get 429 at once, unless it ranks above the
+last one waiting, who then gets the 429 in its place (so guessers filling the queue never
+turn the owner away). ``in_flight`` and ``peak``
 count the hashes actually running, for ``/metrics``. Waiting checks are served by
 ``check_order`` (set by the sign-in throttle: the failures of the request's (username,
 address) so far), fewest first, so the owner's sign-in from an address that never failed
@@ -57,6 +59,20 @@ class _OrderedSlots:
                 self.release()  # let in, then cancelled: pass the slot on
             raise
 
+    def evict_worse(self, order: int, refusal: Exception) -> bool:
+        """Make room for a waiter of ``order``: the last in line (highest order, latest
+        arrival), if it ranks below ``order``, leaves the queue with ``refusal``."""
+        live = [entry for entry in self._waiting if not entry[2].done()]
+        if not live:
+            return False
+        worst = max(live, key=lambda entry: (entry[0], entry[1]))
+        if worst[0] <= order:
+            return False
+        self._waiting.remove(worst)
+        heapq.heapify(self._waiting)
+        worst[2].set_exception(refusal)
+        return True
+
     def release(self) -> None:
         while self._waiting:
             _, _, turn = heapq.heappop(self._waiting)
@@ -64,6 +80,10 @@ class _OrderedSlots:
                 turn.set_result(None)
                 return
         self._free += 1
+
+
+def _full() -> RateLimited:
+    return RateLimited("too many sign-ins at once: retry in 1 s", retry_after=1)
 
 
 class PasswordHashing:
@@ -97,11 +117,15 @@ class PasswordHashing:
             return False
 
     async def _run(self, work: Callable[[str, str], T] | Callable[[str], T], *args: str) -> T:
-        if self._pending >= self._admitted:
-            raise RateLimited("too many sign-ins at once: retry in 1 s", retry_after=1)
+        order = check_order.get()
+        # Full: a check that ranks higher (the owner from a known address) takes the place
+        # of the last guesser in line, who gets the 429 instead (and counts in ``_pending``
+        # until its task wakes to it).
+        if self._pending >= self._admitted and not self._slots.evict_worse(order, _full()):
+            raise _full()
         self._pending += 1
         try:
-            await self._slots.acquire(check_order.get())
+            await self._slots.acquire(order)
             try:
                 return await anyio.to_thread.run_sync(self._counted, work, *args)
             finally:
