@@ -17,6 +17,9 @@ __all__ = ["ClientAddresses"]
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+IPV6_CLIENT_PREFIX = 64
+"""The IPv6 network one client is counted by: the usual size handed to one host."""
+
 UNKNOWN = "unknown"
 """The address of a request with no socket peer (a Unix socket, a test client)."""
 
@@ -38,9 +41,16 @@ class ClientAddresses:
                 ) from exc
 
     def of(self, scope: Any) -> str:
-        """The client address of a request, as text (IPv4-mapped IPv6 as IPv4)."""
+        """The client of a request as the limits count it: an IPv4 address (IPv4-mapped
+        IPv6 as IPv4), or an IPv6 address's /64 network. One host is usually given a whole
+        /64 and may use any address in it, so keying by the address would let it change
+        address at every request and never meet a per-address limit."""
         address = self._resolve(scope)
-        return UNKNOWN if address is None else str(address)
+        if address is None:
+            return UNKNOWN
+        if isinstance(address, ipaddress.IPv6Address):
+            return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
+        return str(address)
 
     def is_loopback(self, scope: Any) -> bool:
         """Does the request come from this host? Not if it came through a proxy we do not

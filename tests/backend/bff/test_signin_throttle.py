@@ -216,6 +216,32 @@ def test_sign_ups_are_limited_per_client_address(
         process.stop()
 
 
+def test_ipv6_clients_are_counted_by_their_64_network(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    """A host holds a whole /64: new addresses inside it are the same client to the limits."""
+    env = {
+        "OUTPOST_SIGNUP_LIMIT": "3",
+        "OUTPOST_SIGNUP_WINDOW_S": "3600",
+        "OUTPOST_TRUSTED_PROXIES": "127.0.0.1",
+    }
+    process = BackendProcess(tmp_path / "b", nats_url=controlled_nats.url, env=env).start()
+    try:
+        with client_from(process.url, "127.0.0.1") as proxy:
+
+            def signup(address: str) -> int:
+                body = {"password": PASSWORD, "username": unique()}
+                headers = {"X-Forwarded-For": address}
+                return proxy.post("/v1/auth/signup", json=body, headers=headers).status_code
+
+            same_host = [signup(f"2001:db8:1:2::{n:x}") for n in range(1, 5)]
+            assert same_host == [201, 201, 201, 429]
+            assert signup("2001:db8:1:2:ffff:ffff:ffff:ffff") == 429
+            assert signup("2001:db8:1:3::1") == 201  # the next /64: another client
+    finally:
+        process.stop()
+
+
 @contextmanager
 def two_processes(
     tmp_path: Path, nats: ControlledNats, env: dict[str, str], db_url: str | None
