@@ -209,9 +209,19 @@ async def add_counts(
 
 
 async def insert_ignore(
-    conn: AsyncConnection, model: Any, rows: list[dict[str, Any]], keys: list[str]
-) -> None:
-    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` (SQLite and PostgreSQL)."""
-    if rows:
-        statement = _insert(conn, model).values(rows)
-        await conn.execute(statement.on_conflict_do_nothing(index_elements=keys))
+    conn: AsyncConnection,
+    model: Any,
+    rows: list[dict[str, Any]],
+    keys: list[str],
+    *,
+    returning: Any = None,
+) -> list[Any]:
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` (SQLite and PostgreSQL); with
+    ``returning`` (a column), that column of the rows actually inserted."""
+    if not rows:
+        return []
+    statement = _insert(conn, model).values(rows).on_conflict_do_nothing(index_elements=keys)
+    if returning is None:
+        await conn.execute(statement)
+        return []
+    return list((await conn.execute(statement.returning(returning))).scalars())

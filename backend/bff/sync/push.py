@@ -68,6 +68,9 @@ _state_decoder = msgspec.json.Decoder(EntityState)
 
 log = logging.getLogger(__name__)
 
+_DECIDE_ATTEMPTS = 3
+"""Decisions made again when another push took the same ids first (``_LostRace``)."""
+
 _ATOMIC_DUPLICATE = 10201
 """JetStream: an atomic batch holds a message id already inside the duplicate window."""
 _ATOMIC_DISABLED = frozenset({10174})
@@ -144,47 +147,22 @@ class PushService:
         """
         username = principal.username
         now = self._clock()
-        to_publish: list[_Candidate] = []
-        decided: list[_Candidate] = []
-        first_in_batch: dict[str, _Candidate] = {}
-        async with self._db.write() as conn:
-            authority, lock_rows = await _load_authority(conn, device, candidates.values())
-            records = await _load_records(conn, [c.event.id for c in candidates.values()])
-            body_denial = authority.check_device(device, username)
-            for candidate in candidates.values():
-                event = candidate.event
-                earlier = first_in_batch.get(event.id)
-                if earlier is not None:
-                    if earlier.hash != candidate.hash:
-                        results[candidate.index] = _conflict(event.id)
-                    continue  # a repeat inside the batch is answered like the first
-                first_in_batch[event.id] = candidate
-                known = records.get(event.id)
-                if known is not None:
-                    if known.actor != username or known.hash != candidate.hash:
-                        results[candidate.index] = _conflict(event.id)
-                    elif known.seq is not None:
-                        results[candidate.index] = PushResult(event.id, "duplicate", seq=known.seq)
-                    else:
-                        to_publish.append(candidate)  # decided before, not known stored
-                    continue
-                ahead = parse_hlc(event.hlc).wall - now
-                if ahead > self._max_skew_ms:
-                    results[candidate.index] = _rejected(
-                        event.id, Reason.CLOCK_SKEW, f"hlc is {ahead} ms ahead of the server"
-                    )
-                    continue
-                denial = body_denial or authority.decide(event, username)
-                if denial is not None:
-                    results[candidate.index] = _rejected(event.id, denial.reason, denial.detail)
-                    continue
-                authority.accept(event, username)
-                decided.append(candidate)
-                to_publish.append(candidate)
-            if decided:  # a device is claimed by an accepted event, never by a rejected one
-                authority.claim_device(device, username)
-            await _save(conn, authority, decided, username)
-            await _drop_unused_lock_rows(conn, lock_rows - authority.changed_boards)
+        for attempt in range(1, _DECIDE_ATTEMPTS + 1):
+            try:
+                async with self._db.write() as conn:
+                    decisions = await self._decide(conn, username, device, candidates, results, now)
+                break
+            except _LostRace as race:
+                # Another process committed the same event id, entity binding or device
+                # in the meantime (this transaction is rolled back, nothing written):
+                # decide again, now seeing what it committed.
+                log.info("push decided again (attempt %d): %s", attempt, race)
+        else:
+            return StreamUnavailable(
+                "the same ids are being pushed from elsewhere at this moment: resend",
+                retry_after=1,
+            )
+        to_publish, decided, first_in_batch = decisions
         acks = await self._publish(to_publish, now, all_new=len(decided) == len(to_publish))
         stored = [(c, ack) for c, ack in zip(to_publish, acks, strict=True) if ack is not None]
         if stored:
@@ -208,6 +186,61 @@ class PushService:
                 retry_after=2,
             )
         return None
+
+    async def _decide(
+        self,
+        conn: AsyncConnection,
+        username: str,
+        device: str,
+        candidates: dict[int, _Candidate],
+        results: list[PushResult | None],
+        now: int,
+    ) -> tuple[list[_Candidate], list[_Candidate], dict[str, _Candidate]]:
+        """Every candidate decided under the board locks, the decisions written: what to
+        publish, what was newly decided, and the first candidate of each event id."""
+        to_publish: list[_Candidate] = []
+        decided: list[_Candidate] = []
+        first_in_batch: dict[str, _Candidate] = {}
+        for candidate in candidates.values():
+            results[candidate.index] = None  # a decision made again starts afresh
+        authority, lock_rows = await _load_authority(conn, device, candidates.values())
+        records = await _load_records(conn, [c.event.id for c in candidates.values()])
+        body_denial = authority.check_device(device, username)
+        for candidate in candidates.values():
+            event = candidate.event
+            earlier = first_in_batch.get(event.id)
+            if earlier is not None:
+                if earlier.hash != candidate.hash:
+                    results[candidate.index] = _conflict(event.id)
+                continue  # a repeat inside the batch is answered like the first
+            first_in_batch[event.id] = candidate
+            known = records.get(event.id)
+            if known is not None:
+                if known.actor != username or known.hash != candidate.hash:
+                    results[candidate.index] = _conflict(event.id)
+                elif known.seq is not None:
+                    results[candidate.index] = PushResult(event.id, "duplicate", seq=known.seq)
+                else:
+                    to_publish.append(candidate)  # decided before, not known stored
+                continue
+            ahead = parse_hlc(event.hlc).wall - now
+            if ahead > self._max_skew_ms:
+                results[candidate.index] = _rejected(
+                    event.id, Reason.CLOCK_SKEW, f"hlc is {ahead} ms ahead of the server"
+                )
+                continue
+            denial = body_denial or authority.decide(event, username)
+            if denial is not None:
+                results[candidate.index] = _rejected(event.id, denial.reason, denial.detail)
+                continue
+            authority.accept(event, username)
+            decided.append(candidate)
+            to_publish.append(candidate)
+        if decided:  # a device is claimed by an accepted event, never by a rejected one
+            authority.claim_device(device, username)
+        await _save(conn, authority, decided, username)
+        await _drop_unused_lock_rows(conn, lock_rows - authority.changed_boards)
+        return to_publish, decided, first_in_batch
 
     async def _publish(
         self, accepted: list[_Candidate], now: int, *, all_new: bool
@@ -406,11 +439,10 @@ async def _save(
 ) -> None:
     """The decisions, written ahead of publishing: id records (no seq yet) and authority."""
     encode = msgspec.json.encode
-    await insert_ignore(
+    await _insert_new(
         conn,
         EventRecord,
         [{"id": c.event.id, "actor": username, "hash": c.hash, "seq": None} for c in decided],
-        ["id"],
     )
     await upsert(
         conn,
@@ -430,7 +462,7 @@ async def _save(
         ],
         ["board", "username"],
     )
-    await insert_ignore(
+    await _insert_new(
         conn,
         EntityBinding,
         [
@@ -438,11 +470,27 @@ async def _save(
             for i in sorted(authority.new_bindings)
             for b in [authority.bindings[i]]
         ],
-        ["id"],
     )
-    await insert_ignore(
+    await _insert_new(
         conn,
         Device,
         [{"id": d, "username": authority.devices[d]} for d in sorted(authority.new_devices)],
-        ["id"],
     )
+
+
+class _LostRace(Exception):
+    """A row this push decided was new had been committed by another push meanwhile."""
+
+
+async def _insert_new(conn: AsyncConnection, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert rows the decision found missing (keyed by ``id``); _LostRace if any is there
+    by now. The decision read them absent under its board locks, but two pushes on
+    different boards hold different locks: two users may claim one event id, entity or
+    device at once. On PostgreSQL the second insert waits for the first transaction and
+    then finds the row; SQLite runs one writer at a time, so it never gets here."""
+    if not rows:
+        return
+    inserted = await insert_ignore(conn, model, rows, ["id"], returning=model.id)
+    missing = {row["id"] for row in rows} - set(inserted)
+    if missing:
+        raise _LostRace(f"{model.__tablename__} {sorted(missing)[0]} was written meanwhile")

@@ -334,3 +334,45 @@ def wait_for_title(device: Device, task: str, title: str) -> None:
         assert time.monotonic() < deadline, f"{task} never showed {title!r}"
         time.sleep(0.1)
         device.pull()
+
+
+def test_racing_pushes_never_share_an_entity_or_an_event_id_across_boards(
+    tmp_path: Path, controlled_nats: ControlledNats, db_url: str | None
+) -> None:
+    """Alice and Bob, each on a board of their own through another BFF process, push at the
+    same moment a task with the same entity id, then an event with the same event id: each
+    time exactly one is accepted and the other refused (``forbidden``, ``id_conflict``), never
+    both accepted, never told ``duplicate`` of an event they did not write."""
+    data_dir = tmp_path / "backend"
+    first = BackendProcess(data_dir, nats_url=controlled_nats.url, db_url=db_url)
+    second = BackendProcess(
+        data_dir, nats_url=controlled_nats.url, db_url=db_url, env={"OUTPOST_COMPONENTS": ""}
+    )
+    try:
+        first.start()
+        second.start()
+        alice = Device(first.url, "alice").signup()
+        bob = Device(second.url, "bob").signup()
+        alices_board, created = alice.new_board()
+        bobs_board, bobs_created = bob.new_board()
+        assert statuses(alice.push(created)) == [ACCEPTED]
+        assert statuses(bob.push(bobs_created)) == [ACCEPTED]
+        database = BffDatabase(data_dir, db_url)
+        for _ in range(10):
+            _, mine = alice.new_task(alices_board)
+            theirs = bob.event("TaskCreated", dict(mine["payload"]), board=bobs_board)
+            theirs["entity"] = mine["entity"]
+            answers = at_once([(alice, mine), (bob, theirs)])
+            outcomes = sorted((a[0]["status"], a[0].get("reason")) for a in answers)
+            assert outcomes == [("accepted", None), ("rejected", "forbidden")], answers
+            assert database.count(EntityBinding, EntityBinding.id, [mine["entity"]]) == 1
+
+            _, again = alice.new_task(alices_board, title="Alice's")
+            copy = bob.new_task(bobs_board, title="Bob's")[1]
+            copy["id"] = again["id"]
+            answers = at_once([(alice, again), (bob, copy)])
+            outcomes = sorted((a[0]["status"], a[0].get("reason")) for a in answers)
+            assert outcomes == [("accepted", None), ("rejected", "id_conflict")], answers
+    finally:
+        second.stop()
+        first.stop()
