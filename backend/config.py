@@ -71,8 +71,12 @@ class Settings:
     """A request's line and headers must all arrive within this long of its first byte
     (of the connection, for its first request), or it gets 408 and the connection closes."""
     body_timeout_s: float = 30.0
-    """A request's body must all arrive within this long of its headers, or 408 and close
-    (1 MiB, the largest push, in 30 s needs 35 KB/s). Responses are never timed."""
+    """A request's body must all arrive within this long of its headers, plus a second for
+    every ``body_min_rate`` bytes received by then, or 408 and close. Responses are never
+    timed."""
+    body_min_rate: float = 4096.0
+    """Bytes per second a slow client's body must keep up to earn more time: a 1 MiB push
+    at this rate takes about 4 minutes and is read whole."""
     live_keepalive_s: float = 15.0
     live_poke_interval_s: float = 0.02
     """After a poke, changes of the next moment wait this long and join the next poke."""

@@ -9,7 +9,10 @@ HTTP/1.1 protocol (h11, the one uvicorn runs here) and gives every request two d
 
 - its headers must be complete within ``header_timeout_s`` of its first byte (for the first
   request of a connection, of the connection itself: a client that sends nothing is slow too);
-- its body must be complete within ``body_timeout_s`` of the end of its headers.
+- its body must be complete within ``body_timeout_s`` of the end of its headers, plus one
+  second for every ``body_min_rate`` bytes that have arrived by then: a client on a slow link
+  keeps its request as long as it sends at that rate (a 1 MiB push at 8 KB/s takes 2 minutes,
+  and must not be refused for ever), while one that trickles a byte at a time is cut off.
 
 When one passes, a request whose response has not started gets a 408 with the usual JSON
 error body, and the connection closes; otherwise the connection just closes. Only reading the
@@ -41,11 +44,15 @@ class TimedH11Protocol(H11Protocol):
 
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
+    body_min_rate: float = 4096.0
+    """Bytes per second of body that extend its deadline by a second each."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._reading: str | None = None  # "headers" or "body" while a deadline runs
+        self._body_started = 0.0
+        self._body_bytes = 0  # received since the body's deadline started
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -56,6 +63,8 @@ class TimedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._reading == "body":
+            self._body_bytes += len(data)
         super().data_received(data)
         self._follow()
 
@@ -76,6 +85,7 @@ class TimedH11Protocol(H11Protocol):
         elif state is h11.SEND_BODY:
             if self._reading != "body":
                 self._start("body", self.body_timeout_s)
+                self._body_started, self._body_bytes = self.loop.time(), 0
         else:  # DONE, MUST_CLOSE, CLOSED, ERROR: this request is read, or it is over
             self._stop()
 
@@ -90,6 +100,13 @@ class TimedH11Protocol(H11Protocol):
         self._deadline, self._reading = None, None
 
     def _expired(self, reading: str, timeout_s: float) -> None:
+        if reading == "body":
+            earned = self._body_bytes / self.body_min_rate if self.body_min_rate > 0 else 0.0
+            deadline = self._body_started + timeout_s + earned
+            if deadline > self.loop.time():  # it kept sending at the rate: more time
+                self._deadline = self.loop.call_at(deadline, self._expired, reading, timeout_s)
+                return
+            timeout_s = self.loop.time() - self._body_started
         self._deadline, self._reading = None, None
         if self.transport.is_closing():
             return
@@ -115,10 +132,16 @@ def _request_timeout(reading: str, timeout_s: float) -> bytes:
     return head.encode("ascii") + body
 
 
-def timed_h11_protocol(*, header_timeout_s: float, body_timeout_s: float) -> type[H11Protocol]:
+def timed_h11_protocol(
+    *, header_timeout_s: float, body_timeout_s: float, body_min_rate: float = 4096.0
+) -> type[H11Protocol]:
     """The protocol class to give ``uvicorn.Config(http=...)``, with these deadlines."""
     return type(
         "TimedH11Protocol",
         (TimedH11Protocol,),
-        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s},
+        {
+            "header_timeout_s": header_timeout_s,
+            "body_timeout_s": body_timeout_s,
+            "body_min_rate": body_min_rate,
+        },
     )

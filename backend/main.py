@@ -264,7 +264,9 @@ async def serve(settings: Settings) -> None:
             host=settings.host,
             port=settings.port,
             http=timed_h11_protocol(
-                header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s
+                header_timeout_s=settings.header_timeout_s,
+                body_timeout_s=settings.body_timeout_s,
+                body_min_rate=settings.body_min_rate,
             ),
             log_level="warning",
             timeout_graceful_shutdown=3,

@@ -14,6 +14,7 @@ by bytes), then pull until ``has_more`` is false. Its rules, from SPEC sections 
   event refused with 500 is rejected only when the server took another push in the same
   cycle, or as the cycle's one such rejection, so a server that fails on everything cannot
   empty an outbox;
+- 408 (the body came too slowly for the server): send smaller batches, never reject;
 - 503 or a broken connection: stop; the next cycle resends the same bytes (a split in
   progress goes on where it stopped);
 - 401: use the refresh token once; else sign-in is required and everything stays pending;
@@ -192,6 +193,9 @@ class SyncEngine:
                 rounds += 1
                 if skewed and rounds > 5:
                     raise ServerUnreachable("the server keeps refusing this device's clock")
+                continue
+            if reply.status == 408 and len(batch) > 1:
+                limit = max(1, len(batch) // 2)  # the link is too slow for this many bytes
                 continue
             reason = REFUSED_WHOLE.get(reply.status)
             if reason is None:

@@ -4,6 +4,8 @@ streams on past both timeouts."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import resource
 import selectors
@@ -198,3 +200,66 @@ def _status(raw: bytes) -> str:
     if line.startswith("HTTP/1.1 408") and b'"status_code": 408' in raw:
         return "408"
     return line
+
+
+def send_slowly(port: int, head: bytes, body: bytes, chunk: int, every_s: float) -> bytes:
+    """``head`` at once, then ``body`` ``chunk`` bytes every ``every_s``, until all is sent
+    or the server closes; then everything the server answered."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.settimeout(WAIT_S)
+    try:
+        sock.sendall(head)
+        for start in range(0, len(body), chunk):
+            try:
+                sock.sendall(body[start : start + chunk])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(every_s)
+        received = b""
+        with contextlib.suppress(ConnectionResetError):
+            while piece := sock.recv(65536):
+                received += piece
+                if b"\r\n\r\n" in received and _complete(received):
+                    break
+        return received
+    finally:
+        sock.close()
+
+
+def _complete(raw: bytes) -> bool:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return len(body) >= int(line.split(b":")[1])
+    return False
+
+
+def test_a_slow_body_that_keeps_up_the_minimum_rate_is_read_whole_a_trickle_is_not(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    """Body timeout 2 s, minimum rate 1,000 B/s: a 16 KB push sent at about 4 KB/s takes
+    about four seconds, twice the timeout, and is answered 200 (a slow link must not be
+    refused for ever); a body trickled at 10 B/s is cut off with 408 while still sending."""
+    env = {**SHORT_TIMEOUTS, "OUTPOST_BODY_MIN_RATE": "1000"}
+    backend = BackendProcess(tmp_path / "b", nats_url=controlled_nats.url, env=env).start()
+    try:
+        alice = Device(backend.url, "alice").signup()
+        board, created = alice.new_board()
+        assert alice.push(created)[0]["status"] == "accepted"
+        events = [alice.new_task(board, title="t" * 150, notes="n" * 1500)[1] for _ in range(10)]
+        body = json.dumps({"device": alice.device_id, "protocol": 1, "events": events}).encode()
+        assert len(body) > 16_000
+        head = (
+            f"POST /v1/sync/push HTTP/1.1\r\nHost: outpost\r\nAuthorization: Bearer "
+            f"{alice.token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        # 16 or more chunks with a 0.25 s pause after each: at least 4 s, twice the timeout.
+        answer = send_slowly(backend.port, head, body, chunk=1000, every_s=0.25)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+        assert b'"accepted"' in answer
+
+        trickle = send_slowly(backend.port, head, body[:200], chunk=1, every_s=0.1)
+        assert _status(trickle) == "408", trickle[:300]
+    finally:
+        backend.stop()

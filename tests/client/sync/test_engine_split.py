@@ -256,6 +256,30 @@ def test_a_server_failing_every_push_rejects_at_most_one_event_a_sync(
     assert phone.device.pending_count() == 0
 
 
+def test_a_408_sends_smaller_batches_and_rejects_nothing(
+    module_backend: BackendProcess, answering: Callable[[str], Phone]
+) -> None:
+    """A link too slow for the server's body deadline: halve until it gets through."""
+    username = name("slowlink")
+    phone = answering(module_backend.url).signup(username)
+    board = phone.device.create_board("Slow link")
+    for i in range(20):
+        phone.device.add_task(board, f"t{i:02}")
+
+    def too_slow_for_big_ones(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/v1/sync/push" and len(request.content) > 2500:
+            return error(408, "the request's body did not arrive within 30 s")
+        return None
+
+    transport(phone).answer = too_slow_for_big_ones
+    result = phone.sync()
+    assert (result.rejected, result.pushed) == (0, 21)
+    assert 408 in phone.transport.statuses
+    assert phone.device.rejected() == []
+    phone.settle()
+    assert len(pulled_titles(module_backend.url, username, board, 20)) == 20
+
+
 @pytest.mark.parametrize(
     ("status", "raised"),
     [(503, ServerUnreachable), (429, ServerUnreachable), (401, SignInRequired)],
