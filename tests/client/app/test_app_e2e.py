@@ -1,8 +1,9 @@
 """The real app, end to end: ``outpost app`` in its own process on a virtual display, a
 real backend, and a second device over HTTP.
 
-The test drives the app as a user would, through the app's test-only control socket
-(``client/app/test_control.py``: Kivy touches and key presses), and reads what the window
+The test runs the app through ``tests/support/app_under_test.py`` (the shipped app plus
+the test control, ``tests/support/app_control.py``), drives it as a user would through the
+control's socket (Kivy touches and key presses), and reads what the window
 shows from its widget tree: the cards of each column, the status bar, the notices. It
 saves screenshots under ``tests/artifacts/`` and checks each is a real render.
 """
@@ -34,7 +35,8 @@ from tests.support.xvfb import Xvfb, running_xvfb
 
 pytestmark = pytest.mark.integration
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+REPOSITORY = Path(__file__).resolve().parents[3]
+ARTIFACTS = REPOSITORY / "tests" / "artifacts"
 WINDOW = (1100, 720)  # the app's default window size (client.app.settings)
 STARTUP_S = 90
 SYNC_S = 60
@@ -45,7 +47,8 @@ Query = dict[str, Any]
 
 
 class AppProcess:
-    """``outpost app`` on a display, driven through its test-control socket."""
+    """The app (``outpost app`` with the test control added) on a display, driven through
+    the control's socket."""
 
     def __init__(self, profile: Path, server: str, display: Xvfb, logs: Path) -> None:
         self.profile, self.server, self.display, self.logs = profile, server, display, logs
@@ -61,12 +64,14 @@ class AppProcess:
             **self.display.env,
             "KIVY_HOME": str(self.logs / "kivy"),  # Kivy's config and its log file
             "KIVY_NO_ARGS": "1",
-            "OUTPOST_APP_TEST_CONTROL": str(self.socket),
         }
-        command = [sys.executable, "-m", "outpost", "app", "--data-dir", str(self.profile)]
+        command = [sys.executable, "-m", "tests.support.app_under_test"]
+        command += ["--control", str(self.socket), "--data-dir", str(self.profile)]
         command += ["--server", self.server]
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=log, env=env, cwd=REPOSITORY
+            )
         deadline = time.monotonic() + STARTUP_S
         while not self._listening():  # the file appears at bind, a moment before listen
             self._check_alive()

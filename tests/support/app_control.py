@@ -1,9 +1,10 @@
-"""TEST ONLY: lets an end-to-end test drive the running app as a user would.
+"""The app under test's control: lets an end-to-end test drive the running app as a user
+would. It lives here, under tests/, and the shipped app knows nothing of it: the wrapper
+``tests/support/app_under_test.py`` installs it once the app is built.
 
-Off unless ``OUTPOST_APP_TEST_CONTROL`` names a Unix socket path. The app then listens
-there for JSON lines, one command each, runs every command on the UI thread (through
-``on_ui``, the one adapter) and answers one JSON line. Commands act through Kivy's own
-input paths, never through the view models:
+``install(path, ...)`` listens on a Unix socket for JSON lines, one command each, runs every
+command on the UI thread (through ``on_ui``, the app's one adapter) and answers one JSON
+line. Commands act through Kivy's own input paths, never through the view models:
 
 - ``{"op": "tap", "target": NAME, "double": bool}``: a mouse click (touch down and up) at
   the widget's centre, through the event loop, as the mouse provider makes it (a double
@@ -55,9 +56,8 @@ from kivy.uix.scrollview import ScrollView  # type: ignore[import-untyped]
 from kivy.uix.spinner import SpinnerOption  # type: ignore[import-untyped]
 from kivy.uix.widget import Widget  # type: ignore[import-untyped]
 
-from .ui_thread import on_ui
+from client.app.ui_thread import on_ui
 
-ENV = "OUTPOST_APP_TEST_CONTROL"
 ANSWER_TIMEOUT_S = 60
 SETTLE_S = 0.3
 """After a tap: a ScrollView hands a quick tap to its child 0.2 s after the touch ends."""
@@ -67,11 +67,8 @@ _touch_ids = itertools.count(1)
 _MARKUP = re.compile(r"\[/?(?:b|i|u|s|color|size|font|sub|sup|ref|anchor)[^\]]*\]")
 
 
-def start_if_requested(root: Callable[[], Widget], quit_app: Callable[[], None]) -> None:
-    """Listen on the socket named by the environment, if it names one."""
-    path = os.environ.get(ENV)
-    if not path:
-        return
+def install(path: str, root: Callable[[], Widget], quit_app: Callable[[], None]) -> None:
+    """Listen on the Unix socket ``path`` (on the UI thread, once the app is built)."""
     Path(path).unlink(missing_ok=True)
     if sys.__stderr__ is not None:  # a stuck test asks for the stacks (Kivy wraps stderr)
         faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
@@ -87,7 +84,7 @@ def start_if_requested(root: Callable[[], Widget], quit_app: Callable[[], None])
     server = socketserver.ThreadingUnixStreamServer(path, Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="outpost-test-control", daemon=True).start()
-    log.warning("TEST CONTROL listening on %s (%s is set)", path, ENV)
+    log.warning("TEST CONTROL listening on %s", path)
 
 
 class _Driver:
