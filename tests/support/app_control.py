@@ -19,7 +19,9 @@ line. Commands act through Kivy's own input paths, never through the view models
   ``{"during": [locators of the dragged copy and the drop marker], "screenshot": ...}``;
 - ``{"op": "key", "key": "n", "modifiers": ["ctrl"]}``: a key press on the window;
 - ``{"op": "query"}``: what the window shows, read from the widget tree;
-- ``{"op": "screenshot", "path": ...}``: the window's pixels as a PNG;
+- ``{"op": "screenshot", "path": ...}``: the window's pixels as a PNG, and the layout of
+  that same frame: the screen, and each shown row or named widget's rectangle in window
+  pixels and its text (``_layout``; a drag's ``screenshot`` answers the same);
 - ``{"op": "quit"}``.
 
 A NAME is a kv id (``quick_add_input``), a row's locator (``card:Buy milk``), a locator and
@@ -54,6 +56,7 @@ from kivy.input.motionevent import MotionEvent  # type: ignore[import-untyped]
 from kivy.input.providers.mouse import MouseMotionEvent  # type: ignore[import-untyped]
 from kivy.uix.scrollview import ScrollView  # type: ignore[import-untyped]
 from kivy.uix.spinner import SpinnerOption  # type: ignore[import-untyped]
+from kivy.uix.stencilview import StencilView  # type: ignore[import-untyped]
 from kivy.uix.widget import Widget  # type: ignore[import-untyped]
 
 from client.app.ui_thread import on_ui
@@ -127,7 +130,7 @@ class _Driver:
         if op == "query":
             return self._query()
         if op == "screenshot":
-            return _after_frames(None, then=lambda: _screenshot(command["path"]))
+            return _after_frames(None, then=lambda: _screenshot(command["path"], self._root()))
         if op == "quit":
             Clock.schedule_once(lambda _dt: self._quit(), 0)
             return None
@@ -223,7 +226,7 @@ class _Driver:
         def look() -> dict[str, Any]:
             seen: dict[str, Any] = {"during": [w.locator for w in self._visible() if _dragging(w)]}
             if command.get("screenshot"):
-                seen["screenshot"] = _screenshot(command["screenshot"])
+                seen["screenshot"] = _screenshot(command["screenshot"], self._root())
             if command.get("before_release") == "escape":
                 _press("escape", [])
             return seen
@@ -429,14 +432,73 @@ def _press(key: str, modifiers: list[str]) -> None:
     Window.dispatch("on_key_up", code, 0)
 
 
-def _screenshot(path: str) -> dict[str, Any]:
-    """Draw the frame now and read the window's pixels back (Kivy names its own file)."""
+def _screenshot(path: str, root: Widget) -> dict[str, Any]:
+    """Draw the frame now, read the window's pixels back (Kivy names its own file), and
+    read the layout of that same frame from the widget tree."""
     Window.dispatch("on_draw")
+    layout = _layout(root)  # nothing runs between the draw and this: the same frame
     with tempfile.TemporaryDirectory() as folder:
         written = Window.screenshot(name=os.path.join(folder, "shot.png"))
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(written, path)
-    return {"path": path, "size": list(Window.size)}
+    return {"path": path, "size": list(Window.size), "layout": layout}
+
+
+def _layout(root: Widget) -> dict[str, Any]:
+    """What the window shows, as regions: every shown row by its locator (``card:Milk``),
+    and every shown named widget by its kv id (inside a row, ``card:Milk/card_title``).
+    Each region has its rectangle in window pixels, ``[left, top, width, height]`` counted
+    from the window's top left corner as in the picture (clipped to the scroll views it sits
+    in; a widget scrolled out of sight is left out), and its text: its own, or else the
+    texts of the labels it holds, one a line."""
+    visible = [widget for top in reversed(Window.children) for widget in _walk(top)]
+    shown = {id(widget) for widget in visible}
+    regions: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, widget: Widget) -> None:
+        rect = _window_rect(widget)
+        if name in regions or rect is None:
+            return
+        if hasattr(widget, "text"):
+            text = _plain(widget)
+        else:
+            text = "\n".join(_plain(w) for w in _walk(widget) if _is_label(w))
+        regions[name] = {"rect": rect, "text": text}
+
+    for widget in visible:
+        locator = str(getattr(widget, "locator", ""))
+        if locator and _shown(widget):
+            add(locator, widget)
+        for name, child in getattr(widget, "ids", {}).items():
+            child = getattr(child, "__self__", child)  # kv ids are weak proxies
+            if id(child) in shown and _shown(child):
+                add(f"{locator}/{name}" if locator else name, child)
+    return {
+        "screen": root.ids.screens.current,
+        "window": list(Window.size),
+        "clearcolor": list(Window.clearcolor),
+        "regions": regions,
+    }
+
+
+def _window_rect(widget: Widget) -> list[int] | None:
+    """The widget's rectangle in window pixels from the top left, as far as the stencils
+    (scroll views) it sits in let it show; None where nothing of it shows."""
+    left, bottom = widget.to_window(widget.x, widget.y)
+    right, top = widget.to_window(widget.right, widget.top)
+    parent = widget.parent
+    while isinstance(parent, Widget):
+        if isinstance(parent, StencilView):
+            clip_left, clip_bottom = parent.to_window(parent.x, parent.y)
+            clip_right, clip_top = parent.to_window(parent.right, parent.top)
+            left, bottom = max(left, clip_left), max(bottom, clip_bottom)
+            right, top = min(right, clip_right), min(top, clip_top)
+        parent = parent.parent
+    if right <= left or top <= bottom:
+        return None
+    height = Window.size[1]
+    x0, x1, y0, y1 = (round(v) for v in (left, right, height - top, height - bottom))
+    return [x0, y0, x1 - x0, y1 - y0]
 
 
 def _after_frames(
