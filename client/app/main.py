@@ -50,8 +50,15 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 TITLE = "Outpost"
 
 
-def run_app(server: str | None, data_dir: Path | None, demo: bool = False) -> int:
-    """Open the app on a profile folder (default: the platform's user data folder)."""
+def run_app(
+    server: str | None,
+    data_dir: Path | None,
+    demo: bool = False,
+    app_class: type[OutpostApp] | None = None,
+) -> int:
+    """Open the app on a profile folder (default: the platform's user data folder).
+    ``app_class``: a subclass of ``OutpostApp`` to run instead (a caller's code, never a
+    setting: the end-to-end tests' wrapper adds its control this way)."""
     folder = data_dir or default_profile_dir(DEMO_PROFILE if demo else DEFAULT_PROFILE)
     settings = AppSettings.load(folder)
     if demo:
@@ -62,7 +69,7 @@ def run_app(server: str | None, data_dir: Path | None, demo: bool = False) -> in
     _configure_kivy(settings)
     for chatty in ("httpx", "httpcore"):  # Kivy's logger takes every level: keep it readable
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    app = OutpostApp(folder, settings, server)
+    app = (app_class or OutpostApp)(folder, settings, server)
     for stop in (signal.SIGINT, signal.SIGTERM):  # close as the window would: settings saved
         signal.signal(stop, lambda *_: on_ui(app.stop))
     app.run()
@@ -118,7 +125,6 @@ class OutpostApp(App):
         from kivy.core.window import Window  # type: ignore[import-untyped]
 
         from .screens.shell import Shell
-        from .test_control import start_if_requested
 
         Window.clearcolor = (0.11, 0.12, 0.14, 1)
         Window.bind(on_key_down=self._on_key_down)
@@ -142,7 +148,6 @@ class OutpostApp(App):
         if self.device is not None:
             self._attach_device(self.device)
         self._open_first_screen()
-        start_if_requested(lambda: self.shell, self.stop)
         return root
 
     def _attach_device(self, device: Device) -> None:

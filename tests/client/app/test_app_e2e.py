@@ -1,26 +1,27 @@
 """The real app, end to end: ``outpost app`` in its own process on a virtual display, a
 real backend, and a second device over HTTP.
 
-The test drives the app as a user would, through the app's test-only control socket
-(``client/app/test_control.py``: Kivy touches and key presses), and reads what the window
+The test runs the app through ``tests/support/app_under_test.py`` (the shipped app plus
+the test control, ``tests/support/app_control.py``), drives it as a user would through the
+control's socket (Kivy touches and key presses), and reads what the window
 shows from its widget tree: the cards of each column, the status bar, the notices. It
-saves screenshots under ``tests/artifacts/`` and checks each is a real render.
+saves screenshots under ``tests/artifacts/`` and checks each against the layout that screen
+must show: the layout the app answers with the picture, and the picture's pixels against it
+(``tests/support/screenshots.py``, issue 13).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-import zlib
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,11 +31,13 @@ import pytest
 from tests.support.backend import BackendProcess
 from tests.support.device import PASSWORD
 from tests.support.device import Device as Phone
+from tests.support.screenshots import Expected, assert_screenshot
 from tests.support.xvfb import Xvfb, running_xvfb
 
 pytestmark = pytest.mark.integration
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+REPOSITORY = Path(__file__).resolve().parents[3]
+ARTIFACTS = REPOSITORY / "tests" / "artifacts"
 WINDOW = (1100, 720)  # the app's default window size (client.app.settings)
 STARTUP_S = 90
 SYNC_S = 60
@@ -45,7 +48,8 @@ Query = dict[str, Any]
 
 
 class AppProcess:
-    """``outpost app`` on a display, driven through its test-control socket."""
+    """The app (``outpost app`` with the test control added) on a display, driven through
+    the control's socket."""
 
     def __init__(self, profile: Path, server: str, display: Xvfb, logs: Path) -> None:
         self.profile, self.server, self.display, self.logs = profile, server, display, logs
@@ -61,12 +65,14 @@ class AppProcess:
             **self.display.env,
             "KIVY_HOME": str(self.logs / "kivy"),  # Kivy's config and its log file
             "KIVY_NO_ARGS": "1",
-            "OUTPOST_APP_TEST_CONTROL": str(self.socket),
         }
-        command = [sys.executable, "-m", "outpost", "app", "--data-dir", str(self.profile)]
+        command = [sys.executable, "-m", "tests.support.app_under_test"]
+        command += ["--control", str(self.socket), "--data-dir", str(self.profile)]
         command += ["--server", self.server]
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=log, env=env, cwd=REPOSITORY
+            )
         deadline = time.monotonic() + STARTUP_S
         while not self._listening():  # the file appears at bind, a moment before listen
             self._check_alive()
@@ -142,11 +148,13 @@ class AppProcess:
                 self.fail(f"the app never showed {what} in {timeout}s; it showed:\n{show(seen)}")
             time.sleep(0.2)
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str) -> dict[str, Any]:
+        """The window's picture, saved under tests/artifacts/, and the layout of that very
+        frame (``tests/support/screenshots.py``)."""
         path = ARTIFACTS / name
         path.unlink(missing_ok=True)
-        self.command("screenshot", path=str(path))
-        return path
+        shot: dict[str, Any] = self.command("screenshot", path=str(path))
+        return shot
 
     # its end
 
@@ -228,63 +236,42 @@ def synced(seen: Query) -> bool:
     )
 
 
-# screenshots: decoded with zlib and struct, no image library
+# screenshots: what each must show (checked by tests/support/screenshots.py)
+
+COLUMNS = {"todo": "To do", "doing": "Doing", "done": "Done"}
 
 
-def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
-    """Width, height and the RGB(A) rows of an 8-bit PNG."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    offset, chunks, header = 8, [], b""
-    while offset < len(data):
-        (length,) = struct.unpack(">I", data[offset : offset + 4])
-        kind, body = data[offset + 4 : offset + 8], data[offset + 8 : offset + 8 + length]
-        header = body if kind == b"IHDR" else header
-        chunks += [body] if kind == b"IDAT" else []
-        offset += 12 + length
-    width, height, depth, colour = struct.unpack(">IIBB", header[:10])
-    assert depth == 8 and colour in (2, 6), f"{path}: unexpected PNG format {depth}/{colour}"
-    step = 3 if colour == 2 else 4
-    raw = zlib.decompress(b"".join(chunks))
-    stride = width * step
-    rows, previous = [], bytearray(stride)
-    for y in range(height):
-        start = y * (stride + 1)  # each row: its filter type, then its bytes
-        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
-        for i in range(stride):
-            left = line[i - step] if i >= step else 0
-            up, corner = previous[i], previous[i - step] if i >= step else 0
-            line[i] = (line[i] + _predict(kind, left, up, corner)) & 0xFF
-        rows.append(bytes(line))
-        previous = line
-    return width, height, rows
-
-
-def _predict(kind: int, left: int, up: int, corner: int) -> int:
-    if kind == 0:
-        return 0
-    if kind == 1:
-        return left
-    if kind == 2:
-        return up
-    if kind == 3:
-        return (left + up) // 2
-    guess = left + up - corner  # Paeth
-    near = min((abs(guess - left), 0), (abs(guess - up), 1), (abs(guess - corner), 2))[1]
-    return (left, up, corner)[near]
-
-
-def assert_real_render(path: Path, size: tuple[int, int]) -> None:
-    """The expected size, and a picture: many colours, none covering nearly everything."""
-    width, height, rows = png_pixels(path)
-    assert (width, height) == size, f"{path}: {width}x{height}, expected {size}"
-    step = len(rows[0]) // width
-    colours: Counter[bytes] = Counter()
-    for row in rows[::2]:
-        colours.update(row[x : x + 3] for x in range(0, len(row), step * 2))
-    commonest = colours.most_common(1)[0][1] / sum(colours.values())
-    assert len(colours) >= 16, f"{path}: only {len(colours)} colours: a blank window?"
-    assert commonest < 0.95, f"{path}: one colour covers {commonest:.0%} of the window"
+def board_layout(board: str, columns: dict[str, list[str]], **more: str | None) -> Expected:
+    """The board screen: its title, the three columns side by side with their counts (an
+    empty one says so), each card inside its column in its order, cards apart, empty gaps
+    between the columns and left of them; ``more``: further regions and their texts."""
+    texts: dict[str, str | None] = {"board_title": board, "status_bar": None}
+    inside: dict[str, str] = {}
+    above: list[tuple[str, str]] = []  # each column's cards in their order
+    for status, cards in columns.items():
+        texts[f"column:{status}"] = None
+        texts[f"column:{status}/column_title"] = f"{COLUMNS[status]}  ·  {len(cards)}"
+        if not cards:
+            texts[f"column:{status}/empty"] = "Nothing here"
+        for title in cards:
+            texts[f"card:{title}/card_title"] = title
+            inside[f"card:{title}"] = f"column:{status}"
+        above += [(f"card:{a}", f"card:{b}") for a, b in itertools.pairwise(cards)]
+    texts.update(more)
+    cards = tuple(inside)
+    return Expected(
+        "board",
+        texts,
+        apart=(
+            ("back_button", "board_title", "filter_input", "quick_add_input", "column:todo"),
+            ("column:todo", "column:doing", "column:done", "status_bar"),
+            cards,
+        ),
+        inside=inside,
+        above=tuple(above),
+        gaps=(("column:todo", "column:doing"), ("column:doing", "column:done")),
+        margins=("back_button", "quick_add_input", "column:todo"),
+    )
 
 
 # the tests
@@ -375,7 +362,29 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     assert seen["rows"]["comment:Draft is in the shared folder"][-1] == (
         "Draft is in the shared folder"
     )
-    assert_real_render(app.screenshot("app-task-editor.png"), WINDOW)
+    editor = ("title_input", "notes_input", "status_spinner", "priority_spinner", "due_input")
+    assert_screenshot(
+        app.screenshot("app-task-editor.png"),
+        Expected(
+            "task",
+            {
+                "task_heading": "Task",
+                "save_button": "Save",
+                "title_input": "Write the announcement",
+                "notes_input": "Two paragraphs, no more.",
+                "status_spinner": "Doing",
+                "priority_spinner": "3",
+                "due_input": "2020-01-02",
+                "assignee_input": user,
+                "label:launch": None,
+                "comment:Draft is in the shared folder": None,
+                "status_bar": None,
+            },
+            apart=((*editor, "assignee_input", "label:launch", "status_bar"),),
+            margins=editor[:2],
+        ),
+        WINDOW,
+    )
     app.key("escape")
     seen = app.wait_until(
         "the edited card, sent",
@@ -391,7 +400,19 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
         "labels": "#launch",
         "selected": True,
     }
-    assert_real_render(app.screenshot("app-board.png"), WINDOW)
+    assert_screenshot(
+        app.screenshot("app-board.png"),
+        board_layout(
+            "Launch",
+            {"todo": ["Book the venue"], "doing": ["Write the announcement"], "done": []},
+            **{
+                "card:Write the announcement/card_meta": card(seen, "Write the announcement")[
+                    "meta"
+                ]
+            },
+        ),
+        WINDOW,
+    )
     edited = wait_for_task(phone, "Write the announcement", lambda t: t["priority"] == 3)
     assert (edited["due"], edited["assignee"], edited["labels"], edited["status"]) == (
         "2020-01-02",
@@ -438,7 +459,21 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     assert titles(seen, "doing") == ["Write the announcement", "Book the venue"]
     assert status(seen) == "Offline · 2 changes waiting"
     assert seen["texts"]["status_error"] == "The server cannot be reached"
-    assert_real_render(app.screenshot("app-offline.png"), WINDOW)
+    assert_screenshot(
+        app.screenshot("app-offline.png"),
+        board_layout(
+            "Launch",
+            {
+                "todo": ["Print the flyers"],
+                "doing": ["Write the announcement", "Book the venue"],
+                "done": [],
+            },
+            status_state="Offline",
+            status_text="Offline · 2 changes waiting",
+            status_error="The server cannot be reached",
+        ),
+        WINDOW,
+    )
 
     # the backend comes back: "sync now", and the edits reach the other device
     backend.start()
@@ -500,7 +535,23 @@ def test_the_app_moves_cards_by_dragging_them_with_the_mouse_or_a_finger(
         screenshot=str(ARTIFACTS / "board-dragging.png"),
     )
     assert sorted(during["during"]) == sorted(["dragging:Alpha", "drop:doing:0"]), during
-    assert_real_render(Path(during["screenshot"]["path"]), WINDOW)
+    assert_screenshot(
+        during["screenshot"],
+        Expected(
+            "board",
+            {
+                "column:todo/column_title": "To do  ·  3",
+                "column:doing/column_title": "Doing  ·  1",
+                "card:Delta/card_title": "Delta",
+                "dragging:Alpha": None,
+                "drop:doing:0": None,
+            },
+            apart=(("column:todo", "column:doing", "column:done"), ("drop:doing:0", "card:Delta")),
+            inside={"drop:doing:0": "column:doing", "card:Delta": "column:doing"},
+            gaps=(("column:doing", "column:done"),),  # the dragged copy spans the other
+        ),
+        WINDOW,
+    )
     seen = app.wait_until("Alpha in Doing", lambda seen: "Alpha" in titles(seen, "doing"))
     assert (titles(seen, "todo"), titles(seen, "doing")) == (
         ["Bravo", "Charlie"],
@@ -527,7 +578,13 @@ def test_the_app_moves_cards_by_dragging_them_with_the_mouse_or_a_finger(
         ["Alpha", "Delta"],
     )
     assert seen["screen"] == "board"  # Escape put the card back, and stayed on the board
-    assert_real_render(app.screenshot("board-after-drag.png"), WINDOW)
+    assert_screenshot(
+        app.screenshot("board-after-drag.png"),
+        board_layout(
+            "Sprint", {"todo": ["Charlie", "Bravo"], "doing": ["Alpha", "Delta"], "done": []}
+        ),
+        WINDOW,
+    )
 
     # the moves reached the server: another device of the user pulls them, in that order
     phone = Phone(server, user).login()
@@ -602,7 +659,27 @@ def test_the_app_tells_why_a_board_went_away_and_the_notice_can_be_dismissed(
     assert reason == "Why: You are no longer a member of the board"
     assert seen["texts"]["notices_title"] == "Notices  ·  1"
     assert "board:Shared plans" not in seen["rows"]
-    assert_real_render(app.screenshot("app-notice.png"), WINDOW)
+    assert_screenshot(
+        app.screenshot("app-notice.png"),
+        Expected(
+            "boards",
+            {
+                "boards_user": f"Signed in as {user}",
+                "new_board_input": None,
+                "notices": None,
+                "notices_title": "Notices  ·  1",
+                "notice:0/notice_title": title,
+                "notice:0/notice_message": message,
+                "notice:0/notice_reason": reason,
+                "notice:0/dismiss_button": "Dismiss",
+                "status_bar": None,
+            },
+            apart=(("boards_screen", "notices", "status_bar"),),
+            inside={"notice:0": "notices", "new_board_input": "boards_screen"},
+            margins=("new_board_input",),
+        ),
+        WINDOW,
+    )
     app.tap("notice:0/dismiss_button")
     seen = app.wait_until("no notice", lambda seen: "notice:0" not in seen["rows"])
     assert "notices_title" not in seen["texts"]
@@ -649,7 +726,25 @@ def test_the_editor_saves_only_what_the_user_changed_and_shows_other_devices_edi
     assert texts["priority_spinner"] == "3"  # what the user picked stays ...
     assert texts["priority_changed"] == "Changed on another device: 1"  # ... marked
     assert "title_changed" not in texts and "notes_changed" not in texts
-    assert_real_render(app.screenshot("app-task-changed-elsewhere.png"), WINDOW)
+    assert_screenshot(
+        app.screenshot("app-task-changed-elsewhere.png"),
+        Expected(
+            "task",
+            {
+                "title_input": "Final draft",
+                "notes_input": notes,
+                "due_input": "2026-02-20",
+                "priority_spinner": "3",
+                "priority_changed": "Changed on another device: 1",
+            },
+            apart=(
+                ("title_input", "notes_input", "priority_spinner", "priority_changed", "due_input"),
+            ),
+            inside={"priority_changed": "task_screen"},
+            margins=("title_input", "notes_input"),
+        ),
+        WINDOW,
+    )
 
     app.tap("save_button")
     seen = app.wait_until("the save sent", synced)

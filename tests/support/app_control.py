@@ -1,9 +1,10 @@
-"""TEST ONLY: lets an end-to-end test drive the running app as a user would.
+"""The app under test's control: lets an end-to-end test drive the running app as a user
+would. It lives here, under tests/, and the shipped app knows nothing of it: the wrapper
+``tests/support/app_under_test.py`` installs it once the app is built.
 
-Off unless ``OUTPOST_APP_TEST_CONTROL`` names a Unix socket path. The app then listens
-there for JSON lines, one command each, runs every command on the UI thread (through
-``on_ui``, the one adapter) and answers one JSON line. Commands act through Kivy's own
-input paths, never through the view models:
+``install(path, ...)`` listens on a Unix socket for JSON lines, one command each, runs every
+command on the UI thread (through ``on_ui``, the app's one adapter) and answers one JSON
+line. Commands act through Kivy's own input paths, never through the view models:
 
 - ``{"op": "tap", "target": NAME, "double": bool}``: a mouse click (touch down and up) at
   the widget's centre, through the event loop, as the mouse provider makes it (a double
@@ -18,7 +19,9 @@ input paths, never through the view models:
   ``{"during": [locators of the dragged copy and the drop marker], "screenshot": ...}``;
 - ``{"op": "key", "key": "n", "modifiers": ["ctrl"]}``: a key press on the window;
 - ``{"op": "query"}``: what the window shows, read from the widget tree;
-- ``{"op": "screenshot", "path": ...}``: the window's pixels as a PNG;
+- ``{"op": "screenshot", "path": ...}``: the window's pixels as a PNG, and the layout of
+  that same frame: the screen, and each shown row or named widget's rectangle in window
+  pixels and its text (``_layout``; a drag's ``screenshot`` answers the same);
 - ``{"op": "quit"}``.
 
 A NAME is a kv id (``quick_add_input``), a row's locator (``card:Buy milk``), a locator and
@@ -53,11 +56,11 @@ from kivy.input.motionevent import MotionEvent  # type: ignore[import-untyped]
 from kivy.input.providers.mouse import MouseMotionEvent  # type: ignore[import-untyped]
 from kivy.uix.scrollview import ScrollView  # type: ignore[import-untyped]
 from kivy.uix.spinner import SpinnerOption  # type: ignore[import-untyped]
+from kivy.uix.stencilview import StencilView  # type: ignore[import-untyped]
 from kivy.uix.widget import Widget  # type: ignore[import-untyped]
 
-from .ui_thread import on_ui
+from client.app.ui_thread import on_ui
 
-ENV = "OUTPOST_APP_TEST_CONTROL"
 ANSWER_TIMEOUT_S = 60
 SETTLE_S = 0.3
 """After a tap: a ScrollView hands a quick tap to its child 0.2 s after the touch ends."""
@@ -67,11 +70,8 @@ _touch_ids = itertools.count(1)
 _MARKUP = re.compile(r"\[/?(?:b|i|u|s|color|size|font|sub|sup|ref|anchor)[^\]]*\]")
 
 
-def start_if_requested(root: Callable[[], Widget], quit_app: Callable[[], None]) -> None:
-    """Listen on the socket named by the environment, if it names one."""
-    path = os.environ.get(ENV)
-    if not path:
-        return
+def install(path: str, root: Callable[[], Widget], quit_app: Callable[[], None]) -> None:
+    """Listen on the Unix socket ``path`` (on the UI thread, once the app is built)."""
     Path(path).unlink(missing_ok=True)
     if sys.__stderr__ is not None:  # a stuck test asks for the stacks (Kivy wraps stderr)
         faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
@@ -87,7 +87,7 @@ def start_if_requested(root: Callable[[], Widget], quit_app: Callable[[], None])
     server = socketserver.ThreadingUnixStreamServer(path, Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="outpost-test-control", daemon=True).start()
-    log.warning("TEST CONTROL listening on %s (%s is set)", path, ENV)
+    log.warning("TEST CONTROL listening on %s", path)
 
 
 class _Driver:
@@ -130,7 +130,7 @@ class _Driver:
         if op == "query":
             return self._query()
         if op == "screenshot":
-            return _after_frames(None, then=lambda: _screenshot(command["path"]))
+            return _after_frames(None, then=lambda: _screenshot(command["path"], self._root()))
         if op == "quit":
             Clock.schedule_once(lambda _dt: self._quit(), 0)
             return None
@@ -226,7 +226,7 @@ class _Driver:
         def look() -> dict[str, Any]:
             seen: dict[str, Any] = {"during": [w.locator for w in self._visible() if _dragging(w)]}
             if command.get("screenshot"):
-                seen["screenshot"] = _screenshot(command["screenshot"])
+                seen["screenshot"] = _screenshot(command["screenshot"], self._root())
             if command.get("before_release") == "escape":
                 _press("escape", [])
             return seen
@@ -432,14 +432,73 @@ def _press(key: str, modifiers: list[str]) -> None:
     Window.dispatch("on_key_up", code, 0)
 
 
-def _screenshot(path: str) -> dict[str, Any]:
-    """Draw the frame now and read the window's pixels back (Kivy names its own file)."""
+def _screenshot(path: str, root: Widget) -> dict[str, Any]:
+    """Draw the frame now, read the window's pixels back (Kivy names its own file), and
+    read the layout of that same frame from the widget tree."""
     Window.dispatch("on_draw")
+    layout = _layout(root)  # nothing runs between the draw and this: the same frame
     with tempfile.TemporaryDirectory() as folder:
         written = Window.screenshot(name=os.path.join(folder, "shot.png"))
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(written, path)
-    return {"path": path, "size": list(Window.size)}
+    return {"path": path, "size": list(Window.size), "layout": layout}
+
+
+def _layout(root: Widget) -> dict[str, Any]:
+    """What the window shows, as regions: every shown row by its locator (``card:Milk``),
+    and every shown named widget by its kv id (inside a row, ``card:Milk/card_title``).
+    Each region has its rectangle in window pixels, ``[left, top, width, height]`` counted
+    from the window's top left corner as in the picture (clipped to the scroll views it sits
+    in; a widget scrolled out of sight is left out), and its text: its own, or else the
+    texts of the labels it holds, one a line."""
+    visible = [widget for top in reversed(Window.children) for widget in _walk(top)]
+    shown = {id(widget) for widget in visible}
+    regions: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, widget: Widget) -> None:
+        rect = _window_rect(widget)
+        if name in regions or rect is None:
+            return
+        if hasattr(widget, "text"):
+            text = _plain(widget)
+        else:
+            text = "\n".join(_plain(w) for w in _walk(widget) if _is_label(w))
+        regions[name] = {"rect": rect, "text": text}
+
+    for widget in visible:
+        locator = str(getattr(widget, "locator", ""))
+        if locator and _shown(widget):
+            add(locator, widget)
+        for name, child in getattr(widget, "ids", {}).items():
+            child = getattr(child, "__self__", child)  # kv ids are weak proxies
+            if id(child) in shown and _shown(child):
+                add(f"{locator}/{name}" if locator else name, child)
+    return {
+        "screen": root.ids.screens.current,
+        "window": list(Window.size),
+        "clearcolor": list(Window.clearcolor),
+        "regions": regions,
+    }
+
+
+def _window_rect(widget: Widget) -> list[int] | None:
+    """The widget's rectangle in window pixels from the top left, as far as the stencils
+    (scroll views) it sits in let it show; None where nothing of it shows."""
+    left, bottom = widget.to_window(widget.x, widget.y)
+    right, top = widget.to_window(widget.right, widget.top)
+    parent = widget.parent
+    while isinstance(parent, Widget):
+        if isinstance(parent, StencilView):
+            clip_left, clip_bottom = parent.to_window(parent.x, parent.y)
+            clip_right, clip_top = parent.to_window(parent.right, parent.top)
+            left, bottom = max(left, clip_left), max(bottom, clip_bottom)
+            right, top = min(right, clip_right), min(top, clip_top)
+        parent = parent.parent
+    if right <= left or top <= bottom:
+        return None
+    height = Window.size[1]
+    x0, x1, y0, y1 = (round(v) for v in (left, right, height - top, height - bottom))
+    return [x0, y0, x1 - x0, y1 - y0]
 
 
 def _after_frames(
