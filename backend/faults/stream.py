@@ -1,4 +1,5 @@
-"""List, resubmit and drop fault events: what ``outpost faults`` does, over NATS.
+"""The fault records on ``OUTPOST_FAULTS``: list, resubmit and drop them, as ``outpost
+faults`` does, over NATS (no database: the stream is where faults live).
 
 A fault's id is its sequence in ``OUTPOST_FAULTS``. Resubmitting publishes the event (or a
 corrected body) to ``outpost.resubmit.<component>``, which only that component's runner
