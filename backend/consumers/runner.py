@@ -70,6 +70,7 @@ from backend.consumers.lanes import (
 )
 from backend.consumers.lease import ComponentLease
 from backend.faults.events import FaultEvent
+from backend.nats.publisher import JetStreamPublisher, Outgoing, Publisher
 from backend.nats.streams import CHANGES_SUBJECT, ensure_resubmit_stream, fault_subject
 
 __all__ = ["ConsumerRunner", "FaultEvent", "RunnerStats", "outage_kind", "read_position"]
@@ -90,9 +91,13 @@ class ConsumerRunner:
         initial_backoff: float = 0.1,
         max_backoff: float = 5.0,
         max_attempts: int = 5,
+        publisher: Publisher | None = None,
     ) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
+        """For the lanes' subscriptions and the lag; writes go through ``publisher``."""
+        self.publisher: Publisher = publisher or JetStreamPublisher(nc)
+        """Where faults and change notices go."""
         self.component = component
         self.batch = batch
         self.fetch_timeout = fetch_timeout
@@ -359,8 +364,8 @@ class ConsumerRunner:
         name = self.component.name
         fault, msg_id = batches.fault_for(name, message, error, attempts)
         log.warning("%s: fault at seq %d: %s", name, fault.seq, error)
-        await self.js.publish(
-            fault_subject(name), msgspec.json.encode(fault), headers={"Nats-Msg-Id": msg_id}
+        await self.publisher.publish(
+            Outgoing(fault_subject(name), msgspec.json.encode(fault), msg_id)
         )
         self.stats.faults += 1
 
@@ -372,7 +377,7 @@ class ConsumerRunner:
             "watermark": watermark,
         }
         try:
-            await self.nc.publish(CHANGES_SUBJECT, msgspec.json.encode(notice))
+            await self.publisher.notify(CHANGES_SUBJECT, msgspec.json.encode(notice))
         except nats.errors.Error as exc:  # pokes are a hint; the periodic pull is the fallback
             log.info("change notice not sent: %s", exc)
 

@@ -80,6 +80,7 @@ def _run(args: argparse.Namespace) -> int:
 async def _main(args: argparse.Namespace) -> int:
     from backend.config import Settings
     from backend.faults import stream
+    from backend.nats.publisher import JetStreamPublisher
 
     settings = Settings.from_env(data_dir=args.data_dir, nats_url=args.nats_url)
     data: bytes | None = None
@@ -90,6 +91,7 @@ async def _main(args: argparse.Namespace) -> int:
             raise stream.FaultsError(f"cannot read {args.data}: {exc.strerror or exc}") from exc
     async with stream.open_nats(settings.data_dir, settings.nats_url) as nc:
         js = nc.jetstream()
+        publisher = JetStreamPublisher(nc)
         include_resolved = args.action == "list" and args.all
         faults = await stream.list_faults(
             js,
@@ -105,14 +107,14 @@ async def _main(args: argparse.Namespace) -> int:
             print(f"no open faults{which}: nothing to {args.action}")
             return 0
         if args.action == "resubmit":
-            done = await stream.resubmit(js, chosen, data=data)
+            done = await stream.resubmit(js, chosen, data=data, publisher=publisher)
             for fault, resolution in zip(chosen, done, strict=True):
                 print(
                     f"fault {fault.id} resubmitted to {fault.event.component} "
                     f"(seq {fault.event.seq}, resubmission {resolution.resubmit_seq})"
                 )
         else:
-            await stream.drop(js, chosen)
+            await stream.drop(js, chosen, publisher=publisher)
             for fault in chosen:
                 print(f"fault {fault.id} dropped ({fault.event.component}, seq {fault.event.seq})")
     return 0
