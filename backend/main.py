@@ -43,6 +43,7 @@ from backend.db import Database
 from backend.http_timeouts import timed_h11_protocol
 from backend.nats import EmbeddedNats, find_running
 from backend.nats.access import StoreAccess, use_store
+from backend.nats.publisher import JetStreamPublisher
 from backend.nats.streams import ensure_streams
 from backend.projector.models import Applied, ProjectorBase
 from backend.projector.projector import ensure_generation, start_over, upgrade
@@ -169,6 +170,7 @@ class Consumers:
 
     def __init__(self, backend: Backend, names: tuple[str, ...]) -> None:
         context = ComponentContext(backend.settings, backend.nc.jetstream())
+        publisher = JetStreamPublisher(backend.nc)
         self.runners: dict[str, ConsumerRunner] = {}
         self._databases: list[Database] = []
         for name in names:
@@ -177,7 +179,8 @@ class Consumers:
             else:
                 db = open_database(name, backend.settings)
                 self._databases.append(db)
-            self.runners[name] = ConsumerRunner(backend.nc, build(name, db, context))
+            component = build(name, db, context)
+            self.runners[name] = ConsumerRunner(backend.nc, component, publisher=publisher)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -247,7 +250,7 @@ async def serve(settings: Settings) -> None:
             ),
             push=PushService(
                 backend.bff_db,
-                backend.nc.jetstream(),
+                JetStreamPublisher(backend.nc),
                 max_batch_events=settings.max_batch_events,
                 max_clock_skew_ms=settings.max_clock_skew_ms,
                 publish_timeout_s=settings.publish_timeout_s,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -70,8 +71,15 @@ class Component(Protocol):
         ...
 
 
-class RawComponent(Component, Protocol):
+class RawComponent(ABC):
     """A component that takes every message as stored, readable or not (the lake): the
-    runner calls ``handle_raw`` instead of ``handle`` and faults nothing by itself."""
+    runner calls ``handle_raw`` instead of ``handle`` and faults nothing by itself.
 
-    async def handle_raw(self, conn: AsyncConnection, records: list[RawRecord]) -> Outcome: ...
+    Declared by subclassing, never guessed from the methods a component happens to have:
+    the runner asks ``isinstance(component, RawComponent)``. The subclass is a
+    ``Component`` as well (it has ``name``, ``db``, ``positions``, ``handle``...)."""
+
+    @abstractmethod
+    async def handle_raw(self, conn: AsyncConnection, records: list[RawRecord]) -> Outcome:
+        """Keep a batch of stored messages (stream order) inside the runner's transaction;
+        ``Outcome.poison`` names those it cannot keep, to be faulted."""

@@ -16,6 +16,7 @@ from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.db import insert_ignore
+from backend.nats.publisher import JetStreamPublisher, Outgoing, Publisher
 from backend.nats.streams import event_subject
 from protocol import Event, encode_event
 
@@ -25,10 +26,18 @@ def published_table(metadata: MetaData) -> Table:
 
 
 async def publish_once(
-    conn: AsyncConnection, js: JetStreamContext, table: Table, events: list[Event]
+    conn: AsyncConnection,
+    publisher: Publisher | JetStreamContext,
+    table: Table,
+    events: list[Event],
 ) -> None:
     """Publish the events this component never had stored, together, and remember them
-    in the same transaction as the batch (raise if the stream does not store them)."""
+    in the same transaction as the batch (raise if the stream does not store them).
+
+    A bare ``JetStreamContext`` (what the saga's components are given today) is published
+    through ``JetStreamPublisher.for_stream``, so every write still goes through the seam."""
+    if isinstance(publisher, JetStreamContext):
+        publisher = JetStreamPublisher.for_stream(publisher)
     if not events:
         return
     ids = [e.id for e in events]
@@ -38,9 +47,6 @@ async def publish_once(
     if not fresh:
         return
     await asyncio.gather(
-        *(
-            js.publish(event_subject(e.board), encode_event(e), headers={"Nats-Msg-Id": e.id})
-            for e in fresh
-        )
+        *(publisher.publish(Outgoing(event_subject(e.board), encode_event(e), e.id)) for e in fresh)
     )
     await insert_ignore(conn, table, [{"event_id": e.id} for e in fresh], ["event_id"])

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from backend.faults.store import Fault
+    from backend.faults.stream import Fault
 
 
 def add_parser(commands: Any) -> None:
@@ -61,7 +61,7 @@ def add_parser(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from backend.faults.store import FaultsError
+    from backend.faults.stream import FaultsError
 
     if args.action in ("resubmit", "drop"):
         if bool(args.ids) == bool(args.all):
@@ -79,7 +79,8 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace) -> int:
     from backend.config import Settings
-    from backend.faults import store
+    from backend.faults import stream
+    from backend.nats.publisher import JetStreamPublisher
 
     settings = Settings.from_env(data_dir=args.data_dir, nats_url=args.nats_url)
     data: bytes | None = None
@@ -87,11 +88,12 @@ async def _main(args: argparse.Namespace) -> int:
         try:
             data = args.data.read_bytes()
         except OSError as exc:
-            raise store.FaultsError(f"cannot read {args.data}: {exc.strerror or exc}") from exc
-    async with store.open_nats(settings.data_dir, settings.nats_url) as nc:
+            raise stream.FaultsError(f"cannot read {args.data}: {exc.strerror or exc}") from exc
+    async with stream.open_nats(settings.data_dir, settings.nats_url) as nc:
         js = nc.jetstream()
+        publisher = JetStreamPublisher(nc)
         include_resolved = args.action == "list" and args.all
-        faults = await store.list_faults(
+        faults = await stream.list_faults(
             js,
             component=args.component if args.action == "list" else None,
             include_resolved=include_resolved or args.action != "list",
@@ -99,20 +101,20 @@ async def _main(args: argparse.Namespace) -> int:
         if args.action == "list":
             _print_list(faults, as_json=args.json)
             return 0
-        chosen = store.select(faults, None if args.all else args.ids, component=args.component)
+        chosen = stream.select(faults, None if args.all else args.ids, component=args.component)
         if not chosen:
             which = f" of {args.component}" if args.component else ""
             print(f"no open faults{which}: nothing to {args.action}")
             return 0
         if args.action == "resubmit":
-            done = await store.resubmit(js, chosen, data=data)
+            done = await stream.resubmit(js, chosen, data=data, publisher=publisher)
             for fault, resolution in zip(chosen, done, strict=True):
                 print(
                     f"fault {fault.id} resubmitted to {fault.event.component} "
                     f"(seq {fault.event.seq}, resubmission {resolution.resubmit_seq})"
                 )
         else:
-            await store.drop(js, chosen)
+            await stream.drop(js, chosen, publisher=publisher)
             for fault in chosen:
                 print(f"fault {fault.id} dropped ({fault.event.component}, seq {fault.event.seq})")
     return 0

@@ -47,7 +47,7 @@ from nats.js.client import JetStreamContext
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backend.consumers.component import Outcome, RawRecord
+from backend.consumers.component import Outcome, RawComponent, RawRecord
 from backend.db import Database, upsert
 from backend.lake import files as lakefiles
 from backend.lake import models
@@ -70,7 +70,7 @@ class _OpenFile:
     committed: int
 
 
-class Lake:
+class Lake(RawComponent):
     name = "lake"
     serves_pull = False
     positions = models.positions

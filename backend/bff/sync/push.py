@@ -18,19 +18,13 @@ again: what the stream had stored comes back as ``duplicate`` with its first seq
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import nats.errors
-import nats.js.errors
-from nats.js.api import PubAck
-from nats.js.client import JetStreamContext
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -50,6 +44,7 @@ from backend.bff.sync.intake import check_usable, read_event
 from backend.bff.sync.schemas import PushRequest, PushResult
 from backend.db import Database, insert_ignore, upsert
 from backend.errors import StreamUnavailable, UnprocessableBatch
+from backend.nats.publisher import Ack, Outgoing, Publisher
 from backend.nats.streams import event_subject
 from protocol import (
     Event,
@@ -71,11 +66,6 @@ log = logging.getLogger(__name__)
 _DECIDE_ATTEMPTS = 3
 """Decisions made again when another push took the same ids first (``_LostRace``)."""
 
-_ATOMIC_DUPLICATE = 10201
-"""JetStream: an atomic batch holds a message id already inside the duplicate window."""
-_ATOMIC_DISABLED = frozenset({10174})
-"""JetStream: atomic publish is not enabled on this stream."""
-
 
 @dataclass
 class _Candidate:
@@ -92,7 +82,7 @@ class PushService:
     def __init__(
         self,
         db: Database,
-        js: JetStreamContext,
+        publisher: Publisher,
         *,
         max_batch_events: int = 500,
         max_clock_skew_ms: int = 300_000,
@@ -100,12 +90,11 @@ class PushService:
         clock: Callable[[], int] = system_ms,
     ) -> None:
         self._db = db
-        self._js = js
+        self._publisher = publisher
         self._max_batch_events = max_batch_events
         self._max_skew_ms = max_clock_skew_ms
         self._publish_timeout_s = publish_timeout_s
         self._clock = clock
-        self._atomic = True
 
     async def push(self, principal: Principal, request: PushRequest) -> list[PushResult]:
         if not 1 <= len(request.events) <= self._max_batch_events:
@@ -244,102 +233,28 @@ class PushService:
 
     async def _publish(
         self, accepted: list[_Candidate], now: int, *, all_new: bool
-    ) -> list[PubAck | None]:
+    ) -> list[Ack | None]:
         """Store the accepted events: as one atomic batch when every id is new (one
         acknowledgement for the lot), else, or when the stream refuses the batch, each
-        with its own acknowledgement, all sent first and awaited together."""
+        with its own acknowledgement, all sent first and awaited together. No
+        acknowledgement (NATS away, a timeout) is ``None``: unknown, so the push answers
+        503."""
         if not accepted:
             return []
         messages = [
-            (
+            Outgoing(
                 event_subject(c.event.board),
                 encode_event(msgspec.structs.replace(c.event, received_at=now)),
                 c.event.id,
             )
             for c in accepted
         ]
-        if all_new and len(messages) > 1 and self._atomic:
-            acks = await self._publish_atomic(messages)
+        timeout = self._publish_timeout_s
+        if all_new and len(messages) > 1:
+            acks = await self._publisher.publish_atomic(messages, timeout=timeout)
             if acks is not None:
                 return acks
-        return await self._publish_each(messages)
-
-    async def _publish_atomic(
-        self, messages: list[tuple[str, bytes, str]]
-    ) -> list[PubAck | None] | None:
-        """A JetStream atomic batch (``Nats-Batch-Id``/``-Sequence``/``-Commit``): stored
-        whole, at consecutive seqs, or not at all. None when the stream refuses it (an id
-        already inside the duplicate window, atomic batches not enabled): the caller then
-        publishes each message. No acknowledgement at all (NATS away, a timeout) is
-        ``None`` for each message: unknown, so the push answers 503."""
-        nc = self._js._nc
-        batch_id = uuid.uuid4().hex
-        last = len(messages)
-        try:
-            for number, (subject, data, event_id) in enumerate(messages[:-1], start=1):
-                headers = {
-                    "Nats-Msg-Id": event_id,
-                    "Nats-Batch-Id": batch_id,
-                    "Nats-Batch-Sequence": str(number),
-                }
-                await nc.publish(subject, data, headers=headers)
-            subject, data, event_id = messages[-1]
-            headers = {
-                "Nats-Msg-Id": event_id,
-                "Nats-Batch-Id": batch_id,
-                "Nats-Batch-Sequence": str(last),
-                "Nats-Batch-Commit": "1",
-            }
-            reply = await nc.request(
-                subject, data, timeout=self._publish_timeout_s, headers=headers
-            )
-            answer = msgspec.json.decode(reply.data)
-        except (nats.errors.Error, nats.js.errors.Error, OSError, msgspec.DecodeError) as exc:
-            # Stored or not, nobody can say: the device gets 503 and resends, and the
-            # resend publishes one by one, where the duplicate window answers exactly.
-            log.info("atomic batch not confirmed: %r", exc)
-            return [None] * last
-        error = answer.get("error") if isinstance(answer, dict) else None
-        if error is not None or answer.get("count") != last:
-            code = (error or {}).get("err_code")
-            if code in _ATOMIC_DISABLED or (error is None and "batch" not in answer):
-                # This stream (or a server before 2.12, which stores batch messages one by
-                # one and answers the commit like any publish) does not take atomic batches.
-                self._atomic = False
-            if code != _ATOMIC_DUPLICATE:
-                log.warning("atomic batch refused (%s): publishing one by one", error or answer)
-            return None
-        first = int(answer["seq"]) - last + 1
-        stream = str(answer["stream"])
-        return [PubAck(stream=stream, seq=first + offset) for offset in range(last)]
-
-    async def _publish_each(self, messages: list[tuple[str, bytes, str]]) -> list[PubAck | None]:
-        """Send every publish first, then await the acknowledgements together."""
-        futures: list[asyncio.Future[PubAck] | None] = []
-        for subject, data, event_id in messages:
-            try:
-                futures.append(
-                    await self._js.publish_async(
-                        subject,
-                        data,
-                        headers={"Nats-Msg-Id": event_id},
-                        wait_stall=self._publish_timeout_s,
-                    )
-                )
-            except (nats.errors.Error, nats.js.errors.Error, OSError):
-                futures.append(None)  # the connection is gone: this one was not sent
-        pending = [f for f in futures if f is not None]
-        if pending:
-            await asyncio.wait(pending, timeout=self._publish_timeout_s)
-        acks: list[PubAck | None] = []
-        for sent in futures:
-            if sent is not None and sent.done() and not sent.cancelled() and not sent.exception():
-                acks.append(sent.result())
-            else:
-                if sent is not None:
-                    sent.cancel()
-                acks.append(None)
-        return acks
+        return await self._publisher.publish_all(messages, timeout=timeout)
 
 
 def _conflict(event_id: str) -> PushResult:

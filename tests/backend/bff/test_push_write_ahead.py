@@ -16,6 +16,7 @@ from backend.bff.models import BffBase, User
 from backend.bff.sync.push import PushService
 from backend.bff.sync.schemas import PushRequest, PushResult
 from backend.db import Database
+from backend.nats.publisher import JetStreamPublisher
 from backend.nats.streams import EVENTS_STREAM, ensure_streams
 from protocol import HybridLogicalClock, new_device_id
 from tests.support.device import Device
@@ -79,14 +80,16 @@ def test_a_stored_event_whose_answer_was_lost_is_duplicate_on_resend_even_after_
     tmp_path: Path,
 ) -> None:
     async def body(nc: Any, db: Database) -> None:
-        service = PushService(db, nc.jetstream())
+        service = PushService(db, JetStreamPublisher(nc))
         alice, bob = Author("alice"), Author("bob")
         board, created = alice.device.new_board("Shared")
         share = alice.device.event("MemberAdded", {"username": "bob"}, board=board)
         await service.push(alice.principal, alice.request(created, share))
         _, task = bob.device.new_task(board, "bob's task")
         with pytest.raises(RuntimeError, match="killed"):
-            await DiesAfterPublishing(db, nc.jetstream()).push(bob.principal, bob.request(task))
+            await DiesAfterPublishing(db, JetStreamPublisher(nc)).push(
+                bob.principal, bob.request(task)
+            )
         remove = alice.device.event("MemberRemoved", {"username": "bob"}, board=board)
         assert statuses(await service.push(alice.principal, alice.request(remove))) == [
             ("accepted", None)
@@ -100,14 +103,16 @@ def test_a_stored_event_whose_answer_was_lost_is_duplicate_on_resend_even_after_
 
 def test_an_id_decided_for_one_user_cannot_be_claimed_by_another(tmp_path: Path) -> None:
     async def body(nc: Any, db: Database) -> None:
-        service = PushService(db, nc.jetstream())
+        service = PushService(db, JetStreamPublisher(nc))
         alice, bob = Author("alice"), Author("bob")
         board, created = alice.device.new_board("Shared")
         share = alice.device.event("MemberAdded", {"username": "bob"}, board=board)
         await service.push(alice.principal, alice.request(created, share))
         _, task = bob.device.new_task(board, "bob's task")
         with pytest.raises(RuntimeError):
-            await DiesAfterPublishing(db, nc.jetstream()).push(bob.principal, bob.request(task))
+            await DiesAfterPublishing(db, JetStreamPublisher(nc)).push(
+                bob.principal, bob.request(task)
+            )
         own, own_created = alice.device.new_board("Mine")
         forged = {**alice.device.new_task(own, "something else")[1], "id": task["id"]}
         results = await service.push(alice.principal, alice.request(own_created, forged))
@@ -120,7 +125,7 @@ def test_an_id_decided_for_one_user_cannot_be_claimed_by_another(tmp_path: Path)
 
 def test_a_batch_of_new_events_is_stored_whole_at_consecutive_seqs(tmp_path: Path) -> None:
     async def body(nc: Any, db: Database) -> None:
-        service = PushService(db, nc.jetstream())
+        service = PushService(db, JetStreamPublisher(nc))
         alice = Author("alice")
         board, created = alice.device.new_board("Atomic")
         tasks = [alice.device.new_task(board, f"task {n}")[1] for n in range(50)]
@@ -138,7 +143,7 @@ def test_a_batch_the_stream_refuses_whole_is_stored_one_by_one(tmp_path: Path) -
     the one already stored is ``duplicate`` with its first seq."""
 
     async def body(nc: Any, db: Database) -> None:
-        service = PushService(db, nc.jetstream())
+        service = PushService(db, JetStreamPublisher(nc))
         alice = Author("alice")
         board, created = alice.device.new_board("Refused")
         await service.push(alice.principal, alice.request(created))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from backend.consumers.runner import outage_kind
+from backend.consumers.breaker import outage_kind
 
 
 def test_outage_or_message_failure() -> None:

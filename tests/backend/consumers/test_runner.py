@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backend.consumers.component import Outcome, positions_table
 from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
-from backend.faults import store
+from backend.faults import stream
 from backend.faults.events import HEADER_ORIGINAL_SEQ, HEADER_ORIGINAL_SUBJECT
 from backend.nats.streams import FAULTS_STREAM, ensure_streams, event_subject, resubmit_subject
 from protocol import Event, HybridLogicalClock, new_device_id, new_id
@@ -267,10 +267,10 @@ def test_a_resubmission_reaches_only_its_component_and_keeps_its_seq(tmp_path: P
                 await wait_until_async(lambda: one.seqs(), [seqs[0], seqs[2]])
                 await wait_until_async(lambda: other.seqs(), seqs)
                 js = s.nc.jetstream()
-                [fault] = await store.list_faults(js)
+                [fault] = await stream.list_faults(js)
                 assert (fault.event.component, fault.event.seq) == ("one", bad)
                 fixed["now"] = True  # the bug is fixed
-                await store.resubmit(js, store.select([fault], [fault.id]))
+                await stream.resubmit(js, stream.select([fault], [fault.id]))
                 await wait_until_async(lambda: one.seqs(), seqs)
                 # A sentinel resubmitted to the other after it: once the other has it, a
                 # misrouted copy of the first (earlier on the same stream) would have come.
@@ -283,8 +283,8 @@ def test_a_resubmission_reaches_only_its_component_and_keeps_its_seq(tmp_path: P
                     },
                 )
                 await wait_until_async(lambda: other.seqs(), [*seqs, SENTINEL_SEQ])
-                assert await store.list_faults(js) == []
-                [resolved] = await store.list_faults(js, include_resolved=True)
+                assert await stream.list_faults(js) == []
+                [resolved] = await stream.list_faults(js, include_resolved=True)
                 assert resolved.resolution is not None
                 assert resolved.resolution.action == "resubmitted"
 

@@ -1,4 +1,5 @@
-"""List, resubmit and drop fault events: what ``outpost faults`` does, over NATS.
+"""The fault records on ``OUTPOST_FAULTS``: list, resubmit and drop them, as ``outpost
+faults`` does, over NATS (no database: the stream is where faults live).
 
 A fault's id is its sequence in ``OUTPOST_FAULTS``. Resubmitting publishes the event (or a
 corrected body) to ``outpost.resubmit.<component>``, which only that component's runner
@@ -34,6 +35,7 @@ from backend.faults.events import (
     FaultEvent,
     Resolution,
 )
+from backend.nats.publisher import JetStreamPublisher, Outgoing, Publisher
 from backend.nats.streams import (
     FAULTS_STREAM,
     ensure_resubmit_stream,
@@ -134,35 +136,46 @@ def select(
 
 
 async def resubmit(
-    js: JetStreamContext, faults: Iterable[Fault], *, data: bytes | None = None
+    js: JetStreamContext,
+    faults: Iterable[Fault],
+    *,
+    data: bytes | None = None,
+    publisher: Publisher | None = None,
 ) -> list[Resolution]:
-    """Send each fault's event (or ``data`` instead) back to its own component only."""
+    """Send each fault's event (or ``data`` instead) back to its own component only,
+    through ``publisher`` (by default one over ``js``)."""
     await ensure_resubmit_stream(js)
+    publisher = publisher or JetStreamPublisher.for_stream(js)
     done = []
     for fault in faults:
         event = fault.event
         headers = {
-            "Nats-Msg-Id": f"resubmit:{fault.id}",
             HEADER_FAULT_ID: str(fault.id),
             HEADER_ORIGINAL_SEQ: str(event.seq),
             HEADER_ORIGINAL_SUBJECT: event.subject,
         }
-        ack = await js.publish(
-            resubmit_subject(event.component),
-            fault.data if data is None else data,
-            headers=headers,
+        ack = await publisher.publish(
+            Outgoing(
+                resubmit_subject(event.component),
+                fault.data if data is None else data,
+                f"resubmit:{fault.id}",
+                headers,
+            )
         )
-        done.append(await _resolve(js, fault, "resubmitted", ack.seq))
+        done.append(await _resolve(publisher, fault, "resubmitted", ack.seq))
     return done
 
 
-async def drop(js: JetStreamContext, faults: Iterable[Fault]) -> list[Resolution]:
+async def drop(
+    js: JetStreamContext, faults: Iterable[Fault], *, publisher: Publisher | None = None
+) -> list[Resolution]:
     """Mark faults as dealt with, without sending anything to any component."""
-    return [await _resolve(js, fault, "dropped", None) for fault in faults]
+    publisher = publisher or JetStreamPublisher.for_stream(js)
+    return [await _resolve(publisher, fault, "dropped", None) for fault in faults]
 
 
 async def _resolve(
-    js: JetStreamContext, fault: Fault, action: str, resubmit_seq: int | None
+    publisher: Publisher, fault: Fault, action: str, resubmit_seq: int | None
 ) -> Resolution:
     resolution = Resolution(
         fault=fault.id,
@@ -171,10 +184,12 @@ async def _resolve(
         at=int(time.time() * 1000),
         resubmit_seq=resubmit_seq,
     )
-    await js.publish(
-        resolution_subject(fault.event.component),
-        msgspec.json.encode(resolution),
-        headers={"Nats-Msg-Id": f"resolve:{fault.id}"},
+    await publisher.publish(
+        Outgoing(
+            resolution_subject(fault.event.component),
+            msgspec.json.encode(resolution),
+            f"resolve:{fault.id}",
+        )
     )
     return resolution
 

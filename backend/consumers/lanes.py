@@ -1,0 +1,145 @@
+"""The lanes a runner consumes, each a durable pull consumer resumed from the database.
+
+A component has two lanes: its events on ``OUTPOST_EVENTS``, and its resubmissions on
+``outpost.resubmit.<component>`` (stream ``OUTPOST_RESUBMIT``, consumer
+``<component>_resubmit``, position row ``<component>:resubmit``), so a resubmission
+reaches only the component that faulted it. Each lane keeps its position in the
+component's own database, written in the same transaction as the component's work: that
+position is the truth, and every subscription starts right after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import nats.js.errors
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backend.consumers.component import Component
+from backend.db import upsert
+from backend.nats.streams import (
+    EVENTS_STREAM,
+    EVENTS_SUBJECT_PREFIX,
+    RESUBMIT_STREAM,
+    resubmit_subject,
+)
+
+__all__ = ["Lane", "events_lane", "read_position", "resubmit_lane", "write_position"]
+
+
+@dataclass
+class Lane:
+    """One stream the runner consumes for its component: the events, or its resubmissions."""
+
+    name: str
+    stream: str
+    subject: str
+    durable: str
+    position_key: str
+    batch: int
+    subscription: JetStreamContext.PullSubscription | None = None
+    isolate_until: int | None = None
+    """After a failed batch: go one message at a time until past this sequence."""
+    attempts: dict[int, int] = field(default_factory=dict)
+    """Sequence -> failed attempts so far (message failures only, never outages)."""
+    probing: bool = False
+    """Re-subscribed while the breaker was open: nothing to fetch closes it."""
+    backlog: bool = True
+    """More messages were waiting after the last fetch. When there are none, the next
+    fetch asks for one: nats-py returns a waiting fetch of N only once N arrived or its
+    timeout passed, which would hold a lone event back for up to the whole timeout."""
+
+    @property
+    def resubmits(self) -> bool:
+        return self.stream == RESUBMIT_STREAM
+
+    @property
+    def fetch_size(self) -> int:
+        """A whole batch, or one message while isolating a failure or when idle."""
+        return self.batch if self.isolate_until is None and self.backlog else 1
+
+    def past(self, seq: int) -> None:
+        """The lane has passed ``seq``: forget retries up to it, end isolation past it."""
+        self.attempts = {s: n for s, n in self.attempts.items() if s > seq}
+        if self.isolate_until is not None and seq >= self.isolate_until:
+            self.isolate_until = None
+
+    def failed(self, seq: int) -> int:
+        """Count one more failed attempt of the message at ``seq``; the attempts so far."""
+        attempts = self.attempts[seq] = self.attempts.get(seq, 0) + 1
+        return attempts
+
+    async def subscribe(
+        self, js: JetStreamContext, position: int
+    ) -> JetStreamContext.PullSubscription:
+        """A fresh durable consumer that starts right after ``position``.
+
+        The database is the truth: after a start, a crash or a failed batch, delivery
+        resumes exactly after the last committed event, never from the consumer's own
+        memory (which would hold the failed batch back until its ack wait while later
+        events went ahead, leaving a gap behind the position).
+        """
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer(self.stream, self.durable)
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=60,
+            max_ack_pending=self.batch * 4,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if position else DeliverPolicy.ALL,
+            opt_start_seq=position + 1 if position else None,
+        )
+        self.subscription = await js.pull_subscribe(
+            self.subject, durable=self.durable, stream=self.stream, config=config
+        )
+        return self.subscription
+
+    async def unsubscribe(self) -> None:
+        # Fetched messages never count as processed for the client: without this, a drain
+        # of the connection would wait for them for ever.
+        if self.subscription is not None:
+            with contextlib.suppress(Exception):
+                await self.subscription.unsubscribe()
+            self.subscription = None
+
+    async def nothing_waiting(self) -> bool:
+        """A fetch that timed out proves nothing on a loaded machine (a new consumer may not
+        have delivered yet): ask the consumer whether anything is waiting."""
+        if self.subscription is None:
+            return False
+        info = await self.subscription.consumer_info()
+        return not info.num_pending and not info.num_ack_pending
+
+
+def events_lane(component: Component, batch: int) -> Lane:
+    name = component.name
+    return Lane("events", EVENTS_STREAM, f"{EVENTS_SUBJECT_PREFIX}.>", name, name, batch)
+
+
+def resubmit_lane(component: Component) -> Lane:
+    name = component.name
+    return Lane(
+        "resubmit",
+        RESUBMIT_STREAM,
+        resubmit_subject(name),
+        f"{name}_resubmit",
+        f"{name}:resubmit",
+        1,  # one at a time: two resubmissions of one event may share an Event.seq
+    )
+
+
+async def read_position(conn: AsyncConnection, component: Component, key: str | None = None) -> int:
+    """The last sequence ``component`` passed: in ``OUTPOST_EVENTS`` by default, or of
+    another lane (``<component>:resubmit``) when ``key`` names it."""
+    table = component.positions
+    query = select(table.c.seq).where(table.c.component == (key or component.name))
+    return int((await conn.execute(query)).scalar() or 0)
+
+
+async def write_position(conn: AsyncConnection, component: Component, lane: Lane, seq: int) -> None:
+    table = component.positions
+    await upsert(conn, table, [{"component": lane.position_key, "seq": seq}], ["component"])
