@@ -49,9 +49,9 @@ from protocol.saga import (
     could_cause,
     is_compensation,
     notice_id,
+    possible_cause,
     prior_values,
-    wip_assignee,
-    won_saga_field,
+    wip_limit,
 )
 
 _state_decoder = msgspec.json.Decoder(EntityState)
@@ -155,7 +155,7 @@ class Projector:
                     {
                         "board": state.board,
                         "username": values["username"],
-                        "active": not values["removed"],
+                        "active": merge.is_active_member(state),
                         "version": version + offset,
                     }
                 )
@@ -181,15 +181,12 @@ class _Saga:
         states: dict[EntityKey, EntityState],
         updates: dict[EntityKey, EntityState],
     ) -> None:
-        """Keep what a compensation of ``event`` would restore, if it may be a cause: it
-        makes a task count against someone, on a board with a limit, and won the merge."""
+        """Keep what a compensation of ``event`` would restore, if it may be a cause
+        (``protocol.saga.possible_cause``: the workload decides on the load)."""
         key = EntityKey("task", event.entity)
         before, after = states.get(key), updates.get(key)
-        board = states.get(EntityKey("board", event.board))
-        if after is None or board is None or board.value("wip_limit") is None:
-            return
-        now = wip_assignee(after)
-        if now is None or now == wip_assignee(before) or not won_saga_field(after, event):
+        limit = wip_limit(states.get(EntityKey("board", event.board)))
+        if after is None or possible_cause(event, before, after, limit) is None:
             return
         self.priors[event.id] = {
             "event_id": event.id,
