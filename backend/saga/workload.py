@@ -4,8 +4,9 @@ It follows ``OUTPOST_EVENTS`` in stream order and keeps, in its own database, th
 state of what the check needs: each board's ``wip_limit`` and each task's ``status``,
 ``assignee`` and ``deleted`` registers (folded with the protocol's merge rules, so a late
 event that loses the merge changes nothing), plus whom each task counts against. For every
-*cause* it publishes a ``WipLimitExceeded`` on the board's subject; the projector answers
-it with the compensation.
+*cause* (``protocol.saga.possible_cause``, then the assignee's load) it publishes a
+``WipLimitExceeded`` on the board's subject; the compensator in the projector
+(``backend.saga.compensator``) answers it with the compensation.
 
 Exactly once in effect: the states and the stream position commit in one transaction, and
 the event it publishes has an id derived from the cause's and is published once for good
