@@ -40,7 +40,7 @@ def _projector(db: Database, context: ComponentContext) -> Component:
 
 
 def _workload(db: Database, context: ComponentContext) -> Component:
-    from backend.workload.component import Workload
+    from backend.saga.workload import Workload
 
     return Workload(db, context.js)
 

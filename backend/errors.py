@@ -1,15 +1,25 @@
-"""Errors of the backend, each with the HTTP status a client sees.
+"""Errors of the backend: every exception class under ``backend/`` derives from BackendError.
 
     BackendError                      base; ``status_code`` and a ``detail`` for the user
     ├── Unauthorized           401    bad credentials, expired or unknown token
+    ├── Forbidden              403    not the admin (``bff/ops/guards.py``)
     ├── Conflict               409    username taken
     ├── BadRequest             400    malformed request (the batch, a parameter)
     ├── UnprocessableBatch     422    a push batch that cannot be answered event by event
     ├── UnsupportedProtocol    426    a protocol version outside what the server speaks
     ├── RateLimited            429    too many requests; ``retry_after`` seconds
-    └── StreamUnavailable      503    NATS JetStream cannot store events now; ``retry_after``
+    ├── StreamUnavailable      503    NATS JetStream cannot store events now; ``retry_after``
+    │   what a command tells its operator (never an HTTP answer):
+    ├── ComponentBusy                 another process runs the component a command would change
+    ├── LaunchError                   a backend child process exited or did not answer
+    ├── EmbeddedNatsError             the embedded nats-server failed (``nats/errors.py``)
+    ├── FaultsError                   ``outpost faults`` cannot do it (``faults/store.py``)
+    ├── LakeError                     ``outpost lake`` cannot do it (``lake/errors.py``)
+    └── LakeFileError                 a lake file or line not in the lake's format (same)
 
 The HTTP layer turns them into ``{"status_code", "detail"}`` with ``Retry-After`` where set.
+A test walks every module under ``backend/`` and fails on an exception class outside this
+tree (``tests/backend/test_errors.py``).
 """
 
 from __future__ import annotations
@@ -50,3 +60,11 @@ class RateLimited(BackendError):
 
 class StreamUnavailable(BackendError):
     status_code = 503
+
+
+class ComponentBusy(BackendError):
+    """Another process runs the component this command would change under it."""
+
+
+class LaunchError(BackendError):
+    """The backend exited, or did not answer in time; the message ends with its log."""

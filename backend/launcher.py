@@ -17,11 +17,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from backend.errors import LaunchError
+
 __all__ = ["BackendLauncher", "LaunchError", "answers", "free_port"]
-
-
-class LaunchError(RuntimeError):
-    """The backend exited, or did not answer in time; the message ends with its log."""
 
 
 def free_port() -> int:

@@ -40,6 +40,7 @@ from backend.components import ComponentContext, build, open_database
 from backend.config import Settings
 from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
+from backend.errors import ComponentBusy
 from backend.http_timeouts import timed_h11_protocol
 from backend.nats import EmbeddedNats, find_running
 from backend.nats.access import StoreAccess, use_store
@@ -49,10 +50,6 @@ from backend.projector.models import Applied, ProjectorBase
 from backend.projector.projector import ensure_generation, start_over, upgrade
 
 log = logging.getLogger("outpost.backend")
-
-
-class ComponentBusy(RuntimeError):
-    """Another process runs the component this command would change under it."""
 
 
 @dataclass

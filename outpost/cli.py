@@ -22,6 +22,7 @@ def _backend(args: argparse.Namespace) -> int:
 
     from backend import main as backend_main
     from backend.config import Settings
+    from backend.errors import ComponentBusy
 
     settings = Settings.from_env(
         data_dir=args.data_dir,
@@ -45,7 +46,7 @@ def _backend(args: argparse.Namespace) -> int:
     if args.action == "rebuild":
         try:
             generation = asyncio.run(backend_main.rebuild(settings))
-        except backend_main.ComponentBusy as exc:
+        except ComponentBusy as exc:
             print(f"outpost backend rebuild: {exc}", file=sys.stderr)
             return 1
         print(

@@ -26,6 +26,7 @@ __all__ = [
     "POSITION",
     "SAGA_HLC",
     "SAGA_SUFFIX",
+    "SIGNIN_NAME",
     "USERNAME",
     "UUID",
     "anchored",
@@ -44,6 +45,11 @@ DEVICE_ID = r"[A-Za-z0-9_.-]{1,64}"
 """A device id, made by the device: no ``:`` (it is the node of its hlc), a safe file name."""
 
 USERNAME = r"[a-z0-9_.-]{3,32}"
+
+SIGNIN_NAME = r"[!-~]{1,64}"
+"""What sign-in reads as a username: printable ASCII, looser than ``USERNAME`` on purpose
+(no account rule to leak: a wrong one is just 401), so that a NUL, a control character or a
+lone surrogate never reaches a lookup or a throttle key (PostgreSQL's text holds no NUL)."""
 
 DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 """``YYYY-MM-DD``; whether it is a real calendar day is checked after the pattern."""

@@ -20,6 +20,7 @@ Pure functions of events and states: the components decide where states come fro
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from protocol.catalog import (
@@ -40,12 +41,16 @@ __all__ = [
     "BACKEND_ACTOR",
     "NOTICE_REASON",
     "SAGA_FIELDS",
+    "PossibleCause",
     "compensation",
     "could_cause",
+    "is_cause",
     "is_compensation",
     "notice_id",
+    "possible_cause",
     "prior_values",
     "wip_assignee",
+    "wip_limit",
     "wip_limit_exceeded",
     "won_saga_field",
 ]
@@ -92,6 +97,54 @@ def won_saga_field(state: EntityState, event: Event) -> bool:
         (register := state.fields.get(name)) is not None and register.id == event.id
         for name in SAGA_FIELDS
     )
+
+
+def wip_limit(board: EntityState | None) -> int | None:
+    """The board's ``wip_limit``, or None when it has none (or is not known here)."""
+    limit = board.value("wip_limit") if board is not None else None
+    return limit if isinstance(limit, int) else None
+
+
+@dataclass(frozen=True)
+class PossibleCause:
+    """An event that is a cause if, once it is folded in, ``assignee`` has more than
+    ``limit`` tasks counting against them (this one included)."""
+
+    assignee: str
+    limit: int
+
+    def is_cause(self, load: int) -> bool:
+        return load > self.limit
+
+
+def possible_cause(
+    event: Event, before: EntityState | None, after: EntityState, limit: int | None
+) -> PossibleCause | None:
+    """Whether ``event`` is a cause but for the load (SPEC section 5): a device's write of
+    a saga field (never a compensation) that won the merge of one of them and made the task
+    count against an assignee it did not count against ``before``, on a board with a limit.
+    ``before`` and ``after`` are the task's states around the event (in stream order);
+    ``limit`` is the board's (``wip_limit``). None: no cause, whatever the load.
+
+    The workload then counts the assignee's load to decide; the projector keeps what a
+    compensation would restore for every possible cause, since it cannot count."""
+    if limit is None or not could_cause(event):
+        return None
+    assignee = wip_assignee(after)
+    if assignee is None or assignee == wip_assignee(before):
+        return None
+    if not won_saga_field(after, event):
+        return None
+    return PossibleCause(assignee, limit)
+
+
+def is_cause(
+    event: Event, before: EntityState | None, after: EntityState, limit: int | None, load: int
+) -> bool:
+    """Whether ``event`` is a cause (SPEC section 5): a possible cause (``possible_cause``)
+    after which its assignee has ``load`` tasks counting against them, more than ``limit``."""
+    possible = possible_cause(event, before, after, limit)
+    return possible is not None and possible.is_cause(load)
 
 
 def prior_values(before: EntityState | None, cause: Event) -> dict[str, Any]:

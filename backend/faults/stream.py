@@ -28,6 +28,7 @@ import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.js.client import JetStreamContext
 
+from backend.errors import BackendError
 from backend.faults.events import (
     HEADER_FAULT_ID,
     HEADER_ORIGINAL_SEQ,
@@ -49,7 +50,7 @@ __all__ = ["Fault", "FaultsError", "drop", "list_faults", "open_nats", "resubmit
 _CONNECT_TIMEOUT_S = 5.0
 
 
-class FaultsError(RuntimeError):
+class FaultsError(BackendError):
     """Something an operator should read: an unknown id, NATS unreachable..."""
 
 

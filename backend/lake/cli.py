@@ -108,10 +108,11 @@ def _status(args: argparse.Namespace) -> int:
     import json
 
     from backend.lake import tools
+    from backend.lake.errors import LakeError
 
     try:
         report = asyncio.run(tools.status(_settings(args)))
-    except tools.LakeError as exc:
+    except LakeError as exc:
         return _fail(str(exc))
     if args.json:
         print(json.dumps(tools.status_dict(report), indent=2))
@@ -135,6 +136,7 @@ def _replay(args: argparse.Namespace) -> int:
     import logging
 
     from backend.lake import tools
+    from backend.lake.errors import LakeError
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
@@ -145,7 +147,7 @@ def _replay(args: argparse.Namespace) -> int:
         report = asyncio.run(
             tools.replay(_settings(args), args.component, since=args.since, progress=progress)
         )
-    except tools.LakeError as exc:
+    except LakeError as exc:
         return _fail(str(exc))
     print(
         f"{report.component}: {report.events} events replayed from the lake in "
@@ -159,6 +161,7 @@ def _export(args: argparse.Namespace) -> int:
     import asyncio
 
     from backend.lake import tools
+    from backend.lake.errors import LakeError
 
     settings = _settings(args)
     try:
@@ -170,7 +173,7 @@ def _export(args: argparse.Namespace) -> int:
                 tools.export(settings, sys.stdout.buffer, board=args.board, since=args.since)
             )
             sys.stdout.flush()
-    except tools.LakeError as exc:
+    except LakeError as exc:
         return _fail(str(exc))
     print(f"{count} messages exported", file=sys.stderr)
     return 0

@@ -35,12 +35,10 @@ from pathlib import Path
 
 import msgspec
 
+from backend.lake.errors import LakeFileError
+
 SUFFIX = ".jsonl.gz"
 _RAW = b',"raw":'
-
-
-class LakeFileError(ValueError):
-    """A lake file or line that is not in the lake's format."""
 
 
 @dataclass(frozen=True)

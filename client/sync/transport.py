@@ -12,8 +12,10 @@ from typing import Any, Protocol
 import httpx
 import msgspec
 
+from client.errors import ClientError
 
-class TransportError(Exception):
+
+class TransportError(ClientError):
     """The server could not be reached, or the connection broke."""
 
 

@@ -94,14 +94,14 @@ def _apply_twice() -> None:
 
 
 def _saga_off() -> None:
-    from backend.workload import component
+    from backend.saga import workload
 
-    original = component._Batch.apply_task
+    original = workload._Batch.apply_task
 
     async def no_cause(self: Any, event: Any) -> None:
         await original(self, event)  # folds the task as ever, and forgets the cause
 
-    component._Batch.apply_task = no_cause  # type: ignore[assignment,method-assign]
+    workload._Batch.apply_task = no_cause  # type: ignore[assignment,method-assign]
 
 
 def _clock_unchecked() -> None:

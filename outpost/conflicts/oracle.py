@@ -41,12 +41,12 @@ from protocol.merge import EntityKey, EntityState
 from protocol.saga import (
     compensation,
     could_cause,
-    is_compensation,
     notice_id,
+    possible_cause,
     prior_values,
     wip_assignee,
+    wip_limit,
     wip_limit_exceeded,
-    won_saga_field,
 )
 
 CONFLICT_KINDS = ("same_field", "different_field", "delete_vs_edit", "label", "wip")
@@ -502,7 +502,7 @@ class Oracle:
                 table[key.id] = after
                 if key.kind != "task":
                     continue
-                if could_cause(event) and not is_compensation(event):
+                if could_cause(event):
                     priors[event.id] = (event, prior_values(before, event))
                 was, now = wip_assignee(before), wip_assignee(after)
                 if was == now:
@@ -511,15 +511,11 @@ class Oracle:
                 if now is None:
                     continue
                 counting[key.id] = (event.board, now, event.id)
-                if not could_cause(event) or is_compensation(event):
-                    continue
-                if not won_saga_field(after, event):
-                    continue
-                limit = boards[event.board].value("wip_limit") if event.board in boards else None
-                if not isinstance(limit, int):
+                possible = possible_cause(event, before, after, wip_limit(boards.get(event.board)))
+                if possible is None:
                     continue
                 load = [e for b, a, e in counting.values() if b == event.board and a == now]
-                if len(load) <= limit:
+                if not possible.is_cause(len(load)):
                     continue
                 self.causes.append((event, load))
                 if event.id in self.hostile_accepted:
@@ -527,7 +523,8 @@ class Oracle:
                 if event.id not in applied_compensations and ledger is not None:
                     self.problem(
                         self.verdict.invariants,
-                        f"WIP cause {event.id} ({now} over {limit} on board {event.board}) "
+                        f"WIP cause {event.id} ({now} over {possible.limit} on board "
+                        f"{event.board}) "
                         "was never compensated",
                     )
                 elif notice_id(event.id) not in notices:
@@ -544,9 +541,7 @@ class Oracle:
         board = boards.get(event.board)
         if board is None:
             return
-        state = members.get(merge.member_id(event.board, event.actor or ""))
-        values = merge.values(state) if state is not None else None
-        if values is None or (values["role"] != "owner" and values["removed"]):
+        if not merge.is_active_member(members.get(merge.member_id(event.board, event.actor or ""))):
             if self.member_when_decided(event):
                 return
             self.problem(
@@ -586,8 +581,7 @@ class Oracle:
                 state = merge.new_state(key, event.board)
                 for member_event in (*sure, *chosen):
                     state = merge.apply(state, member_event)
-                values = merge.values(state)
-                if values is not None and (values["role"] == "owner" or not values["removed"]):
+                if merge.is_active_member(state):
                     return True
         return False
 

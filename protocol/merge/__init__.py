@@ -2,8 +2,8 @@
 
 The state of an entity is a fold of its events; ``apply`` adds one event, ``fold`` many,
 ``merge``/``merge_all`` join two states, and ``values``/``meta``/``from_change`` convert to
-and from the change shape the pull contract carries. Per kind: ``board``, ``member``,
-``task``, ``comment``.
+and from the change shape the pull contract carries; ``is_active_member`` says whether a
+member is on its board. Per kind: ``board``, ``member``, ``task``, ``comment``.
 """
 
 from protocol.merge.fold import (
@@ -18,6 +18,7 @@ from protocol.merge.fold import (
     new_state,
     values,
 )
+from protocol.merge.member import is_active as is_active_member
 from protocol.merge.member import member_id
 from protocol.merge.state import EntityKey, EntityState, Register, merge
 
@@ -30,6 +31,7 @@ __all__ = [
     "apply",
     "fold",
     "from_change",
+    "is_active_member",
     "keys_of",
     "member_id",
     "merge",

@@ -28,10 +28,18 @@ def apply(state: EntityState, event: Event) -> EntityState:
     return state.with_created().with_writes(writes, event.hlc, event.id)
 
 
+def is_active(state: EntityState | None) -> bool:
+    """Whether the user is on the board (SPEC section 5): the member is created, and is the
+    owner (always a member) or was not removed (last writer wins between MemberAdded and
+    MemberRemoved). ``state`` is the member ``<board id>/<username>``; None: never named."""
+    if state is None or not state.created:
+        return False
+    return state.value("role") == "owner" or not state.value("removed", False)
+
+
 def values(state: EntityState) -> dict[str, Any]:
-    role = state.value("role", "member")
     return {
         "username": state.id.partition("/")[2],
-        "role": role,
-        "removed": role != "owner" and bool(state.value("removed", False)),
+        "role": state.value("role", "member"),
+        "removed": not is_active(state),
     }

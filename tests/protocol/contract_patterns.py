@@ -132,6 +132,7 @@ def _parse_hlc(text: str) -> Any:
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_.-"
 _DEVICE_ALPHABET = _ALPHABET + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))
 
 CONTRACT: dict[str, ContractPattern] = {
     p.anchored: p
@@ -142,6 +143,13 @@ CONTRACT: dict[str, ContractPattern] = {
             patterns.DEVICE_ID,
             lambda rng: "".join(rng.choices(_DEVICE_ALPHABET, k=rng.randrange(1, 65))),
             _whole(patterns.DEVICE_ID),
+            str,
+        ),
+        ContractPattern(
+            "sign-in name",
+            patterns.SIGNIN_NAME,
+            lambda rng: "".join(rng.choices(_PRINTABLE, k=rng.randrange(1, 65))),
+            _whole(patterns.SIGNIN_NAME),
             str,
         ),
         ContractPattern(

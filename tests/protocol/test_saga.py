@@ -9,15 +9,19 @@ import pytest
 from protocol import EventRejected, Writer, decode_event, encode_event, merge
 from protocol.merge import EntityKey
 from protocol.saga import (
+    PossibleCause,
     compensation,
     could_cause,
+    is_cause,
     is_compensation,
+    possible_cause,
     prior_values,
     wip_assignee,
+    wip_limit,
     wip_limit_exceeded,
     won_saga_field,
 )
-from tests.protocol.builders import TASK, ev, hlc
+from tests.protocol.builders import BOARD, TASK, ev, hlc
 
 CREATE = {"title": "t", "position": "a0", "assignee": "carol"}
 
@@ -58,6 +62,57 @@ def test_a_cause_that_lost_the_merge_did_not_win_a_saga_field() -> None:
     late_loser = ev("TaskUpdated", {"fields": {"status": "doing"}}, at=hlc(5))
     assert not won_saga_field(fold(created, newer, late_loser), late_loser)
     assert won_saga_field(fold(created, late_loser), late_loser)
+
+
+def test_a_move_to_doing_that_won_is_a_cause_only_past_the_limit() -> None:
+    created = ev("TaskCreated", CREATE, at=hlc(1))
+    moved = ev("TaskUpdated", {"fields": {"status": "doing"}}, at=hlc(2))
+    before, after = fold(created), fold(created, moved)
+    assert possible_cause(moved, before, after, 1) == PossibleCause("carol", 1)
+    assert is_cause(moved, before, after, limit=1, load=2)
+    assert not is_cause(moved, before, after, limit=1, load=1), "at the limit is not over it"
+    assert not is_cause(moved, before, after, limit=None, load=9), "no limit, no cause"
+
+
+def test_a_created_restored_or_reassigned_task_can_take_its_assignee_over() -> None:
+    doing = ev("TaskCreated", {**CREATE, "status": "doing"}, at=hlc(1))
+    assert is_cause(doing, None, fold(doing), limit=1, load=2)
+    deleted = ev("TaskDeleted", at=hlc(2))
+    restored = ev("TaskRestored", at=hlc(3))
+    state = fold(doing, deleted)
+    assert is_cause(restored, state, fold(doing, deleted, restored), limit=1, load=2)
+    to_dave = ev("TaskUpdated", {"fields": {"assignee": "dave"}}, at=hlc(4))
+    assert possible_cause(to_dave, fold(doing), fold(doing, to_dave), 1) == PossibleCause("dave", 1)
+
+
+def test_no_cause_without_a_new_assignee_a_won_merge_or_a_device_write() -> None:
+    doing = ev("TaskCreated", {**CREATE, "status": "doing"}, at=hlc(1))
+    again = ev("TaskUpdated", {"fields": {"status": "doing"}}, at=hlc(2))
+    assert not is_cause(again, fold(doing), fold(doing, again), 1, 9), "already counted"
+    newer = ev("TaskUpdated", {"fields": {"status": "done"}}, at=hlc(9))
+    late = ev("TaskUpdated", {"fields": {"status": "doing"}}, at=hlc(5))
+    before = fold(doing, newer)
+    assert not is_cause(late, before, fold(doing, newer, late), 1, 9), "lost the merge"
+    title = ev("TaskUpdated", {"fields": {"title": "x"}}, at=hlc(3))
+    todo = ev("TaskCreated", CREATE, at=hlc(1))
+    assert not is_cause(title, fold(todo), fold(todo, title), 1, 9)
+    undo = ev(
+        "TaskUpdated",
+        {"fields": {"status": "doing"}, "compensates": TASK, "reason": "over"},
+        at=hlc(3),
+    )
+    assert not is_cause(undo, fold(todo), fold(todo, undo), 1, 9), "never a compensation"
+    early = ev("TaskUpdated", {"fields": {"status": "doing"}}, at=hlc(1))
+    assert not is_cause(early, None, fold(early), 1, 9), "a task not yet created counts not"
+
+
+def test_the_limit_is_the_boards_wip_limit_when_it_has_one() -> None:
+    board = EntityKey("board", BOARD)
+    with_limit = ev("BoardCreated", {"name": "b", "wip_limit": 2}, entity=BOARD)
+    without = ev("BoardCreated", {"name": "b", "wip_limit": None}, entity=BOARD)
+    assert wip_limit(merge.fold([with_limit])[board]) == 2
+    assert wip_limit(merge.fold([without])[board]) is None
+    assert wip_limit(None) is None
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 
 from protocol.catalog import USERNAME_PATTERN
-from protocol.patterns import anchored
+from protocol.patterns import SIGNIN_NAME, anchored
 
 Username = Annotated[
     str, msgspec.Meta(pattern=USERNAME_PATTERN, description="3..32 of a-z 0-9 _ . -")
@@ -20,10 +20,7 @@ class Credentials(msgspec.Struct, forbid_unknown_fields=True):
     password: Password
 
 
-SIGNIN_USERNAME_PATTERN = anchored("[!-~]{1,64}")
-"""What sign-in reads as a username: printable ASCII, so a NUL, a control character or a lone
-surrogate never reaches a lookup or a throttle key (PostgreSQL's text cannot hold a NUL).
-Looser than USERNAME_PATTERN on purpose: no account rule to leak, a wrong one is just 401."""
+SIGNIN_USERNAME_PATTERN = anchored(SIGNIN_NAME)
 
 
 class LoginCredentials(msgspec.Struct, forbid_unknown_fields=True):

@@ -79,7 +79,7 @@ class Authority:
             if board is not None or event.board in self.bindings:
                 return Denial(Reason.FORBIDDEN, f"board {event.board} already exists")
             return None
-        if board is None or not self._is_member(event.board, username, board):
+        if board is None or not merge.is_active_member(self.members.get((event.board, username))):
             return Denial(Reason.FORBIDDEN, f"board {event.board} is not shared with you")
         owner = board.value("owner")
         if isinstance(event.payload, OWNER_ONLY) and username != owner:
@@ -106,13 +106,6 @@ class Authority:
             author = username if isinstance(event.payload, CommentAdded) else None
             self.bindings[event.entity] = Binding(event.board, _kind_of(event), author)
             self.new_bindings.add(event.entity)
-
-    def _is_member(self, board_id: str, username: str, board: EntityState) -> bool:
-        if board.value("owner") == username:
-            return True
-        member = self.members.get((board_id, username))
-        values = merge.values(member) if member else None
-        return bool(values) and not values["removed"]  # type: ignore[index]
 
     def _check_entity(self, event: Event) -> Denial | None:
         binding = self.bindings.get(event.entity)

@@ -43,7 +43,7 @@ from backend.bff.sync.authority import Authority, Binding
 from backend.bff.sync.intake import check_usable, read_event
 from backend.bff.sync.schemas import PushRequest, PushResult
 from backend.db import Database, insert_ignore, upsert
-from backend.errors import StreamUnavailable, UnprocessableBatch
+from backend.errors import BackendError, StreamUnavailable, UnprocessableBatch
 from backend.nats.publisher import Ack, Outgoing, Publisher
 from backend.nats.streams import event_subject
 from protocol import (
@@ -393,7 +393,7 @@ async def _save(
     )
 
 
-class _LostRace(Exception):
+class _LostRace(BackendError):
     """A row this push decided was new had been committed by another push meanwhile."""
 
 

@@ -4,8 +4,9 @@ It follows ``OUTPOST_EVENTS`` in stream order and keeps, in its own database, th
 state of what the check needs: each board's ``wip_limit`` and each task's ``status``,
 ``assignee`` and ``deleted`` registers (folded with the protocol's merge rules, so a late
 event that loses the merge changes nothing), plus whom each task counts against. For every
-*cause* it publishes a ``WipLimitExceeded`` on the board's subject; the projector answers
-it with the compensation.
+*cause* (``protocol.saga.possible_cause``, then the assignee's load) it publishes a
+``WipLimitExceeded`` on the board's subject; the compensator in the projector
+(``backend.saga.compensator``) answers it with the compensation.
 
 Exactly once in effect: the states and the stream position commit in one transaction, and
 the event it publishes has an id derived from the cause's and is published once for good
@@ -37,9 +38,10 @@ from protocol.saga import (
     SAGA_FIELDS,
     could_cause,
     is_compensation,
+    possible_cause,
     wip_assignee,
+    wip_limit,
     wip_limit_exceeded,
-    won_saga_field,
 )
 
 
@@ -177,17 +179,13 @@ class _Batch:
         if now is None:
             return None
         self.delta[(event.board, now)] += 1
-        if not could_cause(event) or not won_saga_field(after, event):
+        possible = possible_cause(event, before, after, self._limit(event.board))
+        if possible is None or not possible.is_cause(await self._load_of(event.board, now)):
             return None
-        limit = self._limit(event.board)
-        if limit is None or await self._load_of(event.board, now) <= limit:
-            return None
-        return wip_limit_exceeded(event, now, limit, int(time.time() * 1000))
+        return wip_limit_exceeded(event, now, possible.limit, int(time.time() * 1000))
 
     def _limit(self, board: str) -> int | None:
-        state = self.boards.get(board)
-        limit = state.value("wip_limit") if state is not None else None
-        return limit if isinstance(limit, int) else None
+        return wip_limit(self.boards.get(board))
 
     async def _load_of(self, board: str, assignee: str) -> int:
         key = (board, assignee)
