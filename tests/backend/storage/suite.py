@@ -9,6 +9,7 @@ is a new subclass; a new storage behaviour is a new method here, and every backe
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 
+from backend.config import Settings
 from backend.db import Database
+from backend.lake import tools
 from backend.migrations import HISTORIES, MigrationError, config_for, metadata_of
+from protocol import new_id
+from tests.backend.lake.harness import HOUR_MS, T0, Harness, raw_file_lines, record, run
 
 EXAMPLE_ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "bff": ("users", {"id": "u1", "username": "alice", "password_hash": "h", "created_at": 1}),
@@ -227,3 +232,50 @@ class StorageSuite:
                 await db.dispose()
 
         asyncio.run(body())
+
+    # Leases: one process per component.
+
+    def test_a_lease_is_held_by_one_holder_until_released(self, open_db: Any) -> None:
+        async def body() -> None:
+            first = open_db("lake")
+            second = open_db("lake")
+            try:
+                held = await first.try_lease("lake")
+                assert held is not None
+                assert await second.try_lease("lake") is None, "one holder at a time"
+                other = await second.try_lease("workload")
+                assert other is not None, "leases are per component"
+                await held.release()
+                taken = await second.try_lease("lake")
+                assert taken is not None, "released: the next one takes it"
+                await taken.release()
+                await other.release()
+            finally:
+                await first.dispose()
+                await second.dispose()
+
+        asyncio.run(body())
+
+    # The lake's index (its files are the lake's own, on disk whatever the database).
+
+    def test_the_lake_keeps_its_index_through_a_crash_and_a_new_epoch(
+        self, db_url: str | None, tmp_path: Path
+    ) -> None:
+        harness = Harness(tmp_path, db_url)
+        try:
+            board = new_id()
+            first = [record(seq, board, T0 + seq) for seq in range(1, 4)]
+            harness.batch(first)
+            harness.batch([record(4, board, T0 + 4)], crash=True)
+            harness.restart()
+            harness.start_over()
+            harness.batch([first[0], record(5, board, T0 + HOUR_MS)])  # seen already; a new one
+            rows = harness.index()
+            assert [(r.epoch, r.seq) for r in rows] == [(1, 1), (1, 2), (1, 3), (2, 5)]
+            assert [line.seq for line in raw_file_lines(tmp_path / "lake")] == [1, 2, 3, 5]
+            settings = Settings(data_dir=tmp_path, db_url=db_url)
+            out = io.BytesIO()
+            assert run(tools.export(settings, out, board=board)) == 4
+            assert run(tools.status(settings)).epochs[-1].epoch == 2
+        finally:
+            harness.close()
