@@ -5,8 +5,9 @@
 
 ``revision`` migrates a scratch SQLite database to the component's head, compares it with
 the models (Alembic autogenerate) and writes what differs as the next named revision,
-``backend/migrations/<component>/versions/<component>_<NNNN>_<what>.py``: read it and edit
-it before committing (autogenerate misses renames, and data needs moving by hand).
+``backend/migrations/<component>/versions/<component>_<NNNN>_<what>.py``: read it, edit it
+and ``ruff format`` it before committing (autogenerate misses renames, and data needs moving
+by hand).
 ``check`` exits 1 if any history's head does not match its models.
 """
 
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "revision":
             rev_id = asyncio.run(write_revision(args.history, args.message, Path(scratch)))
             print(
-                f"wrote {rev_id}: read it, edit it, then run `python -m backend.migrations check`"
+                f"wrote {rev_id}: read it, edit it, ruff format it, then run "
+                "`python -m backend.migrations check`"
             )
             return 0
         failed = False
