@@ -114,6 +114,18 @@ class StorageSuite:
 
         asyncio.run(body())
 
+    def test_two_processes_starting_together_migrate_once(self, open_db: Any) -> None:
+        async def body() -> list[list[str]]:
+            first, second = open_db("projector"), open_db("projector")
+            try:
+                return list(await asyncio.gather(first.migrate(), second.migrate()))
+            finally:
+                await first.dispose()
+                await second.dispose()
+
+        applied = asyncio.run(body())
+        assert sorted(applied, key=len) == [[], revisions("projector")], applied
+
     @pytest.mark.parametrize("history", HISTORY_NAMES)
     def test_the_migrated_database_matches_its_models(self, history: str, open_db: Any) -> None:
         async def body() -> list[Any]:
