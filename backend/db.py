@@ -1,6 +1,7 @@
 """Database per component: a SQLite file under the data folder, or a PostgreSQL schema.
 
-Each backend component (the BFF, the projector) owns one ``Database``. Transactions come in
+Each backend component (the BFF, the projector) owns one ``Database``, whose tables its
+migration history makes (``Database.migrate``, ``backend.migrations``). Transactions come in
 two kinds: ``write()`` takes the write lock at once (SQLite ``BEGIN IMMEDIATE``, so two
 writers never deadlock upgrading a read lock), and ``read()`` gives one consistent snapshot
 (SQLite WAL read transaction, PostgreSQL ``REPEATABLE READ``).
@@ -63,11 +64,24 @@ class Database:
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
+    @property
+    def schema(self) -> str | None:
+        """The component's PostgreSQL schema; None on SQLite (a file of its own)."""
+        return f"outpost_{self.component}" if self.is_postgres else None
+
+    async def migrate(self) -> list[str]:
+        """Bring the database to the head of its component's migration history, whatever
+        made it (see ``backend.migrations``); return the revisions applied."""
+        from backend.migrations import migrate
+
+        return await migrate(self)
+
     async def create(self, metadata: MetaData) -> None:
-        """Create the component's schema and tables if they do not exist."""
+        """Create ``metadata``'s tables if they do not exist, with no migration history: for
+        tables a test makes up. A component's own tables come from ``migrate``."""
         async with self.engine.begin() as conn:
-            if self.is_postgres:
-                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "outpost_{self.component}"'))
+            if self.schema is not None:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             await conn.run_sync(metadata.create_all)
 
     @asynccontextmanager

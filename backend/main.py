@@ -32,7 +32,6 @@ from backend.bff.auth.services import AuthService
 from backend.bff.auth.tokens import RefreshTokens, TokenSigner, load_secret
 from backend.bff.health import HealthProbe
 from backend.bff.limits.store import LimitStore
-from backend.bff.models import BffBase
 from backend.bff.sync.live import ChangeHub
 from backend.bff.sync.pull import CursorSigner, PullService
 from backend.bff.sync.push import PushService
@@ -46,8 +45,8 @@ from backend.nats import EmbeddedNats, find_running
 from backend.nats.access import StoreAccess, use_store
 from backend.nats.publisher import JetStreamPublisher
 from backend.nats.streams import ensure_streams
-from backend.projector.models import Applied, ProjectorBase
-from backend.projector.projector import ensure_generation, start_over, upgrade
+from backend.projector.models import Applied
+from backend.projector.projector import ensure_generation, start_over
 
 log = logging.getLogger("outpost.backend")
 
@@ -108,9 +107,8 @@ async def _connected(
         await ensure_streams(nc.jsm(), duplicate_window_s=settings.duplicate_window_s)
         bff_db = open_database("bff", settings)
         views_db = open_database("projector", settings)
-        await bff_db.create(BffBase.metadata)
-        await views_db.create(ProjectorBase.metadata)
-        await upgrade(views_db)
+        await bff_db.migrate()
+        await views_db.migrate()
         await ensure_generation(views_db)
         try:
             yield Backend(settings, nc, bff_db, views_db, access)
@@ -304,7 +302,7 @@ async def ledger(settings: Settings) -> list[tuple[str, int, int]]:
     """(event id, stream seq, times applied) for every event the projector applied."""
     views = open_database("projector", settings)
     try:
-        await views.create(ProjectorBase.metadata)
+        await views.migrate()
         async with views.read() as conn:
             rows = await conn.execute(
                 select(Applied.event_id, Applied.seq, Applied.times).order_by(Applied.seq)
@@ -323,7 +321,7 @@ async def rebuild(settings: Settings) -> str:
         if lease is None:
             raise ComponentBusy(f"{who_runs(settings)} runs the projector: stop it first")
         try:
-            await views.create(ProjectorBase.metadata)
+            await views.migrate()
             async with views.write() as conn:
                 return await start_over(conn)
         finally:

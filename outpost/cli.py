@@ -54,6 +54,7 @@ def _backend(args: argparse.Namespace) -> int:
             "from the stream when the backend next starts"
         )
         return 0
+    from backend.migrations import MigrationError
     from backend.nats import StoreInUseError
 
     run = backend_main.consume if args.action == "consume" else backend_main.serve
@@ -64,6 +65,9 @@ def _backend(args: argparse.Namespace) -> int:
         running = exc.running
         share = f" or pass --nats-url {running.url} to use it" if running and running.url else ""
         print(f"outpost backend: {exc}: stop it first{share}", file=sys.stderr)
+        return 1
+    except MigrationError as exc:  # a database a newer Outpost migrated: do not touch it
+        print(f"outpost backend: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -89,7 +89,7 @@ class Lake(RawComponent):
         self.max_file_bytes = max_file_bytes
 
     async def prepare(self) -> None:
-        await self.db.create(models.metadata)
+        await self.db.migrate()
         self.root.mkdir(parents=True, exist_ok=True)
         created = await self._stream_created()
         async with self.db.write() as conn:

@@ -90,7 +90,7 @@ async def open_lake(settings: Settings) -> AsyncIterator[Database]:
         raise LakeError(f"no lake in {settings.data_dir}: {stored} does not exist")
     db = open_database("lake", settings)
     try:
-        await db.create(models.metadata)
+        await db.migrate()
         yield db
     finally:
         await db.dispose()

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 from nats.js.client import JetStreamContext
-from sqlalchemy import delete, inspect, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Outcome
@@ -27,7 +27,6 @@ from backend.projector.models import (
     Applied,
     Info,
     Membership,
-    ProjectorBase,
     SagaPrior,
     View,
     positions,
@@ -53,8 +52,7 @@ class Projector:
         self.js = js
 
     async def prepare(self) -> None:
-        await self.db.create(ProjectorBase.metadata)
-        await upgrade(self.db)
+        await self.db.migrate()
         await ensure_generation(self.db)
 
     async def start_over(self, conn: AsyncConnection) -> None:
@@ -207,17 +205,6 @@ async def start_over(conn: AsyncConnection) -> str:
     await conn.execute(delete(Info).where(Info.key == "version"))
     await upsert(conn, Info, [{"key": "generation", "value": generation}], ["key"])
     return generation
-
-
-async def upgrade(db: Database) -> None:
-    """Bring a views database made by an earlier version up to date (after ``create``,
-    which makes missing tables but never adds columns)."""
-    async with db.write() as conn:
-        columns = await conn.run_sync(
-            lambda sync: {column["name"] for column in inspect(sync).get_columns("views")}
-        )
-        if "audience" not in columns:  # notices: rows only one user pulls
-            await conn.execute(text("ALTER TABLE views ADD COLUMN audience VARCHAR(32)"))
 
 
 async def ensure_generation(db: Database) -> str:

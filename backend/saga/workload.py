@@ -92,7 +92,7 @@ class Workload:
         self.js = js
 
     async def prepare(self) -> None:
-        await self.db.create(WorkloadBase.metadata)
+        await self.db.migrate()
 
     async def start_over(self, conn: AsyncConnection) -> None:
         for model in (BoardLimit, TaskLoad):

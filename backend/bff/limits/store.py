@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import BigInteger, bindparam, delete, event, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backend.bff.limits.models import FailureRecord, LimitsBase, RateBucket
+from backend.bff.limits.models import FailureRecord, RateBucket
 from backend.db import Database, insert_ignore, upsert
 
 __all__ = ["Grant", "LimitStore", "SignInPolicy"]
@@ -96,9 +96,9 @@ class LimitStore:
 
     @classmethod
     async def open(cls, db: Database) -> LimitStore:
-        """Create the tables, and tell the database that these writes need no fsync."""
+        """Migrate the tables, and tell the database that these writes need no fsync."""
         _without_fsync(db)
-        await db.create(LimitsBase.metadata)
+        await db.migrate()
         return cls(db)
 
     async def take(self, key: str, rate_per_s: float, burst: int, want: int = 1) -> Grant:

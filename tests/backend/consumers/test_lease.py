@@ -3,7 +3,6 @@ takes over when the first one ends, instead of consuming the stream twice."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
@@ -11,37 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.db import Database
 from tests.support.backend import ControlledNats
-
-
-@pytest.mark.parametrize(
-    "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
-)
-def test_a_lease_is_held_by_one_holder_until_released(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    url = None if kind == "sqlite" else request.getfixturevalue("pg_url")
-
-    async def body() -> None:
-        first = Database.for_component("lake", data_dir=tmp_path, url=url)
-        second = Database.for_component("lake", data_dir=tmp_path, url=url)
-        try:
-            held = await first.try_lease("lake")
-            assert held is not None
-            assert await second.try_lease("lake") is None, "one holder at a time"
-            other = await second.try_lease("workload")
-            assert other is not None, "leases are per component"
-            await held.release()
-            taken = await second.try_lease("lake")
-            assert taken is not None, "released: the next one takes it"
-            await taken.release()
-            await other.release()
-        finally:
-            await first.dispose()
-            await second.dispose()
-
-    asyncio.run(body())
 
 
 def consumer(data_dir: Path, nats_url: str, log: Path) -> subprocess.Popen[bytes]:
