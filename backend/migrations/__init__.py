@@ -35,6 +35,8 @@ from alembic.util.exc import CommandError
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
 
+from backend.errors import BackendError
+
 if TYPE_CHECKING:
     from backend.db import Database
 
@@ -48,7 +50,7 @@ HISTORIES: Mapping[str, str] = {
     "bff": "backend.bff.models:BffBase",
     "limits": "backend.bff.limits.models:LimitsBase",
     "projector": "backend.projector.models:ProjectorBase",
-    "workload": "backend.workload.component:WorkloadBase",
+    "workload": "backend.saga.workload:WorkloadBase",
     "lake": "backend.lake.models:metadata",
 }
 """Each history, by component, and where its models live (the target of autogenerate)."""
@@ -56,7 +58,7 @@ HISTORIES: Mapping[str, str] = {
 VERSION_TABLE = "alembic_version"
 
 
-class MigrationError(RuntimeError):
+class MigrationError(BackendError):
     """A component's database that this Outpost cannot bring to its schema."""
 
 
