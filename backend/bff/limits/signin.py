@@ -79,18 +79,28 @@ class SignInThrottle(ASGIMiddleware):
         # The owner, from an address they signed in from before, has the password checked
         # ahead of every guesser's; then the fewest failures first.
         check_order.set(start.order)
-        status: list[int] = []
+        counted = False
+
+        async def count(status: int | None) -> None:
+            nonlocal counted
+            if counted:
+                return
+            counted = True
+            outcome = {200: False, 401: True}.get(status) if status is not None else None
+            try:
+                await store.signin_end(username, address, self._policy, failed=outcome)
+            except (DBAPIError, OSError) as exc:  # the check's lease ends when it expires
+                log.warning("sign-in outcome not counted: the limits database is away: %s", exc)
 
         async def watch(message: Message) -> None:
+            # Counted before the answer leaves: a client that tries again the moment it
+            # reads a 401 (through another process, say) finds this check over and its
+            # failure counted, never still in flight.
             if message["type"] == "http.response.start":
-                status.append(message["status"])
+                await count(message["status"])
             await send(message)
 
         try:
             await next_app(scope, receive, watch)
         finally:
-            outcome = {200: False, 401: True}.get(status[0]) if status else None
-            try:
-                await store.signin_end(username, address, self._policy, failed=outcome)
-            except (DBAPIError, OSError) as exc:  # the answer is sent; the check's lease ends
-                log.warning("sign-in outcome not counted: the limits database is away: %s", exc)
+            await count(None)  # no answer started: the check is over, nothing to count
