@@ -15,6 +15,7 @@ import msgspec
 
 from client.errors import InvalidAction, NotFound
 from client.store.database import Store, set_setting
+from client.store.outbox import Outbox
 from client.store.view import OWN_ACTOR, fold_into_view
 from protocol import (
     Event,
@@ -260,7 +261,7 @@ class Device:
 
     def pending_count(self) -> int:
         with self.store.read() as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            return Outbox(conn).count()
 
     def rejected(self) -> list[dict[str, Any]]:
         with self.store.read() as conn:
@@ -297,6 +298,7 @@ class Device:
         """Append events to the outbox and fold them into the view, in one transaction."""
         username = self.username or OWN_ACTOR
         with self.store.write() as conn:
+            outbox = Outbox(conn)
             events: list[Event] = []
             for type_, board, entity, payload in specs:
                 raw = {
@@ -315,10 +317,7 @@ class Device:
                     event = validate_event(raw, Writer.DEVICE)
                 except EventRejected as exc:
                     raise InvalidAction(exc.detail) from exc
-                conn.execute(
-                    "INSERT INTO outbox (id, board, body) VALUES (?, ?, ?)",
-                    (raw["id"], board, _encode(raw)),
-                )
+                outbox.append(event.id, board, _encode(raw))
                 events.append(msgspec.structs.replace(event, actor=username))
             fold_into_view(conn, events)
             set_setting(conn, "clock_last", self.clock.last)

@@ -45,6 +45,19 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        # A pull after a reset rebuilds the confirmed state here, aside, and swaps it in
+        # when complete. A table of the schema rather than a TEMP one: a rebuild that a
+        # crash interrupts goes on after a restart. Empty unless a rebuild is under way.
+        # (Devices before this migration made it themselves: IF NOT EXISTS keeps theirs.)
+        "0002_confirmed_next",
+        [
+            """CREATE TABLE IF NOT EXISTS confirmed_next (
+                kind TEXT NOT NULL, id TEXT NOT NULL, board TEXT NOT NULL, state BLOB NOT NULL,
+                PRIMARY KEY (kind, id)
+            )""",
+        ],
+    ),
 ]
 
 

@@ -37,6 +37,7 @@ import msgspec
 from client.device import Device
 from client.errors import InvalidAction, ServerUnreachable, SignInRequired
 from client.store.database import set_setting
+from client.store.outbox import Outbox
 from client.store.view import confirm, event_of, keys_of_board, readable_event, refold
 from client.sync.transport import Reply, Transport, TransportError
 from protocol import PROTOCOL_VERSIONS, merge, parse_hlc
@@ -243,23 +244,19 @@ class SyncEngine:
 
     def _last_position(self) -> int:
         with self.device.store.read() as conn:
-            return int(conn.execute("SELECT COALESCE(MAX(position), 0) FROM outbox").fetchone()[0])
+            return Outbox(conn).last_position()
 
     def _next_batch(self, limit: int, upto: int) -> list[tuple[str, bytes]]:
         """Unsent events up to outbox position ``upto``, in order, up to ``limit`` and
         MAX_BATCH_BYTES."""
         with self.device.store.read() as conn:
-            rows = conn.execute(
-                "SELECT id, body FROM outbox WHERE seq IS NULL AND position <= ? "
-                "ORDER BY position LIMIT ?",
-                (upto, limit),
-            ).fetchall()
+            rows = Outbox(conn).unsent(upto, limit)
         batch: list[tuple[str, bytes]] = []
         size = 0
         for event_id, body in rows:
             if batch and size + len(body) + 1 > MAX_BATCH_BYTES:
                 break
-            batch.append((event_id, bytes(body)))
+            batch.append((event_id, body))
             size += len(body) + 1
         return batch
 
@@ -284,9 +281,7 @@ class SyncEngine:
             for outcome in answer["results"]:
                 event_id, status = outcome["id"], outcome["status"]
                 if status in ("accepted", "duplicate"):
-                    conn.execute(
-                        "UPDATE outbox SET seq = ? WHERE id = ?", (outcome["seq"], event_id)
-                    )
+                    Outbox(conn).mark_sent(event_id, outcome["seq"])
                     hlc = msgspec.json.decode(bodies[event_id])["hlc"]
                     accepted_hlc = max(accepted_hlc, hlc, key=_wall_and_counter)
                     result.pushed += 1
@@ -314,12 +309,11 @@ class SyncEngine:
         self, conn: sqlite3.Connection, event_id: str, reason: str, detail: str
     ) -> set[EntityKey]:
         """Out of the outbox, into the rejected list, with a notice; return what to refold."""
-        row = conn.execute("SELECT board, body FROM outbox WHERE id = ?", (event_id,)).fetchone()
-        if row is None:
+        taken = Outbox(conn).take(event_id)
+        if taken is None:
             return set()
-        board, body = row
+        board, body = taken
         event = readable_event(body, self.device.username)
-        conn.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
         conn.execute(
             "INSERT OR REPLACE INTO rejected (id, board, body, reason, detail, at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -343,10 +337,8 @@ class SyncEngine:
         next edit still wins over them."""
         touched: set[EntityKey] = set()
         restamped = 0
-        rows = conn.execute(
-            "SELECT id, body FROM outbox WHERE seq IS NULL ORDER BY position"
-        ).fetchall()
-        for event_id, body in rows:
+        outbox = Outbox(conn)
+        for event_id, body in outbox.unsent():
             if readable_event(body, self.device.username) is None:
                 continue  # never restamped: it will be refused, and rejected alone
             raw = msgspec.json.decode(body)
@@ -355,7 +347,7 @@ class SyncEngine:
                 continue
             raw["hlc"] = self.device.clock.now()
             new_body = msgspec.json.encode(raw)
-            conn.execute("UPDATE outbox SET body = ? WHERE id = ?", (new_body, event_id))
+            outbox.restamp(event_id, new_body)
             touched |= set(merge.keys_of(event_of(new_body, self.device.username)))
             restamped += 1
         return restamped, touched
@@ -393,11 +385,7 @@ class SyncEngine:
     def _start_rebuild(self) -> None:
         """The views were rebuilt (or the backend restored): build ours again, aside."""
         with self.device.store.write() as conn:
-            conn.execute("DROP TABLE IF EXISTS confirmed_next")
-            conn.execute(
-                "CREATE TABLE confirmed_next (kind TEXT NOT NULL, id TEXT NOT NULL, "
-                "board TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY (kind, id))"
-            )
+            conn.execute("DELETE FROM confirmed_next")  # what an abandoned rebuild left
             set_setting(conn, "rebuilding", "1")
 
     def _apply_page(self, page: dict[str, Any], aside: bool, result: CycleResult) -> None:
@@ -445,14 +433,15 @@ class SyncEngine:
         with self.device.store.write() as conn:
             conn.execute("DELETE FROM confirmed")
             conn.execute("INSERT INTO confirmed SELECT * FROM confirmed_next")
-            conn.execute("DROP TABLE confirmed_next")
+            conn.execute("DELETE FROM confirmed_next")
             set_setting(conn, "rebuilding", None)
             watermark = self._setting(conn, "pending_watermark") or "0"
             set_setting(conn, "watermark", watermark)
-            conn.execute("UPDATE outbox SET seq = NULL")  # re-push it all: duplicates are fine
+            outbox = Outbox(conn)
+            outbox.resend_all()
             conn.execute("DELETE FROM view")
             boards = {r[0] for r in conn.execute("SELECT board FROM confirmed")}
-            boards |= {r[0] for r in conn.execute("SELECT board FROM outbox")}
+            boards |= outbox.boards()
             for board in boards:
                 refold(
                     conn,
@@ -464,13 +453,11 @@ class SyncEngine:
         """Pending events the confirmed state now reflects leave the outbox."""
         with self.device.store.write() as conn:
             watermark = int(self._setting(conn, "watermark") or 0)
-            rows = conn.execute(
-                "SELECT id, body FROM outbox WHERE seq IS NOT NULL AND seq <= ?", (watermark,)
-            ).fetchall()
+            outbox = Outbox(conn)
             touched: set[EntityKey] = set()
-            for event_id, body in rows:
+            for event_id, body in outbox.reflected(watermark):
                 touched |= set(merge.keys_of(event_of(body, self.device.username)))
-                conn.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
+                outbox.drop(event_id)
             refold(conn, touched, self.device.username)
         self.progress.pending = self.device.pending_count()
 
@@ -482,16 +469,13 @@ class SyncEngine:
             "SELECT vals FROM view WHERE kind = 'board' AND id = ?", (board,)
         ).fetchone()
         title = msgspec.json.decode(name[0])["name"] if name and name[0] else board
-        unsent = conn.execute(
-            "SELECT id FROM outbox WHERE board = ? AND seq IS NULL", (board,)
-        ).fetchall()
-        for (event_id,) in unsent:
+        outbox = Outbox(conn)
+        for event_id in outbox.unsent_ids(board):
             self._reject(conn, event_id, REMOVED_BOARD, f"you no longer have access to {title!r}")
-        conn.execute("DELETE FROM outbox WHERE board = ?", (board,))
+        outbox.drop_board(board)
         conn.execute("DELETE FROM confirmed WHERE board = ?", (board,))
         conn.execute("DELETE FROM view WHERE board = ?", (board,))
-        if self._setting(conn, "rebuilding") == "1":
-            conn.execute("DELETE FROM confirmed_next WHERE board = ?", (board,))
+        conn.execute("DELETE FROM confirmed_next WHERE board = ?", (board,))
         _add_notice(
             conn,
             f"removed:{board}",
@@ -565,8 +549,9 @@ class SyncEngine:
             set_setting(conn, "hlc_floor", hlc)
 
     def _pending_keys(self, conn: sqlite3.Connection, board: str) -> set[EntityKey]:
-        rows = conn.execute("SELECT body FROM outbox WHERE board = ?", (board,))
-        events = (readable_event(body, self.device.username) for (body,) in rows)
+        events = (
+            readable_event(body, self.device.username) for body in Outbox(conn).bodies([board])
+        )
         return {k for event in events if event is not None for k in merge.keys_of(event)}
 
     @staticmethod
