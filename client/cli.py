@@ -21,7 +21,7 @@ from typing import Any
 
 from client.device import Device
 from client.errors import ClientError, InvalidAction, NotFound, ServerUnreachable, SignInRequired
-from client.store.database import set_setting
+from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
 from client.sync.runner import LiveSync
 from client.sync.transport import HttpxTransport
@@ -120,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.server:
             with device.store.write() as conn:
-                set_setting(conn, "server", args.server)
+                write_setting(conn, Setting.SERVER, args.server)
         return _dispatch(device, args)
     except (NotFound, InvalidAction) as exc:
         print(f"outpost client: {exc}", file=sys.stderr)
@@ -280,8 +280,8 @@ def _print_status(device: Device) -> None:
         "server": device.server or "(none)",
         "pending": device.pending_count(),
         "rejected": len(device.rejected()),
-        "watermark": store.setting("watermark", "0"),
-        "signed in": "yes" if store.setting("token") else "no",
+        "watermark": store.setting(Setting.WATERMARK, "0"),
+        "signed in": "yes" if store.setting(Setting.TOKEN) else "no",
     }
     for key, value in lines.items():
         print(f"{key:>10}: {value}")

@@ -36,8 +36,9 @@ import msgspec
 
 from client.device import Device
 from client.errors import InvalidAction, ServerUnreachable, SignInRequired
-from client.store.database import set_setting
+from client.store.notices import NoticeKind, add_notice
 from client.store.outbox import Outbox
+from client.store.settings import Setting, read_setting, write_setting
 from client.store.view import confirm, event_of, keys_of_board, readable_event, refold
 from client.sync.transport import Reply, Transport, TransportError
 from protocol import PROTOCOL_VERSIONS, merge, parse_hlc
@@ -125,9 +126,9 @@ class SyncEngine:
     def _store_session(self, session: dict[str, Any]) -> None:
         previous = self.device.username
         with self.device.store.write() as conn:
-            set_setting(conn, "username", session["username"])
-            set_setting(conn, "token", session["token"])
-            set_setting(conn, "refresh_token", session["refresh_token"])
+            write_setting(conn, Setting.USERNAME, session["username"])
+            write_setting(conn, Setting.TOKEN, session["token"])
+            write_setting(conn, Setting.REFRESH_TOKEN, session["refresh_token"])
             if previous != session["username"]:
                 # Pending events were folded as "(you)": show them as this user's now.
                 boards = [r[0] for r in conn.execute("SELECT DISTINCT board FROM view")]
@@ -141,7 +142,7 @@ class SyncEngine:
         be done (the pull runs even when the push failed)."""
         async with self._lock:
             result = CycleResult()
-            if self.device.store.setting("token") is None:
+            if self.device.store.setting(Setting.TOKEN) is None:
                 await self._probe()
                 self._report("signed_out", "sign in to sync")
                 raise SignInRequired("sign in to sync: your changes are kept on this device")
@@ -295,13 +296,13 @@ class SyncEngine:
             if accepted_hlc:
                 self._raise_floor(conn, accepted_hlc)
             if skewed:
-                device.clock.rebase(answer["server_time"], self._setting(conn, "hlc_floor"))
+                device.clock.rebase(answer["server_time"], read_setting(conn, Setting.HLC_FLOOR))
                 restamped, more = self._restamp_ahead(conn, answer["server_time"])
                 touched |= more
                 result.restamped += restamped
-                set_setting(conn, "clock_offset", str(device.clock.offset_ms))
+                write_setting(conn, Setting.CLOCK_OFFSET, str(device.clock.offset_ms))
             refold(conn, touched, device.username)
-            set_setting(conn, "clock_last", device.clock.last)
+            write_setting(conn, Setting.CLOCK_LAST, device.clock.last)
         self._report("syncing")
         return len(skewed)
 
@@ -321,11 +322,13 @@ class SyncEngine:
         )
         if event is None:  # not even this device can read it: nothing of it is shown
             message = f"A change this device could not read was not saved: {detail or reason}."
-            _add_notice(conn, f"rejected:{event_id}", board, None, reason, message)
+            add_notice(
+                conn, f"rejected:{event_id}", NoticeKind.REJECTED, board, None, reason, message
+            )
             return set()
         task = event.entity if event.type.startswith("Task") else None
         message = f"Your change ({_describe(event.type)}) was not saved: {detail or reason}."
-        _add_notice(conn, f"rejected:{event_id}", board, task, reason, message)
+        add_notice(conn, f"rejected:{event_id}", NoticeKind.REJECTED, board, task, reason, message)
         return set(merge.keys_of(event))
 
     def _restamp_ahead(
@@ -356,8 +359,8 @@ class SyncEngine:
 
     async def _pull(self, result: CycleResult) -> None:
         store = self.device.store
-        aside = store.setting("rebuilding") == "1"  # a rebuild a crash interrupted goes on
-        cursor = store.setting("cursor")
+        aside = store.setting(Setting.REBUILDING) == "1"  # a rebuild a crash interrupted goes on
+        cursor = store.setting(Setting.CURSOR)
         while True:
             params: dict[str, Any] = {"limit": PULL_LIMIT}
             if cursor:
@@ -386,7 +389,7 @@ class SyncEngine:
         """The views were rebuilt (or the backend restored): build ours again, aside."""
         with self.device.store.write() as conn:
             conn.execute("DELETE FROM confirmed_next")  # what an abandoned rebuild left
-            set_setting(conn, "rebuilding", "1")
+            write_setting(conn, Setting.REBUILDING, "1")
 
     def _apply_page(self, page: dict[str, Any], aside: bool, result: CycleResult) -> None:
         device = self.device
@@ -399,9 +402,10 @@ class SyncEngine:
                     touched |= self._lose_board(conn, change["id"])
                 elif change["kind"] == "notice":
                     values = change["values"]
-                    _add_notice(
+                    add_notice(
                         conn,
                         change["id"],
+                        NoticeKind.BACKEND,
                         change["board"],
                         values.get("task"),
                         values.get("reason", ""),
@@ -418,14 +422,14 @@ class SyncEngine:
                 device.clock.receive(highest)
                 self._raise_floor(conn, highest)
             result.pulled += len(page["changes"])
-            set_setting(conn, "cursor", page["cursor"])
-            set_setting(conn, "generation", page["generation"])
+            write_setting(conn, Setting.CURSOR, page["cursor"])
+            write_setting(conn, Setting.GENERATION, page["generation"])
             if not aside:
-                set_setting(conn, "watermark", str(page["watermark"]))
+                write_setting(conn, Setting.WATERMARK, str(page["watermark"]))
                 refold(conn, touched, device.username)
             else:
-                set_setting(conn, "pending_watermark", str(page["watermark"]))
-            set_setting(conn, "clock_last", device.clock.last)
+                write_setting(conn, Setting.PENDING_WATERMARK, str(page["watermark"]))
+            write_setting(conn, Setting.CLOCK_LAST, device.clock.last)
         self.progress.pulled += len(page["changes"])
         self._report("syncing", "downloading" if page["has_more"] else "")
 
@@ -434,9 +438,9 @@ class SyncEngine:
             conn.execute("DELETE FROM confirmed")
             conn.execute("INSERT INTO confirmed SELECT * FROM confirmed_next")
             conn.execute("DELETE FROM confirmed_next")
-            set_setting(conn, "rebuilding", None)
-            watermark = self._setting(conn, "pending_watermark") or "0"
-            set_setting(conn, "watermark", watermark)
+            write_setting(conn, Setting.REBUILDING, None)
+            watermark = read_setting(conn, Setting.PENDING_WATERMARK) or "0"
+            write_setting(conn, Setting.WATERMARK, watermark)
             outbox = Outbox(conn)
             outbox.resend_all()
             conn.execute("DELETE FROM view")
@@ -452,7 +456,7 @@ class SyncEngine:
     def _prune_confirmed(self) -> None:
         """Pending events the confirmed state now reflects leave the outbox."""
         with self.device.store.write() as conn:
-            watermark = int(self._setting(conn, "watermark") or 0)
+            watermark = int(read_setting(conn, Setting.WATERMARK) or 0)
             outbox = Outbox(conn)
             touched: set[EntityKey] = set()
             for event_id, body in outbox.reflected(watermark):
@@ -476,9 +480,10 @@ class SyncEngine:
         conn.execute("DELETE FROM confirmed WHERE board = ?", (board,))
         conn.execute("DELETE FROM view WHERE board = ?", (board,))
         conn.execute("DELETE FROM confirmed_next WHERE board = ?", (board,))
-        _add_notice(
+        add_notice(
             conn,
             f"removed:{board}",
+            NoticeKind.REMOVED,
             board,
             None,
             REMOVED_BOARD,
@@ -498,7 +503,7 @@ class SyncEngine:
     ) -> Reply:
         """One request with the session's token; a 401 refreshes the session once."""
         for attempt in range(2):
-            token = self.device.store.setting("token")
+            token = self.device.store.setting(Setting.TOKEN)
             if token is None:
                 raise SignInRequired("sign in to sync: your changes are kept on this device")
             try:
@@ -526,7 +531,7 @@ class SyncEngine:
             raise ServerUnreachable(f"the server is unreachable: {exc}") from exc
 
     async def _refresh(self) -> None:
-        refresh_token = self.device.store.setting("refresh_token")
+        refresh_token = self.device.store.setting(Setting.REFRESH_TOKEN)
         if refresh_token is None:
             raise SignInRequired("your session has expired: sign in again")
         body = msgspec.json.encode({"refresh_token": refresh_token})
@@ -536,28 +541,23 @@ class SyncEngine:
             raise ServerUnreachable(f"the server is unreachable: {exc}") from exc
         if reply.status in (400, 401, 403):
             with self.device.store.write() as conn:
-                set_setting(conn, "token", None)
-                set_setting(conn, "refresh_token", None)
+                write_setting(conn, Setting.TOKEN, None)
+                write_setting(conn, Setting.REFRESH_TOKEN, None)
             raise SignInRequired("your session has expired: sign in again")
         if reply.status != 200:  # the server is unwell, the session may be fine: keep it
             raise ServerUnreachable(f"cannot renew the session now: HTTP {reply.status}")
         self._store_session(reply.json())
 
     def _raise_floor(self, conn: sqlite3.Connection, hlc: str) -> None:
-        floor = self._setting(conn, "hlc_floor")
+        floor = read_setting(conn, Setting.HLC_FLOOR)
         if floor is None or parse_hlc(hlc)[:2] > parse_hlc(floor)[:2]:
-            set_setting(conn, "hlc_floor", hlc)
+            write_setting(conn, Setting.HLC_FLOOR, hlc)
 
     def _pending_keys(self, conn: sqlite3.Connection, board: str) -> set[EntityKey]:
         events = (
             readable_event(body, self.device.username) for body in Outbox(conn).bodies([board])
         )
         return {k for event in events if event is not None for k in merge.keys_of(event)}
-
-    @staticmethod
-    def _setting(conn: sqlite3.Connection, key: str) -> str | None:
-        row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
 
     def _report(self, state: str, detail: str = "") -> None:
         self.progress.state = state
@@ -569,22 +569,6 @@ class SyncEngine:
 def _wall_and_counter(hlc: str) -> tuple[int, int]:
     """Order hlcs by time only ("" first): which device made them does not matter here."""
     return parse_hlc(hlc)[:2] if hlc else (0, -1)
-
-
-def _add_notice(
-    conn: sqlite3.Connection,
-    notice_id: str,
-    board: str | None,
-    task: str | None,
-    reason: str,
-    message: str,
-    created_at: int | None = None,
-) -> None:
-    conn.execute(
-        "INSERT OR IGNORE INTO notices (id, board, task, reason, message, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (notice_id, board, task, reason, message, created_at or int(time.time() * 1000)),
-    )
 
 
 def _describe(event_type: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from client.device import Device
 from client.errors import ServerUnreachable, SignInRequired
+from client.store.settings import Setting
 from client.sync.engine import Progress, SyncEngine
 from client.sync.transport import HttpxTransport, Transport, TransportError
 
@@ -87,7 +88,7 @@ class LiveSync:
     async def _live(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            token = self.engine.device.store.setting("token")
+            token = self.engine.device.store.setting(Setting.TOKEN)
             if token is None:
                 await asyncio.sleep(1)
                 continue

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from client.device import Device
 from client.errors import ClientError, ServerUnreachable, SignInRequired
-from client.store.database import set_setting
+from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
 from client.sync.transport import HttpxTransport, Transport
 
@@ -86,7 +86,7 @@ class SignInViewModel(ViewModel):
     @property
     def has_session(self) -> bool:
         """The profile is signed in already: the app can skip this screen."""
-        return self.device is not None and self.device.store.setting("token") is not None
+        return self.device is not None and self.device.store.setting(Setting.TOKEN) is not None
 
     def sign_up(self) -> Future[bool]:
         return self._authenticate("signup")
@@ -198,4 +198,4 @@ class SignInViewModel(ViewModel):
 
 def _remember_server(device: Device, server: str) -> None:
     with device.store.write() as conn:
-        set_setting(conn, "server", server)
+        write_setting(conn, Setting.SERVER, server)

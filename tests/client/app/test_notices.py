@@ -12,7 +12,8 @@ import pytest
 from client.app.viewmodels import NoticesViewModel, TimeText
 from client.device import Device
 from client.errors import ClientError
-from client.sync.engine import SyncEngine, _add_notice
+from client.store.notices import NoticeKind, add_notice
+from client.sync.engine import SyncEngine
 from client.sync.transport import HttpxTransport
 from protocol import derived_id
 from tests.support.backend import BackendProcess
@@ -27,11 +28,25 @@ def device(tmp_path: Path) -> Device:
     return Device(tmp_path / "profile")
 
 
-def notice(device: Device, notice_id: str, reason: str, message: str, at: datetime = NOW) -> None:
+def notice(
+    device: Device,
+    notice_id: str,
+    reason: str,
+    message: str,
+    at: datetime = NOW,
+    kind: NoticeKind = NoticeKind.REJECTED,
+) -> None:
     """A notice, written the way the sync engine writes them."""
     with device.store.write() as conn:
-        _add_notice(
-            conn, notice_id, str(uuid.uuid4()), None, reason, message, int(at.timestamp() * 1000)
+        add_notice(
+            conn,
+            notice_id,
+            kind,
+            str(uuid.uuid4()),
+            None,
+            reason,
+            message,
+            int(at.timestamp() * 1000),
         )
 
 
@@ -67,12 +82,14 @@ def test_the_title_says_whether_a_change_was_refused_undone_or_a_board_lost(
 ) -> None:
     cause = str(uuid.uuid4())
     notice(device, "rejected:x", "invalid", "Your change (task edit) was not saved.")
-    notice(device, f"removed:{uuid.uuid4()}", "removed_from_board", "You no longer have access.")
+    lost = "You no longer have access."
+    notice(device, f"removed:{uuid.uuid4()}", "removed_from_board", lost, kind=NoticeKind.REMOVED)
     notice(
         device,
         derived_id(cause, "notice"),
         "wip_limit",
         "Moved back to To do: alice already has 3 tasks in Doing",
+        kind=NoticeKind.BACKEND,
     )
     model = NoticesViewModel(device, format_time=clock)
     assert sorted((n["title"], n["reason"]) for n in model.notices) == [

@@ -17,7 +17,7 @@ from client.app.viewmodels import SignInViewModel, StatusViewModel
 from client.app.viewmodels.signin import TAKEN, UNREACHABLE, WRONG_CREDENTIALS
 from client.device import Device
 from client.errors import ClientError, StoreError
-from client.store.database import set_setting
+from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
 from client.sync.transport import HttpxTransport
 from tests.support.backend import BackendProcess
@@ -73,8 +73,8 @@ def sync(device: Device, server: str) -> StatusViewModel:
 def test_prefills_the_server_and_username_the_profile_remembers(tmp_path: Path) -> None:
     device = Device(tmp_path)
     with device.store.write() as conn:
-        set_setting(conn, "server", "https://outpost.example")
-        set_setting(conn, "username", "alice")
+        write_setting(conn, Setting.SERVER, "https://outpost.example")
+        write_setting(conn, Setting.USERNAME, "alice")
     model = SignInViewModel(tmp_path, device_factory=lambda _: device)
     assert (model.server_url, model.username, model.password) == (
         "https://outpost.example",
@@ -125,7 +125,7 @@ def test_a_profile_of_one_user_is_not_handed_to_another(tmp_path: Path) -> None:
     model = filled(tmp_path, "https://outpost.example", "bob", runner=no_network)
     assert model.device is not None
     with model.device.store.write() as conn:
-        set_setting(conn, "username", "alice")
+        write_setting(conn, Setting.USERNAME, "alice")
     assert model.sign_in().result(1) is False
     assert model.error is not None and "This profile belongs to alice" in model.error
 

@@ -37,6 +37,7 @@ import msgspec
 import pytest
 
 from client.device import Device
+from client.store.settings import Setting
 from client.store.view import event_of
 from client.sync.engine import SyncEngine
 from client.sync.transport import HttpxTransport
@@ -167,7 +168,7 @@ def read_store(device: Device) -> StoreContents:
         EntityKey(kind, entity): msgspec.json.decode(state, type=EntityState)
         for kind, entity, state in confirmed_rows
     }
-    watermark = int(device.store.setting("watermark", "0") or 0)
+    watermark = int(device.store.setting(Setting.WATERMARK, "0") or 0)
     return StoreContents(outbox, confirmed, view, watermark)
 
 

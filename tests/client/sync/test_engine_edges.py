@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from client.errors import InvalidAction, ServerUnreachable
-from client.store.database import set_setting
+from client.store.settings import Setting, write_setting
 from client.sync import engine as engine_module
 from client.sync.transport import Reply, TransportError
 from tests.support.backend import BackendProcess, ControlledNats
@@ -131,11 +131,11 @@ def test_a_board_lost_during_an_interrupted_rebuild_stays_gone(
     assert [b["id"] for b in bob.device.boards()] == [board]
     # bob's cursor becomes unusable (same path as a reset): rebuild aside, bootstrap from 0
     with bob.device.store.write() as conn:
-        set_setting(conn, "cursor", "bm90LWEtY3Vyc29y")
+        write_setting(conn, Setting.CURSOR, "bm90LWEtY3Vyc29y")
     bob.transport.fail_pulls_after = 2  # the 400 + one page of the bootstrap, then offline
     with pytest.raises(ServerUnreachable):
         bob.sync()
-    assert bob.device.store.setting("rebuilding") == "1"
+    assert bob.device.store.setting(Setting.REBUILDING) == "1"
     alice.device.unshare_board(board, bob.device.username)
     alice.settle()  # returns once the watermark covers the removal: the views have it
     bob.transport.fail_pulls_after = None
@@ -188,7 +188,7 @@ def test_a_board_lost_during_a_rebuild_never_comes_back_later(
     alice.settle()
     bob.settle()
     with bob.device.store.write() as conn:
-        set_setting(conn, "cursor", "bm90LWEtY3Vyc29y")
+        write_setting(conn, Setting.CURSOR, "bm90LWEtY3Vyc29y")
     bob.transport.fail_pulls_after = 2
     with pytest.raises(ServerUnreachable):
         bob.sync()
@@ -198,7 +198,7 @@ def test_a_board_lost_during_a_rebuild_never_comes_back_later(
     bob.transport.fail_pulls_after = None
     last = module_nats.last_seq()  # alice's last edit: a ghost would come back by then
     deadline = time.monotonic() + 20
-    while int(bob.device.store.setting("watermark", "0") or 0) < last:
+    while int(bob.device.store.setting(Setting.WATERMARK, "0") or 0) < last:
         assert time.monotonic() < deadline, "bob's pulls never reached alice's last edit"
         bob.settle()
     bob.settle()

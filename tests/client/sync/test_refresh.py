@@ -11,7 +11,7 @@ import pytest
 
 from client.device import Device
 from client.errors import ServerUnreachable
-from client.store.database import set_setting
+from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
 from client.sync.transport import Reply
 
@@ -48,13 +48,13 @@ class StubTransport:
 def test_a_busy_server_at_refresh_keeps_the_session(tmp_path: Path) -> None:
     device = Device(tmp_path / "d")
     with device.store.write() as conn:
-        set_setting(conn, "username", "alice")
-        set_setting(conn, "token", "expired")
-        set_setting(conn, "refresh_token", "still-valid")
+        write_setting(conn, Setting.USERNAME, "alice")
+        write_setting(conn, Setting.TOKEN, "expired")
+        write_setting(conn, Setting.REFRESH_TOKEN, "still-valid")
     engine = SyncEngine(device, StubTransport())
     loop = asyncio.new_event_loop()
     with pytest.raises(ServerUnreachable, match="cannot renew the session now"):
         loop.run_until_complete(engine.sync())
-    assert device.store.setting("refresh_token") == "still-valid", (
+    assert device.store.setting(Setting.REFRESH_TOKEN) == "still-valid", (
         "a transient 503 discarded the session"
     )
