@@ -16,7 +16,7 @@ from client.device import Device
 from client.errors import ClientError, SignInRequired
 from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport
+from client.sync.transport import connect
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +43,14 @@ def prepare_demo(device: Device, server: str) -> str | None:
 async def _sign_in_and_pull(device: Device, server: str) -> None:
     with device.store.write() as conn:
         write_setting(conn, Setting.SERVER, server)  # the app syncs with it from now on
-    transport = HttpxTransport(server)
-    try:
-        engine = SyncEngine(device, transport)
+    async with connect(server) as http:
+        engine = SyncEngine(device, http)
         if device.store.setting(Setting.TOKEN) is None:
             try:
                 await engine.signup(DEMO_USERNAME, DEMO_PASSWORD)
             except SignInRequired:  # taken: the demo account exists already
                 await engine.login(DEMO_USERNAME, DEMO_PASSWORD)
         await engine.sync()
-    finally:
-        await transport.close()
 
 
 def add_sample_board(device: Device) -> str:

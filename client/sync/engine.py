@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import msgspec
 
 from client.device import Device
@@ -40,7 +41,7 @@ from client.store.notices import NoticeKind, add_notice
 from client.store.outbox import Outbox
 from client.store.settings import Setting, read_setting, write_setting
 from client.store.view import confirm, event_of, keys_of_board, readable_event, refold
-from client.sync.transport import Reply, Transport, TransportError
+from client.sync.transport import bearer, body_of, detail_of
 from protocol import PROTOCOL_VERSIONS, merge, parse_hlc
 from protocol.merge import EntityKey
 
@@ -86,11 +87,12 @@ class SyncEngine:
     def __init__(
         self,
         device: Device,
-        transport: Transport,
+        http: httpx.AsyncClient,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> None:
         self.device = device
-        self.transport = transport
+        self.http = http
+        """The one seam to the network (``client.sync.transport.connect``); not closed here."""
         self.progress = Progress(pending=device.pending_count())
         self._on_progress = on_progress or (lambda _: None)
         self._lock = asyncio.Lock()
@@ -113,15 +115,15 @@ class SyncEngine:
                 f"this profile belongs to {owner}: use another profile folder for "
                 f"{credentials['username']}"
             )
-        try:
-            reply = await self.transport.request(
-                "POST", path, body=msgspec.json.encode(credentials)
-            )
-        except TransportError as exc:
-            raise ServerUnreachable(f"cannot reach the server: {exc}") from exc
-        if reply.status != expected:
-            raise SignInRequired(reply.detail() or f"HTTP {reply.status}")
-        self._store_session(reply.json())
+        reply = await self._request(
+            "POST",
+            path,
+            body=msgspec.json.encode(credentials),
+            unreachable="cannot reach the server",
+        )
+        if reply.status_code != expected:
+            raise SignInRequired(detail_of(reply) or f"HTTP {reply.status_code}")
+        self._store_session(body_of(reply))
 
     def _store_session(self, session: dict[str, Any]) -> None:
         previous = self.device.username
@@ -187,37 +189,39 @@ class SyncEngine:
                 self._suspect = None
                 return
             reply = await self._send(batch)
-            if reply.status == 200:
+            if reply.status_code == 200:
                 healthy = True
-                skewed = self._apply_push_results(batch, reply.json(), result)
+                skewed = self._apply_push_results(batch, body_of(reply), result)
                 self._narrow_suspect(len(batch) - skewed)
                 rounds += 1
                 if skewed and rounds > 5:
                     raise ServerUnreachable("the server keeps refusing this device's clock")
                 continue
-            reason = REFUSED_WHOLE.get(reply.status)
+            reason = REFUSED_WHOLE.get(reply.status_code)
             if reason is None:
-                raise ServerUnreachable(f"upload refused: HTTP {reply.status} {reply.detail()}")
+                raise ServerUnreachable(
+                    f"upload refused: HTTP {reply.status_code} {detail_of(reply)}"
+                )
             if len(batch) > 1:
-                if reply.status == 413:
+                if reply.status_code == 413:
                     limit = max(1, len(batch) // 2)  # too many bytes, not a bad event
                 else:
                     self._suspect = len(batch)  # split: the first half goes next
                 continue
-            if reply.status == 500 and not healthy:
+            if reply.status_code == 500 and not healthy:
                 if not unproven:
-                    raise ServerUnreachable(f"upload refused: HTTP 500 {reply.detail()}")
+                    raise ServerUnreachable(f"upload refused: HTTP 500 {detail_of(reply)}")
                 unproven -= 1
             self._reject_alone(batch[0], reason, reply, result)
             self._suspect = None
 
-    async def _send(self, batch: list[tuple[str, bytes]]) -> Reply:
+    async def _send(self, batch: list[tuple[str, bytes]]) -> httpx.Response:
         """Push a batch; a 500 is sent again at once, byte for byte: only a 500 that
         repeats is about the batch."""
         body = self._batch_body(batch)
         reply = await self._call("POST", "/v1/sync/push", body=body)
-        if reply.status == 500:
-            log.warning("push answered 500 (%s): sending the same bytes again", reply.detail())
+        if reply.status_code == 500:
+            log.warning("push answered 500 (%s): sending the same bytes again", detail_of(reply))
             reply = await self._call("POST", "/v1/sync/push", body=body)
         return reply
 
@@ -229,13 +233,13 @@ class SyncEngine:
                 self._suspect = None  # refused no more: it passed by itself
 
     def _reject_alone(
-        self, event: tuple[str, bytes], reason: str, reply: Reply, result: CycleResult
+        self, event: tuple[str, bytes], reason: str, reply: httpx.Response, result: CycleResult
     ) -> None:
         """An event the server refuses even alone: a final rejection, made here."""
         event_id, body = event
-        said = reply.detail() or "no detail"
-        size = f", {len(body):,} bytes" if reply.status == 413 else ""
-        detail = f"{_WHY_REFUSED[reason]} (HTTP {reply.status}: {said}{size})"
+        said = detail_of(reply) or "no detail"
+        size = f", {len(body):,} bytes" if reply.status_code == 413 else ""
+        detail = f"{_WHY_REFUSED[reason]} (HTTP {reply.status_code}: {said}{size})"
         log.warning("event %s refused alone: %s", event_id, detail)
         with self.device.store.write() as conn:
             touched = self._reject(conn, event_id, reason, detail)
@@ -366,14 +370,16 @@ class SyncEngine:
             if cursor:
                 params["cursor"] = cursor
             reply = await self._call("GET", "/v1/sync/pull", params=params)
-            if reply.status == 400 and cursor and "cursor" in reply.detail():
+            if reply.status_code == 400 and cursor and "cursor" in detail_of(reply):
                 cursor = None  # a cursor this server never made: bootstrap, as after a reset
                 self._start_rebuild()
                 aside = True
                 continue
-            if reply.status != 200:
-                raise ServerUnreachable(f"download refused: HTTP {reply.status} {reply.detail()}")
-            page = reply.json()
+            if reply.status_code != 200:
+                raise ServerUnreachable(
+                    f"download refused: HTTP {reply.status_code} {detail_of(reply)}"
+                )
+            page = body_of(reply)
             if page["reset"] and not aside:
                 self._start_rebuild()
                 aside = True
@@ -500,53 +506,64 @@ class SyncEngine:
         *,
         body: bytes | None = None,
         params: dict[str, Any] | None = None,
-    ) -> Reply:
+    ) -> httpx.Response:
         """One request with the session's token; a 401 refreshes the session once."""
         for attempt in range(2):
             token = self.device.store.setting(Setting.TOKEN)
             if token is None:
                 raise SignInRequired("sign in to sync: your changes are kept on this device")
-            try:
-                reply = await self.transport.request(
-                    method, path, body=body, params=params, token=token
-                )
-            except TransportError as exc:
-                raise ServerUnreachable(f"the server is unreachable: {exc}") from exc
-            if reply.status == 401 and attempt == 0:
+            reply = await self._request(method, path, body=body, params=params, token=token)
+            if reply.status_code == 401 and attempt == 0:
                 await self._refresh()
                 continue
-            if reply.status == 401:
+            if reply.status_code == 401:
                 raise SignInRequired("your session has expired: sign in again")
-            if reply.status in (429, 503):
-                raise ServerUnreachable(f"the server is busy: {reply.detail()}")
+            if reply.status_code in (429, 503):
+                raise ServerUnreachable(f"the server is busy: {detail_of(reply)}")
             return reply
         raise AssertionError("unreachable")
 
     async def _probe(self) -> None:
         """Can the server be reached at all? (So a signed-out device says the right thing.)"""
         try:
-            await self.transport.request("GET", "/v1/sync/info")
-        except TransportError as exc:
-            self._report("offline", str(exc))
-            raise ServerUnreachable(f"the server is unreachable: {exc}") from exc
+            await self._request("GET", "/v1/sync/info")
+        except ServerUnreachable as exc:
+            cause = exc.__cause__
+            self._report("offline", f"{type(cause).__name__}: {cause}")
+            raise
 
     async def _refresh(self) -> None:
         refresh_token = self.device.store.setting(Setting.REFRESH_TOKEN)
         if refresh_token is None:
             raise SignInRequired("your session has expired: sign in again")
         body = msgspec.json.encode({"refresh_token": refresh_token})
-        try:
-            reply = await self.transport.request("POST", "/v1/auth/refresh", body=body)
-        except TransportError as exc:
-            raise ServerUnreachable(f"the server is unreachable: {exc}") from exc
-        if reply.status in (400, 401, 403):
+        reply = await self._request("POST", "/v1/auth/refresh", body=body)
+        if reply.status_code in (400, 401, 403):
             with self.device.store.write() as conn:
                 write_setting(conn, Setting.TOKEN, None)
                 write_setting(conn, Setting.REFRESH_TOKEN, None)
             raise SignInRequired("your session has expired: sign in again")
-        if reply.status != 200:  # the server is unwell, the session may be fine: keep it
-            raise ServerUnreachable(f"cannot renew the session now: HTTP {reply.status}")
-        self._store_session(reply.json())
+        if reply.status_code != 200:  # the server is unwell, the session may be fine: keep it
+            raise ServerUnreachable(f"cannot renew the session now: HTTP {reply.status_code}")
+        self._store_session(body_of(reply))
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: dict[str, Any] | None = None,
+        token: str | None = None,
+        unreachable: str = "the server is unreachable",
+    ) -> httpx.Response:
+        """One request; a connection that fails is ``ServerUnreachable``."""
+        try:
+            return await self.http.request(
+                method, path, content=body, params=params, headers=bearer(token)
+            )
+        except httpx.HTTPError as exc:
+            raise ServerUnreachable(f"{unreachable}: {type(exc).__name__}: {exc}") from exc
 
     def _raise_floor(self, conn: sqlite3.Connection, hlc: str) -> None:
         floor = read_setting(conn, Setting.HLC_FLOOR)

@@ -17,11 +17,13 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import httpx
+
 from client.device import Device
 from client.errors import ServerUnreachable, SignInRequired
 from client.store.settings import Setting
 from client.sync.engine import Progress, SyncEngine
-from client.sync.transport import HttpxTransport, Transport, TransportError
+from client.sync.transport import connect, live_lines
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,15 +38,15 @@ class LiveSync:
     def __init__(
         self,
         device: Device,
-        transport: Transport,
+        http: httpx.AsyncClient,
         *,
         on_progress: Callable[[Progress], None] | None = None,
         on_live: Callable[[bool], None] | None = None,
         periodic_s: float = 30.0,
     ) -> None:
-        self.engine = SyncEngine(device, transport, on_progress)
+        self.engine = SyncEngine(device, http, on_progress)
         self._on_live = on_live or (lambda _: None)
-        self.transport = transport
+        self.http = http
         self.periodic_s = periodic_s
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -93,7 +95,7 @@ class LiveSync:
                 await asyncio.sleep(1)
                 continue
             try:
-                async with self.transport.live(token) as lines:
+                async with live_lines(self.http, token) as lines:
                     attempt = 0
                     self.live_connected = True
                     self._on_live(True)
@@ -101,8 +103,8 @@ class LiveSync:
                     async for line in lines:
                         if line.startswith("event: poke"):
                             self.wake()
-            except TransportError as exc:
-                log.info("live stream: %s", exc)
+            except httpx.HTTPError as exc:
+                log.info("live stream: %s: %s", type(exc).__name__, exc)
             finally:
                 if self.live_connected:
                     self._on_live(False)
@@ -130,10 +132,8 @@ class SyncThread:
         periodic_s: float = 30.0,
     ) -> None:
         self._loop = asyncio.new_event_loop()
-        self._transport = HttpxTransport(server)
-        self.sync = LiveSync(
-            device, self._transport, on_progress=on_progress, periodic_s=periodic_s
-        )
+        self._http = connect(server)
+        self.sync = LiveSync(device, self._http, on_progress=on_progress, periodic_s=periodic_s)
         self._thread = threading.Thread(target=self._main, name="outpost-sync", daemon=True)
 
     def start(self) -> None:
@@ -155,6 +155,6 @@ class SyncThread:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self.sync.run())
-            self._loop.run_until_complete(self._transport.close())
+            self._loop.run_until_complete(self._http.aclose())
         finally:
             self._loop.close()

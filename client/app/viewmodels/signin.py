@@ -20,11 +20,13 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
+
 from client.device import Device
 from client.errors import ClientError, ServerUnreachable, SignInRequired
 from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport, Transport
+from client.sync.transport import connect
 
 from . import _validation as check
 from ._base import ViewModel
@@ -59,7 +61,7 @@ class SignInViewModel(ViewModel):
         *,
         device_factory: Callable[[Path], Device] = Device,
         runner: Runner = run_in_thread,
-        transport_factory: Callable[[str], Transport] = HttpxTransport,
+        transport_factory: Callable[[str], httpx.AsyncClient] = connect,
         default_server: str = "",
     ) -> None:
         super().__init__()
@@ -156,12 +158,9 @@ class SignInViewModel(ViewModel):
     async def _session(
         self, device: Device, action: str, server: str, username: str, password: str
     ) -> None:
-        transport = self._transport_factory(server)
-        try:
-            engine = SyncEngine(device, transport)
+        async with self._transport_factory(server) as http:
+            engine = SyncEngine(device, http)
             await (engine.signup if action == "signup" else engine.login)(username, password)
-        finally:
-            await transport.close()
         _remember_server(device, server)
 
     def _finish(self, work: Future[None], action: str, server: str, done: Future[bool]) -> None:

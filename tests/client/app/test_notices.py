@@ -14,7 +14,7 @@ from client.device import Device
 from client.errors import ClientError
 from client.store.notices import NoticeKind, add_notice
 from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport
+from client.sync.transport import connect
 from protocol import derived_id
 from tests.support.backend import BackendProcess
 
@@ -146,13 +146,10 @@ def test_a_change_the_backend_refuses_becomes_a_notice(
     task = device.add_task(board, "Too late")  # the app refuses this; the backend must too
 
     async def sign_up_and_sync() -> None:
-        transport = HttpxTransport(module_backend.url)
-        engine = SyncEngine(device, transport)
-        try:
+        async with connect(module_backend.url) as http:
+            engine = SyncEngine(device, http)
             await engine.signup(f"alice{uuid.uuid4().hex[:6]}", PASSWORD)
             await engine.sync()
-        finally:
-            await transport.close()
 
     try:
         asyncio.run(sign_up_and_sync())

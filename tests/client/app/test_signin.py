@@ -19,7 +19,7 @@ from client.device import Device
 from client.errors import ClientError, StoreError
 from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport
+from client.sync.transport import connect
 from tests.support.backend import BackendProcess
 
 PASSWORD = "correct horse"
@@ -50,18 +50,16 @@ def sync(device: Device, server: str) -> StatusViewModel:
     status = StatusViewModel(device)
 
     async def cycle() -> None:
-        transport = HttpxTransport(server)
-        engine = SyncEngine(device, transport, status.update)
-        deadline = time.monotonic() + 15
-        try:
-            await engine.sync()
-            while device.pending_count() and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)  # accepted, not yet in the views: sync again
+        async with connect(server) as http:
+            engine = SyncEngine(device, http, status.update)
+            deadline = time.monotonic() + 15
+            try:
                 await engine.sync()
-        except ClientError:
-            pass
-        finally:
-            await transport.close()
+                while device.pending_count() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)  # accepted, not yet in the views: sync again
+                    await engine.sync()
+            except ClientError:
+                pass
 
     asyncio.run(cycle())
     return status

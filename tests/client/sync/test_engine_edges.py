@@ -7,16 +7,15 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
 
 from client.errors import InvalidAction, ServerUnreachable
 from client.store.settings import Setting, write_setting
 from client.sync import engine as engine_module
-from client.sync.transport import Reply, TransportError
 from tests.support.backend import BackendProcess, ControlledNats
 from tests.support.device import PASSWORD
 from tests.support.phone import Phone, phone_factory
@@ -34,32 +33,25 @@ def name(p: str) -> str:
 class HookTransport(RecordingTransport):
     """Real HTTP; runs hooks around requests (to act 'during' a request, or cut a pull)."""
 
-    def __init__(self, server: str) -> None:
-        super().__init__(server)
+    def __init__(self) -> None:
+        super().__init__()
         self.after_push: Callable[[bytes], None] | None = None
         """Run once, after a push's reply came back (as if the UI acted meanwhile)."""
         self.fail_pulls_after: int | None = None
         """How many more pulls go through before the connection breaks."""
         self.pulls = 0
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | None = None,
-        params: Mapping[str, Any] | None = None,
-        token: str | None = None,
-    ) -> Reply:
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
         if path == "/v1/sync/pull" and self.fail_pulls_after is not None:
             if self.pulls >= self.fail_pulls_after:
-                raise TransportError("cut (test)")
+                raise httpx.ReadError("cut (test)", request=request)
             self.pulls += 1
-        reply = await super().request(method, path, body=body, params=params, token=token)
+        response = await super().handle_async_request(request)
         if path == "/v1/sync/push" and self.after_push is not None:
             hook, self.after_push = self.after_push, None
-            hook(body or b"")
-        return reply
+            hook(request.content)
+        return response
 
 
 @pytest.fixture
