@@ -15,7 +15,7 @@ import random
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -27,6 +27,7 @@ from client.sync.transport import connect, live_lines
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+SignInAction = Literal["signup", "login"]
 
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
@@ -61,6 +62,12 @@ class LiveSync:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+
+    async def sign_in(self, action: SignInAction, username: str, password: str) -> None:
+        """Sign up or in with this device's server; then sync at once."""
+        account = self.engine.signup if action == "signup" else self.engine.login
+        await account(username, password)
+        self.wake()
 
     async def run(self) -> None:
         live = asyncio.create_task(self._live())
@@ -130,9 +137,11 @@ class SyncThread:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         periodic_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``transport``: httpx's seam under the thread's client (tests); None is real HTTP."""
         self._loop = asyncio.new_event_loop()
-        self._http = connect(server)
+        self._http = connect(server, transport=transport)
         self.sync = LiveSync(device, self._http, on_progress=on_progress, periodic_s=periodic_s)
         self._thread = threading.Thread(target=self._main, name="outpost-sync", daemon=True)
 
@@ -143,8 +152,13 @@ class SyncThread:
         self._loop.call_soon_threadsafe(self.sync.wake)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        """Run work on the sync thread (a sign-in, say); the future tells the outcome."""
+        """Run work on the sync thread; the future tells the outcome (its callbacks run on
+        the sync thread: a UI hands them to its own thread)."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def sign_in(self, action: SignInAction, username: str, password: str) -> Future[None]:
+        """Sign up or in on the sync thread, the one that talks to the server."""
+        return self.submit(self.sync.sign_in(action, username, password))
 
     def stop(self, timeout: float = 10) -> None:
         if self._thread.is_alive():
