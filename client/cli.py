@@ -21,10 +21,10 @@ from typing import Any
 
 from client.device import Device
 from client.errors import ClientError, InvalidAction, NotFound, ServerUnreachable, SignInRequired
-from client.store.database import set_setting
+from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
 from client.sync.runner import LiveSync
-from client.sync.transport import HttpxTransport
+from client.sync.transport import connect
 
 
 def add_parser(commands: Any) -> None:
@@ -120,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.server:
             with device.store.write() as conn:
-                set_setting(conn, "server", args.server)
+                write_setting(conn, Setting.SERVER, args.server)
         return _dispatch(device, args)
     except (NotFound, InvalidAction) as exc:
         print(f"outpost client: {exc}", file=sys.stderr)
@@ -234,11 +234,8 @@ def _server(device: Device) -> str:
 
 def _online(device: Device, work: Callable[[SyncEngine], Any]) -> int:
     async def body() -> None:
-        transport = HttpxTransport(_server(device))
-        try:
-            await work(SyncEngine(device, transport))
-        finally:
-            await transport.close()
+        async with connect(_server(device)) as http:
+            await work(SyncEngine(device, http))
 
     try:
         asyncio.run(body())
@@ -252,20 +249,16 @@ def _online(device: Device, work: Callable[[SyncEngine], Any]) -> int:
 
 def _run(device: Device, periodic: float) -> int:
     async def body() -> None:
-        transport = HttpxTransport(_server(device))
-
         def say(connected: bool) -> None:
             state = "on" if connected else "off, reconnecting"
             print(f"outpost client: live updates {state}", file=sys.stderr, flush=True)
 
-        live = LiveSync(device, transport, on_live=say, periodic_s=periodic)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, live.stop)
-        try:
+        async with connect(_server(device)) as http:
+            live = LiveSync(device, http, on_live=say, periodic_s=periodic)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, live.stop)
             await live.run()
-        finally:
-            await transport.close()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(body())
@@ -280,8 +273,8 @@ def _print_status(device: Device) -> None:
         "server": device.server or "(none)",
         "pending": device.pending_count(),
         "rejected": len(device.rejected()),
-        "watermark": store.setting("watermark", "0"),
-        "signed in": "yes" if store.setting("token") else "no",
+        "watermark": store.setting(Setting.WATERMARK, "0"),
+        "signed in": "yes" if store.setting(Setting.TOKEN) else "no",
     }
     for key, value in lines.items():
         print(f"{key:>10}: {value}")

@@ -7,14 +7,15 @@ disk (``synchronous=FULL``) before the call returns.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from client.errors import InvalidAction, NotFound
-from client.store.database import Store, set_setting
+from client.store.database import Store
+from client.store.outbox import Outbox
+from client.store.settings import Setting, read_setting, write_setting
 from client.store.view import OWN_ACTOR, fold_into_view
 from protocol import (
     Event,
@@ -48,25 +49,25 @@ class Device:
         self.store = Store(folder)
         self.folder = folder
         with self.store.write() as conn:
-            self.device_id = self._setting(conn, "device_id") or new_device_id()
-            set_setting(conn, "device_id", self.device_id)
-        offset = int(self.store.setting("clock_offset", "0") or 0)
+            self.device_id = read_setting(conn, Setting.DEVICE_ID) or new_device_id()
+            write_setting(conn, Setting.DEVICE_ID, self.device_id)
+        offset = int(self.store.setting(Setting.CLOCK_OFFSET, "0") or 0)
         self.clock = HybridLogicalClock(
             self.device_id,
             lambda: system_ms() + clock_error_ms,
             offset_ms=offset,
-            last=self.store.setting("clock_last"),
+            last=self.store.setting(Setting.CLOCK_LAST),
         )
 
     # identity
 
     @property
     def username(self) -> str | None:
-        return self.store.setting("username")
+        return self.store.setting(Setting.USERNAME)
 
     @property
     def server(self) -> str | None:
-        return self.store.setting("server")
+        return self.store.setting(Setting.SERVER)
 
     def close(self) -> None:
         self.store.close()
@@ -237,13 +238,13 @@ class Device:
     def notices(self, include_dismissed: bool = False) -> list[dict[str, Any]]:
         with self.store.read() as conn:
             rows = conn.execute(
-                "SELECT id, board, task, reason, message, created_at, dismissed FROM notices "
+                "SELECT id, kind, board, task, reason, message, created_at, dismissed FROM notices "
                 "ORDER BY created_at, id"
             ).fetchall()
         notices = [
             dict(
                 zip(
-                    ("id", "board", "task", "reason", "message", "created_at", "dismissed"),
+                    ("id", "kind", "board", "task", "reason", "message", "created_at", "dismissed"),
                     r,
                     strict=True,
                 )
@@ -260,7 +261,7 @@ class Device:
 
     def pending_count(self) -> int:
         with self.store.read() as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            return Outbox(conn).count()
 
     def rejected(self) -> list[dict[str, Any]]:
         with self.store.read() as conn:
@@ -297,6 +298,7 @@ class Device:
         """Append events to the outbox and fold them into the view, in one transaction."""
         username = self.username or OWN_ACTOR
         with self.store.write() as conn:
+            outbox = Outbox(conn)
             events: list[Event] = []
             for type_, board, entity, payload in specs:
                 raw = {
@@ -315,19 +317,11 @@ class Device:
                     event = validate_event(raw, Writer.DEVICE)
                 except EventRejected as exc:
                     raise InvalidAction(exc.detail) from exc
-                conn.execute(
-                    "INSERT INTO outbox (id, board, body) VALUES (?, ?, ?)",
-                    (raw["id"], board, _encode(raw)),
-                )
+                outbox.append(event.id, board, _encode(raw))
                 events.append(msgspec.structs.replace(event, actor=username))
             fold_into_view(conn, events)
-            set_setting(conn, "clock_last", self.clock.last)
+            write_setting(conn, Setting.CLOCK_LAST, self.clock.last)
         return [e.id for e in events]
-
-    @staticmethod
-    def _setting(conn: sqlite3.Connection, key: str) -> str | None:
-        row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
 
 
 def _kept(body: bytes) -> Any:

@@ -6,10 +6,10 @@ ClientError                  base
 ├── NotFound                 no such board, task or comment in this profile
 ├── InvalidAction            the action itself is not valid (a title too long, ...)
 ├── SignInRequired           no session, or the session expired and refresh failed
-├── ServerUnreachable        the server could not be reached; everything is kept
-└── TransportError           the transport's own failure (``client/sync/transport.py``):
-                             the engine turns it into ServerUnreachable, the live runner
-                             reconnects; no user meets it
+└── ServerUnreachable        the server could not be reached; everything is kept
+
+A broken connection is httpx's own ``httpx.TransportError`` (``client/sync/transport.py``):
+the engine turns it into ServerUnreachable, the live runner reconnects; no user meets it.
 """
 
 from __future__ import annotations

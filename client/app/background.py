@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from client.device import Device
+from client.errors import ServerUnreachable
 from client.sync.engine import Progress
-from client.sync.runner import SyncThread
+from client.sync.runner import SignInAction, SyncThread
 
 from .ui_thread import on_ui
 
@@ -51,6 +53,20 @@ class BackgroundSync:
         threading.Thread(
             target=self._swap, args=(old, new), name="outpost-sync-swap", daemon=True
         ).start()
+
+    def sign_in(
+        self, server: str, action: SignInAction, username: str, password: str
+    ) -> Future[None]:
+        """Sign up or in with ``server`` on the sync thread (started for it if need be);
+        the future's callbacks run on the sync thread."""
+        self.connect(server)
+        with self._lock:
+            thread = self._thread
+        if thread is None:
+            closing: Future[None] = Future()
+            closing.set_exception(ServerUnreachable("the app is closing: sign in next time"))
+            return closing
+        return thread.sign_in(action, username, password)
 
     def sync_now(self) -> None:
         with self._lock:

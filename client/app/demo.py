@@ -14,9 +14,9 @@ from datetime import date, timedelta
 
 from client.device import Device
 from client.errors import ClientError, SignInRequired
-from client.store.database import set_setting
+from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport
+from client.sync.transport import connect
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +42,15 @@ def prepare_demo(device: Device, server: str) -> str | None:
 
 async def _sign_in_and_pull(device: Device, server: str) -> None:
     with device.store.write() as conn:
-        set_setting(conn, "server", server)  # the app syncs with it from now on
-    transport = HttpxTransport(server)
-    try:
-        engine = SyncEngine(device, transport)
-        if device.store.setting("token") is None:
+        write_setting(conn, Setting.SERVER, server)  # the app syncs with it from now on
+    async with connect(server) as http:
+        engine = SyncEngine(device, http)
+        if device.store.setting(Setting.TOKEN) is None:
             try:
                 await engine.signup(DEMO_USERNAME, DEMO_PASSWORD)
             except SignInRequired:  # taken: the demo account exists already
                 await engine.login(DEMO_USERNAME, DEMO_PASSWORD)
         await engine.sync()
-    finally:
-        await transport.close()
 
 
 def add_sample_board(device: Device) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from client.app.viewmodels import (
 from client.device import Device
 from client.errors import ClientError
 from client.sync.engine import Progress
+from client.sync.runner import SignInAction
 
 from .background import BackgroundSync
 from .demo import prepare_demo
@@ -132,7 +134,10 @@ class OutpostApp(App):
         root = Shell()
         self.shell = root
         self.signin_model = SignInViewModel(
-            self.folder, default_server=self.server_arg or DEFAULT_SERVER
+            self.folder,
+            sign_in=self._sign_in,
+            on_answer=on_ui,
+            default_server=self.server_arg or DEFAULT_SERVER,
         )
         self.device = self.signin_model.device
         self.status_model = StatusViewModel(self.device)
@@ -217,6 +222,13 @@ class OutpostApp(App):
         self.status_model.refresh()
         self.shell.ids.boards_screen.user_text = self._user_text()
         self._open_last_board()
+
+    def _sign_in(
+        self, server: str, action: SignInAction, username: str, password: str
+    ) -> Future[None]:
+        """A sign-in, asked of the sync thread (the model signs in only with a device)."""
+        assert self.sync is not None
+        return self.sync.sign_in(server, action, username, password)
 
     def continued_offline(self) -> None:
         self.settings.offline_chosen = True

@@ -1,6 +1,6 @@
 """The one adapter between other threads and the UI thread.
 
-The sync thread, a sign-in's helper thread and the test-control channel never touch a
+The sync thread (sign-ins included) and the test-control channel never touch a
 widget: they hand a function to ``on_ui``, which runs it on the UI thread at the next frame
 (Kivy's clock is thread safe). Everything that reaches the screens from elsewhere comes
 through here, so a screen's code always runs on the one thread that may draw.

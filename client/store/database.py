@@ -16,6 +16,7 @@ from pathlib import Path
 
 from client.errors import StoreError
 from client.store.migrations import migrate
+from client.store.settings import Setting, read_setting
 
 STORE_FILE = "outpost.db"
 
@@ -71,10 +72,10 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("COMMIT")
 
-    def setting(self, key: str, default: str | None = None) -> str | None:
+    def setting(self, key: Setting, default: str | None = None) -> str | None:
         with self._lock:
-            row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return default if row is None else str(row[0])
+            value = read_setting(self._conn, key)
+        return default if value is None else value
 
     def pragma(self, name: str) -> str:
         with self._lock:
@@ -91,14 +92,3 @@ class Store:
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back (a full disk)
             self._conn.execute("ROLLBACK")
-
-
-def set_setting(conn: sqlite3.Connection, key: str, value: str | None) -> None:
-    if value is None:
-        conn.execute("DELETE FROM settings WHERE key = ?", (key,))
-    else:
-        conn.execute(
-            "INSERT INTO settings (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )

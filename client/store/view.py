@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from client.store.outbox import Outbox
 from protocol import Event, EventRejected, UnreadableEvent, Writer, decode_event, merge
 from protocol.merge import EntityKey, EntityState
 
@@ -47,15 +48,7 @@ def pending(
     conn: sqlite3.Connection, username: str | None, boards: Iterable[str] | None = None
 ) -> list[Event]:
     """The outbox's events (of some boards), in the order they were made."""
-    if boards is None:
-        rows = conn.execute("SELECT body FROM outbox ORDER BY position")
-    else:
-        wanted = sorted(set(boards))
-        marks = ",".join("?" * len(wanted))
-        rows = conn.execute(
-            f"SELECT body FROM outbox WHERE board IN ({marks}) ORDER BY position", wanted
-        )
-    events = (readable_event(body, username) for (body,) in rows)
+    events = (readable_event(body, username) for body in Outbox(conn).bodies(boards))
     return [event for event in events if event is not None]
 
 

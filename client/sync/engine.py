@@ -33,13 +33,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import msgspec
 
 from client.device import Device
 from client.errors import InvalidAction, ServerUnreachable, SignInRequired
-from client.store.database import set_setting
+from client.store.notices import NoticeKind, add_notice
+from client.store.outbox import Outbox
+from client.store.settings import Setting, read_setting, write_setting
 from client.store.view import confirm, event_of, keys_of_board, readable_event, refold
-from client.sync.transport import Reply, Transport, TransportError
+from client.sync.transport import bearer, body_of, detail_of
 from protocol import PROTOCOL_VERSIONS, merge, parse_hlc
 from protocol.merge import EntityKey
 
@@ -85,11 +88,12 @@ class SyncEngine:
     def __init__(
         self,
         device: Device,
-        transport: Transport,
+        http: httpx.AsyncClient,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> None:
         self.device = device
-        self.transport = transport
+        self.http = http
+        """The one seam to the network (``client.sync.transport.connect``); not closed here."""
         self.progress = Progress(pending=device.pending_count())
         self._on_progress = on_progress or (lambda _: None)
         self._lock = asyncio.Lock()
@@ -112,22 +116,22 @@ class SyncEngine:
                 f"this profile belongs to {owner}: use another profile folder for "
                 f"{credentials['username']}"
             )
-        try:
-            reply = await self.transport.request(
-                "POST", path, body=msgspec.json.encode(credentials)
-            )
-        except TransportError as exc:
-            raise ServerUnreachable(f"cannot reach the server: {exc}") from exc
-        if reply.status != expected:
-            raise SignInRequired(reply.detail() or f"HTTP {reply.status}")
-        self._store_session(reply.json())
+        reply = await self._request(
+            "POST",
+            path,
+            body=msgspec.json.encode(credentials),
+            unreachable="cannot reach the server",
+        )
+        if reply.status_code != expected:
+            raise SignInRequired(detail_of(reply) or f"HTTP {reply.status_code}")
+        self._store_session(body_of(reply))
 
     def _store_session(self, session: dict[str, Any]) -> None:
         previous = self.device.username
         with self.device.store.write() as conn:
-            set_setting(conn, "username", session["username"])
-            set_setting(conn, "token", session["token"])
-            set_setting(conn, "refresh_token", session["refresh_token"])
+            write_setting(conn, Setting.USERNAME, session["username"])
+            write_setting(conn, Setting.TOKEN, session["token"])
+            write_setting(conn, Setting.REFRESH_TOKEN, session["refresh_token"])
             if previous != session["username"]:
                 # Pending events were folded as "(you)": show them as this user's now.
                 boards = [r[0] for r in conn.execute("SELECT DISTINCT board FROM view")]
@@ -141,7 +145,7 @@ class SyncEngine:
         be done (the pull runs even when the push failed)."""
         async with self._lock:
             result = CycleResult()
-            if self.device.store.setting("token") is None:
+            if self.device.store.setting(Setting.TOKEN) is None:
                 await self._probe()
                 self._report("signed_out", "sign in to sync")
                 raise SignInRequired("sign in to sync: your changes are kept on this device")
@@ -186,40 +190,42 @@ class SyncEngine:
                 self._suspect = None
                 return
             reply = await self._send(batch)
-            if reply.status == 200:
+            if reply.status_code == 200:
                 healthy = True
-                skewed = self._apply_push_results(batch, reply.json(), result)
+                skewed = self._apply_push_results(batch, body_of(reply), result)
                 self._narrow_suspect(len(batch) - skewed)
                 rounds += 1
                 if skewed and rounds > 5:
                     raise ServerUnreachable("the server keeps refusing this device's clock")
                 continue
-            if reply.status == 408 and len(batch) > 1:
+            if reply.status_code == 408 and len(batch) > 1:
                 limit = max(1, len(batch) // 2)  # the link is too slow for this many bytes
                 continue
-            reason = REFUSED_WHOLE.get(reply.status)
+            reason = REFUSED_WHOLE.get(reply.status_code)
             if reason is None:
-                raise ServerUnreachable(f"upload refused: HTTP {reply.status} {reply.detail()}")
+                raise ServerUnreachable(
+                    f"upload refused: HTTP {reply.status_code} {detail_of(reply)}"
+                )
             if len(batch) > 1:
-                if reply.status == 413:
+                if reply.status_code == 413:
                     limit = max(1, len(batch) // 2)  # too many bytes, not a bad event
                 else:
                     self._suspect = len(batch)  # split: the first half goes next
                 continue
-            if reply.status == 500 and not healthy:
+            if reply.status_code == 500 and not healthy:
                 if not unproven:
-                    raise ServerUnreachable(f"upload refused: HTTP 500 {reply.detail()}")
+                    raise ServerUnreachable(f"upload refused: HTTP 500 {detail_of(reply)}")
                 unproven -= 1
             self._reject_alone(batch[0], reason, reply, result)
             self._suspect = None
 
-    async def _send(self, batch: list[tuple[str, bytes]]) -> Reply:
+    async def _send(self, batch: list[tuple[str, bytes]]) -> httpx.Response:
         """Push a batch; a 500 is sent again at once, byte for byte: only a 500 that
         repeats is about the batch."""
         body = self._batch_body(batch)
         reply = await self._call("POST", "/v1/sync/push", body=body)
-        if reply.status == 500:
-            log.warning("push answered 500 (%s): sending the same bytes again", reply.detail())
+        if reply.status_code == 500:
+            log.warning("push answered 500 (%s): sending the same bytes again", detail_of(reply))
             reply = await self._call("POST", "/v1/sync/push", body=body)
         return reply
 
@@ -231,13 +237,13 @@ class SyncEngine:
                 self._suspect = None  # refused no more: it passed by itself
 
     def _reject_alone(
-        self, event: tuple[str, bytes], reason: str, reply: Reply, result: CycleResult
+        self, event: tuple[str, bytes], reason: str, reply: httpx.Response, result: CycleResult
     ) -> None:
         """An event the server refuses even alone: a final rejection, made here."""
         event_id, body = event
-        said = reply.detail() or "no detail"
-        size = f", {len(body):,} bytes" if reply.status == 413 else ""
-        detail = f"{_WHY_REFUSED[reason]} (HTTP {reply.status}: {said}{size})"
+        said = detail_of(reply) or "no detail"
+        size = f", {len(body):,} bytes" if reply.status_code == 413 else ""
+        detail = f"{_WHY_REFUSED[reason]} (HTTP {reply.status_code}: {said}{size})"
         log.warning("event %s refused alone: %s", event_id, detail)
         with self.device.store.write() as conn:
             touched = self._reject(conn, event_id, reason, detail)
@@ -247,23 +253,19 @@ class SyncEngine:
 
     def _last_position(self) -> int:
         with self.device.store.read() as conn:
-            return int(conn.execute("SELECT COALESCE(MAX(position), 0) FROM outbox").fetchone()[0])
+            return Outbox(conn).last_position()
 
     def _next_batch(self, limit: int, upto: int) -> list[tuple[str, bytes]]:
         """Unsent events up to outbox position ``upto``, in order, up to ``limit`` and
         MAX_BATCH_BYTES."""
         with self.device.store.read() as conn:
-            rows = conn.execute(
-                "SELECT id, body FROM outbox WHERE seq IS NULL AND position <= ? "
-                "ORDER BY position LIMIT ?",
-                (upto, limit),
-            ).fetchall()
+            rows = Outbox(conn).unsent(upto, limit)
         batch: list[tuple[str, bytes]] = []
         size = 0
         for event_id, body in rows:
             if batch and size + len(body) + 1 > MAX_BATCH_BYTES:
                 break
-            batch.append((event_id, bytes(body)))
+            batch.append((event_id, body))
             size += len(body) + 1
         return batch
 
@@ -288,9 +290,7 @@ class SyncEngine:
             for outcome in answer["results"]:
                 event_id, status = outcome["id"], outcome["status"]
                 if status in ("accepted", "duplicate"):
-                    conn.execute(
-                        "UPDATE outbox SET seq = ? WHERE id = ?", (outcome["seq"], event_id)
-                    )
+                    Outbox(conn).mark_sent(event_id, outcome["seq"])
                     hlc = msgspec.json.decode(bodies[event_id])["hlc"]
                     accepted_hlc = max(accepted_hlc, hlc, key=_wall_and_counter)
                     result.pushed += 1
@@ -304,13 +304,13 @@ class SyncEngine:
             if accepted_hlc:
                 self._raise_floor(conn, accepted_hlc)
             if skewed:
-                device.clock.rebase(answer["server_time"], self._setting(conn, "hlc_floor"))
+                device.clock.rebase(answer["server_time"], read_setting(conn, Setting.HLC_FLOOR))
                 restamped, more = self._restamp_ahead(conn, answer["server_time"])
                 touched |= more
                 result.restamped += restamped
-                set_setting(conn, "clock_offset", str(device.clock.offset_ms))
+                write_setting(conn, Setting.CLOCK_OFFSET, str(device.clock.offset_ms))
             refold(conn, touched, device.username)
-            set_setting(conn, "clock_last", device.clock.last)
+            write_setting(conn, Setting.CLOCK_LAST, device.clock.last)
         self._report("syncing")
         return len(skewed)
 
@@ -318,12 +318,11 @@ class SyncEngine:
         self, conn: sqlite3.Connection, event_id: str, reason: str, detail: str
     ) -> set[EntityKey]:
         """Out of the outbox, into the rejected list, with a notice; return what to refold."""
-        row = conn.execute("SELECT board, body FROM outbox WHERE id = ?", (event_id,)).fetchone()
-        if row is None:
+        taken = Outbox(conn).take(event_id)
+        if taken is None:
             return set()
-        board, body = row
+        board, body = taken
         event = readable_event(body, self.device.username)
-        conn.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
         conn.execute(
             "INSERT OR REPLACE INTO rejected (id, board, body, reason, detail, at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -331,11 +330,13 @@ class SyncEngine:
         )
         if event is None:  # not even this device can read it: nothing of it is shown
             message = f"A change this device could not read was not saved: {detail or reason}."
-            _add_notice(conn, f"rejected:{event_id}", board, None, reason, message)
+            add_notice(
+                conn, f"rejected:{event_id}", NoticeKind.REJECTED, board, None, reason, message
+            )
             return set()
         task = event.entity if event.type.startswith("Task") else None
         message = f"Your change ({_describe(event.type)}) was not saved: {detail or reason}."
-        _add_notice(conn, f"rejected:{event_id}", board, task, reason, message)
+        add_notice(conn, f"rejected:{event_id}", NoticeKind.REJECTED, board, task, reason, message)
         return set(merge.keys_of(event))
 
     def _restamp_ahead(
@@ -347,10 +348,8 @@ class SyncEngine:
         next edit still wins over them."""
         touched: set[EntityKey] = set()
         restamped = 0
-        rows = conn.execute(
-            "SELECT id, body FROM outbox WHERE seq IS NULL ORDER BY position"
-        ).fetchall()
-        for event_id, body in rows:
+        outbox = Outbox(conn)
+        for event_id, body in outbox.unsent():
             if readable_event(body, self.device.username) is None:
                 continue  # never restamped: it will be refused, and rejected alone
             raw = msgspec.json.decode(body)
@@ -359,7 +358,7 @@ class SyncEngine:
                 continue
             raw["hlc"] = self.device.clock.now()
             new_body = msgspec.json.encode(raw)
-            conn.execute("UPDATE outbox SET body = ? WHERE id = ?", (new_body, event_id))
+            outbox.restamp(event_id, new_body)
             touched |= set(merge.keys_of(event_of(new_body, self.device.username)))
             restamped += 1
         return restamped, touched
@@ -368,21 +367,23 @@ class SyncEngine:
 
     async def _pull(self, result: CycleResult) -> None:
         store = self.device.store
-        aside = store.setting("rebuilding") == "1"  # a rebuild a crash interrupted goes on
-        cursor = store.setting("cursor")
+        aside = store.setting(Setting.REBUILDING) == "1"  # a rebuild a crash interrupted goes on
+        cursor = store.setting(Setting.CURSOR)
         while True:
             params: dict[str, Any] = {"limit": PULL_LIMIT}
             if cursor:
                 params["cursor"] = cursor
             reply = await self._call("GET", "/v1/sync/pull", params=params)
-            if reply.status == 400 and cursor and "cursor" in reply.detail():
+            if reply.status_code == 400 and cursor and "cursor" in detail_of(reply):
                 cursor = None  # a cursor this server never made: bootstrap, as after a reset
                 self._start_rebuild()
                 aside = True
                 continue
-            if reply.status != 200:
-                raise ServerUnreachable(f"download refused: HTTP {reply.status} {reply.detail()}")
-            page = reply.json()
+            if reply.status_code != 200:
+                raise ServerUnreachable(
+                    f"download refused: HTTP {reply.status_code} {detail_of(reply)}"
+                )
+            page = body_of(reply)
             if page["reset"] and not aside:
                 self._start_rebuild()
                 aside = True
@@ -397,12 +398,8 @@ class SyncEngine:
     def _start_rebuild(self) -> None:
         """The views were rebuilt (or the backend restored): build ours again, aside."""
         with self.device.store.write() as conn:
-            conn.execute("DROP TABLE IF EXISTS confirmed_next")
-            conn.execute(
-                "CREATE TABLE confirmed_next (kind TEXT NOT NULL, id TEXT NOT NULL, "
-                "board TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY (kind, id))"
-            )
-            set_setting(conn, "rebuilding", "1")
+            conn.execute("DELETE FROM confirmed_next")  # what an abandoned rebuild left
+            write_setting(conn, Setting.REBUILDING, "1")
 
     def _apply_page(self, page: dict[str, Any], aside: bool, result: CycleResult) -> None:
         device = self.device
@@ -415,9 +412,10 @@ class SyncEngine:
                     touched |= self._lose_board(conn, change["id"])
                 elif change["kind"] == "notice":
                     values = change["values"]
-                    _add_notice(
+                    add_notice(
                         conn,
                         change["id"],
+                        NoticeKind.BACKEND,
                         change["board"],
                         values.get("task"),
                         values.get("reason", ""),
@@ -434,14 +432,14 @@ class SyncEngine:
                 device.clock.receive(highest)
                 self._raise_floor(conn, highest)
             result.pulled += len(page["changes"])
-            set_setting(conn, "cursor", page["cursor"])
-            set_setting(conn, "generation", page["generation"])
+            write_setting(conn, Setting.CURSOR, page["cursor"])
+            write_setting(conn, Setting.GENERATION, page["generation"])
             if not aside:
-                set_setting(conn, "watermark", str(page["watermark"]))
+                write_setting(conn, Setting.WATERMARK, str(page["watermark"]))
                 refold(conn, touched, device.username)
             else:
-                set_setting(conn, "pending_watermark", str(page["watermark"]))
-            set_setting(conn, "clock_last", device.clock.last)
+                write_setting(conn, Setting.PENDING_WATERMARK, str(page["watermark"]))
+            write_setting(conn, Setting.CLOCK_LAST, device.clock.last)
         self.progress.pulled += len(page["changes"])
         self._report("syncing", "downloading" if page["has_more"] else "")
 
@@ -449,14 +447,15 @@ class SyncEngine:
         with self.device.store.write() as conn:
             conn.execute("DELETE FROM confirmed")
             conn.execute("INSERT INTO confirmed SELECT * FROM confirmed_next")
-            conn.execute("DROP TABLE confirmed_next")
-            set_setting(conn, "rebuilding", None)
-            watermark = self._setting(conn, "pending_watermark") or "0"
-            set_setting(conn, "watermark", watermark)
-            conn.execute("UPDATE outbox SET seq = NULL")  # re-push it all: duplicates are fine
+            conn.execute("DELETE FROM confirmed_next")
+            write_setting(conn, Setting.REBUILDING, None)
+            watermark = read_setting(conn, Setting.PENDING_WATERMARK) or "0"
+            write_setting(conn, Setting.WATERMARK, watermark)
+            outbox = Outbox(conn)
+            outbox.resend_all()
             conn.execute("DELETE FROM view")
             boards = {r[0] for r in conn.execute("SELECT board FROM confirmed")}
-            boards |= {r[0] for r in conn.execute("SELECT board FROM outbox")}
+            boards |= outbox.boards()
             for board in boards:
                 refold(
                     conn,
@@ -467,14 +466,12 @@ class SyncEngine:
     def _prune_confirmed(self) -> None:
         """Pending events the confirmed state now reflects leave the outbox."""
         with self.device.store.write() as conn:
-            watermark = int(self._setting(conn, "watermark") or 0)
-            rows = conn.execute(
-                "SELECT id, body FROM outbox WHERE seq IS NOT NULL AND seq <= ?", (watermark,)
-            ).fetchall()
+            watermark = int(read_setting(conn, Setting.WATERMARK) or 0)
+            outbox = Outbox(conn)
             touched: set[EntityKey] = set()
-            for event_id, body in rows:
+            for event_id, body in outbox.reflected(watermark):
                 touched |= set(merge.keys_of(event_of(body, self.device.username)))
-                conn.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
+                outbox.drop(event_id)
             refold(conn, touched, self.device.username)
         self.progress.pending = self.device.pending_count()
 
@@ -486,19 +483,17 @@ class SyncEngine:
             "SELECT vals FROM view WHERE kind = 'board' AND id = ?", (board,)
         ).fetchone()
         title = msgspec.json.decode(name[0])["name"] if name and name[0] else board
-        unsent = conn.execute(
-            "SELECT id FROM outbox WHERE board = ? AND seq IS NULL", (board,)
-        ).fetchall()
-        for (event_id,) in unsent:
+        outbox = Outbox(conn)
+        for event_id in outbox.unsent_ids(board):
             self._reject(conn, event_id, REMOVED_BOARD, f"you no longer have access to {title!r}")
-        conn.execute("DELETE FROM outbox WHERE board = ?", (board,))
+        outbox.drop_board(board)
         conn.execute("DELETE FROM confirmed WHERE board = ?", (board,))
         conn.execute("DELETE FROM view WHERE board = ?", (board,))
-        if self._setting(conn, "rebuilding") == "1":
-            conn.execute("DELETE FROM confirmed_next WHERE board = ?", (board,))
-        _add_notice(
+        conn.execute("DELETE FROM confirmed_next WHERE board = ?", (board,))
+        add_notice(
             conn,
             f"removed:{board}",
+            NoticeKind.REMOVED,
             board,
             None,
             REMOVED_BOARD,
@@ -515,68 +510,75 @@ class SyncEngine:
         *,
         body: bytes | None = None,
         params: dict[str, Any] | None = None,
-    ) -> Reply:
+    ) -> httpx.Response:
         """One request with the session's token; a 401 refreshes the session once."""
         for attempt in range(2):
-            token = self.device.store.setting("token")
+            token = self.device.store.setting(Setting.TOKEN)
             if token is None:
                 raise SignInRequired("sign in to sync: your changes are kept on this device")
-            try:
-                reply = await self.transport.request(
-                    method, path, body=body, params=params, token=token
-                )
-            except TransportError as exc:
-                raise ServerUnreachable(f"the server is unreachable: {exc}") from exc
-            if reply.status == 401 and attempt == 0:
+            reply = await self._request(method, path, body=body, params=params, token=token)
+            if reply.status_code == 401 and attempt == 0:
                 await self._refresh()
                 continue
-            if reply.status == 401:
+            if reply.status_code == 401:
                 raise SignInRequired("your session has expired: sign in again")
-            if reply.status in (429, 503):
-                raise ServerUnreachable(f"the server is busy: {reply.detail()}")
+            if reply.status_code in (429, 503):
+                raise ServerUnreachable(f"the server is busy: {detail_of(reply)}")
             return reply
         raise AssertionError("unreachable")
 
     async def _probe(self) -> None:
         """Can the server be reached at all? (So a signed-out device says the right thing.)"""
         try:
-            await self.transport.request("GET", "/v1/sync/info")
-        except TransportError as exc:
-            self._report("offline", str(exc))
-            raise ServerUnreachable(f"the server is unreachable: {exc}") from exc
+            await self._request("GET", "/v1/sync/info")
+        except ServerUnreachable as exc:
+            cause = exc.__cause__
+            self._report("offline", f"{type(cause).__name__}: {cause}")
+            raise
 
     async def _refresh(self) -> None:
-        refresh_token = self.device.store.setting("refresh_token")
+        refresh_token = self.device.store.setting(Setting.REFRESH_TOKEN)
         if refresh_token is None:
             raise SignInRequired("your session has expired: sign in again")
         body = msgspec.json.encode({"refresh_token": refresh_token})
-        try:
-            reply = await self.transport.request("POST", "/v1/auth/refresh", body=body)
-        except TransportError as exc:
-            raise ServerUnreachable(f"the server is unreachable: {exc}") from exc
-        if reply.status in (400, 401, 403):
+        reply = await self._request("POST", "/v1/auth/refresh", body=body)
+        if reply.status_code in (400, 401, 403):
             with self.device.store.write() as conn:
-                set_setting(conn, "token", None)
-                set_setting(conn, "refresh_token", None)
+                write_setting(conn, Setting.TOKEN, None)
+                write_setting(conn, Setting.REFRESH_TOKEN, None)
             raise SignInRequired("your session has expired: sign in again")
-        if reply.status != 200:  # the server is unwell, the session may be fine: keep it
-            raise ServerUnreachable(f"cannot renew the session now: HTTP {reply.status}")
-        self._store_session(reply.json())
+        if reply.status_code != 200:  # the server is unwell, the session may be fine: keep it
+            raise ServerUnreachable(f"cannot renew the session now: HTTP {reply.status_code}")
+        self._store_session(body_of(reply))
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: dict[str, Any] | None = None,
+        token: str | None = None,
+        unreachable: str = "the server is unreachable",
+    ) -> httpx.Response:
+        """One request; a connection that fails is ``ServerUnreachable``."""
+        try:
+            return await self.http.request(
+                method, path, content=body, params=params, headers=bearer(token)
+            )
+        except httpx.HTTPError as exc:
+            raise ServerUnreachable(f"{unreachable}: {type(exc).__name__}: {exc}") from exc
 
     def _raise_floor(self, conn: sqlite3.Connection, hlc: str) -> None:
-        floor = self._setting(conn, "hlc_floor")
+        floor = read_setting(conn, Setting.HLC_FLOOR)
         if floor is None or parse_hlc(hlc)[:2] > parse_hlc(floor)[:2]:
-            set_setting(conn, "hlc_floor", hlc)
+            write_setting(conn, Setting.HLC_FLOOR, hlc)
 
     def _pending_keys(self, conn: sqlite3.Connection, board: str) -> set[EntityKey]:
-        rows = conn.execute("SELECT body FROM outbox WHERE board = ?", (board,))
-        events = (readable_event(body, self.device.username) for (body,) in rows)
+        events = (
+            readable_event(body, self.device.username) for body in Outbox(conn).bodies([board])
+        )
         return {k for event in events if event is not None for k in merge.keys_of(event)}
-
-    @staticmethod
-    def _setting(conn: sqlite3.Connection, key: str) -> str | None:
-        row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
 
     def _report(self, state: str, detail: str = "") -> None:
         self.progress.state = state
@@ -588,22 +590,6 @@ class SyncEngine:
 def _wall_and_counter(hlc: str) -> tuple[int, int]:
     """Order hlcs by time only ("" first): which device made them does not matter here."""
     return parse_hlc(hlc)[:2] if hlc else (0, -1)
-
-
-def _add_notice(
-    conn: sqlite3.Connection,
-    notice_id: str,
-    board: str | None,
-    task: str | None,
-    reason: str,
-    message: str,
-    created_at: int | None = None,
-) -> None:
-    conn.execute(
-        "INSERT OR IGNORE INTO notices (id, board, task, reason, message, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (notice_id, board, task, reason, message, created_at or int(time.time() * 1000)),
-    )
 
 
 def _describe(event_type: str) -> str:

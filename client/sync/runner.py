@@ -15,15 +15,19 @@ import random
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+import httpx
 
 from client.device import Device
 from client.errors import ServerUnreachable, SignInRequired
+from client.store.settings import Setting
 from client.sync.engine import Progress, SyncEngine
-from client.sync.transport import HttpxTransport, Transport, TransportError
+from client.sync.transport import connect, live_lines
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+SignInAction = Literal["signup", "login"]
 
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
@@ -35,15 +39,15 @@ class LiveSync:
     def __init__(
         self,
         device: Device,
-        transport: Transport,
+        http: httpx.AsyncClient,
         *,
         on_progress: Callable[[Progress], None] | None = None,
         on_live: Callable[[bool], None] | None = None,
         periodic_s: float = 30.0,
     ) -> None:
-        self.engine = SyncEngine(device, transport, on_progress)
+        self.engine = SyncEngine(device, http, on_progress)
         self._on_live = on_live or (lambda _: None)
-        self.transport = transport
+        self.http = http
         self.periodic_s = periodic_s
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -58,6 +62,12 @@ class LiveSync:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+
+    async def sign_in(self, action: SignInAction, username: str, password: str) -> None:
+        """Sign up or in with this device's server; then sync at once."""
+        account = self.engine.signup if action == "signup" else self.engine.login
+        await account(username, password)
+        self.wake()
 
     async def run(self) -> None:
         live = asyncio.create_task(self._live())
@@ -87,12 +97,12 @@ class LiveSync:
     async def _live(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            token = self.engine.device.store.setting("token")
+            token = self.engine.device.store.setting(Setting.TOKEN)
             if token is None:
                 await asyncio.sleep(1)
                 continue
             try:
-                async with self.transport.live(token) as lines:
+                async with live_lines(self.http, token) as lines:
                     attempt = 0
                     self.live_connected = True
                     self._on_live(True)
@@ -100,8 +110,8 @@ class LiveSync:
                     async for line in lines:
                         if line.startswith("event: poke"):
                             self.wake()
-            except TransportError as exc:
-                log.info("live stream: %s", exc)
+            except httpx.HTTPError as exc:
+                log.info("live stream: %s: %s", type(exc).__name__, exc)
             finally:
                 if self.live_connected:
                     self._on_live(False)
@@ -127,12 +137,12 @@ class SyncThread:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         periodic_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``transport``: httpx's seam under the thread's client (tests); None is real HTTP."""
         self._loop = asyncio.new_event_loop()
-        self._transport = HttpxTransport(server)
-        self.sync = LiveSync(
-            device, self._transport, on_progress=on_progress, periodic_s=periodic_s
-        )
+        self._http = connect(server, transport=transport)
+        self.sync = LiveSync(device, self._http, on_progress=on_progress, periodic_s=periodic_s)
         self._thread = threading.Thread(target=self._main, name="outpost-sync", daemon=True)
 
     def start(self) -> None:
@@ -142,8 +152,13 @@ class SyncThread:
         self._loop.call_soon_threadsafe(self.sync.wake)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        """Run work on the sync thread (a sign-in, say); the future tells the outcome."""
+        """Run work on the sync thread; the future tells the outcome (its callbacks run on
+        the sync thread: a UI hands them to its own thread)."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def sign_in(self, action: SignInAction, username: str, password: str) -> Future[None]:
+        """Sign up or in on the sync thread, the one that talks to the server."""
+        return self.submit(self.sync.sign_in(action, username, password))
 
     def stop(self, timeout: float = 10) -> None:
         if self._thread.is_alive():
@@ -154,6 +169,6 @@ class SyncThread:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self.sync.run())
-            self._loop.run_until_complete(self._transport.close())
+            self._loop.run_until_complete(self._http.aclose())
         finally:
             self._loop.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from client.device import Device
 from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport
+from client.sync.transport import connect
 
 
 def peak_mb() -> float | None:
@@ -37,9 +37,9 @@ def peak_mb() -> float | None:
 
 async def _main(args: argparse.Namespace) -> dict[str, float | None]:
     device = Device(Path(args.folder))
-    transport = HttpxTransport(args.server, timeout=300)
+    http = connect(args.server, timeout=300)
     try:
-        engine = SyncEngine(device, transport)
+        engine = SyncEngine(device, http)
         await engine.login(args.username, args.password)
         if args.mode == "idle":
             return {"seconds": 0.0, "tasks": 0, "peak_mb": peak_mb()}
@@ -49,7 +49,7 @@ async def _main(args: argparse.Namespace) -> dict[str, float | None]:
         tasks = sum(len(device.tasks(board["id"])) for board in device.boards())
         return {"seconds": seconds, "tasks": tasks, "peak_mb": peak_mb()}
     finally:
-        await transport.close()
+        await http.aclose()
         device.close()
 
 

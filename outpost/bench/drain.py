@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from client.sync.transport import Reply, Transport
+import httpx
+
 from outpost.bench import shared
 from outpost.bench.harness import BenchError, Timer, Workspace, progress, unique_name
 from outpost.bench.jetstream import raw_jetstream
@@ -24,32 +23,22 @@ TITLE = "6. drain"
 TARGET_SECONDS = 2.0
 
 
-class PushClock:
-    """A transport that notes when the last push answer came back (all accepted)."""
+class PushClock(httpx.AsyncBaseTransport):
+    """Real HTTP that notes when the last push answer came back (all accepted)."""
 
-    def __init__(self, inner: Transport) -> None:
-        self.inner = inner
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
         self.last_push_at = 0.0
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | None = None,
-        params: Mapping[str, Any] | None = None,
-        token: str | None = None,
-    ) -> Reply:
-        reply = await self.inner.request(method, path, body=body, params=params, token=token)
-        if path == "/v1/sync/push":
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path == "/v1/sync/push":
+            await response.aread()
             self.last_push_at = time.perf_counter()
-        return reply
+        return response
 
-    def live(self, token: str) -> AbstractAsyncContextManager[AsyncIterator[str]]:
-        return self.inner.live(token)
-
-    async def close(self) -> None:
-        await self.inner.close()
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 async def _check_every_event_landed(ws: Workspace, real: RealDevice, tasks: list[str]) -> None:
@@ -84,8 +73,8 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
         device.set_task(tasks[i % len(tasks)], **edits[i % len(edits)])
     bodies = shared.pending_bodies(device)
     progress(f"drain: {len(bodies):,} events pending; reconnecting")
-    clock = PushClock(engine.transport)
-    engine.transport = clock
+    clock = PushClock()
+    engine.http = ws.connect(clock)  # the same device and session, over the clock
     timer = Timer()
     deadline = time.monotonic() + 300
     while True:

@@ -30,7 +30,7 @@ from backend.launcher import BackendLauncher, LaunchError
 from backend.nats import EmbeddedNats
 from client.device import Device
 from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport
+from client.sync.transport import connect
 
 PASSWORD = "bench-password"
 _started = time.monotonic()
@@ -113,7 +113,7 @@ class Workspace:
         self.nats = EmbeddedNats(self.root / "nats", stop_timeout_s=10)
         self.backend: BackendLauncher | None = None
         self._children: list[subprocess.Popen[bytes]] = []
-        self._transports: list[HttpxTransport] = []
+        self._clients: list[httpx.AsyncClient] = []
         self._devices: list[Device] = []
 
     async def __aenter__(self) -> Self:
@@ -163,15 +163,20 @@ class Workspace:
     ) -> tuple[Device, SyncEngine]:
         """A real device (store, engine, HTTP transport) signed in as ``username``."""
         device = Device(self.folder(f"devices/{name}"))
-        transport = HttpxTransport(self.url)
         self._devices.append(device)
-        self._transports.append(transport)
-        engine = SyncEngine(device, transport)
+        engine = SyncEngine(device, self.connect())
         if signup:
             await engine.signup(username, PASSWORD)
         else:
             await engine.login(username, PASSWORD)
         return device, engine
+
+    def connect(self, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+        """A device's HTTP client for the backend (over ``transport``: httpx's seam), closed
+        with the workspace."""
+        client = connect(self.url, transport=transport)
+        self._clients.append(client)
+        return client
 
     async def session(self, username: str, *, signup: bool = True) -> str:
         """A bearer token for ``username``, through the HTTP contract."""
@@ -197,9 +202,9 @@ class Workspace:
         await wait_for(caught_up, timeout_s=timeout_s, what="the projector", interval_s=0.05)
 
     async def close(self) -> None:
-        for transport in self._transports:
+        for client in self._clients:
             with contextlib.suppress(Exception):
-                await transport.close()
+                await client.aclose()
         for device in self._devices:
             with contextlib.suppress(Exception):
                 device.close()

@@ -39,8 +39,8 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
             if title.startswith(PREFIX):
                 seen.setdefault(int(title[len(PREFIX) :]), now)
 
-    live_a = LiveSync(pair.a.device, pair.a.engine.transport, periodic_s=30)
-    live_b = LiveSync(pair.b.device, pair.b.engine.transport, on_progress=look, periodic_s=30)
+    live_a = LiveSync(pair.a.device, pair.a.engine.http, periodic_s=30)
+    live_b = LiveSync(pair.b.device, pair.b.engine.http, on_progress=look, periodic_s=30)
     runners = [asyncio.create_task(live.run()) for live in (live_a, live_b)]
     made: dict[int, float] = {}
     sample = b"{}"

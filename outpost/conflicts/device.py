@@ -7,7 +7,7 @@ store (that is what "an action that returned" means to the oracle). The orchestr
 SIGKILL this process at any moment and start it again on the same folder.
 
 It is the real device (``client.device.Device``, ``SyncEngine``, ``LiveSync``,
-``HttpxTransport``); the only thing added is ``ScenarioTransport``, a wrapper that can cut
+httpx); the only thing added is ``ScenarioTransport``, at httpx's transport seam, that can cut
 the device off the network, send a push batch twice or re-send the previous one, and that
 keeps a journal (``journal.jsonl`` in the folder) of every push result: the id, the
 stream sequence and the exact event the backend accepted. The oracle reads the journals.
@@ -26,24 +26,27 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import httpx
 import msgspec
 
 from client.device import Device
 from client.errors import ClientError
 from client.sync.engine import SyncEngine
 from client.sync.runner import LiveSync
-from client.sync.transport import HttpxTransport, Reply, TransportError
+from client.sync.transport import bearer, body_of, connect, detail_of
 from outpost.conflicts.adversary import LOCAL_KINDS, craft, outcome
 from outpost.conflicts.broken import BREAK_ENV
 from protocol import parse_hlc
 
 MISREAD_EVERY = 4
 """With ``--break device-misreads-results``, every 4th accepted event is shown as rejected."""
+
+HOSTILE = "outpost_hostile"
+"""The request extension that marks a hostile push (its kind), for ``ScenarioTransport``."""
 
 BEHIND_MS = 3_600_000
 """An accepted hlc this far behind the server's clock shows the device's clock is behind."""
@@ -87,11 +90,12 @@ def landed(trace: Path, aim: str) -> bool:
     return any(out.get(path, 0) > 0 for path in wanted)
 
 
-class ScenarioTransport:
-    """``HttpxTransport`` with a network switch, batch duplication and a push journal."""
+class ScenarioTransport(httpx.AsyncBaseTransport):
+    """Real HTTP, at httpx's seam, with a network switch, batch duplication and a push
+    journal."""
 
-    def __init__(self, server: str, journal: Path, trace: Trace | None = None) -> None:
-        self.inner = HttpxTransport(server, timeout=20.0)
+    def __init__(self, journal: Path, trace: Trace | None = None) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
         self.trace = trace or (lambda line: None)
         self.online = True
         self.dup_mode = "off"  # off | twice | resend
@@ -105,86 +109,89 @@ class ScenarioTransport:
         self._journal.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._journal.flush()
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | None = None,
-        params: Mapping[str, Any] | None = None,
-        token: str | None = None,
-    ) -> Reply:
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not self.online:
-            raise TransportError("offline (conflict scenario)")
-        is_push = method == "POST" and path == "/v1/sync/push" and body is not None
-        if is_push and body is not None:
-            # When each event was first sent: its push was decided after that (the oracle
-            # orders membership decisions by these windows, not by stream order).
-            now_ms = int(time.time() * 1000)
-            for event in msgspec.json.decode(body)["events"]:
-                self._first_sent.setdefault(event["id"], now_ms)
-        if is_push and self.dup_mode == "resend" and self._previous_push is not None:
-            again = await self._send(method, path, body=self._previous_push, token=token)
+            raise httpx.ConnectError("offline (conflict scenario)", request=request)
+        path = request.url.path
+        if path == "/v1/sync/live":
+            response = await self.inner.handle_async_request(request)
+            response.stream = _WhileOnline(self, response.stream, request)
+            return response
+        if request.method != "POST" or path != "/v1/sync/push":
+            return await self._send(request)
+        hostile = request.extensions.get(HOSTILE)
+        if hostile is not None:
+            return await self._hostile_push(str(hostile), request)
+        body = request.content
+        # When each event was first sent: its push was decided after that (the oracle
+        # orders membership decisions by these windows, not by stream order).
+        now_ms = int(time.time() * 1000)
+        for event in msgspec.json.decode(body)["events"]:
+            self._first_sent.setdefault(event["id"], now_ms)
+        if self.dup_mode == "resend" and self._previous_push is not None:
+            again = await self._send(_with_body(request, self._previous_push))
             self._journal_duplicates("resent_batch", self._previous_push, again)
-        if is_push and body is not None and self.dup_mode == "twice":
-            first = await self._send(method, path, body=body, params=params, token=token)
-            if first.status == 200:
+        if self.dup_mode == "twice":
+            first = await self._send(_with_body(request, body))
+            if first.status_code == 200:
                 self._journal_push(body, first)  # its answer is lost: the device sends again
-            reply = await self._send(method, path, body=body, params=params, token=token)
+            reply = await self._send(_with_body(request, body))
             self._journal_duplicates("duplicate_batch", body, reply)
         else:
-            reply = await self._send(method, path, body=body, params=params, token=token)
-        if is_push and body is not None:
-            self._previous_push = body
-            if reply.status == 200:
-                self._journal_push(body, reply)
-                if self._misread:
-                    reply = self._misread_results(reply)
+            reply = await self._send(request)
+        self._previous_push = body
+        if reply.status_code == 200:
+            self._journal_push(body, reply)
+            if self._misread:
+                reply = self._misread_results(reply)
         return reply
 
-    def _misread_results(self, reply: Reply) -> Reply:
+    def _misread_results(self, reply: httpx.Response) -> httpx.Response:
         """The broken device of ``device-misreads-results``: some accepted events are
         taken for rejected ones (the journal above has the truth)."""
-        answer = reply.json()
+        answer = body_of(reply)
         for result in answer["results"]:
             if result["status"] == "accepted":
                 self._accepted_seen += 1
                 if self._accepted_seen % MISREAD_EVERY == 0:
                     result.update(status="rejected", reason="invalid", detail="misread")
                     result.pop("seq", None)
-        return Reply(reply.status, msgspec.json.encode(answer), reply.headers)
+        return httpx.Response(reply.status_code, content=msgspec.json.encode(answer))
 
-    async def _send(self, method: str, path: str, **options: Any) -> Reply:
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """One request, its answer read whole while the trace says it is out."""
+        path = request.url.path
         self.trace(f"http start {path}")
         try:
-            return await self.inner.request(method, path, **options)
+            response = await self.inner.handle_async_request(request)
+            await response.aread()
+            return response
         finally:
             self.trace(f"http end {path}")
 
-    def _journal_duplicates(self, kind: str, body: bytes | None, reply: Reply) -> None:
-        if reply.status != 200 or body is None:
+    def _journal_duplicates(self, kind: str, body: bytes, reply: httpx.Response) -> None:
+        if reply.status_code != 200:
             return
         self._journal_push(body, reply)
-        dups = sum(1 for r in reply.json()["results"] if r["status"] == "duplicate")
+        dups = sum(1 for r in body_of(reply)["results"] if r["status"] == "duplicate")
         if dups:
             self.note({"fault": kind, "duplicates": dups})
 
-    async def hostile_push(self, kind: str, body: bytes, token: str | None) -> Reply:
+    async def _hostile_push(self, kind: str, request: httpx.Request) -> httpx.Response:
         """A push of hostile events around the outbox, journaled with their kind."""
-        if not self.online:
-            raise TransportError("offline (conflict scenario)")
+        body = request.content
         now_ms = int(time.time() * 1000)
         for event in msgspec.json.decode(body)["events"]:
             if isinstance(event.get("id"), str):
                 self._first_sent.setdefault(event["id"], now_ms)
-        reply = await self._send("POST", "/v1/sync/push", body=body, token=token)
-        if reply.status == 200:
+        reply = await self._send(request)
+        if reply.status_code == 200:
             self._journal_push(body, reply, hostile=kind)
         return reply
 
-    def _journal_push(self, body: bytes, reply: Reply, hostile: str | None = None) -> None:
+    def _journal_push(self, body: bytes, reply: httpx.Response, hostile: str | None = None) -> None:
         events = {e["id"]: e for e in msgspec.json.decode(body)["events"]}
-        answer = reply.json()
+        answer = body_of(reply)
         server_time = int(answer["server_time"])
         for result in answer["results"]:
             event = events.get(result["id"])
@@ -208,33 +215,44 @@ class ScenarioTransport:
                 record["outcome"] = outcome(result)
             self.note(record)
 
-    def live(self, token: str) -> AbstractAsyncContextManager[AsyncIterator[str]]:
-        return self._live(token)
-
-    @asynccontextmanager
-    async def _live(self, token: str) -> AsyncIterator[AsyncIterator[str]]:
-        if not self.online:
-            raise TransportError("offline (conflict scenario)")
-        async with self.inner.live(token) as lines:
-            yield self._while_online(lines)
-
-    async def _while_online(self, lines: AsyncIterator[str]) -> AsyncIterator[str]:
-        async for line in lines:
-            if not self.online:
-                raise TransportError("offline (conflict scenario)")
-            yield line
-
-    async def close(self) -> None:
-        await self.inner.close()
+    async def aclose(self) -> None:
+        await self.inner.aclose()
         self._journal.close()
+
+
+class _WhileOnline(httpx.AsyncByteStream):
+    """The live stream, broken off when the network switch goes off."""
+
+    def __init__(
+        self, owner: ScenarioTransport, inner: httpx.AsyncByteStream, request: httpx.Request
+    ) -> None:
+        self._owner, self._inner, self._request = owner, inner, request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            if not self._owner.online:
+                raise httpx.ReadError("offline (conflict scenario)", request=self._request)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _with_body(request: httpx.Request, body: bytes) -> httpx.Request:
+    """``request`` again (to send twice), with ``body``."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+    return httpx.Request(
+        request.method, request.url, headers=headers, content=body, extensions=request.extensions
+    )
 
 
 class DeviceProcess:
     def __init__(self, folder: Path, server: str, clock_error_ms: int) -> None:
         self.device = Device(folder, clock_error_ms=clock_error_ms)
         self.trace = Trace(folder / "trace.log")
-        self.transport = ScenarioTransport(server, folder / "journal.jsonl", self.trace)
-        self.engine = SyncEngine(self.device, self.transport)
+        self.transport = ScenarioTransport(folder / "journal.jsonl", self.trace)
+        self.http = connect(server, transport=self.transport, timeout=20.0)
+        self.engine = SyncEngine(self.device, self.http)
         self.live: LiveSync | None = None
         self.live_task: asyncio.Task[None] | None = None
         self.hostile_sent = 0
@@ -289,12 +307,17 @@ class DeviceProcess:
         body = {"device": self.device.device_id, "protocol": 1, "events": events}
         token = self.device.store.setting("token")
         try:
-            reply = await self.transport.hostile_push(kind, msgspec.json.encode(body), token)
-        except TransportError as exc:
+            reply = await self.http.post(
+                "/v1/sync/push",
+                content=msgspec.json.encode(body),
+                headers=bearer(token),
+                extensions={HOSTILE: kind},  # the engine may be pushing meanwhile
+            )
+        except httpx.HTTPError as exc:
             return {"ok": False, "error": f"TransportError: {exc}"}
-        if reply.status != 200:
-            return {"ok": False, "error": f"HTTP {reply.status}: {reply.detail()}"}
-        return {"ok": True, "outcomes": [outcome(r) for r in reply.json()["results"]]}
+        if reply.status_code != 200:
+            return {"ok": False, "error": f"HTTP {reply.status_code}: {detail_of(reply)}"}
+        return {"ok": True, "outcomes": [outcome(r) for r in body_of(reply)["results"]]}
 
     def poison_outbox(self, kind: str, board: str, events: list[dict[str, Any]]) -> dict[str, Any]:
         """Put events into this device's own outbox by SQL, behind the store's back, and
@@ -333,7 +356,7 @@ class DeviceProcess:
 
     async def set_live(self, on: bool) -> None:
         if on and self.live_task is None:
-            self.live = LiveSync(self.device, self.transport, periodic_s=2.0)
+            self.live = LiveSync(self.device, self.http, periodic_s=2.0)
             self.live.engine = self.engine  # one engine, one lock: syncs never overlap
             self.live_task = asyncio.create_task(self.live.run())
         elif not on and self.live_task is not None and self.live is not None:
@@ -345,7 +368,7 @@ class DeviceProcess:
 
     async def close(self) -> None:
         await self.set_live(False)
-        await self.transport.close()
+        await self.http.aclose()  # and the transport, with its journal
         self.device.close()
         self.trace.close()
 

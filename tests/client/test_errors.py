@@ -41,4 +41,4 @@ def test_every_client_exception_derives_from_client_error() -> None:
     classes = _exception_classes()
     outside = sorted(name for name, cls in classes.items() if not issubclass(cls, ClientError))
     assert outside == [], f"exception classes outside the ClientError tree: {outside}"
-    assert {"client.errors.StoreError", "client.sync.transport.TransportError"} <= set(classes)
+    assert {"client.errors.StoreError", "client.app.viewmodels._validation.Refused"} <= set(classes)

@@ -8,7 +8,7 @@ import time
 from client.device import Device
 from client.errors import ClientError
 from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport
+from client.sync.transport import connect
 from tests.support.device import PASSWORD
 
 
@@ -25,16 +25,13 @@ def online(device: Device, server: str, *actions: str, username: str = "") -> No
     """Do ``actions`` in order: "signup", "login" (as ``username``) or "sync" (settle)."""
 
     async def work() -> None:
-        transport = HttpxTransport(server)
-        engine = SyncEngine(device, transport)
-        try:
+        async with connect(server) as http:
+            engine = SyncEngine(device, http)
             for action in actions:
                 if action == "sync":
                     await settle(engine)
                 else:
                     await getattr(engine, action)(username, PASSWORD)
-        finally:
-            await transport.close()
 
     try:
         asyncio.run(work())

@@ -12,6 +12,7 @@ import pytest
 
 from client.device import Device
 from client.sync.engine import SyncEngine
+from client.sync.transport import connect
 from tests.support.device import PASSWORD
 from tests.support.transport import RecordingTransport
 
@@ -23,11 +24,12 @@ class Phone:
         self,
         folder: Path,
         server: str,
-        transport: Callable[[str], RecordingTransport] = RecordingTransport,
+        transport: Callable[[], RecordingTransport] = RecordingTransport,
     ) -> None:
         self.device = Device(folder)
-        self.transport = transport(server)
-        self.engine = SyncEngine(self.device, self.transport)
+        self.transport = transport()
+        self.http = connect(server, transport=self.transport)
+        self.engine = SyncEngine(self.device, self.http)
         self._loop = asyncio.new_event_loop()
 
     def run(self, coro: Any) -> Any:
@@ -54,13 +56,13 @@ class Phone:
         raise AssertionError(f"{self.device.pending_count()} events still pending")
 
     def close(self) -> None:
-        self.run(self.transport.close())
+        self.run(self.http.aclose())
         self._loop.close()
         self.device.close()
 
 
 def phone_factory(
-    tmp_path: Path, transport: Callable[[str], RecordingTransport] = RecordingTransport
+    tmp_path: Path, transport: Callable[[], RecordingTransport] = RecordingTransport
 ) -> Iterator[Callable[[str], Phone]]:
     """Make phones in ``tmp_path`` for a fixture; close them all afterwards."""
     made: list[Phone] = []

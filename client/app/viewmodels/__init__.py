@@ -11,7 +11,7 @@ from ._text import TimeText
 from .board import COLUMN_TITLES, BoardViewModel, Card, CardFilter
 from .boards import BoardItem, BoardsViewModel, MemberItem
 from .notices import NoticeItem, NoticesViewModel
-from .signin import Runner, SignInViewModel, run_in_thread
+from .signin import SignIn, SignInViewModel
 from .status import StatusViewModel
 from .task import CommentItem, TaskViewModel
 
@@ -26,11 +26,10 @@ __all__ = [
     "MemberItem",
     "NoticeItem",
     "NoticesViewModel",
-    "Runner",
+    "SignIn",
     "SignInViewModel",
     "StatusViewModel",
     "TaskViewModel",
     "TimeText",
     "ViewModel",
-    "run_in_thread",
 ]

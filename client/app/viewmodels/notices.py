@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TypedDict
 
 from client.device import Device
+from client.store.notices import NoticeKind
 
 from ._base import ViewModel
 from ._text import TimeText, reason_text
@@ -56,7 +57,7 @@ class NoticesViewModel(ViewModel):
         self.notices = [
             {
                 "id": n["id"],
-                "title": _title(n["id"]),
+                "title": TITLES[n["kind"]],
                 "message": n["message"],
                 "reason": reason_text(n["reason"]),
                 "reason_code": n["reason"],
@@ -68,11 +69,9 @@ class NoticesViewModel(ViewModel):
         ]
 
 
-def _title(notice_id: str) -> str:
-    """The sync engine names its own notices ``rejected:<event>`` and ``removed:<board>``;
-    the backend's (a compensation) are named after their cause."""
-    if notice_id.startswith("rejected:"):
-        return "Change not saved"
-    if notice_id.startswith("removed:"):
-        return "Board no longer shared with you"
-    return "Change undone"
+TITLES = {
+    NoticeKind.REJECTED: "Change not saved",
+    NoticeKind.REMOVED: "Board no longer shared with you",
+    NoticeKind.BACKEND: "Change undone",
+}
+"""What happened, by the notice's kind."""

@@ -5,32 +5,29 @@ profile used offline has no user yet: its pending work is folded as "(you)", and
 first sign-in makes it that user's and pushes it on the next sync. A profile that
 belongs to one user is never handed to another: their work would be sent as theirs.
 
-Network work goes through ``runner`` (the sync thread's ``submit``, or ``run_in_thread``):
-the commands return a ``Future[bool]`` at once, and ``changed`` fires from the runner's
-thread when it is done; the UI adapter hands that to the UI thread. The password is
-sent, never written anywhere, and forgotten once signed in.
+Only the sync thread talks to the server: the commands hand the sign-in to ``sign_in``
+(the app's ``BackgroundSync.sign_in``, which runs it on the sync thread) and return a
+``Future[bool]`` at once. The answer comes back through ``on_answer`` (the app's
+``on_ui``), so the model changes, and ``changed`` fires, on the UI thread only. The
+password is sent, never written anywhere, and forgotten once signed in.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, Protocol
 
 from client.device import Device
 from client.errors import ClientError, ServerUnreachable, SignInRequired
-from client.store.database import set_setting
-from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport, Transport
+from client.store.settings import Setting, write_setting
+from client.sync.runner import SignInAction
 
 from . import _validation as check
 from ._base import ViewModel
 from ._text import plain_error
 
-Runner = Callable[[Coroutine[Any, Any, None]], "Future[None]"]
 Outcome = Literal["signed_in", "offline"]
 
 UNREACHABLE = "Cannot reach the server — you can continue offline"
@@ -38,18 +35,22 @@ TAKEN = "That username is taken"
 WRONG_CREDENTIALS = "Wrong username or password"
 
 
-def run_in_thread(coro: Coroutine[Any, Any, None]) -> Future[None]:
-    """A runner: the coroutine on a new event loop in a helper thread."""
-    future: Future[None] = Future()
+class SignIn(Protocol):
+    """Sign up or in with ``server`` on the sync thread; the future tells how it went."""
 
-    def main() -> None:
-        try:
-            future.set_result(asyncio.run(coro))
-        except BaseException as exc:  # the future carries it to whoever waits
-            future.set_exception(exc)
+    def __call__(
+        self, server: str, action: SignInAction, username: str, password: str
+    ) -> Future[None]: ...
 
-    threading.Thread(target=main, name="outpost-sign-in", daemon=True).start()
-    return future
+
+def no_sign_in(server: str, action: SignInAction, username: str, password: str) -> Future[None]:
+    """For a model that never signs in (a test of the form alone)."""
+    raise RuntimeError("this sign-in view model was given no sync runner to sign in with")
+
+
+def at_once(answer: Callable[[], None]) -> None:
+    """``on_answer`` for a model used from one thread only."""
+    answer()
 
 
 class SignInViewModel(ViewModel):
@@ -58,13 +59,15 @@ class SignInViewModel(ViewModel):
         profile_root: Path,
         *,
         device_factory: Callable[[Path], Device] = Device,
-        runner: Runner = run_in_thread,
-        transport_factory: Callable[[str], Transport] = HttpxTransport,
+        sign_in: SignIn = no_sign_in,
+        on_answer: Callable[[Callable[[], None]], None] = at_once,
         default_server: str = "",
     ) -> None:
+        """``sign_in`` runs a sign-in on the sync thread; ``on_answer`` runs a function on
+        the UI thread (the app's ``on_ui``)."""
         super().__init__()
-        self._runner = runner
-        self._transport_factory = transport_factory
+        self._sign_in = sign_in
+        self._on_answer = on_answer
         self.device: Device | None = None
         self.server_url = default_server
         self.username = ""
@@ -86,7 +89,7 @@ class SignInViewModel(ViewModel):
     @property
     def has_session(self) -> bool:
         """The profile is signed in already: the app can skip this screen."""
-        return self.device is not None and self.device.store.setting("token") is not None
+        return self.device is not None and self.device.store.setting(Setting.TOKEN) is not None
 
     def sign_up(self) -> Future[bool]:
         return self._authenticate("signup")
@@ -113,7 +116,7 @@ class SignInViewModel(ViewModel):
 
     # sign up and sign in
 
-    def _authenticate(self, action: Literal["signup", "login"]) -> Future[bool]:
+    def _authenticate(self, action: SignInAction) -> Future[bool]:
         done: Future[bool] = Future()
         credentials = self._validated()
         if self.device is None:
@@ -125,8 +128,10 @@ class SignInViewModel(ViewModel):
         server, username, password = credentials
         self.busy, self.error, self.offer_offline = True, None, False
         self._notify()
-        work = self._runner(self._session(self.device, action, server, username, password))
-        work.add_done_callback(lambda finished: self._finish(finished, action, server, done))
+        work = self._sign_in(server, action, username, password)
+        work.add_done_callback(
+            lambda finished: self._on_answer(lambda: self._finish(finished, action, server, done))
+        )
         return done
 
     def _validated(self) -> tuple[str, str, str] | None:
@@ -153,17 +158,6 @@ class SignInViewModel(ViewModel):
             return None
         return valid[0], valid[1], valid[2]
 
-    async def _session(
-        self, device: Device, action: str, server: str, username: str, password: str
-    ) -> None:
-        transport = self._transport_factory(server)
-        try:
-            engine = SyncEngine(device, transport)
-            await (engine.signup if action == "signup" else engine.login)(username, password)
-        finally:
-            await transport.close()
-        _remember_server(device, server)
-
     def _finish(self, work: Future[None], action: str, server: str, done: Future[bool]) -> None:
         self.busy = False
         failure = None if work.cancelled() else work.exception()
@@ -172,6 +166,11 @@ class SignInViewModel(ViewModel):
             done.set_exception(failure)  # a programming error: not for the user's eyes
             return
         signed_in = not work.cancelled() and failure is None
+        if signed_in and self.device is not None:
+            try:
+                _remember_server(self.device, server)
+            except ClientError as exc:
+                failure, signed_in = exc, False
         if signed_in:
             self.password, self.outcome, self.server_url = "", "signed_in", server
         elif failure is None:
@@ -198,4 +197,4 @@ class SignInViewModel(ViewModel):
 
 def _remember_server(device: Device, server: str) -> None:
     with device.store.write() as conn:
-        set_setting(conn, "server", server)
+        write_setting(conn, Setting.SERVER, server)

@@ -12,8 +12,9 @@ import pytest
 from client.app.viewmodels import NoticesViewModel, TimeText
 from client.device import Device
 from client.errors import ClientError
-from client.sync.engine import SyncEngine, _add_notice
-from client.sync.transport import HttpxTransport
+from client.store.notices import NoticeKind, add_notice
+from client.sync.engine import SyncEngine
+from client.sync.transport import connect
 from protocol import derived_id
 from tests.support.backend import BackendProcess
 
@@ -27,11 +28,25 @@ def device(tmp_path: Path) -> Device:
     return Device(tmp_path / "profile")
 
 
-def notice(device: Device, notice_id: str, reason: str, message: str, at: datetime = NOW) -> None:
+def notice(
+    device: Device,
+    notice_id: str,
+    reason: str,
+    message: str,
+    at: datetime = NOW,
+    kind: NoticeKind = NoticeKind.REJECTED,
+) -> None:
     """A notice, written the way the sync engine writes them."""
     with device.store.write() as conn:
-        _add_notice(
-            conn, notice_id, str(uuid.uuid4()), None, reason, message, int(at.timestamp() * 1000)
+        add_notice(
+            conn,
+            notice_id,
+            kind,
+            str(uuid.uuid4()),
+            None,
+            reason,
+            message,
+            int(at.timestamp() * 1000),
         )
 
 
@@ -67,12 +82,14 @@ def test_the_title_says_whether_a_change_was_refused_undone_or_a_board_lost(
 ) -> None:
     cause = str(uuid.uuid4())
     notice(device, "rejected:x", "invalid", "Your change (task edit) was not saved.")
-    notice(device, f"removed:{uuid.uuid4()}", "removed_from_board", "You no longer have access.")
+    lost = "You no longer have access."
+    notice(device, f"removed:{uuid.uuid4()}", "removed_from_board", lost, kind=NoticeKind.REMOVED)
     notice(
         device,
         derived_id(cause, "notice"),
         "wip_limit",
         "Moved back to To do: alice already has 3 tasks in Doing",
+        kind=NoticeKind.BACKEND,
     )
     model = NoticesViewModel(device, format_time=clock)
     assert sorted((n["title"], n["reason"]) for n in model.notices) == [
@@ -129,13 +146,10 @@ def test_a_change_the_backend_refuses_becomes_a_notice(
     task = device.add_task(board, "Too late")  # the app refuses this; the backend must too
 
     async def sign_up_and_sync() -> None:
-        transport = HttpxTransport(module_backend.url)
-        engine = SyncEngine(device, transport)
-        try:
+        async with connect(module_backend.url) as http:
+            engine = SyncEngine(device, http)
             await engine.signup(f"alice{uuid.uuid4().hex[:6]}", PASSWORD)
             await engine.sync()
-        finally:
-            await transport.close()
 
     try:
         asyncio.run(sign_up_and_sync())

@@ -33,7 +33,7 @@ from typing import Any
 from client.device import Device
 from client.errors import ServerUnreachable, SignInRequired
 from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport
+from client.sync.transport import connect
 
 LABELS = ("bug", "ui", "sync", "later", "p1")
 STATUSES = ("todo", "doing", "done")
@@ -243,8 +243,8 @@ class RandomActions:
 
 
 async def act_while_syncing(actions: RandomActions, server: str, rng: random.Random) -> None:
-    transport = HttpxTransport(server, timeout=10)
-    engine = SyncEngine(actions.device, transport)
+    http = connect(server, timeout=10)  # the child is killed: no need to close it
+    engine = SyncEngine(actions.device, http)
     syncing = asyncio.create_task(keep_syncing(engine, rng))
     while not syncing.done():
         actions.step()

@@ -37,9 +37,10 @@ import msgspec
 import pytest
 
 from client.device import Device
+from client.store.settings import Setting
 from client.store.view import event_of
 from client.sync.engine import SyncEngine
-from client.sync.transport import HttpxTransport
+from client.sync.transport import connect
 from protocol import Event, merge
 from protocol.merge import EntityKey, EntityState
 from tests.support.backend import BackendProcess, ControlledNats
@@ -167,7 +168,7 @@ def read_store(device: Device) -> StoreContents:
         EntityKey(kind, entity): msgspec.json.decode(state, type=EntityState)
         for kind, entity, state in confirmed_rows
     }
-    watermark = int(device.store.setting("watermark", "0") or 0)
+    watermark = int(device.store.setting(Setting.WATERMARK, "0") or 0)
     return StoreContents(outbox, confirmed, view, watermark)
 
 
@@ -288,9 +289,8 @@ def settle(folder: Path, backend: BackendProcess, nats: ControlledNats) -> Store
     device = Device(folder)
 
     async def cycles() -> StoreContents:
-        transport = HttpxTransport(backend.url)
-        engine = SyncEngine(device, transport)
-        try:
+        async with connect(backend.url) as http:
+            engine = SyncEngine(device, http)
             for _ in range(100):
                 await engine.sync()
                 contents = read_store(device)
@@ -299,8 +299,6 @@ def settle(folder: Path, backend: BackendProcess, nats: ControlledNats) -> Store
                     if contents.watermark >= last:
                         return contents
                 await asyncio.sleep(0.2)
-        finally:
-            await transport.close()
         pytest.fail(f"no quiescence: {device.pending_count()} pending\n{backend.tail()}")
 
     try:
@@ -313,11 +311,8 @@ def sign_up(folder: Path, url: str, username: str) -> None:
     device = Device(folder)
 
     async def signup() -> None:
-        transport = HttpxTransport(url)
-        try:
-            await SyncEngine(device, transport).signup(username, PASSWORD)
-        finally:
-            await transport.close()
+        async with connect(url) as http:
+            await SyncEngine(device, http).signup(username, PASSWORD)
 
     try:
         asyncio.run(signup())

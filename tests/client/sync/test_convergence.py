@@ -19,11 +19,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from client.device import Device
 from client.sync.engine import MAX_BATCH_EVENTS, CycleResult, SyncEngine
-from client.sync.transport import HttpxTransport
+from client.sync.transport import connect
 from tests.support.backend import BackendProcess, ControlledNats
 from tests.support.device import PASSWORD
 from tests.support.device import Device as BackendView
@@ -45,7 +46,8 @@ class Profile:
         self.device = Device(folder)
         self.url = url
         self.username = username
-        self.transport_factory: Callable[[str], Any] = HttpxTransport
+        self.transport_factory: Callable[[], httpx.AsyncBaseTransport | None] = lambda: None
+        """httpx's seam under this device's client (None: real HTTP)."""
 
     def signup(self) -> Profile:
         asyncio.run(self._online(lambda engine: engine.signup(self.username, PASSWORD)))
@@ -60,11 +62,8 @@ class Profile:
         return result
 
     async def _online(self, work: Callable[[SyncEngine], Any]) -> Any:
-        transport = self.transport_factory(self.url)
-        try:
-            return await work(SyncEngine(self.device, transport))
-        finally:
-            await transport.close()
+        async with connect(self.url, transport=self.transport_factory()) as http:
+            return await work(SyncEngine(self.device, http))
 
     def boards(self) -> Boards:
         return list(self.device.snapshot()["boards"])
@@ -376,8 +375,8 @@ def test_five_thousand_events_made_offline_drain_in_batches_once_each(
 
     recorders: list[RecordingTransport] = []
 
-    def recording(url: str) -> RecordingTransport:
-        recorders.append(RecordingTransport(url))
+    def recording() -> RecordingTransport:
+        recorders.append(RecordingTransport())
         return recorders[-1]
 
     laptop.transport_factory = recording

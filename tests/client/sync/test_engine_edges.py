@@ -7,16 +7,15 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
 
 from client.errors import InvalidAction, ServerUnreachable
-from client.store.database import set_setting
+from client.store.settings import Setting, write_setting
 from client.sync import engine as engine_module
-from client.sync.transport import Reply, TransportError
 from tests.support.backend import BackendProcess, ControlledNats
 from tests.support.device import PASSWORD
 from tests.support.phone import Phone, phone_factory
@@ -34,32 +33,25 @@ def name(p: str) -> str:
 class HookTransport(RecordingTransport):
     """Real HTTP; runs hooks around requests (to act 'during' a request, or cut a pull)."""
 
-    def __init__(self, server: str) -> None:
-        super().__init__(server)
+    def __init__(self) -> None:
+        super().__init__()
         self.after_push: Callable[[bytes], None] | None = None
         """Run once, after a push's reply came back (as if the UI acted meanwhile)."""
         self.fail_pulls_after: int | None = None
         """How many more pulls go through before the connection breaks."""
         self.pulls = 0
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | None = None,
-        params: Mapping[str, Any] | None = None,
-        token: str | None = None,
-    ) -> Reply:
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
         if path == "/v1/sync/pull" and self.fail_pulls_after is not None:
             if self.pulls >= self.fail_pulls_after:
-                raise TransportError("cut (test)")
+                raise httpx.ReadError("cut (test)", request=request)
             self.pulls += 1
-        reply = await super().request(method, path, body=body, params=params, token=token)
+        response = await super().handle_async_request(request)
         if path == "/v1/sync/push" and self.after_push is not None:
             hook, self.after_push = self.after_push, None
-            hook(body or b"")
-        return reply
+            hook(request.content)
+        return response
 
 
 @pytest.fixture
@@ -131,11 +123,11 @@ def test_a_board_lost_during_an_interrupted_rebuild_stays_gone(
     assert [b["id"] for b in bob.device.boards()] == [board]
     # bob's cursor becomes unusable (same path as a reset): rebuild aside, bootstrap from 0
     with bob.device.store.write() as conn:
-        set_setting(conn, "cursor", "bm90LWEtY3Vyc29y")
+        write_setting(conn, Setting.CURSOR, "bm90LWEtY3Vyc29y")
     bob.transport.fail_pulls_after = 2  # the 400 + one page of the bootstrap, then offline
     with pytest.raises(ServerUnreachable):
         bob.sync()
-    assert bob.device.store.setting("rebuilding") == "1"
+    assert bob.device.store.setting(Setting.REBUILDING) == "1"
     alice.device.unshare_board(board, bob.device.username)
     alice.settle()  # returns once the watermark covers the removal: the views have it
     bob.transport.fail_pulls_after = None
@@ -188,7 +180,7 @@ def test_a_board_lost_during_a_rebuild_never_comes_back_later(
     alice.settle()
     bob.settle()
     with bob.device.store.write() as conn:
-        set_setting(conn, "cursor", "bm90LWEtY3Vyc29y")
+        write_setting(conn, Setting.CURSOR, "bm90LWEtY3Vyc29y")
     bob.transport.fail_pulls_after = 2
     with pytest.raises(ServerUnreachable):
         bob.sync()
@@ -198,7 +190,7 @@ def test_a_board_lost_during_a_rebuild_never_comes_back_later(
     bob.transport.fail_pulls_after = None
     last = module_nats.last_seq()  # alice's last edit: a ghost would come back by then
     deadline = time.monotonic() + 20
-    while int(bob.device.store.setting("watermark", "0") or 0) < last:
+    while int(bob.device.store.setting(Setting.WATERMARK, "0") or 0) < last:
         assert time.monotonic() < deadline, "bob's pulls never reached alice's last edit"
         bob.settle()
     bob.settle()

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from client.errors import ServerUnreachable, SignInRequired
-from client.store.database import set_setting
+from client.store.settings import Setting, write_setting
 from client.sync import engine as engine_module
 from protocol import parse_hlc
 from tests.support.backend import BackendProcess, ControlledNats
@@ -145,7 +145,7 @@ def test_an_expired_token_is_refreshed_once_and_a_dead_session_keeps_everything(
         phone.settle()
         assert phone.transport.statuses.count(401) >= 1  # refreshed, and went on
         with phone.device.store.write() as conn:
-            set_setting(conn, "refresh_token", "revoked")
+            write_setting(conn, Setting.REFRESH_TOKEN, "revoked")
         time.sleep(2)
         phone.device.add_task(board, "Kept while signed out")
         with pytest.raises(SignInRequired, match="sign in again"):
@@ -188,7 +188,7 @@ def test_a_reset_rebuilds_the_state_aside_and_pushes_the_outbox_again(
         assert titles == [t["title"] for t in before[0]["tasks"]] + [
             "made while the views were rebuilt"
         ]
-        assert phone.device.store.setting("rebuilding") is None
+        assert phone.device.store.setting(Setting.REBUILDING) is None
     finally:
         backend.stop()
 

@@ -7,7 +7,7 @@ server's reason and a notice, and syncs the rest. It never splits on 503, 429 or
 A fixed backend no longer refuses ordinary batches whole, so the poison events are put
 into the real outbox by SQL (an ``id`` that is no string: 422; an event over the body
 limit: 413). The backend has no 500 a test can cause on purpose, so the 500 cases and the
-"never split" cases answer those few requests at httpx's ``MockTransport`` seam and pass
+"never split" cases answer those few requests at httpx's transport seam and pass
 every other request to the real backend.
 """
 

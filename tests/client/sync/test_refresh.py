@@ -3,58 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
 
 from client.device import Device
 from client.errors import ServerUnreachable
-from client.store.database import set_setting
+from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
-from client.sync.transport import Reply
+from client.sync.transport import connect
 
 
-class StubTransport:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | None = None,
-        params: Mapping[str, Any] | None = None,
-        token: str | None = None,
-    ) -> Reply:
-        self.calls.append(path)
-        if path == "/v1/auth/refresh":
-            return Reply(
-                503,
-                b'{"status_code":503,"detail":"the database is unavailable"}',
-                {"retry-after": "2"},
-            )
-        return Reply(401, b'{"status_code":401,"detail":"token expired"}')
-
-    def live(self, token: str) -> Any:
-        raise AssertionError("no live stream in this test")
-
-    async def close(self) -> None:
-        pass
+def busy_at_refresh(request: httpx.Request) -> httpx.Response:
+    """The token has expired, and the server is too busy to renew it."""
+    if request.url.path == "/v1/auth/refresh":
+        body = {"status_code": 503, "detail": "the database is unavailable"}
+        return httpx.Response(503, json=body, headers={"retry-after": "2"})
+    return httpx.Response(401, json={"status_code": 401, "detail": "token expired"})
 
 
 def test_a_busy_server_at_refresh_keeps_the_session(tmp_path: Path) -> None:
     device = Device(tmp_path / "d")
     with device.store.write() as conn:
-        set_setting(conn, "username", "alice")
-        set_setting(conn, "token", "expired")
-        set_setting(conn, "refresh_token", "still-valid")
-    engine = SyncEngine(device, StubTransport())
+        write_setting(conn, Setting.USERNAME, "alice")
+        write_setting(conn, Setting.TOKEN, "expired")
+        write_setting(conn, Setting.REFRESH_TOKEN, "still-valid")
+    http = connect("http://outpost.test", transport=httpx.MockTransport(busy_at_refresh))
+    engine = SyncEngine(device, http)
     loop = asyncio.new_event_loop()
     with pytest.raises(ServerUnreachable, match="cannot renew the session now"):
         loop.run_until_complete(engine.sync())
-    assert device.store.setting("refresh_token") == "still-valid", (
+    assert device.store.setting(Setting.REFRESH_TOKEN) == "still-valid", (
         "a transient 503 discarded the session"
     )

@@ -1,0 +1,104 @@
+"""The outbox: the events this device made, waiting for the backend, in the order made.
+
+Every statement that reads or writes the ``outbox`` table is here. An ``Outbox`` works on
+the store's connection inside the caller's transaction (``Store.write()`` or ``read()``),
+so an action's append, or a push's results, commit together with the view they change.
+
+A row's life: ``append`` (unsent) -> ``mark_sent`` (the backend stored it, with its stream
+``seq``) -> ``drop`` once a pull's watermark covers that seq. A final rejection ``take``s it
+out; a clock rejection ``restamp``s it in place; a reset sends it all again (``resend_all``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+
+class Outbox:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    # writing
+
+    def append(self, event_id: str, board: str, body: bytes) -> None:
+        """A new event; ``body`` is the exact JSON sent, so a resend is byte for byte."""
+        self._conn.execute(
+            "INSERT INTO outbox (id, board, body) VALUES (?, ?, ?)", (event_id, board, body)
+        )
+
+    def mark_sent(self, event_id: str, seq: int) -> None:
+        """The backend stored it at ``seq``: it stays pending until a pull reflects it."""
+        self._conn.execute("UPDATE outbox SET seq = ? WHERE id = ?", (seq, event_id))
+
+    def restamp(self, event_id: str, body: bytes) -> None:
+        """A new hlc for an unsent event the server found too far ahead."""
+        self._conn.execute("UPDATE outbox SET body = ? WHERE id = ?", (body, event_id))
+
+    def take(self, event_id: str) -> tuple[str, bytes] | None:
+        """Remove one event and return its (board, body); None when it is not here."""
+        row = self._conn.execute(
+            "SELECT board, body FROM outbox WHERE id = ?", (event_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        self.drop(event_id)
+        return str(row[0]), bytes(row[1])
+
+    def drop(self, event_id: str) -> None:
+        self._conn.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
+
+    def drop_board(self, board: str) -> None:
+        self._conn.execute("DELETE FROM outbox WHERE board = ?", (board,))
+
+    def resend_all(self) -> None:
+        """Forget every ``seq``: all of it goes again (duplicates are harmless)."""
+        self._conn.execute("UPDATE outbox SET seq = NULL")
+
+    # reading
+
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def last_position(self) -> int:
+        """The position of the newest event (0 when empty): a push's upper bound."""
+        row = self._conn.execute("SELECT COALESCE(MAX(position), 0) FROM outbox").fetchone()
+        return int(row[0])
+
+    def bodies(self, boards: Iterable[str] | None = None) -> list[bytes]:
+        """Every pending event's body (of some boards), in the order made."""
+        if boards is None:
+            rows = self._conn.execute("SELECT body FROM outbox ORDER BY position")
+        else:
+            wanted = sorted(set(boards))
+            marks = ",".join("?" * len(wanted))
+            rows = self._conn.execute(
+                f"SELECT body FROM outbox WHERE board IN ({marks}) ORDER BY position", wanted
+            )
+        return [bytes(body) for (body,) in rows]
+
+    def unsent(self, upto: int | None = None, limit: int = -1) -> list[tuple[str, bytes]]:
+        """(id, body) of events not yet stored by the backend, in order; up to outbox
+        position ``upto`` and ``limit`` events."""
+        rows = self._conn.execute(
+            "SELECT id, body FROM outbox WHERE seq IS NULL AND (? IS NULL OR position <= ?) "
+            "ORDER BY position LIMIT ?",
+            (upto, upto, limit),
+        )
+        return [(str(event_id), bytes(body)) for event_id, body in rows]
+
+    def unsent_ids(self, board: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT id FROM outbox WHERE board = ? AND seq IS NULL ORDER BY position", (board,)
+        )
+        return [str(event_id) for (event_id,) in rows]
+
+    def reflected(self, watermark: int) -> list[tuple[str, bytes]]:
+        """(id, body) of stored events a pull at ``watermark`` has reflected."""
+        rows = self._conn.execute(
+            "SELECT id, body FROM outbox WHERE seq IS NOT NULL AND seq <= ?", (watermark,)
+        )
+        return [(str(event_id), bytes(body)) for event_id, body in rows]
+
+    def boards(self) -> set[str]:
+        return {str(board) for (board,) in self._conn.execute("SELECT board FROM outbox")}

@@ -1,0 +1,78 @@
+"""A profile made by an older version is brought up to date in place, its data kept."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+from client.app.viewmodels import NoticesViewModel
+from client.device import Device
+from client.store.database import STORE_FILE
+from client.store.migrations import MIGRATIONS, migrate
+from client.store.notices import NoticeKind
+
+BEFORE_KINDS = MIGRATIONS[:1]
+"""The schema before this change: notices told apart by an id prefix, and the reset
+rebuild's ``confirmed_next`` made by the engine itself."""
+
+
+def old_profile(folder: Path, *, rebuilding: bool) -> dict[str, str]:
+    """A store as the older version left it, with one notice of each kind; returns their
+    ids by kind."""
+    folder.mkdir(parents=True)
+    ids = {"rejected": f"rejected:{uuid.uuid4()}", "removed": f"removed:{uuid.uuid4()}"}
+    ids["backend"] = str(uuid.uuid4())
+    conn = sqlite3.connect(folder / STORE_FILE, isolation_level=None)
+    try:
+        assert migrate(conn, BEFORE_KINDS) == ["0001_initial"]
+        for at, notice_id in enumerate(ids.values()):
+            conn.execute(
+                "INSERT INTO notices (id, board, task, reason, message, created_at) "
+                "VALUES (?, 'b', NULL, 'forbidden', 'm', ?)",
+                (notice_id, at + 1),
+            )
+        if rebuilding:  # as the engine made it, mid-rebuild
+            conn.execute(
+                "CREATE TABLE confirmed_next (kind TEXT NOT NULL, id TEXT NOT NULL, "
+                "board TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY (kind, id))"
+            )
+            conn.execute("INSERT INTO confirmed_next VALUES ('board', 'b', 'b', x'7b7d')")
+    finally:
+        conn.close()
+    return ids
+
+
+def test_a_new_store_has_every_migration(tmp_path: Path) -> None:
+    device = Device(tmp_path / "profile")
+    with device.store.read() as conn:
+        names = [name for (name,) in conn.execute("SELECT name FROM migrations ORDER BY name")]
+    device.close()
+    assert names == [name for name, _ in MIGRATIONS]
+
+
+def test_old_notices_get_their_kind_from_the_id_prefix(tmp_path: Path) -> None:
+    ids = old_profile(tmp_path / "profile", rebuilding=False)
+    device = Device(tmp_path / "profile")
+    try:
+        kinds = {n["id"]: n["kind"] for n in device.notices()}
+        titles = {n["id"]: n["title"] for n in NoticesViewModel(device).notices}
+    finally:
+        device.close()
+    assert kinds == {ids[kind]: NoticeKind(kind) for kind in ids}
+    assert titles == {
+        ids["rejected"]: "Change not saved",
+        ids["removed"]: "Board no longer shared with you",
+        ids["backend"]: "Change undone",
+    }
+
+
+def test_a_rebuild_under_way_keeps_what_it_had_pulled(tmp_path: Path) -> None:
+    old_profile(tmp_path / "profile", rebuilding=True)
+    device = Device(tmp_path / "profile")
+    try:
+        with device.store.read() as conn:
+            rows = conn.execute("SELECT kind, id FROM confirmed_next").fetchall()
+    finally:
+        device.close()
+    assert rows == [("board", "b")]
