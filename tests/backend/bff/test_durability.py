@@ -129,6 +129,13 @@ def test_killing_nats_during_a_push_stream_loses_nothing_acknowledged(
         backend.stop()
 
 
+def mid_batch(progress: tuple[int, int], last: int) -> bool:
+    """Events delivered to the projector and not yet acknowledged (so not committed), and
+    more to come up to ``last``."""
+    delivered, acknowledged = progress
+    return 0 < acknowledged < delivered and acknowledged < last
+
+
 def test_a_backend_killed_mid_projection_ends_with_views_equal_to_the_oracle(
     tmp_path: Path, controlled_nats: ControlledNats
 ) -> None:
@@ -139,11 +146,21 @@ def test_a_backend_killed_mid_projection_ends_with_views_equal_to_the_oracle(
     for start in range(0, len(events), 100):
         alice.push(*events[start : start + 100])
     edits = [
-        alice.event("TaskUpdated", {"fields": {"priority": 3}}, board=board, entity=e["entity"])
-        for e in events[1:200]
+        alice.event("TaskUpdated", {"fields": {"priority": p}}, board=board, entity=e["entity"])
+        for p in (1, 2, 3, 4)
+        for e in events[1:]
     ]
-    seq = alice.push(*edits)[-1]["seq"]
-    backend.kill()  # SIGKILL: no clean shutdown, mid-projection or not
+    for start in range(0, len(edits), 400):
+        seq = alice.push(*edits[start : start + 400])[-1]["seq"]
+    # SIGKILL the moment the projector holds events delivered but not yet committed (it
+    # acknowledges after its commit), so the kill lands inside a batch of projection.
+    deadline = time.monotonic() + 60
+    while not mid_batch(progress := controlled_nats.consumer_progress("projector"), seq):
+        assert time.monotonic() < deadline, f"never seen mid-projection: {progress}, {seq}"
+        time.sleep(0.002)
+    backend.kill()
+    at_kill = controlled_nats.consumer_progress("projector")  # no acknowledgement after it
+    assert at_kill[1] < seq, f"the projector had finished before the kill: {at_kill}"
     restarted = BackendProcess(data, nats_url=controlled_nats.url)
     restarted.port = backend.port
     restarted.start()
