@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -222,3 +223,27 @@ def module_backend(
         yield process
     finally:
         process.stop()
+
+
+@contextmanager
+def two_processes(
+    data: Path,
+    nats: ControlledNats,
+    *,
+    db_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[BackendProcess, BackendProcess]]:
+    """Two BFF processes on one data folder and database, as behind a balancer; the second
+    runs no stream consumers."""
+    env = env or {}
+    first = BackendProcess(data, nats_url=nats.url, db_url=db_url, env=env)
+    second = BackendProcess(
+        data, nats_url=nats.url, db_url=db_url, env={**env, "OUTPOST_COMPONENTS": ""}
+    )
+    try:
+        first.start()
+        second.start()
+        yield first, second
+    finally:
+        second.stop()
+        first.stop()

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from backend.bff.models import BffBase, BoardAuthority, EntityBinding
 from backend.bff.models import Device as DeviceRow
 from backend.db import Database
-from tests.support.backend import BackendProcess, ControlledNats
+from tests.support.backend import BackendProcess, ControlledNats, two_processes
 from tests.support.device import Device
 
 pytestmark = pytest.mark.integration
@@ -276,13 +276,7 @@ def test_the_first_events_of_a_new_board_stay_serialized_across_two_bff_processe
     a third user's rejected event on it creates and drops its lock row: exactly one board
     creation is accepted, every time."""
     data_dir = tmp_path / "backend"
-    first = BackendProcess(data_dir, nats_url=controlled_nats.url, db_url=db_url)
-    second = BackendProcess(
-        data_dir, nats_url=controlled_nats.url, db_url=db_url, env={"OUTPOST_COMPONENTS": ""}
-    )
-    try:
-        first.start()
-        second.start()
+    with two_processes(data_dir, controlled_nats, db_url=db_url) as (first, second):
         alice = Device(first.url, "alice").signup()
         bob = Device(second.url, "bob").signup()
         carol = Device(first.url, "carol").signup()
@@ -299,9 +293,6 @@ def test_the_first_events_of_a_new_board_stay_serialized_across_two_bff_processe
             assert sorted(creations) == ["accepted", "rejected"], answers
             assert answers[2][0]["status"] == "rejected"
             assert database.count(BoardAuthority, BoardAuthority.id, [board]) == 1
-    finally:
-        second.stop()
-        first.stop()
 
 
 def test_a_nul_or_control_character_in_an_event_never_sticks_the_device(
@@ -344,13 +335,7 @@ def test_racing_pushes_never_share_an_entity_or_an_event_id_across_boards(
     time exactly one is accepted and the other refused (``forbidden``, ``id_conflict``), never
     both accepted, never told ``duplicate`` of an event they did not write."""
     data_dir = tmp_path / "backend"
-    first = BackendProcess(data_dir, nats_url=controlled_nats.url, db_url=db_url)
-    second = BackendProcess(
-        data_dir, nats_url=controlled_nats.url, db_url=db_url, env={"OUTPOST_COMPONENTS": ""}
-    )
-    try:
-        first.start()
-        second.start()
+    with two_processes(data_dir, controlled_nats, db_url=db_url) as (first, second):
         alice = Device(first.url, "alice").signup()
         bob = Device(second.url, "bob").signup()
         alices_board, created = alice.new_board()
@@ -373,6 +358,3 @@ def test_racing_pushes_never_share_an_entity_or_an_event_id_across_boards(
             answers = at_once([(alice, again), (bob, copy)])
             outcomes = sorted((a[0]["status"], a[0].get("reason")) for a in answers)
             assert outcomes == [("accepted", None), ("rejected", "id_conflict")], answers
-    finally:
-        second.stop()
-        first.stop()

@@ -12,14 +12,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.backend import BackendProcess, ControlledNats
+from tests.support.backend import BackendProcess, ControlledNats, two_processes
 from tests.support.device import PASSWORD, Device
 
 pytestmark = pytest.mark.integration
@@ -242,25 +241,6 @@ def test_ipv6_clients_are_counted_by_their_64_network(
         process.stop()
 
 
-@contextmanager
-def two_processes(
-    tmp_path: Path, nats: ControlledNats, env: dict[str, str], db_url: str | None
-) -> Iterator[tuple[BackendProcess, BackendProcess]]:
-    """Two BFF processes on one data folder and database, as behind a balancer."""
-    data = tmp_path / "backend"
-    first = BackendProcess(data, nats_url=nats.url, db_url=db_url, env=env)
-    second = BackendProcess(
-        data, nats_url=nats.url, db_url=db_url, env={**env, "OUTPOST_COMPONENTS": ""}
-    )
-    try:
-        first.start()
-        second.start()
-        yield first, second
-    finally:
-        second.stop()
-        first.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest) -> str | None:
     if request.param == "sqlite":
@@ -278,7 +258,7 @@ def test_the_limits_and_revocations_hold_across_two_bff_processes(
         "OUTPOST_RATE_LIMIT_BURST": "4",
         "OUTPOST_SIGNUP_LIMIT": "3",
     }
-    with two_processes(tmp_path, controlled_nats, env, db_url) as (a, b):
+    with two_processes(tmp_path / "backend", controlled_nats, db_url=db_url, env=env) as (a, b):
         owner = Device(a.url, unique("owner")).signup()
         with client_from(a.url, "127.0.0.2") as on_a, client_from(b.url, "127.0.0.2") as on_b:
             codes = [
