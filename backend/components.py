@@ -17,13 +17,16 @@ from nats.js.client import JetStreamContext
 from backend.config import Settings
 from backend.consumers.component import Component
 from backend.db import Database
+from backend.nats.publisher import Publisher
 
 
 @dataclass(frozen=True)
 class ComponentContext:
     settings: Settings
     js: JetStreamContext
-    """For components that publish (the saga's events, compensations)."""
+    """For components that read the stream's state (the lake)."""
+    publisher: Publisher
+    """For components that publish (the saga's events, compensations): the one seam."""
 
 
 @dataclass(frozen=True)
@@ -36,13 +39,13 @@ class ComponentSpec:
 def _projector(db: Database, context: ComponentContext) -> Component:
     from backend.projector.projector import Projector
 
-    return Projector(db, context.js)
+    return Projector(db, context.publisher)
 
 
 def _workload(db: Database, context: ComponentContext) -> Component:
     from backend.saga.workload import Workload
 
-    return Workload(db, context.js)
+    return Workload(db, context.publisher)
 
 
 def _lake(db: Database, context: ComponentContext) -> Component:

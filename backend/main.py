@@ -164,8 +164,8 @@ class Consumers:
     """The stream consumers this process runs, each through its own ``ConsumerRunner``."""
 
     def __init__(self, backend: Backend, names: tuple[str, ...]) -> None:
-        context = ComponentContext(backend.settings, backend.nc.jetstream())
         publisher = JetStreamPublisher(backend.nc)
+        context = ComponentContext(backend.settings, backend.nc.jetstream(), publisher)
         self.runners: dict[str, ConsumerRunner] = {}
         self._databases: list[Database] = []
         for name in names:

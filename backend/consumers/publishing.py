@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 
-from nats.js.client import JetStreamContext
 from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.db import insert_ignore
-from backend.nats.publisher import JetStreamPublisher, Outgoing, Publisher
+from backend.nats.publisher import Outgoing, Publisher
 from backend.nats.streams import event_subject
 from protocol import Event, encode_event
 
@@ -27,17 +26,12 @@ def published_table(metadata: MetaData) -> Table:
 
 async def publish_once(
     conn: AsyncConnection,
-    publisher: Publisher | JetStreamContext,
+    publisher: Publisher,
     table: Table,
     events: list[Event],
 ) -> None:
     """Publish the events this component never had stored, together, and remember them
-    in the same transaction as the batch (raise if the stream does not store them).
-
-    A bare ``JetStreamContext`` (what the saga's components are given today) is published
-    through ``JetStreamPublisher.for_stream``, so every write still goes through the seam."""
-    if isinstance(publisher, JetStreamContext):
-        publisher = JetStreamPublisher.for_stream(publisher)
+    in the same transaction as the batch (raise if the stream does not store them)."""
     if not events:
         return
     ids = [e.id for e in events]

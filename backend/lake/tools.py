@@ -44,6 +44,7 @@ from backend.lake import files as lakefiles
 from backend.lake import models
 from backend.lake.errors import LakeError
 from backend.lake.files import Line
+from backend.nats.publisher import JetStreamPublisher
 from backend.nats.streams import EVENTS_STREAM
 from protocol import Event, EventRejected, UnreadableEvent, Writer, decode_event
 
@@ -297,7 +298,8 @@ async def replay(
                     js = backend.nc.jetstream()
                     position = await live_position(lake_db, settings, js)
                     report = ReplayReport(component, position=position)
-                    target = build(component, db, ComponentContext(settings, js))
+                    publisher = JetStreamPublisher(backend.nc)
+                    target = build(component, db, ComponentContext(settings, js, publisher))
                     await _replay_into(target, db, settings, entries, report, progress)
             finally:
                 await lease.release()

@@ -17,12 +17,12 @@ from collections import Counter
 from typing import Any
 
 import msgspec
-from nats.js.client import JetStreamContext
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Outcome
 from backend.db import Database, add_counts, upsert
+from backend.nats.publisher import Publisher
 from backend.projector.models import (
     Applied,
     Info,
@@ -47,9 +47,9 @@ class Projector:
 
     positions = positions
 
-    def __init__(self, db: Database, js: JetStreamContext) -> None:
+    def __init__(self, db: Database, publisher: Publisher) -> None:
         self.db = db
-        self.js = js
+        self.publisher = publisher
 
     async def prepare(self) -> None:
         await self.db.migrate()
@@ -102,7 +102,7 @@ class Projector:
             ["event_id"],
             "times",
         )
-        await saga.finish(self.js)
+        await saga.finish(self.publisher)
         return outcome
 
     async def _write(

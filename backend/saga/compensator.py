@@ -11,7 +11,7 @@ one ``Compensator`` per batch, through four calls:
 - ``notify(compensation)`` when that compensation comes back through the stream: the
   notice for the cause's actor (``notices``: rows of the views only that user pulls,
   which the projector writes with its other rows);
-- ``finish(js)`` before the commit: the priors are stored and the compensations published
+- ``finish(publisher)`` before the commit: the priors are stored and the compensations published
   on the board's subject, the same path as device events, once for good
   (``backend.consumers.publishing``: a failure retries the batch; once stored, never again).
 """
@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from nats.js.client import JetStreamContext
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.publishing import publish_once
 from backend.db import insert_ignore
+from backend.nats.publisher import Publisher
 from backend.projector.models import SagaPrior, published
 from protocol import Event
 from protocol.catalog import TaskUpdated, WipLimitExceeded
@@ -115,11 +115,11 @@ class Compensator:
             }
         )
 
-    async def finish(self, js: JetStreamContext) -> None:
+    async def finish(self, publisher: Publisher) -> None:
         """Store the priors and publish the compensations, in the projector's transaction
         and before its commit."""
         await insert_ignore(self.conn, SagaPrior, list(self.priors.values()), ["event_id"])
-        await publish_once(self.conn, js, published, self.compensations)
+        await publish_once(self.conn, publisher, published, self.compensations)
 
     async def _prior(self, cause: str) -> dict[str, Any] | None:
         if cause in self.priors:

@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Iterable
 
 import msgspec
-from nats.js.client import JetStreamContext
 from sqlalchemy import Boolean, Integer, Text, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -30,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from backend.consumers.component import Outcome, positions_table
 from backend.consumers.publishing import publish_once, published_table
 from backend.db import Database, Key, upsert
+from backend.nats.publisher import Publisher
 from protocol import Event, merge
 from protocol.catalog import BoardCreated, BoardUpdated
 from protocol.errors import MergeError
@@ -87,9 +87,9 @@ class Workload:
     serves_pull = False
     positions = positions
 
-    def __init__(self, db: Database, js: JetStreamContext) -> None:
+    def __init__(self, db: Database, publisher: Publisher) -> None:
         self.db = db
-        self.js = js
+        self.publisher = publisher
 
     async def prepare(self) -> None:
         await self.db.migrate()
@@ -115,7 +115,7 @@ class Workload:
                     causes.append(exceeded)
         await batch.save()
         # Before the commit: a failure retries the batch; once stored, never again.
-        await publish_once(conn, self.js, published, causes)
+        await publish_once(conn, self.publisher, published, causes)
         return Outcome()
 
 
