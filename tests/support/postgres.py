@@ -542,6 +542,16 @@ def pg_url(postgres: TestPostgres, request: pytest.FixtureRequest) -> Iterator[s
     postgres.drop_database(name)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    """Each backend database in turn: None (SQLite files, the default) or a fresh PostgreSQL
+    database (``pg_url``), for the tests that run whole backends on both."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 @pytest.fixture
 def private_postgres() -> Iterator[TestPostgres]:
     """An embedded server of this test's own, even when `OUTPOST_TEST_PG_URL` is set, which the

@@ -96,20 +96,12 @@ def other_order(events: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]
     return [events[0], *middle, *comments]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def second_db_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 def test_a_thousand_events_twice_and_in_another_order_elsewhere_give_identical_pulls(
-    tmp_path: Path, controlled_nats: ControlledNats, second_db_url: str | None
+    tmp_path: Path, controlled_nats: ControlledNats, db_url: str | None
 ) -> None:
     first = BackendProcess(tmp_path / "first", nats_url=controlled_nats.url).start()
     other_nats = ControlledNats(tmp_path / "other-nats")
-    second = BackendProcess(tmp_path / "second", nats_url=other_nats.url, db_url=second_db_url)
+    second = BackendProcess(tmp_path / "second", nats_url=other_nats.url, db_url=db_url)
     try:
         second.start()
         alice = Device(first.url, "alice").signup()

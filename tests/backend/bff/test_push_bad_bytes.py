@@ -176,14 +176,6 @@ def test_bad_bytes_in_an_auth_body_are_400(
 # A rejected event leaves nothing behind
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 class BffDatabase:
     """The BFF's own database, read the way the backend reads it."""
 

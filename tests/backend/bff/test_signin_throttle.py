@@ -241,14 +241,6 @@ def test_ipv6_clients_are_counted_by_their_64_network(
         process.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 def test_the_limits_and_revocations_hold_across_two_bff_processes(
     tmp_path: Path, controlled_nats: ControlledNats, db_url: str | None
 ) -> None:
