@@ -55,6 +55,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path, controlled_nats: ControlledN
             capture_output=True,
             text=True,
             timeout=300,
+            cwd=tmp_path,  # its crash cache (.schemathesis/) stays out of the checkout
         )
     finally:
         backend.stop()
