@@ -21,9 +21,11 @@ import pytest
 _seen: list[str] = []
 _count = 0
 _lock = threading.Lock()
-_service_fixtures: set[str] = set()
-"""Fixtures whose setup started or reached a service: a test that uses one uses it too,
-even when the fixture (module- or session-scoped) was set up for an earlier test."""
+_service_fixtures: set[tuple[str, str]] = set()
+"""Fixtures (by where they are defined, and their name) whose setup started or reached a
+service: a test that uses one uses it too, even when the fixture (module- or
+session-scoped) was set up for an earlier test. Keyed by definition, not by name alone: a
+test module may define a fixture of the same name as another's that reaches nothing."""
 
 
 def _note(what: str) -> None:
@@ -67,8 +69,24 @@ def pytest_fixture_setup(
     before = _count
     result = yield
     if _count > before:
-        _service_fixtures.add(fixturedef.argname)
+        _service_fixtures.add(_key(fixturedef))
     return result
+
+
+def _key(fixturedef: pytest.FixtureDef[Any]) -> tuple[str, str]:
+    return (fixturedef.baseid, fixturedef.argname)
+
+
+def _used_fixtures(item: pytest.Item) -> list[tuple[str, tuple[str, str]]]:
+    """(name, definition) of every fixture the test uses: the definition closest to it."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return []
+    return [
+        (name, _key(definitions[-1]))
+        for name, definitions in info.name2fixturedefs.items()
+        if definitions
+    ]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -83,7 +101,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     result = yield
     with _lock:
         seen = list(_seen)
-    used = sorted(_service_fixtures & set(getattr(item, "fixturenames", ())))
+    used = sorted(name for name, key in _used_fixtures(item) if key in _service_fixtures)
     seen += [f"uses the fixture {name!r}, which does" for name in used]
     marked = item.get_closest_marker("integration") is not None
     if marked and not seen:
