@@ -207,7 +207,10 @@ async def run(
     lines = out.decode().strip().splitlines()
     if not lines:
         raise BenchError("the peer script printed no result")
-    output: dict[str, Any] = msgspec.json.decode(lines[-1])
+    try:
+        output: dict[str, Any] = msgspec.json.decode(lines[-1])
+    except msgspec.DecodeError as exc:
+        raise BenchError(f"the peer's result is not JSON ({exc}): {lines[-1][:200]}") from exc
     return PeerRun(figures(output), dict(output["versions"]), str(output["node"]))
 
 

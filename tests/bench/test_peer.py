@@ -4,13 +4,18 @@ peer script. Nothing here asserts a speed: the figures of the renderer tests are
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
 import json
 import os
+import subprocess
 import sys
+import termios
+import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -195,3 +200,43 @@ def test_the_peer_script_runs_tiny(tmp_path: Path) -> None:
     assert {(p.scenario, p.figure) for p in pouchdb.PAIRS} == set(run.figures)
     assert all(value > 0 for value in run.figures.values()), run.figures
     assert os.listdir(tmp_path) == []  # the peer's files are removed
+
+
+@pytest.mark.integration
+def test_the_peer_script_flushes_a_large_result_before_it_exits(tmp_path: Path) -> None:
+    # node writes to a pipe asynchronously: exiting right after the write cut the full
+    # run's result at 65,536 bytes. A reader that comes late must still get all of it.
+    node, packages = pouchdb.prepare()
+    plan = replace(QUICK, local_actions=3000, local_board_tasks=50)
+    config = json.dumps(pouchdb.config(plan, tmp_path, ["local_action"]))
+    env = {**os.environ, "NODE_PATH": str(packages / "node_modules")}
+    child = subprocess.Popen(
+        [node, str(pouchdb.SCRIPT), config],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert child.stdout is not None
+    try:
+        # a late reader: nothing is read until the pipe is full (or the child gone), and a
+        # moment more, in which the old script exited with the rest of its result unsent
+        while child.poll() is None and _unread(child.stdout) < 65_536:
+            time.sleep(0.05)
+        time.sleep(1)
+        out = child.stdout.read()
+        assert child.wait() == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stdout.close()
+
+    assert len(out) > 65_536
+    result = json.loads(out)
+    assert len(result["local_action"]["edit_ms"]) == 3000
+
+
+def _unread(pipe: IO[bytes]) -> int:
+    """Bytes waiting in a pipe, unread."""
+    waiting = array.array("i", [0])
+    fcntl.ioctl(pipe.fileno(), termios.FIONREAD, waiting)
+    return waiting[0]

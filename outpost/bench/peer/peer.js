@@ -179,7 +179,8 @@ async function main(config) {
       server.child.kill();
     }
   }
-  process.stdout.write(JSON.stringify(out) + '\n');
+  // A pipe takes a large write asynchronously: exit only once it is flushed.
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(out) + '\n', resolve));
 }
 
 if (process.argv[2] === 'serve') {
