@@ -138,9 +138,11 @@ def install(npm: str, *, env: Mapping[str, str] | None = None) -> Path:
         raise PeerMissing(f"npm ci did not finish in {INSTALL_TIMEOUT_S} s") from exc
     if done.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
+        said = (done.stdout + done.stderr).strip().splitlines()
+        errors = [line for line in said if line.startswith("npm error") and "log" not in line]
+        reason = " | ".join((errors or said)[:4])
         raise PeerMissing(
-            f"npm ci of the peer's packages failed (exit {done.returncode}; no network?): {tail}"
+            f"npm ci of the peer's packages failed (exit {done.returncode}; no network?): {reason}"
         )
     (staging / ".ready").write_text(lock_hash() + "\n")
     if folder.exists():  # another bench installed it meanwhile

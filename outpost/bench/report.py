@@ -278,9 +278,10 @@ def markdown(doc: dict[str, Any], previous: dict[str, Any] | None = None) -> str
 
 def _peer_notes(peer: dict[str, Any]) -> list[str]:
     versions = ", ".join(f"{name} {version}" for name, version in peer["versions"].items())
+    rounds = f"{peer['rounds']} rounds" if peer["rounds"] else "not run"
     lines = [
-        f"peer = {peer['label']} ({versions or 'not installed'}), "
-        f"{peer['rounds']} rounds alternating with Outpost's own runs of those scenarios; "
+        f"peer = {peer['label']} ({versions or 'not installed'}), {rounds}; "
+        "the rounds alternate with Outpost's own runs of those scenarios; "
         "value and peer are medians over the rounds, vs peer the median of each round's "
         "Outpost/peer (latency) or peer/Outpost (throughput): below 1.0 Outpost is ahead.",
     ]

@@ -240,3 +240,26 @@ def _unread(pipe: IO[bytes]) -> int:
     waiting = array.array("i", [0])
     fcntl.ioctl(pipe.fileno(), termios.FIONREAD, waiting)
     return waiting[0]
+
+
+@pytest.mark.integration
+def test_a_failed_install_says_so_and_leaves_no_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the real npm, with a registry nothing listens on and an empty npm cache: no network
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _, npm = pouchdb.find_tools()
+    env = {
+        **os.environ,
+        "npm_config_registry": "http://127.0.0.1:9/",
+        "npm_config_cache": str(tmp_path / "npm-cache"),
+        "npm_config_fetch_retries": "0",
+    }
+
+    with pytest.raises(pouchdb.PeerMissing, match=r"npm ci of the peer's packages failed") as got:
+        pouchdb.install(npm, env=env)
+
+    assert "ECONNREFUSED" in str(got.value)  # npm's own words: why it failed
+
+    assert not pouchdb.cache_dir().exists()
+    assert list(pouchdb.cache_dir().parent.iterdir()) == []
