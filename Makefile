@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test lint typecheck xvfb docs run bench conflicts clean
+.PHONY: install test lint typecheck xvfb docs run bench bench-peer conflicts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ run: install
 
 bench: install
 	$(BIN)/outpost bench --json bench-results.json
+
+# Outpost beside the PouchDB peer (issue 15): local_action, ingest and propagation, three
+# alternating rounds. Needs node and npm; the first run installs the lockfile's packages
+# with npm ci (the registry) into ~/.cache/outpost/peer-<lockfile hash>/.
+bench-peer: install
+	$(BIN)/outpost bench --peer pouchdb --only local_action --only ingest --only propagation \
+	  --json bench-peer-results.json
 
 # 200 seeded scenarios, 3 device processes, 200 actions each, with every fault kind.
 conflicts: install

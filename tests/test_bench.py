@@ -10,7 +10,17 @@ import pytest
 
 from outpost.bench import SCENARIOS, main
 
-FIGURE_KEYS = {"name", "unit", "value", "baseline", "baseline_label", "ratio", "target", "met"}
+FIGURE_KEYS = {
+    "name",
+    "unit",
+    "value",
+    "baseline",
+    "baseline_label",
+    "ratio",
+    "target",
+    "met",
+    "peer",
+}
 
 
 @pytest.mark.integration
@@ -25,11 +35,12 @@ def test_quick_bench_produces_every_figure(
     assert doc["schema"] == 1 and doc["quick"] is True
     assert {"cpu", "cores", "memory_mb", "python", "platform", "date"} <= set(doc["machine"])
     assert [s["name"] for s in doc["scenarios"]] == list(SCENARIOS)
+    assert doc["peer"] is None  # CI's --quick does not run the PouchDB peer
     for scenario in doc["scenarios"]:
         assert scenario["error"] is None, scenario
         assert scenario["figures"], scenario["name"]
         for figure in scenario["figures"]:
-            assert set(figure) == FIGURE_KEYS
+            assert set(figure) == FIGURE_KEYS and figure["peer"] is None
             assert figure["value"] > 0, (scenario["name"], figure)
             assert figure["baseline"] > 0, (scenario["name"], figure)
             assert figure["ratio"] == pytest.approx(figure["value"] / figure["baseline"])

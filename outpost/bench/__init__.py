@@ -17,6 +17,8 @@ asserted: ``--quick`` runs small sizes so CI can check that the code still runs.
     fanout.py        5. a push until the last of many live connections is poked
     drain.py         6. a backlog of pending events until accepted and reflected
     guessers.py      7. another user's pulls while 40 addresses guess one password
+    pouchdb.py       --peer pouchdb: the PouchDB peer (peer/peer.js) beside 1, 2 and 3,
+                     three rounds alternating with Outpost's own runs of them
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SCENARIOS,
         help="run only this scenario (repeatable)",
     )
+    parser.add_argument(
+        "--peer",
+        choices=["pouchdb"],
+        help="also measure the PouchDB peer (installed with npm from the committed lockfile) "
+        "on local_action, ingest and propagation, alternating three rounds with Outpost",
+    )
     return parser
 
 
@@ -103,9 +111,14 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     plan = QUICK if args.quick else FULL
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     began = time.perf_counter()
+    names = list(args.only or SCENARIOS)
+    peer = _Peer(args.peer, names) if args.peer else None
+    if peer is not None:
+        await peer.prepare()
     results: list[report.ScenarioResult] = []
     async with Workspace() as ws:
-        for name in args.only or SCENARIOS:
+
+        async def run_one(name: str) -> report.ScenarioResult:
             module: Any = importlib.import_module(f"outpost.bench.{name}")
             progress(f"{module.TITLE}: starting")
             scenario_began = time.perf_counter()
@@ -120,8 +133,80 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             result.seconds = time.perf_counter() - scenario_began
             progress(f"{module.TITLE}: done in {result.seconds:.1f} s")
-            results.append(result)
+            return result
+
+        combined = await peer.rounds(ws, plan, run_one) if peer is not None else {}
+        for name in names:
+            results.append(combined[name] if name in combined else await run_one(name))
         progress("stopping the backend and nats-server")
+    if peer is not None:
+        peer.attach(results)
     return report.document(
-        results, quick=plan.quick, started_at=started_at, seconds=time.perf_counter() - began
+        results,
+        quick=plan.quick,
+        started_at=started_at,
+        seconds=time.perf_counter() - began,
+        peer=None if peer is None else peer.summary(),
     )
+
+
+class _Peer:
+    """``--peer``: the install, the alternating rounds, the figures beside Outpost's."""
+
+    def __init__(self, name: str, names: list[str]) -> None:
+        from outpost.bench import pouchdb
+
+        self.name = name
+        self.workloads = [n for n in names if n in pouchdb.WORKLOADS]
+        self.missing: str | None = None
+        self.node = ""
+        self.packages = Path()
+        self.outpost_rounds: dict[str, list[Any]] = {n: [] for n in self.workloads}
+        self.peer_rounds: list[Any] = []
+
+    async def prepare(self) -> None:
+        from outpost.bench import pouchdb
+        from outpost.bench.harness import progress
+
+        if not self.workloads:
+            self.missing = f"none of the scenarios run has a peer workload {pouchdb.WORKLOADS}"
+        else:
+            try:
+                self.node, self.packages = await asyncio.to_thread(pouchdb.prepare)
+            except pouchdb.PeerMissing as exc:
+                self.missing = str(exc)
+        if self.missing is not None:
+            progress(f"peer: {self.missing}; running the rest without it")
+
+    async def rounds(self, ws: Any, plan: Any, run_one: Any) -> dict[str, Any]:
+        """Outpost's peered scenarios then the peer, ``ROUNDS`` times; Outpost's results
+        combined over the rounds (one run each when the peer is missing)."""
+        from outpost.bench import pouchdb
+        from outpost.bench.harness import BenchError, progress
+
+        if self.missing is not None:
+            return {}
+        for k in range(1, pouchdb.ROUNDS + 1):
+            progress(f"peer: round {k} of {pouchdb.ROUNDS}: Outpost's {', '.join(self.workloads)}")
+            for name in self.workloads:
+                self.outpost_rounds[name].append(await run_one(name))
+            progress(f"peer: round {k} of {pouchdb.ROUNDS}: PouchDB's {', '.join(self.workloads)}")
+            try:
+                self.peer_rounds.append(
+                    await pouchdb.run(ws.root, plan, self.node, self.packages, self.workloads)
+                )
+            except BenchError as exc:
+                self.missing = f"round {k}: {exc}"
+                progress(f"peer: {self.missing}; its figures are missing")
+                break
+        return {name: pouchdb.combine(rounds) for name, rounds in self.outpost_rounds.items()}
+
+    def attach(self, results: list[Any]) -> None:
+        from outpost.bench import pouchdb
+
+        pouchdb.attach(results, self.outpost_rounds, self.peer_rounds, self.missing)
+
+    def summary(self) -> dict[str, Any]:
+        from outpost.bench import pouchdb
+
+        return pouchdb.summary(self.peer_rounds, self.missing)

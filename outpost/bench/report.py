@@ -13,7 +13,21 @@ The JSON (``SCHEMA`` 1)::
      "scenarios": [{"name", "title", "params": {...}, "seconds", "error": str | null,
                     "figures": [{"name", "unit", "value", "baseline", "baseline_label",
                                  "ratio", "target": {"op", "value"} | null,
-                                 "met": bool | null}]}]}
+                                 "met": bool | null, "peer": PEER | null}]}],
+     "peer": null | {"name": "pouchdb", "label", "versions": {package: version}, "node",
+                     "rounds": int, "missing": str | null, "differences": [str]}}
+
+With ``--peer pouchdb`` the figures Outpost and the peer both measure carry ``PEER``::
+
+    {"label", "value": float | null, "unit", "ratio": float | null,
+     "ratio_is": "Outpost/peer" | "peer/Outpost", "target": {"op", "value"} | null,
+     "met": bool | null, "missing": str | null,
+     "rounds": [{"outpost": float, "peer": float, "ratio": float | null}]}
+
+``value`` and ``ratio`` are medians over the rounds (Outpost's own ``value`` too, then); the
+ratio is Outpost/peer for latencies and peer/Outpost for throughput, so below 1.0 Outpost
+is ahead either way. ``target`` bounds the ratio (issue 15); a missing peer figure
+(``value`` null, ``missing`` saying why) leaves that target not met.
 """
 
 from __future__ import annotations
@@ -21,6 +35,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +58,67 @@ class Target:
 
 
 @dataclass
+class PeerComparison:
+    """The peer's figure beside one of Outpost's: medians over the alternating rounds."""
+
+    label: str
+    lower_is_better: bool
+    rounds: list[tuple[float, float]] = field(default_factory=list)
+    """(Outpost's figure, the peer's figure) of each round."""
+    target_ratio: tuple[Literal["<", "<="], float] | None = None
+    missing: str | None = None
+
+    @property
+    def ratio_is(self) -> str:
+        return "Outpost/peer" if self.lower_is_better else "peer/Outpost"
+
+    def round_ratio(self, outpost: float, peer: float) -> float | None:
+        if outpost <= 0 or peer <= 0:
+            return None
+        return outpost / peer if self.lower_is_better else peer / outpost
+
+    @property
+    def value(self) -> float | None:
+        if self.missing is not None or not self.rounds:
+            return None
+        return statistics.median(peer for _, peer in self.rounds)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.missing is not None:
+            return None
+        ratios = [r for o, p in self.rounds if (r := self.round_ratio(o, p)) is not None]
+        return statistics.median(ratios) if ratios else None
+
+    @property
+    def met(self) -> bool | None:
+        if self.target_ratio is None:
+            return None
+        ratio = self.ratio
+        if ratio is None:
+            return False  # a missing peer figure: the target is not met
+        op, bound = self.target_ratio
+        return ratio < bound if op == "<" else ratio <= bound
+
+    def to_json(self, unit: str) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "value": self.value,
+            "unit": unit,
+            "ratio": self.ratio,
+            "ratio_is": self.ratio_is,
+            "target": None
+            if self.target_ratio is None
+            else {"op": self.target_ratio[0], "value": self.target_ratio[1]},
+            "met": self.met,
+            "missing": self.missing,
+            "rounds": [
+                {"outpost": o, "peer": p, "ratio": self.round_ratio(o, p)} for o, p in self.rounds
+            ],
+        }
+
+
+@dataclass
 class Figure:
     name: str
     unit: str
@@ -50,6 +126,7 @@ class Figure:
     baseline: float | None = None
     baseline_label: str | None = None
     target: Target | None = None
+    peer: PeerComparison | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -73,6 +150,7 @@ class Figure:
             if self.target is None
             else {"op": self.target.op, "value": self.target.value},
             "met": self.met,
+            "peer": None if self.peer is None else self.peer.to_json(self.unit),
         }
 
 
@@ -133,7 +211,12 @@ def _memory_mb() -> int | None:
 
 
 def document(
-    results: list[ScenarioResult], *, quick: bool, started_at: str, seconds: float
+    results: list[ScenarioResult],
+    *,
+    quick: bool,
+    started_at: str,
+    seconds: float,
+    peer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
@@ -142,6 +225,7 @@ def document(
         "seconds": seconds,
         "machine": machine(),
         "scenarios": [r.to_json() for r in results],
+        "peer": peer,
     }
 
 
@@ -169,6 +253,10 @@ def markdown(doc: dict[str, Any], previous: dict[str, Any] | None = None) -> str
     ]
     header = "| scenario | figure | value | baseline | ratio | target | met |"
     rule = "| --- | --- | ---: | --- | ---: | --- | --- |"
+    peer = doc.get("peer")
+    if peer is not None:
+        header += " peer | vs peer (< 1: Outpost ahead) |"
+        rule += " ---: | --- |"
     if previous is not None:
         header += " previous run | now/previous |"
         rule += " ---: | ---: |"
@@ -177,12 +265,45 @@ def markdown(doc: dict[str, Any], previous: dict[str, Any] | None = None) -> str
     for scenario in doc["scenarios"]:
         if scenario["error"]:
             row = f"| {scenario['title']} | **failed** | {scenario['error']} | | | | |"
+            row += " | |" if peer is not None else ""
             lines.append(row + (" | |" if previous is not None else ""))
         for figure in scenario["figures"]:
-            lines.append(_row(scenario, figure, before, previous is not None))
+            lines.append(_row(scenario, figure, before, previous is not None, peer is not None))
     lines.append("")
     lines.append("ratio = value / baseline, both measured in this run on this machine.")
+    if peer is not None:
+        lines += _peer_notes(peer)
     return "\n".join(lines)
+
+
+def _peer_notes(peer: dict[str, Any]) -> list[str]:
+    versions = ", ".join(f"{name} {version}" for name, version in peer["versions"].items())
+    rounds = f"{peer['rounds']} rounds" if peer["rounds"] else "not run"
+    lines = [
+        f"peer = {peer['label']} ({versions or 'not installed'}), {rounds}; "
+        "the rounds alternate with Outpost's own runs of those scenarios; "
+        "value and peer are medians over the rounds, vs peer the median of each round's "
+        "Outpost/peer (latency) or peer/Outpost (throughput): below 1.0 Outpost is ahead.",
+    ]
+    if peer["missing"]:
+        lines.append(f"**peer figures missing**: {peer['missing']}")
+    lines += [f"- differs: {text}" for text in peer["differences"]]
+    return lines
+
+
+def _peer_cells(figure: dict[str, Any]) -> list[str]:
+    peer = figure.get("peer")
+    if peer is None:
+        return ["", ""]
+    value = "missing"
+    if peer["value"] is not None:
+        value = f"{_number(peer['value'])} {peer['unit']}"
+    ratio = "" if peer["ratio"] is None else f"{peer['ratio']:.2f} ({peer['ratio_is']})"
+    target = peer["target"]
+    if target is not None:
+        met = {True: "yes", False: "**no**", None: ""}[peer["met"]]
+        ratio = f"{ratio}; target {target['op']} {_number(target['value'])}: {met}".lstrip("; ")
+    return [value, ratio]
 
 
 def _row(
@@ -190,6 +311,7 @@ def _row(
     figure: dict[str, Any],
     before: dict[tuple[str, str], dict[str, Any]],
     compare: bool,
+    with_peer: bool = False,
 ) -> str:
     unit = figure["unit"]
     baseline = ""
@@ -208,6 +330,8 @@ def _row(
         target_text,
         met,
     ]
+    if with_peer:
+        cells += _peer_cells(figure)
     if compare:
         old = before.get((scenario["name"], figure["name"]))
         if old is None or not old["value"]:
