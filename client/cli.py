@@ -21,6 +21,7 @@ from typing import Any
 
 from client.device import Device
 from client.errors import ClientError, InvalidAction, NotFound, ServerUnreachable, SignInRequired
+from client.store.outbox import Outbox
 from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
 from client.sync.runner import LiveSync
@@ -292,8 +293,13 @@ def _logout(device: Device) -> int:
 
     ended = asyncio.run(body())
     where = "" if ended else " here only: the server could not be reached to end the session"
-    pending = device.pending_count()
-    print(f"signed out{where}; {pending} unsynced change(s) kept for the next sign-in")
+    with device.store.read() as conn:
+        outbox = Outbox(conn)
+        waiting, sent = len(outbox.unsent()), outbox.count()
+    sent -= waiting
+    awaiting = f" ({sent} sent, awaiting confirmation)" if sent else ""
+    kept = f"{waiting} change(s) waiting to send kept for the next sign-in{awaiting}"
+    print(f"signed out{where}; {kept}")
     return 0
 
 

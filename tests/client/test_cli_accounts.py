@@ -139,7 +139,9 @@ def test_logout_ends_the_session_and_keeps_unsynced_changes(
     result = client(phone, server, "logout")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "signed out; 1 unsynced change(s) kept for the next sign-in"
+    assert result.stdout.strip() == (
+        "signed out; 1 change(s) waiting to send kept for the next sign-in"
+    )
     assert tokens(phone) == (None, None)
     assert refresh_status(server, refresh_token) == 401
     assert client(laptop, server, "sync").returncode == 0  # another session goes on
