@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -68,6 +69,8 @@ def logout(url: str, token: str | None, refresh_token: str | None) -> httpx.Resp
 
 def reset_password(backend: BackendProcess, username: str) -> subprocess.CompletedProcess[str]:
     command = ["users", "reset-password", username, "--data-dir", str(backend.data_dir)]
+    if backend.db_url is not None:
+        command += ["--db-url", backend.db_url]
     return subprocess.run(
         [sys.executable, "-m", "outpost", *command],
         capture_output=True,
@@ -247,3 +250,34 @@ def test_reset_password_of_an_unknown_user_fails_and_says_so(pair: Pair) -> None
     assert reset.returncode == 1
     assert reset.stdout == ""
     assert "no user 'nobody-here'" in reset.stderr
+
+
+def test_accounts_on_postgresql(tmp_path: Path, module_nats: ControlledNats, pg_url: str) -> None:
+    """The same statements on PostgreSQL: a change, a log-out, a reset by --db-url."""
+    env = {"OUTPOST_REVOCATION_REFRESH_S": "0"}
+    backend = BackendProcess(tmp_path / "pg", nats_url=module_nats.url, db_url=pg_url, env=env)
+    backend.start()
+    try:
+        url = backend.url
+        phone = Device(url, unique()).signup()
+        laptop = Device(url, phone.username).login()
+        assert logout(url, laptop.token, laptop.refresh_token).status_code == 204
+        assert pull_with(url, laptop.token) == 401
+        assert pull_with(url, phone.token) == 200
+        assert change_password(url, phone.token, PASSWORD, NEW_PASSWORD).status_code == 204
+        assert pull_with(url, phone.token) == 401
+        session = sign_in(url, phone.username, NEW_PASSWORD).json()
+
+        reset = reset_password(backend, phone.username)
+
+        assert reset.returncode == 0, reset.stderr
+        assert "1 session(s) ended" in reset.stderr
+        assert pull_with(url, session["token"]) == 401
+        answer = sign_in(url, phone.username, reset.stdout.strip())
+        assert answer.status_code == 403
+        token = answer.json()["extra"]["password_token"]
+        changed = change_password(url, token, reset.stdout.strip(), "the third password")
+        assert changed.status_code == 204
+        assert sign_in(url, phone.username, "the third password").status_code == 200
+    finally:
+        backend.stop()
