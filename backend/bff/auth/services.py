@@ -129,6 +129,15 @@ class AuthService:
                 expires_in=PASSWORD_TOKEN_TTL_S,
             )
         async with self._db.write() as conn:
+            # The password may have changed (or been reset) while its hash was checked:
+            # a session opened now would outlive the change that ended every session.
+            current = (
+                await conn.execute(
+                    select(User.password_hash).where(User.id == row.id).with_for_update()
+                )
+            ).scalar()
+            if current != row.password_hash:
+                raise Unauthorized(_BAD_LOGIN)
             return await self._open_session(conn, Principal(row.id, row.username))
 
     async def refresh(self, refresh_token: str) -> Session:
