@@ -49,13 +49,14 @@ def add_parser(commands: Any) -> None:
         account = sub.add_parser(name, help=f"{name} and keep the session (never the password)")
         account.add_argument("username")
         account.add_argument("--password", help="default: $OUTPOST_PASSWORD or a prompt")
-    sub.add_parser(
+    passwd = sub.add_parser(
         "passwd",
         help="change the account's password (also a one-time one), then sign in again",
         description="Change the password: prompts for the current and the new one, or reads "
         "them from stdin (two lines) when it is not a terminal. Every session of the account "
         "ends; this device signs in again with the new password. No password is kept.",
     )
+    passwd.add_argument("username", nargs="?", help="the account, in a profile not signed in yet")
     sub.add_parser(
         "logout",
         help="end this device's session and forget its tokens (unsynced changes are kept)",
@@ -149,7 +150,7 @@ def _dispatch(device: Device, args: argparse.Namespace) -> int:
         password = args.password or os.environ.get("OUTPOST_PASSWORD") or getpass.getpass()
         return _online(device, lambda engine: getattr(engine, command)(args.username, password))
     if command == "passwd":
-        return _passwd(device)
+        return _passwd(device, args.username)
     if command == "logout":
         return _logout(device)
     if command == "sync":
@@ -263,7 +264,7 @@ def _online(device: Device, work: Callable[[SyncEngine], Any]) -> int:
     return 0
 
 
-def _passwd(device: Device) -> int:
+def _passwd(device: Device, username: str | None) -> int:
     if sys.stdin.isatty():
         password = getpass.getpass("Current password: ")
         new_password = getpass.getpass("New password: ")
@@ -271,12 +272,12 @@ def _passwd(device: Device) -> int:
             raise InvalidAction("the new passwords differ: nothing changed")
     else:
         password, new_password = (sys.stdin.readline().rstrip("\n") for _ in range(2))
-    username = device.username
 
     async def body() -> None:
         async with connect(_server(device)) as http:
-            await device.change_password(http, password, new_password)
-            await SyncEngine(device, http).login(username or "", new_password)
+            await device.change_password(http, password, new_password, username)
+            account = device.username or username or ""
+            await SyncEngine(device, http).login(account, new_password)
 
     try:
         asyncio.run(body())

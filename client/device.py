@@ -77,15 +77,22 @@ class Device:
     # account (online: through the engine's HTTP seam, ``client.sync.transport.connect``)
 
     async def change_password(
-        self, http: httpx.AsyncClient, password: str, new_password: str
+        self,
+        http: httpx.AsyncClient,
+        password: str,
+        new_password: str,
+        username: str | None = None,
     ) -> None:
-        """Change this profile's account password (also a one-time one from
-        ``outpost users reset-password``). The server ends every session of the account,
-        so the tokens are forgotten here: sign in again with the new password. Neither
-        password is kept."""
-        username = self.username
+        """Change the password of this profile's account, or of ``username`` in a profile
+        that has none yet (also a one-time one from ``outpost users reset-password``). The
+        server ends every session of the account, so the tokens are forgotten here: sign in
+        again with the new password. Neither password is kept."""
+        owner = self.username
+        if owner is not None and username not in (None, owner):
+            raise InvalidAction(f"this profile belongs to {owner}: use another profile folder")
+        username = owner or username
         if username is None:
-            raise SignInRequired("no account in this profile yet: sign up or sign in first")
+            raise InvalidAction("no account in this profile yet: name the username")
         if not 8 <= len(new_password) <= 128:
             raise InvalidAction("the new password must be 8..128 characters")
         # Signing in proves the current password (the sign-in throttle counts a wrong one)

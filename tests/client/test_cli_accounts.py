@@ -116,14 +116,23 @@ def test_passwd_changes_a_one_time_password_from_reset_password(
     )
     assert reset.returncode == 0, reset.stderr
     one_time = reset.stdout.strip()
-    refused = client(phone, server, "login", username, "--password", one_time)
+    tablet = tmp_path / "tablet"  # a new profile: the user lost the phone
+    refused = client(tablet, server, "login", username, "--password", one_time)
     assert refused.returncode == 1
     assert "a new password is required" in refused.stderr
 
-    result = client(phone, server, "passwd", stdin=f"{one_time}\n{NEW_PASSWORD}\n")
+    result = client(tablet, server, "passwd", username, stdin=f"{one_time}\n{NEW_PASSWORD}\n")
 
     assert result.returncode == 0, result.stderr
-    assert client(phone, server, "sync").returncode == 0
+    assert client(tablet, server, "sync").returncode == 0
+    assert client(phone, server, "sync").returncode == 1  # its session ended at the reset
+    again = f"{NEW_PASSWORD}\n{NEW_PASSWORD}!\n"
+    other = client(tablet, server, "passwd", "someone-else", stdin=again)
+    assert other.returncode == 2
+    assert f"this profile belongs to {username}" in other.stderr
+    nobody = client(tmp_path / "fresh", server, "passwd", stdin=again)
+    assert nobody.returncode == 2
+    assert "no account in this profile yet: name the username" in nobody.stderr
 
 
 def test_logout_ends_the_session_and_keeps_unsynced_changes(
