@@ -43,6 +43,7 @@ _ENDED = "this session has ended: sign in again"
 _CHANGE_REQUIRED = "a new password is required: POST /v1/auth/password"
 _WRONG_PASSWORD = "wrong password: give your current password"
 _RESET_DONE = "the one-time password has been changed already: sign in with the new one"
+_CHANGED_MEANWHILE = "the password has just been changed elsewhere: sign in again"
 _NOT_YOUR_SESSION = "refresh token unknown: it names no session of yours"
 
 
@@ -188,11 +189,14 @@ class AuthService:
             raise Unauthorized(_WRONG_PASSWORD)
         new_hash = await self.hashing.hash(change.new_password)
         async with self._db.write() as conn:
-            await conn.execute(
+            # Only over the password just checked: of two changes at once, one wins.
+            changed = await conn.execute(
                 update(User)
-                .where(User.id == row.id)
+                .where(User.id == row.id, User.password_hash == row.password_hash)
                 .values(password_hash=new_hash, password_reset=False)
             )
+            if changed.rowcount != 1:
+                raise Unauthorized(_CHANGED_MEANWHILE)
             ended = await end_sessions(conn, row.id)
         for family in ended:  # committed: at once in this process
             self._revoked.add(family)

@@ -1,5 +1,6 @@
 """A sign-in whose password check overlaps a password change opens no session: the change
-ends every session, so one opened with the old password after it would outlive it.
+ends every session, so one opened with the old password after it would outlive it. Of two
+changes at once, over the same old password, one wins.
 
 The service runs on a real SQLite database; the hashing is the real one, held at the
 moment the sign-in's check finishes until the change has committed, so the interleaving
@@ -65,6 +66,40 @@ def test_a_sign_in_overlapping_a_password_change_opens_no_session(tmp_path: Path
             with pytest.raises(Unauthorized, match="wrong username or password"):
                 await sign_in
             assert await auth.login(LoginCredentials("alice", NEW))
+        finally:
+            await db.dispose()
+
+    asyncio.run(body())
+
+
+def test_of_two_password_changes_at_once_only_one_takes_effect(tmp_path: Path) -> None:
+    async def body() -> None:
+        db = Database.for_component("bff", data_dir=tmp_path, url=None)
+        await db.migrate()
+        hashing = HeldHashing()
+        secret = "s" * 48
+        auth = AuthService(
+            db,
+            TokenSigner(secret, 900),
+            RefreshTokens(secret),
+            refresh_ttl_s=3600,
+            hashing=hashing,
+        )
+        try:
+            session = await auth.signup(Credentials(username="bob", password=OLD))
+            user = await auth.authenticate(session.token)
+            hashing.hold = True
+            slow = asyncio.create_task(
+                auth.change_password(user, PasswordChange(password=OLD, new_password="slow one"))
+            )
+            await hashing.checked.wait()  # the slow change has checked the old password
+            await auth.change_password(user, PasswordChange(password=OLD, new_password=NEW))
+            hashing.release.set()
+            with pytest.raises(Unauthorized, match="changed elsewhere"):
+                await slow
+            assert await auth.login(LoginCredentials("bob", NEW))
+            with pytest.raises(Unauthorized):
+                await auth.login(LoginCredentials("bob", "slow one"))
         finally:
             await db.dispose()
 
