@@ -21,6 +21,7 @@ from typing import Any
 
 from client.device import Device
 from client.errors import ClientError, InvalidAction, NotFound, ServerUnreachable, SignInRequired
+from client.store.outbox import Outbox
 from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
 from client.sync.runner import LiveSync
@@ -48,6 +49,18 @@ def add_parser(commands: Any) -> None:
         account = sub.add_parser(name, help=f"{name} and keep the session (never the password)")
         account.add_argument("username")
         account.add_argument("--password", help="default: $OUTPOST_PASSWORD or a prompt")
+    passwd = sub.add_parser(
+        "passwd",
+        help="change the account's password (also a one-time one), then sign in again",
+        description="Change the password: prompts for the current and the new one, or reads "
+        "them from stdin (two lines) when it is not a terminal. Every session of the account "
+        "ends; this device signs in again with the new password. No password is kept.",
+    )
+    passwd.add_argument("username", nargs="?", help="the account, in a profile not signed in yet")
+    sub.add_parser(
+        "logout",
+        help="end this device's session and forget its tokens (unsynced changes are kept)",
+    )
 
     board = sub.add_parser("board", help="create, rename, archive, share boards").add_subparsers(
         dest="board_command", required=True
@@ -136,6 +149,10 @@ def _dispatch(device: Device, args: argparse.Namespace) -> int:
     if command in ("signup", "login"):
         password = args.password or os.environ.get("OUTPOST_PASSWORD") or getpass.getpass()
         return _online(device, lambda engine: getattr(engine, command)(args.username, password))
+    if command == "passwd":
+        return _passwd(device, args.username)
+    if command == "logout":
+        return _logout(device)
     if command == "sync":
         return _online(device, lambda engine: engine.sync())
     if command == "run":
@@ -244,6 +261,46 @@ def _online(device: Device, work: Callable[[SyncEngine], Any]) -> int:
     except SignInRequired as exc:
         return _fail(f"{exc}")
     _print_status(device)
+    return 0
+
+
+def _passwd(device: Device, username: str | None) -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Current password: ")
+        new_password = getpass.getpass("New password: ")
+        if getpass.getpass("New password again: ") != new_password:
+            raise InvalidAction("the new passwords differ: nothing changed")
+    else:
+        password, new_password = (sys.stdin.readline().rstrip("\n") for _ in range(2))
+
+    async def body() -> None:
+        async with connect(_server(device)) as http:
+            await device.change_password(http, password, new_password, username)
+            account = device.username or username or ""
+            await SyncEngine(device, http).login(account, new_password)
+
+    try:
+        asyncio.run(body())
+    except ServerUnreachable as exc:
+        return _fail(f"{exc}; the password may not have changed: try again")
+    print("password changed: every session of the account has ended; signed in again here")
+    return 0
+
+
+def _logout(device: Device) -> int:
+    async def body() -> bool:
+        async with connect(_server(device)) as http:
+            return await device.log_out(http)
+
+    ended = asyncio.run(body())
+    where = "" if ended else " here only: the server could not be reached to end the session"
+    with device.store.read() as conn:
+        outbox = Outbox(conn)
+        waiting, sent = len(outbox.unsent()), outbox.count()
+    sent -= waiting
+    awaiting = f" ({sent} sent, awaiting confirmation)" if sent else ""
+    kept = f"{waiting} change(s) waiting to send kept for the next sign-in{awaiting}"
+    print(f"signed out{where}; {kept}")
     return 0
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 
-from client.errors import InvalidAction, NotFound
+from client.errors import InvalidAction, NotFound, ServerUnreachable, SignInRequired
 from client.store.database import Store
 from client.store.outbox import Outbox
 from client.store.settings import Setting, read_setting, write_setting
 from client.store.view import OWN_ACTOR, fold_into_view
+from client.sync.transport import bearer, body_of, detail_of
 from protocol import (
     Event,
     EventRejected,
@@ -71,6 +73,72 @@ class Device:
 
     def close(self) -> None:
         self.store.close()
+
+    # account (online: through the engine's HTTP seam, ``client.sync.transport.connect``)
+
+    async def change_password(
+        self,
+        http: httpx.AsyncClient,
+        password: str,
+        new_password: str,
+        username: str | None = None,
+    ) -> None:
+        """Change the password of this profile's account, or of ``username`` in a profile
+        that has none yet (also a one-time one from ``outpost users reset-password``). The
+        server ends every session of the account, so the tokens are forgotten here: sign in
+        again with the new password. Neither password is kept."""
+        owner = self.username
+        if owner is not None and username not in (None, owner):
+            raise InvalidAction(f"this profile belongs to {owner}: use another profile folder")
+        username = owner or username
+        if username is None:
+            raise InvalidAction("no account in this profile yet: name the username")
+        if not 8 <= len(new_password) <= 128:
+            raise InvalidAction("the new password must be 8..128 characters")
+        # Signing in proves the current password (the sign-in throttle counts a wrong one)
+        # and works without a live session; a one-time password gets a password token.
+        credentials = {"username": username, "password": password}
+        reply = await _post(http, "/v1/auth/token", credentials)
+        if reply.status_code == 200:
+            token = body_of(reply)["token"]
+        elif reply.status_code == 403 and "password_token" in (body_of(reply).get("extra") or {}):
+            token = body_of(reply)["extra"]["password_token"]
+        else:
+            raise _refusal(reply)
+        change = {"password": password, "new_password": new_password}
+        reply = await _post(http, "/v1/auth/password", change, token)
+        if reply.status_code != 204:
+            raise _refusal(reply)
+        self._forget_session()
+
+    async def log_out(self, http: httpx.AsyncClient) -> bool:
+        """End this profile's session on the server when it can be reached, and forget its
+        tokens here in any case. Unsynced changes stay in the outbox for the next sign-in.
+        True when the server has ended the session (or it had ended already)."""
+        refresh_token = self.store.setting(Setting.REFRESH_TOKEN)
+        try:
+            if refresh_token is None:
+                return True  # no session to end
+            # The access token may have expired: a refresh gives a live one, and the
+            # session's newest refresh token.
+            reply = await _post(http, "/v1/auth/refresh", {"refresh_token": refresh_token})
+            if reply.status_code in (400, 401):
+                return True  # the session has ended already
+            if reply.status_code != 200:
+                return False
+            session = body_of(reply)
+            body = {"refresh_token": session["refresh_token"]}
+            reply = await _post(http, "/v1/auth/logout", body, session["token"])
+            return reply.status_code == 204
+        except ServerUnreachable:
+            return False
+        finally:
+            self._forget_session()
+
+    def _forget_session(self) -> None:
+        with self.store.write() as conn:
+            write_setting(conn, Setting.TOKEN, None)
+            write_setting(conn, Setting.REFRESH_TOKEN, None)
 
     # actions: boards
 
@@ -322,6 +390,25 @@ class Device:
             fold_into_view(conn, events)
             write_setting(conn, Setting.CLOCK_LAST, self.clock.last)
         return [e.id for e in events]
+
+
+async def _post(
+    http: httpx.AsyncClient, path: str, body: dict[str, str], token: str | None = None
+) -> httpx.Response:
+    try:
+        return await http.post(path, content=_encode(body), headers=bearer(token))
+    except httpx.HTTPError as exc:
+        raise ServerUnreachable(f"cannot reach the server: {type(exc).__name__}: {exc}") from exc
+
+
+def _refusal(reply: httpx.Response) -> Exception:
+    """What the user meets when the server refuses an account request."""
+    detail = detail_of(reply) or f"HTTP {reply.status_code}"
+    if reply.status_code == 401:
+        return SignInRequired(detail)
+    if reply.status_code in (400, 403, 422):
+        return InvalidAction(detail)
+    return ServerUnreachable(f"the server cannot do it now: {detail}")
 
 
 def _kept(body: bytes) -> Any:

@@ -72,6 +72,28 @@ def _backend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _users(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from backend.bff.auth.reset import UnknownUser, reset_password
+    from backend.config import Settings
+    from backend.migrations import MigrationError
+
+    settings = Settings.from_env(data_dir=args.data_dir, db_url=args.db_url)
+    try:
+        password, ended = asyncio.run(reset_password(settings, args.username))
+    except (UnknownUser, MigrationError) as exc:
+        print(f"outpost users reset-password: {exc}", file=sys.stderr)
+        return 1
+    print(password)
+    print(
+        f"one-time password of {args.username} (shown only now); {ended} session(s) ended. "
+        "Signing in with it only allows changing it: `outpost client passwd`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _app(args: argparse.Namespace) -> int:
     import os
 
@@ -128,6 +150,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backend.add_argument("--json", action="store_true", help="ledger: print JSON")
     backend.set_defaults(handler=_backend)
+
+    users = commands.add_parser(
+        "users",
+        help="manage accounts, on the backend's host",
+        description="Manage accounts directly in the backend's database (run it on the "
+        "backend's host, with the backend's --data-dir or --db-url).",
+    )
+    users_actions = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    reset = users_actions.add_parser(
+        "reset-password",
+        help="print a one-time password for USERNAME and end every session of the user",
+        description="Print a new one-time password for USERNAME (once) and end every "
+        "session of the user. Signing in with it answers 403 and a token good only for "
+        "changing it (POST /v1/auth/password, or `outpost client passwd`).",
+    )
+    reset.add_argument("username")
+    reset.add_argument("--data-dir", help="the backend's data folder (default: outpost-data)")
+    reset.add_argument("--db-url", help="the backend's postgresql+asyncpg://... database")
+    reset.set_defaults(handler=_users)
 
     app = commands.add_parser(
         "app",

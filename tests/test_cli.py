@@ -19,7 +19,8 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 def test_help_lists_every_subcommand() -> None:
     result = run("--help")
     assert result.returncode == 0
-    for name in ("backend", "app", "client", "conflicts", "bench", "docs", "faults", "lake"):
+    names = ("backend", "app", "client", "users", "conflicts", "bench", "docs", "faults", "lake")
+    for name in names:
         assert name in result.stdout
 
 

@@ -6,7 +6,7 @@ exactly (``duplicate``, ``id_conflict``, ``forbidden``) however far the projecto
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backend.db import Key
@@ -22,6 +22,9 @@ class User(BffBase):
     username: Mapped[str] = mapped_column(Key(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    password_reset: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The password is a one-time one (``outpost users reset-password``): signing in with
+    it only lets the user change it."""
 
 
 class RefreshToken(BffBase):

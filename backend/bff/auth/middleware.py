@@ -2,7 +2,9 @@
 
 Every route needs a bearer token unless its handler says ``opt={"public": True}`` (sign-up,
 sign-in, refresh, info, health, metrics, the documents): a new route is private until it is
-declared public. The user goes to ``request.user`` (handlers take it as ``principal``).
+declared public. A password token (a sign-in with a one-time password) passes only where
+the handler says ``opt={"password_token": True}``. The user goes to ``request.user``
+(handlers take it as ``principal``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from litestar.types import ASGIApp
 from backend.bff.auth.tokens import Principal
 from backend.errors import Unauthorized
 
-__all__ = ["PUBLIC", "BearerAuthMiddleware"]
+__all__ = ["PASSWORD_TOKEN", "PUBLIC", "BearerAuthMiddleware"]
 
 PUBLIC = "public"
 """The handler ``opt`` key of routes that need no bearer token."""
+PASSWORD_TOKEN = "password_token"
+"""The handler ``opt`` key of the one route a password token may call (changing it)."""
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -36,4 +40,8 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("missing bearer token: sign in first")
         principal = await self._authenticate(token.strip())
+        if principal.password_only and not connection.route_handler.opt.get(PASSWORD_TOKEN):
+            raise Unauthorized(
+                "this token only changes a one-time password: POST /v1/auth/password"
+            )
         return AuthenticationResult(user=principal, auth=token)

@@ -34,6 +34,24 @@ class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
     refresh_token: Annotated[str, msgspec.Meta(max_length=200)]
 
 
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
+    """The current password is checked, not judged; the new one must be 8..128 characters
+    (else 422, after the current one is known to be right)."""
+
+    password: Annotated[str, msgspec.Meta(max_length=128)]
+    new_password: str
+
+
+class PasswordChangeRequired(msgspec.Struct):
+    """What a sign-in with a one-time password gets instead of a session (a 403 whose
+    ``extra`` holds the token): a token good only for ``POST /v1/auth/password``, for
+    ``expires_in`` seconds."""
+
+    detail: str
+    password_token: str
+    expires_in: int
+
+
 class Session(msgspec.Struct):
     user_id: str
     username: str

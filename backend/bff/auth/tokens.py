@@ -1,7 +1,9 @@
 """Signed short-lived access tokens (JWT, HS256), refresh tokens, and the signing secret.
 
 An access token names its session's family (``fam``): every session descended from one
-sign-in by refreshes. A refresh token is ``r1.<family>.<generation>.<mac>``: the family,
+sign-in by refreshes. A password token (``typ`` password, five minutes) is what a sign-in
+with a one-time password gets: the bearer middleware lets it change the password, nothing
+else. A refresh token is ``r1.<family>.<generation>.<mac>``: the family,
 which refresh of it this is, and an HMAC of both with a key derived from the secret, so a
 token can be told genuine before the database is asked, and a genuine token of an older
 generation is a token used twice.
@@ -24,6 +26,9 @@ import jwt
 from backend.errors import Unauthorized
 
 _ALGORITHM = "HS256"
+_TYPES = {"access": False, "password": True}
+"""Token ``typ`` -> whether it is a password-change-only token."""
+PASSWORD_TOKEN_TTL_S = 300
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,9 @@ class Principal:
     username: str
     family: str | None = None
     """The session family of the token (None: a token from before families)."""
+    password_only: bool = False
+    """A token that only changes a one-time password (sign-in with one answers 403 with
+    it); the bearer middleware refuses it on every other route."""
 
 
 def load_secret(configured: str | None, data_dir: Path) -> str:
@@ -58,12 +66,13 @@ class TokenSigner:
 
     def issue(self, principal: Principal) -> str:
         now = int(time.time())
+        ttl_s = PASSWORD_TOKEN_TTL_S if principal.password_only else self.ttl_s
         claims = {
             "sub": principal.user_id,
             "usr": principal.username,
             "iat": now,
-            "exp": now + self.ttl_s,
-            "typ": "access",
+            "exp": now + ttl_s,
+            "typ": "password" if principal.password_only else "access",
         }
         if principal.family is not None:
             claims["fam"] = principal.family
@@ -80,12 +89,17 @@ class TokenSigner:
             raise Unauthorized("invalid token: sign in again") from exc
         family = claims.get("fam")
         if (
-            claims.get("typ") != "access"
+            claims.get("typ") not in _TYPES
             or not isinstance(claims.get("usr"), str)
             or not isinstance(family, str | None)
         ):
             raise Unauthorized("invalid token: sign in again")
-        return Principal(user_id=str(claims["sub"]), username=claims["usr"], family=family)
+        return Principal(
+            user_id=str(claims["sub"]),
+            username=claims["usr"],
+            family=family,
+            password_only=_TYPES[claims["typ"]],
+        )
 
 
 _REFRESH_RE = re.compile(r"r1\.([0-9a-f-]{36})\.([0-9]{1,9})\.([A-Za-z0-9_-]{43})")

@@ -71,6 +71,8 @@ def test_schemathesis_finds_nothing(tmp_path: Path, controlled_nats: ControlledN
         "POST /v1/auth/signup",
         "POST /v1/auth/token",
         "POST /v1/auth/refresh",
+        "POST /v1/auth/password",
+        "POST /v1/auth/logout",
         "GET /v1/sync/info",
         "POST /v1/sync/push",
         "GET /v1/sync/pull",

@@ -28,7 +28,16 @@ from protocol import new_id
 from tests.backend.lake.harness import HOUR_MS, T0, Harness, raw_file_lines, record, run
 
 EXAMPLE_ROWS: dict[str, tuple[str, dict[str, Any]]] = {
-    "bff": ("users", {"id": "u1", "username": "alice", "password_hash": "h", "created_at": 1}),
+    "bff": (
+        "users",
+        {
+            "id": "u1",
+            "username": "alice",
+            "password_hash": "h",
+            "created_at": 1,
+            "password_reset": False,
+        },
+    ),
     "limits": ("rate_buckets", {"key": "127.0.0.1", "tat_us": 5}),
     "projector": ("info", {"key": "generation", "value": "g1"}),
     "workload": ("boards", {"id": "b1", "state": "{}", "wip_limit": 3}),

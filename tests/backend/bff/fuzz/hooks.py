@@ -2,7 +2,8 @@
 
 - the auth provider signs a user up on the backend under test, once, and sends its token;
 - sign-in and refresh get real credentials in every other positive case (random ones
-  never work);
+  never work); so do password change and log-out, each for a throwaway user of its own
+  (with its own token and password), so the fuzzing user's session never ends;
 - every well-formed push also carries one valid event (a new board of the pushing device),
   so pushes get ``accepted`` results and not only ``invalid`` ones;
 - every answer is recorded (``OUTPOST_FUZZ_LOG``): which operation got which status, and
@@ -26,9 +27,13 @@ from protocol import new_id
 from protocol.ids import DEVICE_ID_RE
 
 PASSWORD = "fuzz-password-1"
+THROWAWAY_PASSWORD = "fuzz-throwaway-1"
+"""Not the fuzzing user's: a throwaway's change sent with the fuzzing user's token is 401."""
 _lock = threading.Lock()
 _account: dict[str, str] = {}
 _turns = itertools.count()
+_throwaway_tokens: dict[int, tuple[Any, str]] = {}
+"""The cases map_case gave a throwaway user, by id: their token, whenever auth is set."""
 
 
 def _url() -> str:
@@ -54,6 +59,9 @@ class SignedUp:
         return account()["token"]
 
     def set(self, case: Any, data: str, context: Any) -> None:
+        throwaway = _throwaway_tokens.get(id(case))
+        if throwaway is not None and throwaway[0] is case:  # map_case made it a throwaway's
+            data = throwaway[1]
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
@@ -68,7 +76,26 @@ def map_case(context: Any, case: Any) -> Any:
         case.body = _with_a_valid_event(case.body)
     elif path in ("/v1/auth/token", "/v1/auth/refresh") and _positive(case) and next(_turns) % 2:
         case.body = _real_credentials(path)
+    elif path in ("/v1/auth/password", "/v1/auth/logout") and _positive(case) and next(_turns) % 2:
+        session = _throwaway()
+        _throwaway_tokens[id(case)] = (case, session["token"])  # the case kept: its id too
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {session['token']}"}
+        if path == "/v1/auth/password":
+            case.body = {"password": THROWAWAY_PASSWORD, "new_password": "fuzz-changed-1"}
+        else:
+            case.body = {"refresh_token": session["refresh_token"]}
     return case
+
+
+def _throwaway() -> dict[str, str]:
+    """A new user's session, for a request that ends it."""
+    username = f"fuzz{uuid.uuid4().hex[:10]}"
+    reply = httpx.post(
+        f"{_url()}/v1/auth/signup", json={"username": username, "password": THROWAWAY_PASSWORD}
+    )
+    reply.raise_for_status()
+    body: dict[str, str] = reply.json()
+    return body
 
 
 def _positive(case: Any) -> bool:
