@@ -40,7 +40,7 @@ xvfb:
 
 test: lint typecheck xvfb
 	$(BIN)/outpost docs --check
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 docs: install
 	$(BIN)/outpost docs

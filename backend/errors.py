@@ -4,6 +4,7 @@
     ├── Unauthorized           401    bad credentials, expired or unknown token
     ├── Forbidden              403    not the admin (``bff/ops/guards.py``)
     ├── Conflict               409    username taken
+    ├── PasswordRefused        422    a new password outside 8..128 (``bff/auth/services.py``)
     ├── BadRequest             400    malformed request (the batch, a parameter)
     ├── UnprocessableBatch     422    a push batch that cannot be answered event by event
     ├── UnsupportedProtocol    426    a protocol version outside what the server speaks
@@ -13,7 +14,9 @@
     ├── ComponentBusy                 another process runs the component a command would change
     ├── LaunchError                   a backend child process exited or did not answer
     ├── EmbeddedNatsError             the embedded nats-server failed (``nats/errors.py``)
-    ├── FaultsError                   ``outpost faults`` cannot do it (``faults/store.py``)
+    ├── FaultsError                   ``outpost faults`` cannot do it (``faults/stream.py``)
+    ├── UnknownUser                   ``outpost users`` names no account (``bff/auth/reset.py``)
+    ├── MigrationError                a database from a newer Outpost (``migrations/``)
     ├── LakeError                     ``outpost lake`` cannot do it (``lake/errors.py``)
     └── LakeFileError                 a lake file or line not in the lake's format (same)
 
