@@ -10,6 +10,8 @@ is certain rather than a matter of timing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -42,20 +44,25 @@ class HeldHashing(PasswordHashing):
         return right
 
 
+@contextlib.asynccontextmanager
+async def held_auth(folder: Path) -> AsyncIterator[tuple[AuthService, HeldHashing]]:
+    """The auth service on a real, migrated SQLite database, with hashing that can be held."""
+    db = Database.for_component("bff", data_dir=folder, url=None)
+    await db.migrate()
+    hashing = HeldHashing()
+    secret = "s" * 48
+    auth = AuthService(
+        db, TokenSigner(secret, 900), RefreshTokens(secret), refresh_ttl_s=3600, hashing=hashing
+    )
+    try:
+        yield auth, hashing
+    finally:
+        await db.dispose()
+
+
 def test_a_sign_in_overlapping_a_password_change_opens_no_session(tmp_path: Path) -> None:
     async def body() -> None:
-        db = Database.for_component("bff", data_dir=tmp_path, url=None)
-        await db.migrate()
-        hashing = HeldHashing()
-        secret = "s" * 48
-        auth = AuthService(
-            db,
-            TokenSigner(secret, 900),
-            RefreshTokens(secret),
-            refresh_ttl_s=3600,
-            hashing=hashing,
-        )
-        try:
+        async with held_auth(tmp_path) as (auth, hashing):
             session = await auth.signup(Credentials(username="alice", password=OLD))
             user = await auth.authenticate(session.token)
             hashing.hold = True
@@ -66,26 +73,13 @@ def test_a_sign_in_overlapping_a_password_change_opens_no_session(tmp_path: Path
             with pytest.raises(Unauthorized, match="wrong username or password"):
                 await sign_in
             assert await auth.login(LoginCredentials("alice", NEW))
-        finally:
-            await db.dispose()
 
     asyncio.run(body())
 
 
 def test_of_two_password_changes_at_once_only_one_takes_effect(tmp_path: Path) -> None:
     async def body() -> None:
-        db = Database.for_component("bff", data_dir=tmp_path, url=None)
-        await db.migrate()
-        hashing = HeldHashing()
-        secret = "s" * 48
-        auth = AuthService(
-            db,
-            TokenSigner(secret, 900),
-            RefreshTokens(secret),
-            refresh_ttl_s=3600,
-            hashing=hashing,
-        )
-        try:
+        async with held_auth(tmp_path) as (auth, hashing):
             session = await auth.signup(Credentials(username="bob", password=OLD))
             user = await auth.authenticate(session.token)
             hashing.hold = True
@@ -100,7 +94,5 @@ def test_of_two_password_changes_at_once_only_one_takes_effect(tmp_path: Path) -
             assert await auth.login(LoginCredentials("bob", NEW))
             with pytest.raises(Unauthorized):
                 await auth.login(LoginCredentials("bob", "slow one"))
-        finally:
-            await db.dispose()
 
     asyncio.run(body())

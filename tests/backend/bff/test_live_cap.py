@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.backend.bff.test_live import FAST_KEEPALIVE, WAIT_S, LiveStream, pushed, user
-from tests.support.backend import BackendProcess, ControlledNats
+from tests.support.backend import BackendProcess, ControlledNats, two_processes
 from tests.support.device import Device
 
 pytestmark = pytest.mark.integration
@@ -22,21 +22,12 @@ CAPPED = {**FAST_KEEPALIVE, "OUTPOST_LIVE_MAX_PER_USER": str(CAP)}
 
 
 @pytest.fixture
-def two_processes(
+def capped_pair(
     tmp_path: Path, controlled_nats: ControlledNats
 ) -> Iterator[tuple[BackendProcess, BackendProcess]]:
-    data_dir = tmp_path / "backend"  # shared: the same databases and token signing secret
-    first = BackendProcess(data_dir, nats_url=controlled_nats.url, env=CAPPED)
-    second = BackendProcess(
-        data_dir, nats_url=controlled_nats.url, env={**CAPPED, "OUTPOST_COMPONENTS": ""}
-    )
-    try:
-        first.start()
-        second.start()
-        yield first, second
-    finally:
-        second.stop()
-        first.stop()
+    """Two processes on the same databases and token signing secret, the cap set."""
+    with two_processes(tmp_path / "backend", controlled_nats, env=CAPPED) as pair:
+        yield pair
 
 
 def on(process: BackendProcess, device: Device) -> Device:
@@ -58,9 +49,9 @@ def wait_ended(stream: LiveStream, what: str) -> None:
 
 
 def test_the_oldest_connections_beyond_the_cap_are_closed_across_two_processes(
-    two_processes: tuple[BackendProcess, BackendProcess],
+    capped_pair: tuple[BackendProcess, BackendProcess],
 ) -> None:
-    first, second = two_processes
+    first, second = capped_pair
     alice = user(first, "alice")
     bob = user(first, "bob")
     board, created = alice.new_board()
