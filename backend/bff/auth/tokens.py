@@ -88,8 +88,9 @@ class TokenSigner:
         except jwt.PyJWTError as exc:
             raise Unauthorized("invalid token: sign in again") from exc
         family = claims.get("fam")
+        kind = claims.get("typ", "access")  # tokens from before the type claim are access ones
         if (
-            claims.get("typ") not in _TYPES
+            kind not in _TYPES
             or not isinstance(claims.get("usr"), str)
             or not isinstance(family, str | None)
         ):
@@ -98,7 +99,7 @@ class TokenSigner:
             user_id=str(claims["sub"]),
             username=claims["usr"],
             family=family,
-            password_only=_TYPES[claims["typ"]],
+            password_only=_TYPES[kind],
         )
 
 
