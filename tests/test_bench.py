@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from outpost.bench import SCENARIOS, main
+from outpost.bench.budget import HOPS
 
 FIGURE_KEYS = {
     "name",
@@ -50,3 +52,18 @@ def test_quick_bench_produces_every_figure(
     table = capsys.readouterr().out
     assert "| scenario | figure | value | baseline | ratio | target | met |" in table
     assert doc["machine"]["cpu"] in table
+    _check_budget(doc, table)
+
+
+def _check_budget(doc: dict[str, Any], table: str) -> None:
+    """Propagation says where the time goes: every hop named, every action traced, the
+    hops' shares adding up to the whole with next to nothing unattributed."""
+    [propagation] = [s for s in doc["scenarios"] if s["name"] == "propagation"]
+    budget = propagation["budget"]
+    assert [hop["name"] for hop in budget["hops"]] == [name for name, _ in HOPS]
+    assert budget["traced"] == budget["actions"] > 0
+    assert sum(hop["share"] for hop in budget["hops"]) == pytest.approx(1.0)
+    assert budget["unattributed_share"] < 0.05
+    assert all(hop["p50"] >= 0 and hop["p99"] >= hop["p50"] for hop in budget["hops"])
+    assert "latency budget" in table and "| **total** | A's action to B's view |" in table
+    assert all(s["budget"] is None for s in doc["scenarios"] if s["name"] != "propagation")

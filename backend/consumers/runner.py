@@ -57,6 +57,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
+from backend import hops
 from backend.consumers import batches, health
 from backend.consumers.breaker import Breaker, outage_kind
 from backend.consumers.component import Component, Outcome
@@ -185,6 +186,8 @@ class ConsumerRunner:
                         if not messages:
                             raise TimeoutError
                         lane.backlog = messages[-1].metadata.num_pending > 0
+                        if hops.enabled() and self.component.serves_pull:
+                            hops.mark(f"{self.component.name}.received", _ids(messages))
                     except (nats.errors.TimeoutError, TimeoutError):
                         # nats-py raises either, depending on where the wait ran out
                         # Only the events lane judges: the resubmit lane is idle nearly always,
@@ -342,6 +345,8 @@ class ConsumerRunner:
             last = max((m.metadata.sequence.stream for m in messages), default=position)
             if last > position:
                 await write_position(conn, component, lane, last)
+        if hops.enabled() and component.serves_pull:
+            hops.mark(f"{component.name}.committed", _ids(messages))
         if not lane.resubmits:
             self._position = max(last, position)
         for message in messages:
@@ -384,3 +389,8 @@ class ConsumerRunner:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+
+def _ids(messages: list[Msg]) -> list[str]:
+    """The event ids of ``messages`` (their ``Nats-Msg-Id``), for hop marks."""
+    return [(m.headers or {}).get("Nats-Msg-Id", "") for m in messages]

@@ -43,10 +43,13 @@ class LiveSync:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         on_live: Callable[[bool], None] | None = None,
+        on_poke: Callable[[], None] | None = None,
         periodic_s: float = 30.0,
     ) -> None:
         self.engine = SyncEngine(device, http, on_progress)
         self._on_live = on_live or (lambda _: None)
+        self._on_poke = on_poke or (lambda: None)
+        """Called as each poke arrives, before the sync it wakes (the bench times it)."""
         self.http = http
         self.periodic_s = periodic_s
         self._wake = asyncio.Event()
@@ -109,6 +112,7 @@ class LiveSync:
                     self.wake()  # pokes sent before we listened are lost: catch up once
                     async for line in lines:
                         if line.startswith("event: poke"):
+                            self._on_poke()
                             self.wake()
             except httpx.HTTPError as exc:
                 log.info("live stream: %s: %s", type(exc).__name__, exc)

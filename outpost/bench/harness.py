@@ -26,6 +26,7 @@ from typing import Any, Self
 import httpx
 import msgspec
 
+from backend.hops import TRACE_ENV
 from backend.launcher import BackendLauncher, LaunchError
 from backend.nats import EmbeddedNats
 from client.device import Device
@@ -111,6 +112,8 @@ class Workspace:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="outpost-bench-"))
         self.nats = EmbeddedNats(self.root / "nats", stop_timeout_s=10)
+        self.hop_trace = self.root / "hops.tsv"
+        """The backend's hop marks (``backend/hops.py``), for the latency budget."""
         self.backend: BackendLauncher | None = None
         self._children: list[subprocess.Popen[bytes]] = []
         self._clients: list[httpx.AsyncClient] = []
@@ -122,7 +125,9 @@ class Workspace:
             progress("limits raised: " + " ".join(f"{k}={v}" for k, v in RAISED_LIMITS.items()))
             await self.nats.start(supervise=False)
             self.backend = BackendLauncher(
-                self.root / "backend", nats_url=self.nats.url, env=BENCH_ENV
+                self.root / "backend",
+                nats_url=self.nats.url,
+                env={**BENCH_ENV, TRACE_ENV: str(self.hop_trace)},
             )
             try:
                 await asyncio.to_thread(self.backend.start)

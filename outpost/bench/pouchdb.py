@@ -34,6 +34,7 @@ from typing import Any, Literal
 import msgspec
 
 from outpost.bench import local_action, propagation
+from outpost.bench.budget import Budget
 from outpost.bench.harness import BenchError, percentile, progress
 from outpost.bench.plan import Plan
 from outpost.bench.report import Figure, PeerComparison, ScenarioResult
@@ -250,6 +251,11 @@ def combine(rounds: list[ScenarioResult]) -> ScenarioResult:
         params={**first.params, "rounds": len(rounds)},
         seconds=sum(r.seconds for r in rounds),
     )
+    for result in rounds:
+        if result.budget is not None:
+            if merged.budget is None:
+                merged.budget = Budget()
+            merged.budget.extend(result.budget)
     for i, figure in enumerate(first.figures):
         same = [r.figures[i] for r in rounds]
         baselines = [f.baseline for f in same if f.baseline is not None]

@@ -11,6 +11,7 @@ The JSON (``SCHEMA`` 1)::
     {"schema": 1, "quick": bool, "started_at": iso, "seconds": float,
      "machine": {"cpu", "cores", "memory_mb", "python", "platform", "date"},
      "scenarios": [{"name", "title", "params": {...}, "seconds", "error": str | null,
+                    "budget": null | BUDGET,
                     "figures": [{"name", "unit", "value", "baseline", "baseline_label",
                                  "ratio", "target": {"op", "value"} | null,
                                  "met": bool | null, "peer": PEER | null}]}],
@@ -23,6 +24,11 @@ With ``--peer pouchdb`` the figures Outpost and the peer both measure carry ``PE
      "ratio_is": "Outpost/peer" | "peer/Outpost", "target": {"op", "value"} | null,
      "met": bool | null, "missing": str | null,
      "rounds": [{"outpost": float, "peer": float, "ratio": float | null}]}
+
+Propagation carries ``BUDGET``, where one action's time goes (``budget.py``)::
+
+    {"actions", "traced", "total": {"p50", "p99", "mean"}, "unattributed_share",
+     "hops": [{"name", "what", "p50", "p99", "mean", "share"}]}
 
 ``value`` and ``ratio`` are medians over the rounds (Outpost's own ``value`` too, then); the
 ratio is Outpost/peer for latencies and peer/Outpost for throughput, so below 1.0 Outpost
@@ -41,6 +47,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+
+from outpost.bench import budget as hop_budget
+from outpost.bench.budget import Budget
 
 SCHEMA = 1
 
@@ -162,6 +171,8 @@ class ScenarioResult:
     figures: list[Figure] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    budget: Budget | None = None
+    """Where the time of one action goes, hop by hop (propagation)."""
 
     def add(self, figure: Figure) -> Figure:
         self.figures.append(figure)
@@ -175,6 +186,7 @@ class ScenarioResult:
             "seconds": self.seconds,
             "error": self.error,
             "figures": [f.to_json() for f in self.figures],
+            "budget": None if self.budget is None else self.budget.to_json(),
         }
 
 
@@ -273,6 +285,9 @@ def markdown(doc: dict[str, Any], previous: dict[str, Any] | None = None) -> str
     lines.append("ratio = value / baseline, both measured in this run on this machine.")
     if peer is not None:
         lines += _peer_notes(peer)
+    for scenario in doc["scenarios"]:
+        if scenario.get("budget"):
+            lines += hop_budget.markdown(scenario["title"], scenario["budget"])
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from sqlalchemy import select
 
+from backend import hops
 from backend.bff.sync.live_cap import CapRegistry, LiveConnections
 from backend.db import Database
 from backend.nats.streams import CHANGES_SUBJECT, LIVE_SUBJECT
@@ -157,6 +158,8 @@ class ChangeHub:
         except msgspec.DecodeError:
             log.warning("ignoring a malformed change notice")
             return
+        if hops.enabled():
+            hops.mark("bff.notice", [notice.watermark])
         for listener in self._listeners:
             listener.offer(notice)
 
@@ -243,6 +246,8 @@ class ChangeHub:
                 if stopping.is_set() or listener.closed is not None:
                     break
                 data = msgspec.json.encode({"watermark": listener.watermark}).decode()
+                if hops.enabled():
+                    hops.mark("bff.poke", [listener.watermark])
                 yield ServerSentEventMessage(event="poke", data=data)
                 # Notices of the next moment join the next poke instead of making their own:
                 # a burst of commits costs a connection a few pokes, not one per commit.

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backend import hops
 from backend.bff.auth.tokens import Principal
 from backend.bff.models import (
     BoardAuthority,
@@ -101,6 +102,7 @@ class PushService:
             raise UnprocessableBatch(
                 f"a batch holds 1..{self._max_batch_events} events, not {len(request.events)}"
             )
+        arrived = hops.now()
         results: list[PushResult | None] = [None] * len(request.events)
         events: dict[int, _Candidate] = {}
         for index, raw in enumerate(request.events):
@@ -113,6 +115,8 @@ class PushService:
                 continue
             stamped = msgspec.structs.replace(event, actor=principal.username)  # from the token
             events[index] = _Candidate(index, stamped, event_hash(event))
+        if hops.enabled():
+            hops.mark("push.received", (c.event.id for c in events.values()), at=arrived)
         failure: StreamUnavailable | None = None
         if events:
             failure = await self._decide_and_publish(principal, request.device, events, results)
@@ -152,8 +156,12 @@ class PushService:
                 retry_after=1,
             )
         to_publish, decided, first_in_batch = decisions
+        if hops.enabled():
+            hops.mark("push.decided", (c.event.id for c in to_publish))
         acks = await self._publish(to_publish, now, all_new=len(decided) == len(to_publish))
         stored = [(c, ack) for c, ack in zip(to_publish, acks, strict=True) if ack is not None]
+        if hops.enabled():
+            hops.mark("push.stored", (f"{c.event.id}@{ack.seq}" for c, ack in stored))
         if stored:
             async with self._db.write() as conn:
                 await conn.execute(
