@@ -97,6 +97,9 @@ class SyncEngine:
         self.progress = Progress(pending=device.pending_count())
         self._on_progress = on_progress or (lambda _: None)
         self._lock = asyncio.Lock()
+        self._push_lock = asyncio.Lock()
+        """One upload at a time: a cycle's, or one a local action asked for meanwhile."""
+        self._refresh_lock = asyncio.Lock()
         self._suspect: int | None = None
         """The first this many unsent events hold one the server refuses whole (a split in
         progress): the next batch is the first half of them."""
@@ -152,7 +155,8 @@ class SyncEngine:
             self._report("syncing")
             push_error: ServerUnreachable | None = None
             try:
-                await self._push(result)
+                async with self._push_lock:
+                    await self._push(result)
             except SignInRequired as exc:
                 self._report("signed_out", f"{exc}: your changes are kept")
                 raise  # no session: no download either
@@ -176,6 +180,17 @@ class SyncEngine:
             return result
 
     # push
+
+    async def push_pending(self) -> CycleResult:
+        """Upload what is waiting now, without a download: what a local action asks for
+        while a cycle may be busy pulling (its events need not wait for that pull). Errors
+        are the next cycle's to report: this raises them and reports nothing."""
+        result = CycleResult()
+        if self.device.store.setting(Setting.TOKEN) is None:
+            return result
+        async with self._push_lock:
+            await self._push(result)
+        return result
 
     async def _push(self, result: CycleResult) -> None:
         limit = MAX_BATCH_EVENTS
@@ -518,7 +533,7 @@ class SyncEngine:
                 raise SignInRequired("sign in to sync: your changes are kept on this device")
             reply = await self._request(method, path, body=body, params=params, token=token)
             if reply.status_code == 401 and attempt == 0:
-                await self._refresh()
+                await self._refresh(token)
                 continue
             if reply.status_code == 401:
                 raise SignInRequired("your session has expired: sign in again")
@@ -536,7 +551,16 @@ class SyncEngine:
             self._report("offline", f"{type(cause).__name__}: {cause}")
             raise
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, expired: str) -> None:
+        """Renew the session whose access token ``expired``, once: an upload and a download
+        refused together must not both spend the refresh token (a second use of it would
+        end the whole session family)."""
+        async with self._refresh_lock:
+            if self.device.store.setting(Setting.TOKEN) != expired:
+                return  # renewed (or ended) while this request waited: use what is there now
+            await self._renew()
+
+    async def _renew(self) -> None:
         refresh_token = self.device.store.setting(Setting.REFRESH_TOKEN)
         if refresh_token is None:
             raise SignInRequired("your session has expired: sign in again")

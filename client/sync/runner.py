@@ -53,18 +53,22 @@ class LiveSync:
         self.http = http
         self.periodic_s = periodic_s
         self._wake = asyncio.Event()
+        self._push_wanted = asyncio.Event()
         self._stop = asyncio.Event()
         self._reconnect = asyncio.Event()
         self.live_connected = False
         self.cycles = 0
 
     def wake(self) -> None:
-        """Sync as soon as possible (a local action, a poke, "sync now")."""
+        """Sync as soon as possible (a local action, a poke, "sync now"). What is waiting
+        to be sent goes at once, even while a cycle is busy downloading."""
         self._wake.set()
+        self._push_wanted.set()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._push_wanted.set()
 
     async def sign_in(self, action: SignInAction, username: str, password: str) -> None:
         """Sign up or in with this device's server; then sync at once."""
@@ -74,6 +78,7 @@ class LiveSync:
 
     async def run(self) -> None:
         live = asyncio.create_task(self._live())
+        pusher = asyncio.create_task(self._push_soon())
         failures = 0
         try:
             while not self._stop.is_set():
@@ -93,9 +98,26 @@ class LiveSync:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
         finally:
-            live.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await live
+            for task in (live, pusher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _push_soon(self) -> None:
+        """Uploads between cycles: a local action's event leaves at once instead of waiting
+        for the download of the cycle that is running. A failure here is left to the next
+        cycle, which retries and reports it."""
+        while not self._stop.is_set():
+            await self._push_wanted.wait()
+            self._push_wanted.clear()
+            if self._stop.is_set():
+                return
+            try:
+                await self.engine.push_pending()
+            except (ServerUnreachable, SignInRequired) as exc:
+                log.debug("upload between cycles: %s", exc)
+            except Exception:  # the cycle meets the same fault and raises it where it counts
+                log.warning("upload between cycles failed", exc_info=True)
 
     async def _live(self) -> None:
         attempt = 0
