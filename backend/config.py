@@ -80,6 +80,10 @@ class Settings:
     live_keepalive_s: float = 15.0
     live_poke_interval_s: float = 0.02
     """After a poke, changes of the next moment wait this long and join the next poke."""
+    live_page_limit: int = 200
+    """Changes in one ``event: changes`` page; more than that, and the device pulls."""
+    live_page_max_bytes: int = 256 * 1024
+    """A bigger page goes as a ``poke`` instead: a slow connection never holds more."""
     live_max_per_user: int = 20
     """Live connections one user may hold, across every BFF process: a new one beyond
     this closes that user's oldest."""

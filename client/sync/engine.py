@@ -100,6 +100,8 @@ class SyncEngine:
         self._push_lock = asyncio.Lock()
         """One upload at a time: a cycle's, or one a local action asked for meanwhile."""
         self._refresh_lock = asyncio.Lock()
+        self._pull_lock = asyncio.Lock()
+        """One download at a time: a cycle's pull, or a page the live stream brought."""
         self._suspect: int | None = None
         """The first this many unsent events hold one the server refuses whole (a split in
         progress): the next batch is the first half of them."""
@@ -143,9 +145,10 @@ class SyncEngine:
 
     # one cycle
 
-    async def sync(self) -> CycleResult:
+    async def sync(self, *, pull: bool = True) -> CycleResult:
         """Push, then pull; raise SignInRequired or ServerUnreachable when either could not
-        be done (the pull runs even when the push failed)."""
+        be done (the pull runs even when the push failed). Without ``pull`` (the live stream
+        brings the changes themselves), only push."""
         async with self._lock:
             result = CycleResult()
             if self.device.store.setting(Setting.TOKEN) is None:
@@ -164,7 +167,8 @@ class SyncEngine:
                 push_error = exc  # downloads still run
                 result.errors.append(str(exc))
             try:
-                await self._pull(result)
+                if pull:
+                    await self._pull(result)
             except SignInRequired:
                 self._report("signed_out", "sign in again: your changes are kept")
                 raise
@@ -380,7 +384,31 @@ class SyncEngine:
 
     # pull
 
+    async def apply_live_page(self, page: dict[str, Any], since: str) -> bool:
+        """A page the live stream brought (``event: changes``), applied as a pull's page
+        would be, if it follows on from this device's cursor (``since``: the cursor it was
+        read from). False when it does not (a pull moved the cursor meanwhile: a gap), or
+        when it is a reset: the device then pulls instead. A page with ``has_more`` is
+        followed by the next one on the stream, or by a poke."""
+        async with self._pull_lock:
+            store = self.device.store
+            if (
+                page["reset"]
+                or store.setting(Setting.REBUILDING) == "1"
+                or store.setting(Setting.CURSOR) != since
+            ):
+                return False
+            state, detail = self.progress.state, self.progress.detail
+            self._apply_page(page, False, CycleResult())
+            self._prune_confirmed()
+            self._report(state, detail)
+            return True
+
     async def _pull(self, result: CycleResult) -> None:
+        async with self._pull_lock:
+            await self._pull_pages(result)
+
+    async def _pull_pages(self, result: CycleResult) -> None:
         store = self.device.store
         aside = store.setting(Setting.REBUILDING) == "1"  # a rebuild a crash interrupted goes on
         cursor = store.setting(Setting.CURSOR)

@@ -13,17 +13,18 @@ import contextlib
 import logging
 import random
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, Literal, TypeVar
 
 import httpx
+import msgspec
 
 from client.device import Device
 from client.errors import ServerUnreachable, SignInRequired
 from client.store.settings import Setting
 from client.sync.engine import Progress, SyncEngine
-from client.sync.transport import connect, live_lines
+from client.sync.transport import connect, live_lines, sse_events
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,6 +37,12 @@ def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
 
 
 class LiveSync:
+    """Sync now, on live news, and periodically. The live stream carries the changes
+    themselves (``event: changes``, pull pages from this device's cursor) once the device
+    has a cursor; it says ``poke`` when the device must pull instead (a reset, a burst of
+    several pages), and the device pulls and reconnects from its new cursor. ``changes=False``
+    keeps to pokes and a pull after each."""
+
     def __init__(
         self,
         device: Device,
@@ -43,25 +50,31 @@ class LiveSync:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         on_live: Callable[[bool], None] | None = None,
-        on_poke: Callable[[], None] | None = None,
+        on_poke: Callable[[str], None] | None = None,
         periodic_s: float = 30.0,
+        changes: bool = True,
     ) -> None:
         self.engine = SyncEngine(device, http, on_progress)
         self._on_live = on_live or (lambda _: None)
-        self._on_poke = on_poke or (lambda: None)
-        """Called as each poke arrives, before the sync it wakes (the bench times it)."""
+        self._on_poke = on_poke or (lambda _: None)
+        """Called with the event's name as each poke or page arrives (the bench times it)."""
         self.http = http
         self.periodic_s = periodic_s
+        self.changes = changes
         self._wake = asyncio.Event()
         self._push_wanted = asyncio.Event()
         self._stop = asyncio.Event()
         self._reconnect = asyncio.Event()
+        self._stream_stale = asyncio.Event()
+        self._stream_cursor: str | None = None
+        """The cursor the live stream's next page follows on from (None: pokes only)."""
+        self._need_pull = True
         self.live_connected = False
         self.cycles = 0
 
     def wake(self) -> None:
-        """Sync as soon as possible (a local action, a poke, "sync now"). What is waiting
-        to be sent goes at once, even while a cycle is busy downloading."""
+        """Sync as soon as possible (a local action, "sync now"). What is waiting to be sent
+        goes at once, even while a cycle is busy downloading."""
         self._wake.set()
         self._push_wanted.set()
 
@@ -76,6 +89,16 @@ class LiveSync:
         await account(username, password)
         self.wake()
 
+    @property
+    def stream_brings_changes(self) -> bool:
+        """The live stream is up and its pages follow on from this device's cursor: a cycle
+        need not pull."""
+        return (
+            self.live_connected
+            and self._stream_cursor is not None
+            and self._stream_cursor == self.engine.device.store.setting(Setting.CURSOR)
+        )
+
     async def run(self) -> None:
         live = asyncio.create_task(self._live())
         pusher = asyncio.create_task(self._push_soon())
@@ -84,19 +107,27 @@ class LiveSync:
             while not self._stop.is_set():
                 self._wake.clear()
                 delay = self.periodic_s
+                pull = self._need_pull or not self.stream_brings_changes
+                self._need_pull = False
                 try:
-                    await self.engine.sync()
+                    await self.engine.sync(pull=pull)
                     self.cycles += 1
                     failures = 0
                     if not self.live_connected:
                         self._reconnect.set()  # the server is back: no need to wait out backoff
+                    elif pull and self.changes:
+                        self._stream_stale.set()  # the cursor moved: the stream follows it
                 except ServerUnreachable:
                     failures += 1
                     delay = backoff(failures)
+                    self._need_pull = True
                 except SignInRequired:
                     delay = self.periodic_s  # nothing to do until someone signs in
-                with contextlib.suppress(TimeoutError):
+                    self._need_pull = True
+                try:
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                except TimeoutError:
+                    self._need_pull = True  # the periodic pull: a lost notice is caught here
         finally:
             for task in (live, pusher):
                 task.cancel()
@@ -119,6 +150,10 @@ class LiveSync:
             except Exception:  # the cycle meets the same fault and raises it where it counts
                 log.warning("upload between cycles failed", exc_info=True)
 
+    def _pull_soon(self) -> None:
+        self._need_pull = True
+        self._wake.set()
+
     async def _live(self) -> None:
         attempt = 0
         while not self._stop.is_set():
@@ -126,24 +161,29 @@ class LiveSync:
             if token is None:
                 await asyncio.sleep(1)
                 continue
+            cursor = self.engine.device.store.setting(Setting.CURSOR) if self.changes else None
+            stale = False
             try:
-                async with live_lines(self.http, token) as lines:
+                async with live_lines(self.http, token, since=cursor) as lines:
                     attempt = 0
+                    self._stream_cursor = cursor
+                    self._stream_stale.clear()
                     self.live_connected = True
                     self._on_live(True)
-                    self.wake()  # pokes sent before we listened are lost: catch up once
-                    async for line in lines:
-                        if line.startswith("event: poke"):
-                            self._on_poke()
-                            self.wake()
+                    if cursor is None:
+                        self._pull_soon()  # pokes sent before we listened are lost: catch up
+                    stale = await self._follow(lines)
             except httpx.HTTPError as exc:
                 log.info("live stream: %s: %s", type(exc).__name__, exc)
             finally:
                 if self.live_connected:
                     self._on_live(False)
                 self.live_connected = False
+                self._stream_cursor = None
+            if stale:
+                continue  # a pull moved the cursor: reconnect from it at once
             attempt += 1
-            self.wake()  # whatever was missed while away: pull it
+            self._pull_soon()  # whatever was missed while away: pull it
             # Wait out the backoff, unless a sync shows the server is back; never less than
             # a second, so a live endpoint that keeps failing cannot spin.
             self._reconnect.clear()
@@ -151,6 +191,35 @@ class LiveSync:
             await asyncio.sleep(min(delay, 1.0))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reconnect.wait(), timeout=max(0.0, delay - 1.0))
+
+    async def _follow(self, lines: AsyncIterator[str]) -> bool:
+        """Read the stream until it ends (False) or a pull moved the cursor past it (True);
+        a stream that fails raises its ``httpx.HTTPError``."""
+        reader = asyncio.create_task(self._read(lines))
+        stale = asyncio.create_task(self._stream_stale.wait())
+        try:
+            await asyncio.wait({reader, stale}, return_when=asyncio.FIRST_COMPLETED)
+            moved = stale.done()
+        finally:
+            stale.cancel()
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stale
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader  # the reader's own failure, if it failed, goes up from here
+        return moved
+
+    async def _read(self, lines: AsyncIterator[str]) -> None:
+        async for event, data in sse_events(lines):
+            if event not in ("poke", "changes"):
+                continue
+            self._on_poke(event)
+            if event == "changes" and self._stream_cursor is not None:
+                page = msgspec.json.decode(data)
+                if await self.engine.apply_live_page(page, self._stream_cursor):
+                    self._stream_cursor = page["cursor"]
+                    continue
+            self._pull_soon()
 
 
 class SyncThread:

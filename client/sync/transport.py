@@ -52,12 +52,15 @@ def body_of(response: httpx.Response) -> Any:
 
 
 @asynccontextmanager
-async def live_lines(http: httpx.AsyncClient, token: str) -> AsyncIterator[AsyncIterator[str]]:
-    """The lines of ``/v1/sync/live``; any failure, at once or later, is an
-    ``httpx.HTTPError``."""
+async def live_lines(
+    http: httpx.AsyncClient, token: str, since: str | None = None
+) -> AsyncIterator[AsyncIterator[str]]:
+    """The lines of ``/v1/sync/live`` (with ``since``, a pull cursor: ``event: changes``
+    pages from it); any failure, at once or later, is an ``httpx.HTTPError``."""
     headers = {**bearer(token), "Accept": "text/event-stream"}
+    params = {"since": since} if since is not None else None
     async with http.stream(
-        "GET", "/v1/sync/live", headers=headers, timeout=LIVE_TIMEOUT
+        "GET", "/v1/sync/live", headers=headers, params=params, timeout=LIVE_TIMEOUT
     ) as response:
         if response.status_code != 200:
             await response.aread()
@@ -65,3 +68,24 @@ async def live_lines(http: httpx.AsyncClient, token: str) -> AsyncIterator[Async
                 f"live: HTTP {response.status_code}", request=response.request, response=response
             )
         yield response.aiter_lines()
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+    """Server-Sent Events as (event, data) pairs; comments (keep-alives) are skipped."""
+    event = ""
+    data: list[str] = []
+    async for line in lines:
+        if not line:
+            if event or data:
+                yield event or "message", "\n".join(data)
+            event = ""
+            data = []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)

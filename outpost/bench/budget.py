@@ -30,10 +30,10 @@ HOPS: tuple[tuple[str, str], ...] = (
     ("projector's wait", "the acknowledgement until the projector's fetch returns it"),
     ("projector commit", "apply, views and position in one transaction"),
     ("change notice", "the commit until the BFF hears the notice"),
-    ("poke written", "the notice until the BFF writes the poke (coalescing)"),
-    ("poke delivered", "the poke written until B reads it"),
-    ("B's wake-up", "the poke until B's pull request leaves"),
-    ("pull", "B's pull request until its answer's headers arrive"),
+    ("poke written", "the notice until the BFF writes the poke or the page of changes"),
+    ("poke delivered", "the poke or page written until B reads it"),
+    ("B's wake-up", "the poke until B's pull request leaves (none for a page)"),
+    ("pull", "B's pull request until its answer's headers arrive (none for a page)"),
     ("apply on B", "the answer read, merged and committed, until B's view shows it"),
 )
 
@@ -49,6 +49,14 @@ class ClientStamps:
     pokes: list[int] = field(default_factory=list)
     pulls_sent: list[int] = field(default_factory=list)
     pulls_answered: list[int] = field(default_factory=list)
+
+    def arrived(self, event: str, stamp: int) -> None:
+        """A live message reached B: a poke, or a page of changes (which is the pull, so
+        B's wake-up and pull take no time)."""
+        self.pokes.append(stamp)
+        if event == "changes":
+            self.pulls_sent.append(stamp)
+            self.pulls_answered.append(stamp)
 
 
 @dataclass

@@ -54,7 +54,7 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
         pair.b.device,
         pair.b.engine.http,
         on_progress=look,
-        on_poke=lambda: stamps.pokes.append(time.monotonic_ns()),
+        on_poke=lambda event: stamps.arrived(event, time.monotonic_ns()),
         periodic_s=30,
     )
     runners = [asyncio.create_task(live.run()) for live in (live_a, live_b)]

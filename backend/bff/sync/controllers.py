@@ -7,10 +7,10 @@ limit has let the request through before a handler runs; the body limit (413) is
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
@@ -23,8 +23,8 @@ from backend.bff.auth.tokens import Principal
 from backend.bff.metrics import Metrics
 from backend.bff.openapi import BEARER, PushOperation, errors
 from backend.bff.sync.intake import decode_push_body
-from backend.bff.sync.live import ChangeHub
-from backend.bff.sync.pull import Page, PullService
+from backend.bff.sync.live import ChangeFeed, ChangeHub
+from backend.bff.sync.pull import Page, PullService, page_body
 from backend.bff.sync.push import PushService, system_ms
 from backend.bff.sync.schemas import PullResponse, PushResponse, SyncInfo
 from backend.config import Settings
@@ -107,16 +107,7 @@ class SyncController(Controller):
         started = time.perf_counter()
         page: Page = await pull_service.pull(principal, cursor, limit)
         metrics.observe_pull(len(page.changes), time.perf_counter() - started)
-        body = {
-            "changes": page.changes,
-            "cursor": page.cursor,
-            "has_more": page.has_more,
-            "watermark": page.watermark,
-            "server_time": system_ms(),
-            "generation": page.generation,
-            "reset": page.reset,
-        }
-        return Response(msgspec.json.encode(body), media_type=MediaType.JSON)
+        return Response(page_body(page, system_ms()), media_type=MediaType.JSON)
 
     @get(
         "/live",
@@ -125,19 +116,40 @@ class SyncController(Controller):
             200: ResponseSpec(
                 None,
                 media_type="text/event-stream",
-                description='Server-Sent Events: `poke` with `{"watermark"}`, and a comment '
-                "line at least every 15 s",
+                description='Server-Sent Events: `poke` with `{"watermark"}`, or, with '
+                "`since`, `changes` whose data is a pull page; a comment line at least "
+                "every 15 s",
             ),
-            **errors(401, 429),
+            **errors(400, 401, 429),
         },
     )
     async def live(
         self,
         principal: NamedDependency[Principal],
         hub: NamedDependency[ChangeHub],
+        pull_service: NamedDependency[PullService],
         settings: NamedDependency[Settings],
         stopping: NamedDependency[asyncio.Event],
+        since: Annotated[
+            str | None,
+            QueryParameter(
+                description="A pull cursor: the stream then carries `event: changes`, each a "
+                "pull page from this cursor on (same shape, cursor and authorization); it "
+                "says `poke` instead when a page would be a reset, more than one page, or "
+                "too big, and the device pulls."
+            ),
+        ] = None,
     ) -> ServerSentEvent:
-        """Server-Sent Events: ``poke`` with the watermark when something the user sees changed."""
-        stream = hub.stream(principal.username, settings.live_keepalive_s, stopping)
+        """Server-Sent Events: ``poke`` with the watermark when something the user sees
+        changed, or with ``since`` the changes themselves, as pull pages."""
+        feed = None
+        if since is not None:
+            pull_service.check_cursor(since)  # 400 for a cursor this server never made
+            feed = ChangeFeed(
+                read=functools.partial(pull_service.pull, principal),
+                cursor=since,
+                limit=settings.live_page_limit,
+                max_bytes=settings.live_page_max_bytes,
+            )
+        stream = hub.stream(principal.username, settings.live_keepalive_s, stopping, feed)
         return ServerSentEvent(stream)

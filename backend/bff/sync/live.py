@@ -15,7 +15,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import msgspec
 from litestar.response import ServerSentEventMessage
@@ -26,6 +27,8 @@ from sqlalchemy import select
 
 from backend import hops
 from backend.bff.sync.live_cap import CapRegistry, LiveConnections
+from backend.bff.sync.pull import Page, page_body
+from backend.bff.sync.push import system_ms
 from backend.db import Database
 from backend.nats.streams import CHANGES_SUBJECT, LIVE_SUBJECT
 from backend.projector.models import Membership
@@ -97,6 +100,53 @@ class Listener:
     def _poke(self, watermark: int) -> None:
         self.watermark = max(self.watermark, watermark)
         self.dirty.set()
+
+
+@dataclass
+class ChangeFeed:
+    """``event: changes`` for one connection (``/v1/sync/live?since=``): each page is what a
+    pull from the connection's cursor answers, built when the connection's turn comes, so a
+    slow connection holds at most one page, never a queue of them. A turn sends up to
+    ``pages_per_turn`` pages in a row (a new member's backfill follows its membership); a
+    reset, a longer burst, or a page over ``max_bytes`` goes as a ``poke`` instead, and the
+    device pulls; from then on the connection only pokes (the device reconnects with its
+    new cursor)."""
+
+    read: Callable[[str, int], Awaitable[Page]]
+    """A pull for this connection's user: (cursor, limit) -> page."""
+    cursor: str
+    limit: int
+    max_bytes: int
+    pages_per_turn: int = 3
+    fell_back: bool = False
+
+    async def messages(self, watermark: int) -> AsyncIterator[ServerSentEventMessage]:
+        """The messages for what changed after the cursor (none when nothing did)."""
+        for _ in range(self.pages_per_turn):
+            if self.fell_back:
+                break
+            page = await self.read(self.cursor, self.limit)
+            if page.reset:
+                break
+            if not page.changes and not page.has_more:
+                return  # the notice was about rows this user's cursor already passed
+            body = page_body(page, system_ms())
+            if len(body) > self.max_bytes:
+                break
+            self.cursor = page.cursor
+            if hops.enabled():
+                hops.mark("bff.poke", [page.watermark])
+            yield ServerSentEventMessage(event="changes", data=body.decode())
+            if not page.has_more:
+                return
+        self.fell_back = True
+        yield _poke(watermark)
+
+
+def _poke(watermark: int) -> ServerSentEventMessage:
+    if hops.enabled():
+        hops.mark("bff.poke", [watermark])
+    return ServerSentEventMessage(event="poke", data=f'{{"watermark":{watermark}}}')
 
 
 class ChangeHub:
@@ -225,11 +275,18 @@ class ChangeHub:
                     break
 
     async def stream(
-        self, username: str, keepalive_s: float, stopping: asyncio.Event
+        self,
+        username: str,
+        keepalive_s: float,
+        stopping: asyncio.Event,
+        feed: ChangeFeed | None = None,
     ) -> AsyncIterator[ServerSentEventMessage]:
-        """Pokes for one connection, with a keep-alive comment when nothing happens."""
+        """Pokes for one connection, or with ``feed`` the changes themselves, with a
+        keep-alive comment when nothing happens."""
         listener = Listener(username)
         self._open(listener)
+        if feed is not None:
+            listener.dirty.set()  # what changed since the device's cursor goes out at once
         waker = asyncio.create_task(_wake_on_stop(stopping, listener))
         try:
             yield ServerSentEventMessage(comment="connected", data=None)
@@ -245,10 +302,11 @@ class ChangeHub:
                 listener.dirty.clear()
                 if stopping.is_set() or listener.closed is not None:
                     break
-                data = msgspec.json.encode({"watermark": listener.watermark}).decode()
-                if hops.enabled():
-                    hops.mark("bff.poke", [listener.watermark])
-                yield ServerSentEventMessage(event="poke", data=data)
+                if feed is None:
+                    yield _poke(listener.watermark)
+                else:
+                    async for message in feed.messages(listener.watermark):
+                        yield message
                 # Notices of the next moment join the next poke instead of making their own:
                 # a burst of commits costs a connection a few pokes, not one per commit.
                 with contextlib.suppress(TimeoutError):

@@ -160,6 +160,10 @@ class PullService:
                 raise
             return self._last_status
 
+    def check_cursor(self, cursor_text: str) -> None:
+        """BadRequest unless this server made ``cursor_text`` (as a pull would answer)."""
+        self._signer.decode(cursor_text)
+
     async def pull(self, principal: Principal, cursor_text: str | None, limit: int) -> Page:
         async with self._views.read() as conn:
             generation = await _generation(conn)
@@ -305,3 +309,18 @@ async def _watermark(conn: AsyncConnection) -> int:
     )
     seqs = dict(rows.tuples().all())
     return min(int(seqs.get(component, 0)) for component in PULL_SERVING)
+
+
+def page_body(page: Page, server_time: int) -> bytes:
+    """A page as SPEC 6 shapes it: the body of a pull, and the data of ``event: changes``."""
+    return msgspec.json.encode(
+        {
+            "changes": page.changes,
+            "cursor": page.cursor,
+            "has_more": page.has_more,
+            "watermark": page.watermark,
+            "server_time": server_time,
+            "generation": page.generation,
+            "reset": page.reset,
+        }
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -50,7 +51,7 @@ class Received:
 class LiveStream:
     """One live connection, read in a daemon thread until it ends or is closed."""
 
-    def __init__(self, device: Device) -> None:
+    def __init__(self, device: Device, since: str | None = None) -> None:
         self.received: list[Received] = []
         self.status: int | None = None
         self.error: Exception | None = None
@@ -58,9 +59,10 @@ class LiveStream:
         self.ended_at: float | None = None
         self._closing = threading.Event()
         self._changed = threading.Condition()
-        self._thread = threading.Thread(
-            target=self._read, args=(f"{device.url}/v1/sync/live", device.headers), daemon=True
-        )
+        url = f"{device.url}/v1/sync/live"
+        if since is not None:
+            url += "?" + urllib.parse.urlencode({"since": since})
+        self._thread = threading.Thread(target=self._read, args=(url, device.headers), daemon=True)
         self._thread.start()
 
     def _read(self, url: str, headers: dict[str, str]) -> None:
@@ -154,8 +156,9 @@ def _watermark(poke: Received) -> int:
 
 
 @contextmanager
-def live(device: Device) -> Iterator[LiveStream]:
-    stream = LiveStream(device)
+def live(device: Device, since: str | None = None) -> Iterator[LiveStream]:
+    """A live connection (with ``since``: ``event: changes`` pages from that cursor)."""
+    stream = LiveStream(device, since)
     try:
         stream.wait_connected()
         yield stream

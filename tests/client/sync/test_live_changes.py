@@ -1,0 +1,119 @@
+"""Devices on the live stream's ``event: changes``: another device's edit reaches this one's
+view with no pull of its own, and a pull (here: a periodic one) moves the stream to the new
+cursor. Real devices, a real backend process, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from client.device import Device
+from client.store.settings import Setting
+from client.sync.engine import SyncEngine
+from client.sync.runner import LiveSync
+from client.sync.transport import connect
+from tests.support.backend import BackendProcess
+from tests.support.device import PASSWORD
+from tests.support.online import settle
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 30.0
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """The real transport, counting pulls and live connections (with their ``since``)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.pulls = 0
+        self.streams: list[str | None] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/sync/pull":
+            self.pulls += 1
+        elif request.url.path == "/v1/sync/live":
+            self.streams.append(request.url.params.get("since"))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def _until(what: str, ready: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {WAIT_S}s")
+        await asyncio.sleep(0.02)
+
+
+def test_an_edit_reaches_the_other_device_through_the_stream_without_a_pull(
+    module_backend: BackendProcess, tmp_path: Path
+) -> None:
+    username = f"pages{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        a = Device(tmp_path / "a")
+        a_engine = SyncEngine(a, connect(module_backend.url))
+        await a_engine.signup(username, PASSWORD)
+        board = a.create_board("Live pages")
+        task = a.add_task(board, "before")
+        await settle(a_engine)
+        b = Device(tmp_path / "b")
+        counting = Counting()
+        b_live = LiveSync(b, connect(module_backend.url, transport=counting), periodic_s=3600)
+        await b_live.engine.login(username, PASSWORD)
+        runner = asyncio.create_task(b_live.run())
+        try:
+            await _until("B has A's board", lambda: len(b.tasks(board)) == 1)
+            await _until("B's stream follows its cursor", lambda: b_live.stream_brings_changes)
+            assert counting.streams[-1] == b.store.setting(Setting.CURSOR)
+            pulls = counting.pulls
+
+            a.set_task(task, title="after")
+            await settle(a_engine)
+            await _until(
+                "B shows A's edit", lambda: [t["title"] for t in b.tasks(board)] == ["after"]
+            )
+
+            assert counting.pulls == pulls, "B pulled: the stream did not bring the change"
+            assert b_live.stream_brings_changes  # and it still follows B's cursor
+        finally:
+            b_live.stop()
+            await runner
+
+    asyncio.run(scenario())
+
+
+def test_a_pull_moves_the_stream_to_the_new_cursor(
+    module_backend: BackendProcess, tmp_path: Path
+) -> None:
+    username = f"moved{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        device = Device(tmp_path / "d")
+        counting = Counting()
+        live = LiveSync(device, connect(module_backend.url, transport=counting), periodic_s=0.5)
+        await live.engine.signup(username, PASSWORD)
+        device.create_board("Moving cursor")
+        runner = asyncio.create_task(live.run())
+        try:
+            await _until("the stream follows the cursor", lambda: live.stream_brings_changes)
+            connections = len(counting.streams)
+            # Periodic cycles pull (a lost notice is caught there): each moves the cursor,
+            # and the stream reconnects from it instead of sending pages the device skips.
+            await _until("a periodic pull", lambda: len(counting.streams) > connections)
+            await _until("the stream follows again", lambda: live.stream_brings_changes)
+            assert counting.streams[-1] == device.store.setting(Setting.CURSOR)
+        finally:
+            live.stop()
+            await runner
+
+    asyncio.run(scenario())
