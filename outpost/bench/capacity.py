@@ -51,6 +51,11 @@ class Figures:
     """Events/s one BFF accepted, 50 events per push."""
     consumers: dict[str, float] = field(default_factory=dict)
     """Events/s each consumer applied, alone."""
+    stream_bytes_per_event: float = 0.0
+    """What one event takes on the stream (JetStream's own count, headers included)."""
+    bytes_per_event: dict[str, float] = field(default_factory=dict)
+    """The data folder of the BFF and of each consumer after the run (SQLite files and,
+    for the lake, its archive), divided by the events on the stream."""
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
@@ -107,11 +112,21 @@ async def _acked(url: str, durable: str) -> int:
 
 
 async def _last_seq(url: str) -> int:
+    return (await _stream_state(url))[0]
+
+
+async def _stream_state(url: str) -> tuple[int, int]:
+    """(last seq, bytes) of the events stream."""
     nc = await nats.connect(url)
     try:
-        return int((await nc.jetstream().stream_info(EVENTS_STREAM)).state.last_seq)
+        state = (await nc.jetstream().stream_info(EVENTS_STREAM)).state
+        return int(state.last_seq), int(state.bytes)
     finally:
         await nc.close()
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.suffix != ".log")
 
 
 async def _consume_rate(root: Path, url: str, name: str) -> float:
@@ -165,9 +180,13 @@ async def measure(events: int, devices: int) -> Figures:
                 await seeder.close()
         finally:
             await asyncio.to_thread(bff.stop)
+        last, stream_bytes = await _stream_state(server.url)
+        figures.stream_bytes_per_event = stream_bytes / last
+        figures.bytes_per_event["bff"] = _folder_bytes(root / "bff") / last
         for name in NAMES:
-            progress(f"consumer {name} alone, from seq 1 to {await _last_seq(server.url):,}")
+            progress(f"consumer {name} alone, from seq 1 to {last:,}")
             figures.consumers[name] = await _consume_rate(root, server.url, name)
+            figures.bytes_per_event[name] = _folder_bytes(root / f"consumer-{name}") / last
     finally:
         await server.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -206,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"one BFF, 50 events per push:   {figures.bff_batch50:8,.0f} events/s")
     for name, rate in figures.consumers.items():
         print(f"consumer {name + ':':<22}{rate:8,.0f} events/s")
+    print(f"bytes per event on the stream: {figures.stream_bytes_per_event:,.0f}")
+    for name, size in figures.bytes_per_event.items():
+        print(f"bytes per event in {name}'s data folder: {size:,.0f}")
     if args.json:
         Path(args.json).write_text(json.dumps(asdict(figures), indent=2) + "\n")
     return 0
