@@ -12,6 +12,7 @@
     ├── StreamUnavailable      503    NATS JetStream cannot store events now; ``retry_after``
     │   what a command tells its operator (never an HTTP answer):
     ├── ComponentBusy                 another process runs the component a command would change
+    ├── BackupError                   `outpost backend backup|restore` cannot do it (`backup.py`)
     ├── LaunchError                   a backend child process exited or did not answer
     ├── EmbeddedNatsError             the embedded nats-server failed (``nats/errors.py``)
     ├── FaultsError                   ``outpost faults`` cannot do it (``faults/stream.py``)

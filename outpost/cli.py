@@ -54,6 +54,8 @@ def _backend(args: argparse.Namespace) -> int:
             "from the stream when the backend next starts"
         )
         return 0
+    if args.action in {"backup", "restore"}:
+        return _backup_or_restore(args, settings)
     from backend.migrations import MigrationError
     from backend.nats import StoreInUseError
 
@@ -69,6 +71,45 @@ def _backend(args: argparse.Namespace) -> int:
     except MigrationError as exc:  # a database a newer Outpost migrated: do not touch it
         print(f"outpost backend: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _backup_or_restore(args: argparse.Namespace, settings: object) -> int:
+    import asyncio
+
+    from backend.backup import backup, restore
+    from backend.config import Settings
+    from backend.errors import BackendError
+
+    assert isinstance(settings, Settings)
+    folder = args.to if args.action == "backup" else args.source
+    if not folder:
+        flag = "--to" if args.action == "backup" else "--from"
+        print(
+            f"outpost backend {args.action}: name the backup folder with {flag} DIR",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        if args.action == "backup":
+            made = asyncio.run(backup(settings, Path(folder)))
+        else:
+            made = asyncio.run(restore(settings, Path(folder)))
+    except BackendError as exc:
+        print(f"outpost backend {args.action}: {exc}", file=sys.stderr)
+        return 1
+    if args.action == "backup":
+        print(
+            f"backed up {settings.data_dir} into {made.folder} ({len(made.databases)} SQLite files)"
+        )
+    else:
+        kept = f"; the folder it replaced is {made.kept}" if made.kept else ""
+        print(
+            f"restored {made.folder} into {settings.data_dir}{kept}; the views' new generation "
+            f"is {made.generation}: every device resets and pushes again what it holds"
+        )
+    for note in made.not_covered:
+        print(f"not covered by this command: {note}", file=sys.stderr)
     return 0
 
 
@@ -132,11 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
         "backend",
         help="run the whole backend in one process",
         description="Run the backend (the default: the BFF and every stream consumer), run "
-        "only stream consumers (consume), list the projector's ledger, or empty the views "
-        "into a new generation that the projector rebuilds from the stream.",
+        "only stream consumers (consume), list the projector's ledger, empty the views "
+        "into a new generation that the projector rebuilds from the stream (rebuild), or "
+        "back up and restore the stopped backend's data folder (backup, restore).",
     )
     backend.add_argument(
-        "action", nargs="?", choices=["serve", "consume", "ledger", "rebuild"], default="serve"
+        "action",
+        nargs="?",
+        choices=["serve", "consume", "ledger", "rebuild", "backup", "restore"],
+        default="serve",
     )
     backend.add_argument("--data-dir", help="data folder (default: outpost-data)")
     backend.add_argument("--host", help="listen address (default: 127.0.0.1)")
@@ -149,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
         "empty: none)",
     )
     backend.add_argument("--json", action="store_true", help="ledger: print JSON")
+    backend.add_argument(
+        "--to", metavar="DIR", help="backup: the new folder to copy the stopped backend into"
+    )
+    backend.add_argument(
+        "--from",
+        dest="source",
+        metavar="DIR",
+        help="restore: a backup folder to put back (the data folder is kept aside); the views "
+        "get a new generation, so devices reset",
+    )
     backend.set_defaults(handler=_backend)
 
     users = commands.add_parser(

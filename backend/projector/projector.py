@@ -207,6 +207,15 @@ async def start_over(conn: AsyncConnection) -> str:
     return generation
 
 
+async def new_generation(conn: AsyncConnection) -> str:
+    """A new generation for the views as they are, rows kept (after a restore): devices
+    whose cursor names the old one get ``reset``, rebuild from these views and push again
+    what they still hold."""
+    generation = new_id()
+    await upsert(conn, Info, [{"key": "generation", "value": generation}], ["key"])
+    return generation
+
+
 async def ensure_generation(db: Database) -> str:
     """The views' generation: made once, replaced by a rebuild (devices then get ``reset``)."""
     async with db.write() as conn:

@@ -68,6 +68,23 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "UPDATE notices SET kind = 'removed' WHERE id GLOB 'removed:*'",
         ],
     ),
+    (
+        # Events the backend stored and a pull reflected, kept a while after they leave the
+        # outbox (client.store.outbox.KEEP_SENT_MS): a backend restored from a backup made
+        # before them has lost them, and a reset puts them back in the outbox to be pushed
+        # again (the ones it still has come back `duplicate`).
+        "0004_sent",
+        [
+            """CREATE TABLE sent (
+                position INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                board TEXT NOT NULL,
+                body BLOB NOT NULL,
+                at INTEGER NOT NULL
+            )""",
+            "CREATE INDEX sent_at ON sent (at)",
+        ],
+    ),
 ]
 
 

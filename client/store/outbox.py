@@ -7,12 +7,23 @@ so an action's append, or a push's results, commit together with the view they c
 A row's life: ``append`` (unsent) -> ``mark_sent`` (the backend stored it, with its stream
 ``seq``) -> ``drop`` once a pull's watermark covers that seq. A final rejection ``take``s it
 out; a clock rejection ``restamp``s it in place; a reset sends it all again (``resend_all``).
+
+A reflected event does not vanish at once: ``settle`` moves it to ``sent``, where it stays
+``KEEP_SENT_MS``. After a reset (the views rebuilt, or the backend restored from a backup)
+``resend_all`` puts those back in the outbox, before the pending ones and in the order
+made, so what a restored backend lost is pushed again; what it still has comes back
+``duplicate``.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable
+
+KEEP_SENT_MS = 14 * 24 * 3600 * 1000
+"""How long a device keeps the events a pull reflected: longer than the backend's backups
+are apart, so a restore loses nothing a device still has."""
 
 
 class Outbox:
@@ -49,11 +60,40 @@ class Outbox:
         self._conn.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
 
     def drop_board(self, board: str) -> None:
+        """The user lost the board: nothing of it is pushed again, not even after a reset."""
         self._conn.execute("DELETE FROM outbox WHERE board = ?", (board,))
+        self._conn.execute("DELETE FROM sent WHERE board = ?", (board,))
+
+    def settle(self, event_id: str, now_ms: int | None = None) -> None:
+        """A pull reflected this event: out of the outbox, into ``sent`` for a while (and
+        what has been there longer than ``KEEP_SENT_MS`` goes)."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        self._conn.execute(
+            "INSERT OR IGNORE INTO sent (id, board, body, at) "
+            "SELECT id, board, body, ? FROM outbox WHERE id = ?",
+            (now_ms, event_id),
+        )
+        self.drop(event_id)
+        self._conn.execute("DELETE FROM sent WHERE at < ?", (now_ms - KEEP_SENT_MS,))
 
     def resend_all(self) -> None:
-        """Forget every ``seq``: all of it goes again (duplicates are harmless)."""
-        self._conn.execute("UPDATE outbox SET seq = NULL")
+        """After a reset: every kept ``sent`` event back in the outbox, ahead of the pending
+        ones, and every ``seq`` forgotten: all of it goes again (duplicates are harmless)."""
+        pending = self._conn.execute(
+            "SELECT id, board, body FROM outbox ORDER BY position"
+        ).fetchall()
+        kept = self._conn.execute(
+            "SELECT id, board, body FROM sent WHERE id NOT IN (SELECT id FROM outbox) "
+            "ORDER BY position"
+        ).fetchall()
+        self._conn.execute("DELETE FROM outbox")
+        self._conn.executemany(
+            "INSERT INTO outbox (id, board, body) VALUES (?, ?, ?)", [*kept, *pending]
+        )
+
+    def sent_count(self) -> int:
+        """Reflected events kept for a reset (``settle``)."""
+        return int(self._conn.execute("SELECT COUNT(*) FROM sent").fetchone()[0])
 
     # reading
 

@@ -18,7 +18,9 @@ by bytes), then pull until ``has_more`` is false. Its rules, from SPEC sections 
 - 503 or a broken connection: stop; the next cycle resends the same bytes (a split in
   progress goes on where it stopped);
 - 401: use the refresh token once; else sign-in is required and everything stays pending;
-- ``reset``: rebuild the confirmed state aside, swap it in, push the whole outbox again;
+- ``reset``: rebuild the confirmed state aside, swap it in, push the whole outbox again,
+  with the reflected events kept for a while (``outbox.KEEP_SENT_MS``) ahead of it: a
+  backend restored from a backup gets back what it lost;
 - a board removed from the user: purge it, its pending events become rejected, a notice.
 An upload error never stops downloads: the pull runs whatever the push did.
 """
@@ -82,6 +84,8 @@ class CycleResult:
     restamped: int = 0
     pulled: int = 0
     errors: list[str] = field(default_factory=list)
+    reset: bool = False
+    """The pull rebuilt the confirmed state (views rebuilt, or the backend restored)."""
 
 
 class SyncEngine:
@@ -166,15 +170,27 @@ class SyncEngine:
             except ServerUnreachable as exc:
                 push_error = exc  # downloads still run
                 result.errors.append(str(exc))
-            try:
-                if pull:
+            rounds = (2 if push_error is None else 1) if pull else 0
+            for round_ in range(rounds):
+                if round_ == 1:
+                    if not (result.reset and self.device.pending_count()):
+                        break
+                    # A reset put every kept event back in the outbox: push it now, so a
+                    # restored backend gets back what it lost within this cycle.
+                    try:
+                        async with self._push_lock:
+                            await self._push(result)
+                    except ServerUnreachable as exc:
+                        push_error = exc
+                        result.errors.append(str(exc))
+                try:
                     await self._pull(result)
-            except SignInRequired:
-                self._report("signed_out", "sign in again: your changes are kept")
-                raise
-            except ServerUnreachable as exc:
-                self._report("offline", str(exc))
-                raise
+                except SignInRequired:
+                    self._report("signed_out", "sign in again: your changes are kept")
+                    raise
+                except ServerUnreachable as exc:
+                    self._report("offline", str(exc))
+                    raise
             if push_error is not None:
                 self._report("error", f"upload failed: {push_error}")
                 raise push_error  # after the download: an upload error never stops it
@@ -436,6 +452,7 @@ class SyncEngine:
                 break
         if aside:
             self._swap_in_rebuilt_state()
+            result.reset = True
         self._prune_confirmed()
 
     def _start_rebuild(self) -> None:
@@ -514,7 +531,7 @@ class SyncEngine:
             touched: set[EntityKey] = set()
             for event_id, body in outbox.reflected(watermark):
                 touched |= set(merge.keys_of(event_of(body, self.device.username)))
-                outbox.drop(event_id)
+                outbox.settle(event_id)
             refold(conn, touched, self.device.username)
         self.progress.pending = self.device.pending_count()
 

@@ -39,6 +39,7 @@ def test_the_walk_finds_the_errors_of_every_package() -> None:
     names = set(_exception_classes())
     assert {
         "backend.errors.ComponentBusy",
+        "backend.backup.BackupError",
         "backend.errors.LaunchError",
         "backend.bff.ops.guards.Forbidden",
         "backend.faults.stream.FaultsError",

@@ -169,7 +169,14 @@ class PullService:
             generation = await _generation(conn)
             watermark = await _watermark(conn)
             cursor = self._signer.decode(cursor_text) if cursor_text else None
-            reset = cursor is None or cursor.generation != generation
+            # A cursor past the last version these views wrote comes from a lifetime they
+            # do not have (a restore by hand put older views back): walking on from it
+            # would skip the rows the views write next under those versions.
+            reset = (
+                cursor is None
+                or cursor.generation != generation
+                or cursor.version > await _last_version(conn)
+            )
             if cursor is None or reset:
                 cursor = Cursor(generation, 0)
             reader = _PageReader(conn, principal.username, cursor, limit)

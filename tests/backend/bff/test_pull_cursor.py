@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from backend.bff.auth.tokens import load_secret
+from backend.bff.sync.pull import Cursor, CursorSigner
 from tests.support.backend import BackendProcess, ControlledNats
 from tests.support.device import Device
 
@@ -81,6 +83,27 @@ def test_a_cursor_of_the_format_before_gets_reset_and_a_fresh_bootstrap(alice: D
     assert {c["kind"] for c in body["changes"]} >= {"board", "task"}
     follow = alice.pull_page(body["cursor"])  # the new cursor works as any other
     assert follow.status_code == 200 and follow.json()["reset"] is False
+
+
+def test_a_cursor_past_the_views_last_version_gets_reset(
+    alice: Device, module_backend: BackendProcess
+) -> None:
+    """What a device holds after views older than its cursor were put back by hand (a
+    restore without ``outpost backend restore``): same generation, a version these views
+    never wrote. Walking on from it would skip what they write next under those versions."""
+    signer = CursorSigner(load_secret(None, module_backend.data_dir))
+    current = alice.pull_page().json()
+    assert current["reset"] is False  # from a fresh pull: not reset, the first page
+    ahead = signer.encode(Cursor(generation(alice), alice.watermark + 10**6))
+    response = alice.pull_page(ahead)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["reset"] is True
+    assert {c["kind"] for c in body["changes"]} >= {"board", "task"}
+    last = signer.decode(body["cursor"])
+    assert last is not None
+    at_the_end = alice.pull_page(signer.encode(Cursor(generation(alice), last.version)))
+    assert at_the_end.status_code == 200 and at_the_end.json()["reset"] is False
 
 
 def test_a_forged_cursor_cannot_make_a_pull_walk_hundreds_of_backfills(alice: Device) -> None:

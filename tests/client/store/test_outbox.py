@@ -9,7 +9,7 @@ from pathlib import Path
 
 import client
 from client.store.database import Store
-from client.store.outbox import Outbox
+from client.store.outbox import KEEP_SENT_MS, Outbox
 
 CLIENT = Path(client.__file__).parent
 HOME = {CLIENT / "store" / "outbox.py", CLIENT / "store" / "migrations.py"}
@@ -61,3 +61,46 @@ def test_an_event_goes_from_unsent_to_sent_to_reflected(tmp_path: Path) -> None:
         outbox.resend_all()
         assert outbox.unsent() == [("e1", b'{"n":1}')]
     store.close()
+
+
+def test_a_reflected_event_is_kept_a_while_and_comes_back_first_after_a_reset(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    day = 24 * 3600 * 1000
+    with store.write() as conn:
+        outbox = Outbox(conn)
+        for n in range(1, 5):
+            outbox.append(f"e{n}", "b1", b'{"n":%d}' % n)
+        outbox.mark_sent("e1", 1)
+        outbox.mark_sent("e2", 2)
+        outbox.mark_sent("e3", 3)
+        outbox.settle("e1", now_ms=1 * day)
+        outbox.settle("e2", now_ms=2 * day)
+        assert (outbox.count(), outbox.sent_count()) == (2, 2)
+        # e1 is older than the time kept when e3 settles: it goes
+        outbox.settle("e3", now_ms=1 * day + KEEP_SENT_MS + 1)
+        assert (outbox.count(), outbox.sent_count()) == (1, 2)
+        outbox.resend_all()
+        # what was reflected first, in the order made, then what is pending; nothing has a seq
+        assert outbox.unsent() == [
+            ("e2", b'{"n":2}'),
+            ("e3", b'{"n":3}'),
+            ("e4", b'{"n":4}'),
+        ]
+        outbox.resend_all()  # twice changes nothing
+        assert [event_id for event_id, _ in outbox.unsent()] == ["e2", "e3", "e4"]
+        outbox.drop_board("b1")
+        assert (outbox.count(), outbox.sent_count()) == (0, 0)
+
+
+def test_a_rejected_event_is_not_kept_for_a_reset(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    with store.write() as conn:
+        outbox = Outbox(conn)
+        outbox.append("e1", "b1", b"{}")
+        assert outbox.take("e1") == ("b1", b"{}")
+        outbox.settle("e1")  # not in the outbox any more: nothing to keep
+        assert (outbox.count(), outbox.sent_count()) == (0, 0)
+        outbox.resend_all()
+        assert outbox.unsent() == []
