@@ -82,7 +82,8 @@ bundle: $(BUNDLE)/outpost-app
 
 $(BUNDLE)/outpost-app: $(BUNDLE_SOURCES) | $(BUNDLED)
 	rm -rf build/outpost-app $(BUNDLE)
-	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build \
+	KIVY_HOME=build/kivy-home KIVY_NO_CONSOLELOG=1 KIVY_NO_FILELOG=1 \
+	  $(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build \
 	  packaging/outpost.spec
 	$(BIN)/python -m outpost.bundle_check $(BUNDLE) || { rm -rf $(BUNDLE); exit 1; }
 	@du -sh $(BUNDLE)
