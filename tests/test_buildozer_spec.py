@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import functools
 import importlib.metadata
 import re
 import sys
@@ -46,7 +47,8 @@ def requirements() -> set[str]:
     return {canonicalize_name(Requirement(item.strip()).name) for item in listed}
 
 
-def imported_modules() -> set[str]:
+@functools.cache
+def imported_modules() -> frozenset[str]:
     """The top-level names the shipped packages import."""
     names: set[str] = set()
     for package in SHIPPED:
@@ -56,10 +58,11 @@ def imported_modules() -> set[str]:
                     names |= {alias.name.split(".")[0] for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                     names.add(node.module.split(".")[0])
-    return names
+    return frozenset(names)
 
 
-def needed_distributions() -> set[str]:
+@functools.cache
+def needed_distributions() -> frozenset[str]:
     """The distributions the imports come from, and what they require, transitively."""
     by_module = importlib.metadata.packages_distributions()
     third_party = imported_modules() - LOCAL - set(sys.stdlib_module_names)
@@ -78,7 +81,7 @@ def needed_distributions() -> set[str]:
             marker = requirement.marker
             if marker is None or marker.evaluate({**environment, "extra": ""}):
                 pending.append(requirement.name)
-    return needed
+    return frozenset(needed)
 
 
 def test_every_library_the_app_imports_and_what_it_needs_is_a_requirement() -> None:
