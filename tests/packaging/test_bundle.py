@@ -6,13 +6,14 @@ first when needed; ``make test`` never collects this file (``tests/conftest.py``
 - What is inside: the app's modules and every data file of the client and protocol packages,
   and nothing of the backend (``outpost/bundle_check.py``, which ``make bundle`` runs too).
 - What it draws: the bundle starts on a virtual display in a network namespace of its own
-  (``unshare``: no network at all, so no server either) over a profile seeded here with a
-  board, and must draw that board. The picture is read from the X server
-  (``tests/support/xwindow.py``: the bundle has no test control) and checked against the
-  layout the same app from source (with the test control) shows for the same profile:
-  every region drawn, with letters where there is text, the gaps between the columns
-  empty (``tests/support/screenshots.py``), and the same pixels as the source app's in the
-  board's title, column titles and cards.
+  (``unshare``: no network at all, so no server either) and must draw what the same app from
+  source (with the test control) draws in the same case: over a profile seeded here with a
+  board, that board; started with no arguments and no profile, as a user first opens it,
+  the sign-in screen with "Continue offline" (and the profile is then in the platform's data
+  folder). The picture is read from the X server (``tests/support/xwindow.py``: the bundle
+  has no test control) and checked against the source app's layout: every region drawn,
+  with letters where there is text, the gaps between regions empty
+  (``tests/support/screenshots.py``), and the source app's pixels in every region named.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from client.device import Device
 from outpost import bundle_check
 from tests.client.app.test_app_e2e import board_layout
 from tests.support.screenshots import (
+    Expected,
     Picture,
     assert_screenshot,
     picture_problems,
@@ -52,7 +54,7 @@ ARTIFACTS = REPOSITORY / "tests" / "artifacts"
 WINDOW = (1100, 720)  # the app's default window size (client.app.settings)
 STARTUP_S = 90
 SAME_PIXELS = 0.98
-"""The share of pixels in the board's texts that must be the source app's exactly (the two
+"""The share of pixels in each region named that must be the source app's exactly (the two
 pictures come from the same Kivy on the same display: they are equal but for a blinking
 cursor or a clock's text)."""
 
@@ -139,17 +141,22 @@ def end(process: subprocess.Popen[bytes]) -> None:
             process.wait(10)
 
 
-def reference_shot(seeded: Path, display: Xvfb, home: Path) -> dict[str, Any]:
-    """The same profile in the app from source with the test control: its screenshot and
-    layout, checked as the end-to-end tests check the board (tests/client/app)."""
+def reference_shot(
+    display: Xvfb, home: Path, args: list[str], env: dict[str, str], expected: Expected, name: str
+) -> dict[str, Any]:
+    """The app from source with the test control, on the same profile as the bundle: its
+    screenshot and layout, checked as the end-to-end tests check a screen (tests/client/app)."""
     control_dir = Path(tempfile.mkdtemp(prefix="outpost-ref-"))  # short: a socket path
     control = control_dir / "control.sock"
     log = home / "source-app.log"
     command = [sys.executable, "-m", "tests.support.app_under_test", "--control", str(control)]
-    command += ["--data-dir", str(copy_profile(seeded, home))]
     with log.open("ab") as output:
         process = subprocess.Popen(
-            command, stdout=output, stderr=output, env=app_env(display, home), cwd=REPOSITORY
+            command + args,
+            stdout=output,
+            stderr=output,
+            env={**app_env(display, home), **env},
+            cwd=REPOSITORY,
         )
     try:
         deadline = time.monotonic() + STARTUP_S
@@ -157,7 +164,7 @@ def reference_shot(seeded: Path, display: Xvfb, home: Path) -> dict[str, Any]:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the app from source did not start:\n{log_tail(log)}")
             time.sleep(0.2)
-        path = ARTIFACTS / "bundle-reference-board.png"
+        path = ARTIFACTS / f"bundle-reference-{name}.png"
         path.unlink(missing_ok=True)
         shot: dict[str, Any] = _command(control, {"op": "screenshot", "path": str(path)})
         _command(control, {"op": "quit"}, closing=True)
@@ -165,7 +172,7 @@ def reference_shot(seeded: Path, display: Xvfb, home: Path) -> dict[str, Any]:
     finally:
         end(process)
         shutil.rmtree(control_dir, ignore_errors=True)
-    assert_screenshot(shot, board_layout(BOARD, COLUMNS), WINDOW)
+    assert_screenshot(shot, expected, WINDOW)
     return shot
 
 
@@ -200,7 +207,7 @@ def same_share(picture: Picture, other: Picture, rect: tuple[int, int, int, int]
     return sum(a == b for a, b in zip(mine, theirs, strict=True)) / max(1, len(mine))
 
 
-def offline_command(bundle: Path, profile: Path) -> list[str]:
+def offline_command(bundle: Path, args: list[str]) -> list[str]:
     """The bundle in a network namespace of its own: no interface but a loopback that is
     down, so no server can be reached (the X display is a Unix socket file: it still is)."""
     unshare = shutil.which("unshare")
@@ -209,40 +216,43 @@ def offline_command(bundle: Path, profile: Path) -> list[str]:
     probe = subprocess.run([unshare, "-rn", "true"], capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.fail(f"cannot make a network namespace here (unshare -rn): {probe.stderr.strip()}")
-    return [unshare, "-rn", str(bundle / bundle_check.NAME), "--data-dir", str(profile)]
+    return [unshare, "-rn", str(bundle / bundle_check.NAME), *args]
 
 
-def test_the_bundle_draws_the_board_with_no_network_and_no_server(
-    bundle: Path, seeded: Path, display: Xvfb, tmp_path: Path
+def assert_bundle_draws(
+    bundle: Path,
+    display: Xvfb,
+    home: Path,
+    args: list[str],
+    env: dict[str, str],
+    reference: dict[str, Any],
+    expected: Expected,
+    name: str,
 ) -> None:
-    reference = reference_shot(seeded, display, tmp_path / "source")
-    layout, expected = reference["layout"], board_layout(BOARD, COLUMNS)
-    original = Picture(Path(reference["path"]))
-
-    home = tmp_path / "bundle"
-    home.mkdir()
-    profile = copy_profile(seeded, home)
+    """Start the bundle offline, read its window until it shows what the source app showed
+    (``reference``): the layout checks on its picture, and the same pixels in every region
+    ``expected`` names; then stop it as the system would (SIGTERM: it saves and exits 0)."""
+    layout, original = reference["layout"], Picture(Path(reference["path"]))
     log = home / "bundle.log"
-    path = ARTIFACTS / "bundle-board.png"
+    path = ARTIFACTS / f"bundle-{name}.png"
     path.unlink(missing_ok=True)
     with log.open("ab") as output:
         process = subprocess.Popen(
-            offline_command(bundle, profile),
+            offline_command(bundle, args),
             stdout=output,
             stderr=output,
-            env=app_env(display, home),
+            env={**app_env(display, home), **env},
         )
     try:
         problems = ["no window titled 'Outpost' yet"]
         deadline = time.monotonic() + STARTUP_S
-        while problems:  # the window shows, then draws: read it until it shows the board
+        while problems:  # the window shows, then draws: read it until it shows the screen
             if process.poll() is not None:
                 pytest.fail(f"the bundle exited with {process.returncode}:\n{log_tail(log)}")
             if time.monotonic() > deadline:
                 pytest.fail(
-                    f"the bundle did not draw the board in {STARTUP_S}s ({path}): "
-                    + "; ".join(problems)
-                    + f"\n--- its log ---\n{log_tail(log)}"
+                    f"the bundle did not draw the {expected.screen} screen in {STARTUP_S}s "
+                    f"({path}): " + "; ".join(problems) + f"\n--- its log ---\n{log_tail(log)}"
                 )
             time.sleep(0.5)
             if capture(display.display, "Outpost", path) is None:
@@ -251,17 +261,57 @@ def test_the_bundle_draws_the_board_with_no_network_and_no_server(
             problems = real_render_problems(picture) + picture_problems(
                 picture, layout, expected, WINDOW
             )
-            for name, text in expected.texts.items():
-                if text is None:
-                    continue  # a region without a fixed text: drawn on is enough
-                share = same_share(picture, original, rect_of(layout, name))
+            for region in expected.texts:
+                share = same_share(picture, original, rect_of(layout, region))
                 if share < SAME_PIXELS:
-                    problems.append(f"{name} ({text!r}): {share:.0%} the source app's pixels")
-        assert process.poll() is None, "the bundle ended while drawing the board"
+                    problems.append(f"{region}: {share:.0%} the source app's pixels")
+        assert process.poll() is None, f"the bundle ended while drawing the {expected.screen}"
     finally:
         end(process)
     assert process.returncode == 0, f"the bundle ended with {process.returncode} on SIGTERM"
     assert "Traceback" not in _app_errors(log), log_tail(log)
+
+
+def test_the_bundle_draws_the_board_with_no_network_and_no_server(
+    bundle: Path, seeded: Path, display: Xvfb, tmp_path: Path
+) -> None:
+    expected = board_layout(BOARD, COLUMNS)
+    source = tmp_path / "source"
+    args = ["--data-dir", str(copy_profile(seeded, source))]
+    reference = reference_shot(display, source, args, {}, expected, "board")
+    home = tmp_path / "bundle"
+    home.mkdir()
+    args = ["--data-dir", str(copy_profile(seeded, home))]
+    assert_bundle_draws(bundle, display, home, args, {}, reference, expected, "board")
+
+
+SIGN_IN = Expected(
+    "signin",
+    {
+        "username_input": None,
+        "password_input": None,
+        "sign_in_button": None,
+        "offline_button": "Continue offline",
+    },
+    apart=(("username_input", "password_input", "sign_in_button", "offline_button"),),
+    above=(("username_input", "password_input"), ("sign_in_button", "offline_button")),
+)
+
+
+def test_the_bundle_started_with_nothing_offers_sign_in_or_offline_and_keeps_its_profile(
+    bundle: Path, display: Xvfb, tmp_path: Path
+) -> None:
+    """As a user first opens it: no arguments, no profile yet, no network."""
+    source, home = tmp_path / "source", tmp_path / "bundle"
+    source.mkdir()
+    home.mkdir()
+    data = {"XDG_DATA_HOME": str(source / "data")}  # where platformdirs puts the profile
+    reference = reference_shot(display, source, [], data, SIGN_IN, "signin")
+    data = {"XDG_DATA_HOME": str(home / "data")}
+    assert_bundle_draws(bundle, display, home, [], data, reference, SIGN_IN, "signin")
+    profile = home / "data" / "outpost" / "default"
+    assert (profile / "app.json").is_file(), sorted(str(p) for p in home.rglob("*"))
+    assert len(list(profile.iterdir())) > 1  # the store beside the settings
 
 
 def _app_errors(log: Path) -> str:
