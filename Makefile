@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test lint typecheck xvfb docs run bench bench-peer conflicts clean
+.PHONY: install test lint typecheck xvfb docs run bench bench-peer conflicts bundle bundle-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,5 +64,34 @@ conflicts: install
 	$(BIN)/outpost conflicts --scenarios 200 --seed 1 --clients 3 --ops 200 --faults \
 	  --json conflicts-results.json
 
+# The desktop app as one folder, dist/outpost-app/ (packaging/outpost.spec): the app and the
+# client, no backend; checked afterwards (outpost/bundle_check.py). PyInstaller comes from
+# the `bundle` extra.
+BUNDLE := dist/outpost-app
+BUNDLED := $(VENV)/.bundle-installed
+
+$(BUNDLED): pyproject.toml | $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e '.[client,backend,dev,bundle]'
+	touch $@
+
+# Rebuilt when a file of the app, the client, the protocol or the spec changed.
+BUNDLE_SOURCES := $(shell find client protocol packaging -type f -not -path '*/__pycache__/*') \
+  outpost/__init__.py outpost/cli.py pyproject.toml
+
+bundle: $(BUNDLE)/outpost-app
+
+$(BUNDLE)/outpost-app: $(BUNDLE_SOURCES) | $(BUNDLED)
+	rm -rf build/outpost-app $(BUNDLE)
+	KIVY_HOME=build/kivy-home KIVY_NO_CONSOLELOG=1 KIVY_NO_FILELOG=1 \
+	  $(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build \
+	  packaging/outpost.spec
+	$(BIN)/python -m outpost.bundle_check $(BUNDLE) || { rm -rf $(BUNDLE); exit 1; }
+	@du -sh $(BUNDLE)
+
+# The bundle started on a virtual display with no network, drawing a board (not in make test:
+# its build takes a minute or two and the folder is ~50 MB). Builds the bundle when needed.
+bundle-test: $(BUNDLE)/outpost-app xvfb
+	$(BIN)/pytest --bundle -q tests/packaging
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

@@ -145,6 +145,28 @@ def _app(args: argparse.Namespace) -> int:
     return run_app(args.server, data_dir, demo=args.demo)
 
 
+APP_DESCRIPTION = "The task board app. Works offline; syncs with the server when it can."
+
+
+def add_app_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``outpost app``, which the desktop bundle's ``outpost-app`` takes too."""
+    parser.add_argument("--server", help="server URL (default: the profile's, or 127.0.0.1:8000)")
+    parser.add_argument(
+        "--data-dir", help="the profile folder (default: in the platform's user data folder)"
+    )
+    parser.add_argument(
+        "--demo", action="store_true", help="sign in to a demo account with a sample board"
+    )
+
+
+def app_main(argv: Sequence[str] | None = None) -> int:
+    """``outpost app`` alone: the desktop bundle's entry point (``packaging/outpost_app.py``).
+    It builds no other subcommand's parser, so it imports nothing of the backend."""
+    parser = argparse.ArgumentParser(prog="outpost-app", description=APP_DESCRIPTION)
+    add_app_arguments(parser)
+    return _app(parser.parse_args(sys.argv[1:] if argv is None else argv))
+
+
 def _docs(args: argparse.Namespace) -> int:
     from outpost import docs
 
@@ -225,18 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--db-url", help="the backend's postgresql+asyncpg://... database")
     reset.set_defaults(handler=_users)
 
-    app = commands.add_parser(
-        "app",
-        help="the Kivy task board app",
-        description="The task board app. Works offline; syncs with the server when it can.",
-    )
-    app.add_argument("--server", help="server URL (default: the profile's, or 127.0.0.1:8000)")
-    app.add_argument(
-        "--data-dir", help="the profile folder (default: in the platform's user data folder)"
-    )
-    app.add_argument(
-        "--demo", action="store_true", help="sign in to a demo account with a sample board"
-    )
+    app = commands.add_parser("app", help="the Kivy task board app", description=APP_DESCRIPTION)
+    add_app_arguments(app)
     app.set_defaults(handler=_app)
 
     from backend.faults.cli import add_parser as add_faults_parser

@@ -38,3 +38,26 @@ def test_docs_check_fails_on_an_outdated_folder_and_passes_once_written(tmp_path
     assert "run `outpost docs`" in stale.stderr
     assert run("docs", "--dir", str(tmp_path)).returncode == 0
     assert run("docs", "--check", "--dir", str(tmp_path)).returncode == 0
+
+
+def test_the_bundle_entry_takes_the_flags_of_outpost_app(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from outpost.cli import app_main
+
+    with pytest.raises(SystemExit) as exited:
+        app_main(["--help"])
+    assert exited.value.code == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: outpost-app")
+    for flag in ("--server", "--data-dir", "--demo"):
+        assert flag in usage
+
+
+def test_the_bundle_entry_refuses_an_unknown_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from outpost.cli import app_main
+
+    with pytest.raises(SystemExit) as exited:
+        app_main(["--port", "1"])
+    assert exited.value.code == 2
+    assert "unrecognized arguments: --port 1" in capsys.readouterr().err
