@@ -54,6 +54,20 @@ def _lake(db: Database, context: ComponentContext) -> Component:
     return Lake(db, context.settings.data_dir / "lake", context.js)
 
 
+def _gateway(db: Database, context: ComponentContext) -> Component:
+    from backend.gateway.allow import AllowList
+    from backend.gateway.component import Gateway
+
+    settings = context.settings
+    return Gateway(
+        db,
+        context.publisher,
+        allow=AllowList.parse(settings.webhook_allow),
+        retries=settings.webhook_retries,
+        timeout_s=settings.webhook_timeout_s,
+    )
+
+
 SPECS: dict[str, ComponentSpec] = {
     spec.name: spec
     for spec in (
@@ -64,6 +78,7 @@ SPECS: dict[str, ComponentSpec] = {
         ),
         ComponentSpec("workload", "the WIP-limit check of the saga", _workload),
         ComponentSpec("lake", "every event archived raw, by UTC date and hour", _lake),
+        ComponentSpec("gateway", "outbound webhooks, queued and retried per endpoint", _gateway),
     )
 }
 NAMES = tuple(SPECS)

@@ -37,6 +37,7 @@ from backend.bff.sync.pull import CursorSigner, PullService
 from backend.bff.sync.push import PushService
 from backend.components import ComponentContext, build, open_database
 from backend.config import Settings
+from backend.consumers.component import BackgroundWork
 from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
 from backend.errors import ComponentBusy
@@ -177,16 +178,23 @@ class Consumers:
             component = build(name, db, context)
             self.runners[name] = ConsumerRunner(backend.nc, component, publisher=publisher)
         self._tasks: list[asyncio.Task[None]] = []
+        self._beside_stop = asyncio.Event()
 
     async def start(self) -> None:
         for runner in self.runners.values():
             await runner.component.prepare()
         self._tasks = [asyncio.create_task(r.run()) for r in self.runners.values()]
+        self._tasks += [
+            asyncio.create_task(r.component.run_beside(self._beside_stop))
+            for r in self.runners.values()
+            if isinstance(r.component, BackgroundWork)
+        ]
 
     async def stop(self) -> None:
-        """Each runner commits its current batch, then stops."""
+        """Each runner commits its current batch, then stops (with its work beside)."""
         for runner in self.runners.values():
             runner.stop()
+        self._beside_stop.set()
         await asyncio.gather(*self._tasks)
         for db in self._databases:
             await db.dispose()
