@@ -18,6 +18,7 @@ from backend.config import Settings
 from backend.consumers.component import Component
 from backend.db import Database
 from backend.nats.publisher import Publisher
+from backend.writer import EventWriter
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class ComponentContext:
     """For components that read the stream's state (the lake)."""
     publisher: Publisher
     """For components that publish (the saga's events, compensations): the one seam."""
+    writer: EventWriter | None = None
+    """For components that write events as a push would (the orchestrator, the gateway):
+    the push's decisions on behalf of a named user (``backend.writer``). Built where the
+    BFF's database is open; None where it is not (a lake replay)."""
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from backend.nats.publisher import JetStreamPublisher
 from backend.nats.streams import ensure_streams
 from backend.projector.models import Applied
 from backend.projector.projector import ensure_generation, start_over
+from backend.writer import BackendWriter
 
 log = logging.getLogger("outpost.backend")
 
@@ -166,7 +167,10 @@ class Consumers:
 
     def __init__(self, backend: Backend, names: tuple[str, ...]) -> None:
         publisher = JetStreamPublisher(backend.nc)
-        context = ComponentContext(backend.settings, backend.nc.jetstream(), publisher)
+        writer = BackendWriter(
+            backend.bff_db, publisher, publish_timeout_s=backend.settings.publish_timeout_s
+        )
+        context = ComponentContext(backend.settings, backend.nc.jetstream(), publisher, writer)
         self.runners: dict[str, ConsumerRunner] = {}
         self._databases: list[Database] = []
         for name in names:
