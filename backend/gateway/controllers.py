@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.params import QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from backend.bff.auth.middleware import PUBLIC
 from backend.bff.auth.tokens import Principal
@@ -42,8 +42,8 @@ class RegistrationController(Controller):
     @post("/webhooks", status_code=201, responses=errors(400, 401, 403, 404, 422, 429, 503))
     async def add_webhook(
         self,
-        board: str,
-        data: EndpointRequest,
+        board: FromPath[str],
+        data: JSONBody[EndpointRequest],
         principal: NamedDependency[Principal],
         gateway: NamedDependency[GatewayService],
     ) -> EndpointCreated:
@@ -53,7 +53,7 @@ class RegistrationController(Controller):
     @get("/webhooks", responses=_OWNER_ERRORS)
     async def list_webhooks(
         self,
-        board: str,
+        board: FromPath[str],
         principal: NamedDependency[Principal],
         gateway: NamedDependency[GatewayService],
     ) -> list[EndpointInfo]:
@@ -62,8 +62,8 @@ class RegistrationController(Controller):
     @delete("/webhooks/{endpoint:str}", status_code=204, responses=_OWNER_ERRORS)
     async def remove_webhook(
         self,
-        board: str,
-        endpoint: str,
+        board: FromPath[str],
+        endpoint: FromPath[str],
         principal: NamedDependency[Principal],
         gateway: NamedDependency[GatewayService],
     ) -> None:
@@ -72,8 +72,8 @@ class RegistrationController(Controller):
     @get("/webhooks/{endpoint:str}/deliveries", responses=_OWNER_ERRORS)
     async def list_deliveries(
         self,
-        board: str,
-        endpoint: str,
+        board: FromPath[str],
+        endpoint: FromPath[str],
         principal: NamedDependency[Principal],
         gateway: NamedDependency[GatewayService],
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
@@ -88,9 +88,9 @@ class RegistrationController(Controller):
     )
     async def redeliver(
         self,
-        board: str,
-        endpoint: str,
-        delivery: str,
+        board: FromPath[str],
+        endpoint: FromPath[str],
+        delivery: FromPath[str],
         principal: NamedDependency[Principal],
         gateway: NamedDependency[GatewayService],
     ) -> None:
@@ -100,8 +100,8 @@ class RegistrationController(Controller):
     @put("/sources/{source:str}", status_code=201, responses=_OWNER_ERRORS)
     async def register_source(
         self,
-        board: str,
-        source: str,
+        board: FromPath[str],
+        source: FromPath[str],
         principal: NamedDependency[Principal],
         gateway: NamedDependency[GatewayService],
     ) -> SourceCreated:
@@ -111,7 +111,7 @@ class RegistrationController(Controller):
     @get("/sources", responses=_OWNER_ERRORS)
     async def list_sources(
         self,
-        board: str,
+        board: FromPath[str],
         principal: NamedDependency[Principal],
         gateway: NamedDependency[GatewayService],
     ) -> list[SourceInfo]:
@@ -120,8 +120,8 @@ class RegistrationController(Controller):
     @delete("/sources/{source:str}", status_code=204, responses=_OWNER_ERRORS)
     async def remove_source(
         self,
-        board: str,
-        source: str,
+        board: FromPath[str],
+        source: FromPath[str],
         principal: NamedDependency[Principal],
         gateway: NamedDependency[GatewayService],
     ) -> None:
@@ -130,9 +130,9 @@ class RegistrationController(Controller):
     @put("/logins/{login:str}", status_code=200, responses=_OWNER_ERRORS)
     async def map_login(
         self,
-        board: str,
-        login: str,
-        data: LoginRequest,
+        board: FromPath[str],
+        login: FromPath[str],
+        data: JSONBody[LoginRequest],
         principal: NamedDependency[Principal],
         gateway: NamedDependency[GatewayService],
     ) -> LoginInfo:
@@ -142,7 +142,7 @@ class RegistrationController(Controller):
     @get("/logins", responses=_OWNER_ERRORS)
     async def list_logins(
         self,
-        board: str,
+        board: FromPath[str],
         principal: NamedDependency[Principal],
         gateway: NamedDependency[GatewayService],
     ) -> list[LoginInfo]:
@@ -151,8 +151,8 @@ class RegistrationController(Controller):
     @delete("/logins/{login:str}", status_code=204, responses=_OWNER_ERRORS)
     async def unmap_login(
         self,
-        board: str,
-        login: str,
+        board: FromPath[str],
+        login: FromPath[str],
         principal: NamedDependency[Principal],
         gateway: NamedDependency[GatewayService],
     ) -> None:
@@ -180,8 +180,8 @@ class InboundController(Controller):
     )
     async def receive(
         self,
-        source: str,
-        board: str,
+        source: FromPath[str],
+        board: FromPath[str],
         request: Request[Any, Any, Any],
         gateway: NamedDependency[GatewayService],
     ) -> Response[InboundResult]:

@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from sqlalchemy import delete, func, insert, select, update
 
 from backend.bff.models import BoardAuthority
-from backend.bff.sync.schemas import PushResult
 from backend.db import Database, upsert
 from backend.errors import BadRequest, StreamUnavailable
 from backend.gateway.allow import AllowList
@@ -40,20 +39,15 @@ from backend.gateway.schemas import (
 from backend.gateway.signatures import new_secret
 from backend.gateway.sources import SOURCES
 from backend.gateway.sources.common import Delivery as InboundDelivery
-from protocol import Event, is_uuid
+from backend.writer import EventWriter
+from protocol import is_uuid
 from protocol.ids import new_id
 from protocol.merge import EntityState
 
-__all__ = ["EventWriter", "GatewayService"]
+__all__ = ["GatewayService"]
 
 _state_decoder = msgspec.json.Decoder(EntityState)
 _LOGIN_MAX = 100
-
-
-class EventWriter(Protocol):
-    """The backend writer: events written as the backend, with a user's authority."""
-
-    async def write(self, events: list[Event], *, on_behalf_of: str) -> list[PushResult]: ...
 
 
 def _now_ms() -> int:
@@ -80,6 +74,16 @@ class GatewayService:
         self._writer = writer
         self._component = component
         """The gateway running in this process, if it does: woken for a redelivery."""
+
+    async def queue(self) -> dict[str, int]:
+        """Deliveries by status, for the health and the metrics."""
+        counts = {"pending": 0, "delivered": 0, "failed": 0}
+        async with self.db.read() as conn:
+            for row in await conn.execute(
+                select(Delivery.status, func.count()).group_by(Delivery.status)
+            ):
+                counts[row[0]] = int(row[1])
+        return counts
 
     # -- owners ---------------------------------------------------------------------------
 
