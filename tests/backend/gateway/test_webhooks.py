@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from outpost.cli import main
 from tests.backend.gateway.conftest import owner_with_board
 from tests.backend.gateway.receiver import Receiver
 from tests.support.backend import BackendProcess, ControlledNats
@@ -171,3 +173,57 @@ def wait_for_fault(nats: ControlledNats, event_id: str, timeout: float = 20) -> 
             return dict(found[0])
         assert time.monotonic() < deadline, f"no gateway fault for {event_id}"
         time.sleep(0.2)
+
+
+def test_the_owner_manages_it_all_with_outpost_webhooks(
+    gateway_backend: BackendProcess,
+    receiver: Receiver,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    profile = str(tmp_path / "profile")
+
+    def outpost(*args: str, status: int = 0) -> str:
+        capsys.readouterr()
+        assert main(list(args)) == status, capsys.readouterr().err
+        captured = capsys.readouterr()
+        return (captured.out if status == 0 else captured.err).strip()
+
+    def webhooks(*args: str) -> Any:
+        return json.loads(outpost("webhooks", "--data-dir", profile, "--json", *args))
+
+    client = ("client", "--data-dir", profile)
+    username = f"cli{uuid.uuid4().hex[:8]}"
+    outpost(
+        *client, "--server", gateway_backend.url, "signup", username, "--password", "pw-12345678"
+    )
+    board = outpost(*client, "board", "create", "CLI")
+    outpost(*client, "sync")
+    added = webhooks("add", board, receiver.url("/cli"))
+    assert added["secret"].startswith("whsec_")
+    outpost(*client, "task", "add", board, "From the CLI")
+    outpost(*client, "sync")
+    [request] = receiver.wait("/cli", lambda rs: len(rs) == 1)
+    assert Webhook(added["secret"]).verify(request.body, request.headers)["type"] == "TaskCreated"
+    [listed] = webhooks("list", board)
+    assert (listed["id"], listed["url"]) == (added["id"], receiver.url("/cli"))
+    [logged] = webhooks("deliveries", board, added["id"])
+    assert logged["status"] == "delivered"
+    assert webhooks("redeliver", board, added["id"], logged["id"]) is None
+    receiver.wait("/cli", lambda rs: len(rs) == 2)
+    source = webhooks("source", "add", board, "github")
+    assert source["path"] == f"/v1/inbound/github/{board}"
+    assert [s["source"] for s in webhooks("source", "list", board)] == ["github"]
+    assert webhooks("login", "map", board, "OctoCat", username) == {
+        "login": "octocat",
+        "username": username,
+    }
+    text = outpost("webhooks", "--data-dir", profile, "login", "list", board)
+    assert text == f"octocat -> {username}"
+    assert webhooks("remove", board, added["id"]) is None
+    refused = outpost(
+        "webhooks", "--data-dir", profile, "add", board, "http://10.0.0.1/x", status=1
+    )
+    assert "allow-list" in refused
+    usage = outpost("webhooks", "--data-dir", profile, "login", "map", board, "octocat", status=2)
+    assert "needs a LOGIN and a USERNAME" in usage
