@@ -182,11 +182,7 @@ class Gateway(BackgroundWork):
             transport=self._transport, timeout=self.timeout_s, follow_redirects=False
         ) as client:
             while not stop.is_set():
-                try:
-                    busy = await self.send_due(client)
-                except Exception:  # the database away, say: try again shortly
-                    log.exception("gateway: sending webhooks failed; retrying")
-                    busy = False
+                busy = await self._round(client, stop)
                 if busy:
                     continue
                 self._wake.clear()
@@ -194,6 +190,25 @@ class Gateway(BackgroundWork):
                 await asyncio.wait(waits, timeout=_IDLE_S, return_when=asyncio.FIRST_COMPLETED)
                 for task in waits:
                     task.cancel()
+
+    async def _round(self, client: httpx.AsyncClient, stop: asyncio.Event) -> bool:
+        """One ``send_due``, cut short by ``stop``: a receiver that hangs never holds up a
+        shutdown (the try it was on stays pending, and its endpoint is released)."""
+        work = asyncio.create_task(self.send_due(client))
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not work.done():
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            return False
+        try:
+            return work.result()
+        except Exception:  # the database away, say: try again shortly
+            log.exception("gateway: sending webhooks failed; retrying")
+            return False
 
     async def send_due(self, client: httpx.AsyncClient) -> bool:
         """One round: every endpoint with due deliveries sends them. Whether any was sent."""
@@ -246,16 +261,20 @@ class Gateway(BackgroundWork):
             )
             deliveries = [Delivery(**row._asdict()) for row in rows]
         paused_until = 0
-        for delivery in deliveries:
-            status, error, took = await self._try(client, endpoint, delivery)
-            retry_at = await self._record(delivery, status, error, took)
-            if retry_at is not None:
-                paused_until = retry_at  # the rest wait behind it, in order
-                break
-        async with self.db.write() as conn:
-            await conn.execute(
-                update(Endpoint).where(Endpoint.id == endpoint.id).values(paused_until=paused_until)
-            )
+        try:
+            for delivery in deliveries:
+                status, error, took = await self._try(client, endpoint, delivery)
+                retry_at = await self._record(delivery, status, error, took)
+                if retry_at is not None:
+                    paused_until = retry_at  # the rest wait behind it, in order
+                    break
+        finally:  # released (also when stopped mid-try): the claim only outlives a crash
+            async with self.db.write() as conn:
+                await conn.execute(
+                    update(Endpoint)
+                    .where(Endpoint.id == endpoint.id)
+                    .values(paused_until=paused_until)
+                )
 
     async def _try(
         self, client: httpx.AsyncClient, endpoint: Endpoint, delivery: Delivery

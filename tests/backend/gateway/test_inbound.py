@@ -162,6 +162,13 @@ def test_the_generic_source_creates_and_closes_a_task_by_its_key(
     assert http.post(path, content=forged, headers=headers).status_code == 401
     stale = standard_headers(secret, "m5", int(time.time()) - 3600, forged.encode())
     assert http.post(path, content=forged, headers=stale).status_code == 401
+    # The owner's authority is what decides: on an archived board it is refused, not stored.
+    archive = owner.event("BoardUpdated", {"fields": {"archived": True}}, board=board)
+    assert owner.push(archive)[0]["status"] == "accepted"
+    refused = send("task.created", {"key": "INC-8", "title": "Late"}, "m6", now + 2)
+    assert refused.status_code == 200, refused.text
+    assert refused.json()["status"] == "rejected"
+    assert [e["reason"] for e in refused.json()["events"]] == ["archived"]
 
 
 def test_only_the_owner_registers_sources_and_logins(gateway_backend: BackendProcess) -> None:
