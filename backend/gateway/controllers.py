@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, HttpMethod, Request, Response, delete, get, post, put, route
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -32,12 +32,47 @@ __all__ = ["InboundController", "RegistrationController"]
 _OWNER_ERRORS = errors(400, 401, 403, 404, 429, 503)
 
 
+def _allow(*methods: str) -> Response[None]:
+    return Response(
+        None, status_code=204, headers={"Allow": ", ".join(sorted({*methods, "OPTIONS"}))}
+    )
+
+
 class RegistrationController(Controller):
     """What a board's owner registers: webhooks out, sources in, the login map."""
 
     path = "/v1/boards/{board:str}"
     tags = ("gateway",)
     security = BEARER
+
+    # Litestar 2 answers OPTIONS on a path with two handlers with the methods of the first
+    # one only (the OPTIONS handler it makes for the first route is kept when the second
+    # joins it). These answer for those paths; they sort first (``_``), so they are
+    # registered before the others and Litestar makes none of its own.
+
+    @route(
+        "/webhooks", http_method=[HttpMethod.OPTIONS], include_in_schema=False, opt={PUBLIC: True}
+    )
+    async def _allow_webhooks(self) -> Response[None]:
+        return _allow("GET", "POST")
+
+    @route(
+        "/sources/{source:str}",
+        http_method=[HttpMethod.OPTIONS],
+        include_in_schema=False,
+        opt={PUBLIC: True},
+    )
+    async def _allow_source(self) -> Response[None]:
+        return _allow("DELETE", "PUT")
+
+    @route(
+        "/logins/{login:str}",
+        http_method=[HttpMethod.OPTIONS],
+        include_in_schema=False,
+        opt={PUBLIC: True},
+    )
+    async def _allow_login(self) -> Response[None]:
+        return _allow("DELETE", "PUT")
 
     @post("/webhooks", status_code=201, responses=errors(400, 401, 403, 404, 422, 429, 503))
     async def add_webhook(
