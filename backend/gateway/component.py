@@ -45,7 +45,7 @@ from backend.gateway.signatures import standard_headers
 from backend.nats.publisher import Outgoing, Publisher
 from backend.nats.streams import event_subject, fault_subject
 from protocol import Event
-from protocol.ids import derived_id
+from protocol.ids import derived_id, new_id
 
 __all__ = ["DELIVERED_TYPES", "Gateway", "delivery_id", "webhook_body"]
 
@@ -320,7 +320,12 @@ class Gateway(BackgroundWork):
         async with self.db.write() as conn:
             await conn.execute(
                 insert(Attempt).values(
-                    delivery=delivery.id, at=now, status=status, error=error, duration_ms=took
+                    id=new_id(now),
+                    delivery=delivery.id,
+                    at=now,
+                    status=status,
+                    error=error,
+                    duration_ms=took,
                 )
             )
             await conn.execute(update(Delivery).where(Delivery.id == delivery.id).values(values))

@@ -58,7 +58,8 @@ class Attempt(GatewayBase):
     """The delivery log: every try of a delivery and how it went."""
 
     __tablename__ = "attempts"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(Key(), primary_key=True)
+    """A UUIDv7: the log of a delivery sorts by it in the order of its tries."""
     delivery: Mapped[str] = mapped_column(Key(), index=True)
     at: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -24,7 +24,7 @@ def upgrade() -> None:
     if "attempts" in missing:
         op.create_table(
             "attempts",
-            sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+            sa.Column("id", key(), nullable=False),
             sa.Column(
                 "delivery",
                 key(),
