@@ -6,11 +6,18 @@ from __future__ import annotations
 from typing import cast
 
 import pytest
+from litestar import Litestar
 from litestar.testing import TestClient
 
 from backend.bff.app import Services, create_app
 from backend.config import Settings
 from outpost.docs import _NoServices
+
+
+@pytest.fixture(scope="module")
+def app() -> Litestar:
+    """The app as ``outpost docs`` builds it: routes and documents, no services."""
+    return create_app(cast(Services, _NoServices(Settings())))
 
 
 @pytest.mark.parametrize(
@@ -23,15 +30,13 @@ from outpost.docs import _NoServices
         ("/v1/inbound/github/b", "OPTIONS, POST"),
     ],
 )
-def test_options_names_every_method_of_the_path(path: str, allow: str) -> None:
-    app = create_app(cast(Services, _NoServices(Settings())))
+def test_options_names_every_method_of_the_path(app: Litestar, path: str, allow: str) -> None:
     reply = TestClient(app).options(path)
     assert reply.status_code == 204
     assert reply.headers["allow"] == allow
 
 
-def test_the_registration_routes_are_documented_with_their_errors() -> None:
-    app = create_app(cast(Services, _NoServices(Settings())))
+def test_the_registration_routes_are_documented_with_their_errors(app: Litestar) -> None:
     paths = app.openapi_schema.paths or {}
     webhooks = paths["/v1/boards/{board}/webhooks"]
     assert webhooks.post is not None and webhooks.get is not None

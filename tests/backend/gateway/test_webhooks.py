@@ -129,6 +129,13 @@ def test_redeliver_sends_a_delivered_one_again(
         headers=owner.headers,
     )
     assert missing.status_code == 404
+    # The component is in the health (its consumer, the queue) and in the metrics.
+    health = owner.http.get("/v1/health").json()
+    assert health["consumers"]["gateway"]["breaker"] == "closed"
+    assert health["webhooks"]["delivered"] >= 2
+    metrics = owner.http.get("/metrics").text
+    assert 'outpost_webhook_deliveries{status="delivered"}' in metrics
+    assert 'outpost_consumer_lag_events{component="gateway"}' in metrics
 
 
 def test_registration_is_the_owners_and_to_allowed_targets_only(
