@@ -227,14 +227,13 @@ class Gateway(BackgroundWork):
     async def _claim(self, now: int) -> list[Endpoint]:
         """The endpoints with due deliveries that no one sends to now, claimed for us."""
         lease = now + int((self.timeout_s + 5) * 1000 * _PER_ENDPOINT)
+        due = select(Delivery.endpoint).where(Delivery.status == "pending", Delivery.next_at <= now)
+        ready = select(Endpoint).where(Endpoint.id.in_(due), Endpoint.paused_until <= now)
+        async with self.db.read() as conn:  # idle most of the time: no write lock for nothing
+            endpoints = [Endpoint(**row._asdict()) for row in await conn.execute(ready)]
+        if not endpoints:
+            return []
         async with self.db.write() as conn:
-            due = select(Delivery.endpoint).where(
-                Delivery.status == "pending", Delivery.next_at <= now
-            )
-            rows = await conn.execute(
-                select(Endpoint).where(Endpoint.id.in_(due), Endpoint.paused_until <= now)
-            )
-            endpoints = [Endpoint(**row._asdict()) for row in rows]
             claimed = []
             for endpoint in endpoints:
                 result = await conn.execute(
