@@ -157,3 +157,40 @@ def test_events_of_boards_without_endpoints_are_not_queued(
         await h.db.dispose()
 
     asyncio.run(body())
+
+
+def test_a_stop_cuts_a_hanging_try_short_and_releases_the_endpoint(tmp_path: Path) -> None:
+    async def body() -> None:
+        h = Harness(tmp_path, [], "http://127.0.0.1:9/hook")
+        await h.start()
+        started = asyncio.Event()
+
+        async def hang(request: httpx.Request) -> httpx.Response:
+            started.set()
+            await asyncio.Event().wait()  # a receiver that never answers
+            raise AssertionError("unreachable")
+
+        gateway = Gateway(
+            h.db,
+            h.publisher,
+            allow=AllowList.parse("127.0.0.1"),
+            retries=(0,),
+            timeout_s=3600,
+            transport=httpx.MockTransport(hang),
+        )
+        event = task_event("x", 1)
+        async with h.db.write() as conn:
+            await gateway.handle(conn, [event])
+        stop = asyncio.Event()
+        loop = asyncio.create_task(gateway.run_beside(stop))
+        await started.wait()
+        stop.set()
+        await asyncio.wait_for(loop, 60)  # returns although the receiver never answers
+        found = (await h.deliveries())[event.id]
+        assert (found.status, found.attempts) == ("pending", 0)  # tried again next time
+        async with h.db.read() as conn:
+            paused = (await conn.execute(select(Endpoint.paused_until))).scalar()
+        assert paused == 0  # released, not claimed for the lease
+        await h.db.dispose()
+
+    asyncio.run(body())
