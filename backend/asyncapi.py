@@ -121,6 +121,10 @@ SAGA_INPUT: tuple[str, ...] = (
     "TaskRestored",
     COMPENSATION,
 )
+WEBHOOK_TYPES: tuple[str, ...] = tuple(t for t in ON_THE_STREAM if t != "WipLimitExceeded")
+"""What the gateway sends to webhooks: every change, not the saga's internal message."""
+INBOUND_TYPES: tuple[str, ...] = ("TaskCreated", "TaskUpdated", "TaskLabelAdded")
+"""What the gateway's inbound sources write."""
 
 
 def _faults(name: str) -> Flow:
@@ -224,6 +228,28 @@ COMPONENTS: dict[str, ComponentApi] = {
                     ON_THE_STREAM,
                     "Every message of outpost.events.>, archived raw (its bytes as stored, "
                     "readable or not), indexed and replayable.",
+                ),
+            ),
+        ),
+        ComponentApi(
+            "gateway",
+            SPECS["gateway"].summary,
+            publishes=(
+                Flow(
+                    "events",
+                    INBOUND_TYPES,
+                    "Inbound deliveries (POST /v1/inbound/{source}/{board}) translated into "
+                    "events, ids derived from the delivery id, written through a push's "
+                    "decisions on behalf of the board owner who registered the source.",
+                ),
+                _faults("gateway"),
+            ),
+            consumes=(
+                Flow(
+                    "events",
+                    WEBHOOK_TYPES,
+                    "Every change of a board and its tasks, queued as one signed webhook "
+                    "delivery per registered endpoint of the board (sent apart, retried).",
                 ),
             ),
         ),

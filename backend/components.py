@@ -18,6 +18,7 @@ from backend.config import Settings
 from backend.consumers.component import Component
 from backend.db import Database
 from backend.nats.publisher import Publisher
+from backend.writer import EventWriter
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class ComponentContext:
     """For components that read the stream's state (the lake)."""
     publisher: Publisher
     """For components that publish (the saga's events, compensations): the one seam."""
+    writer: EventWriter | None = None
+    """For components that write events as a push would (the orchestrator, the gateway):
+    the push's decisions on behalf of a named user (``backend.writer``). Built where the
+    BFF's database is open; None where it is not (a lake replay)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,20 @@ def _lake(db: Database, context: ComponentContext) -> Component:
     return Lake(db, context.settings.data_dir / "lake", context.js)
 
 
+def _gateway(db: Database, context: ComponentContext) -> Component:
+    from backend.gateway.allow import AllowList
+    from backend.gateway.component import Gateway
+
+    settings = context.settings
+    return Gateway(
+        db,
+        context.publisher,
+        allow=AllowList.parse(settings.webhook_allow),
+        retries=settings.webhook_retries,
+        timeout_s=settings.webhook_timeout_s,
+    )
+
+
 SPECS: dict[str, ComponentSpec] = {
     spec.name: spec
     for spec in (
@@ -64,6 +83,7 @@ SPECS: dict[str, ComponentSpec] = {
         ),
         ComponentSpec("workload", "the WIP-limit check of the saga", _workload),
         ComponentSpec("lake", "every event archived raw, by UTC date and hour", _lake),
+        ComponentSpec("gateway", "outbound webhooks, queued and retried per endpoint", _gateway),
     )
 }
 NAMES = tuple(SPECS)

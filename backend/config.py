@@ -89,7 +89,17 @@ class Settings:
     this closes that user's oldest."""
     password_time_cost: int = 3
     """argon2 passes: lower it only for tests and tools that sign up many users."""
-    components: str = "projector,workload,lake"
+    webhook_allow: str = ""
+    """Where outbound webhooks may go: comma-separated host names (``*.example.com`` for
+    subdomains) and IP addresses or networks. Empty: nowhere. A name never opens a private,
+    loopback or link-local address; only an address or network entry does
+    (``backend/gateway/allow.py``)."""
+    webhook_retry_s: str = "5,300,1800,7200,18000,36000,36000"
+    """Seconds before each retry of a failed webhook delivery (the first try is at once):
+    Standard Webhooks' schedule. Past the last, the delivery is faulted."""
+    webhook_timeout_s: float = 10.0
+    """How long one webhook try may take before it counts as failed."""
+    components: str = "projector,workload,lake,gateway"
     """The stream consumers this process runs (comma-separated; empty: none)."""
     db_urls: str | None = None
     """Per-component database URLs over ``db_url``: ``projector=postgresql+asyncpg://...,lake=...``."""
@@ -105,6 +115,20 @@ class Settings:
             if name.strip() == component and url.strip():
                 return url.strip()
         return self.db_url
+
+    @property
+    def webhook_retries(self) -> tuple[float, ...]:
+        """``webhook_retry_s`` as numbers: the wait before each retry."""
+        try:
+            waits = tuple(float(x) for x in self.webhook_retry_s.split(",") if x.strip())
+        except ValueError:
+            raise ValueError(
+                f"OUTPOST_WEBHOOK_RETRY_S={self.webhook_retry_s!r}: expected seconds, "
+                "comma-separated (5,300,1800)"
+            ) from None
+        if any(w < 0 for w in waits):
+            raise ValueError(f"OUTPOST_WEBHOOK_RETRY_S={self.webhook_retry_s!r}: negative wait")
+        return waits
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -19,7 +19,14 @@
     ├── UnknownUser                   ``outpost users`` names no account (``bff/auth/reset.py``)
     ├── MigrationError                a database from a newer Outpost (``migrations/``)
     ├── LakeError                     ``outpost lake`` cannot do it (``lake/errors.py``)
-    └── LakeFileError                 a lake file or line not in the lake's format (same)
+    ├── LakeFileError                 a lake file or line not in the lake's format (same)
+    │   the external service gateway (``gateway/errors.py``):
+    └── GatewayError           400    base of the gateway's
+        ├── SignatureRefused   401    an inbound delivery whose signature does not verify
+        ├── NotBoardOwner      403    only a board's owner registers webhooks and sources
+        ├── NotRegistered      404    no such source, board, webhook, delivery or login
+        ├── TargetRefused      422    a webhook URL outside ``OUTPOST_WEBHOOK_ALLOW``
+        └── DeliveryUnreadable 422    an inbound body its source's mapping cannot read
 
 The HTTP layer turns them into ``{"status_code", "detail"}`` with ``Retry-After`` where set.
 A test walks every module under ``backend/`` and fails on an exception class outside this

@@ -37,9 +37,13 @@ from backend.bff.sync.pull import CursorSigner, PullService
 from backend.bff.sync.push import PushService
 from backend.components import ComponentContext, build, open_database
 from backend.config import Settings
+from backend.consumers.component import BackgroundWork
 from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
 from backend.errors import ComponentBusy
+from backend.gateway.allow import AllowList
+from backend.gateway.component import Gateway
+from backend.gateway.services import GatewayService
 from backend.http_timeouts import timed_h11_protocol
 from backend.nats import EmbeddedNats, find_running
 from backend.nats.access import StoreAccess, use_store
@@ -47,6 +51,7 @@ from backend.nats.publisher import JetStreamPublisher
 from backend.nats.streams import ensure_streams
 from backend.projector.models import Applied
 from backend.projector.projector import ensure_generation, start_over
+from backend.writer import BackendWriter
 
 log = logging.getLogger("outpost.backend")
 
@@ -165,7 +170,10 @@ class Consumers:
 
     def __init__(self, backend: Backend, names: tuple[str, ...]) -> None:
         publisher = JetStreamPublisher(backend.nc)
-        context = ComponentContext(backend.settings, backend.nc.jetstream(), publisher)
+        writer = BackendWriter(
+            backend.bff_db, publisher, publish_timeout_s=backend.settings.publish_timeout_s
+        )
+        context = ComponentContext(backend.settings, backend.nc.jetstream(), publisher, writer)
         self.runners: dict[str, ConsumerRunner] = {}
         self._databases: list[Database] = []
         for name in names:
@@ -177,16 +185,30 @@ class Consumers:
             component = build(name, db, context)
             self.runners[name] = ConsumerRunner(backend.nc, component, publisher=publisher)
         self._tasks: list[asyncio.Task[None]] = []
+        self._beside_stop = asyncio.Event()
+
+    @property
+    def gateway(self) -> Gateway | None:
+        """The gateway component, when this process runs it."""
+        runner = self.runners.get("gateway")
+        component = runner.component if runner is not None else None
+        return component if isinstance(component, Gateway) else None
 
     async def start(self) -> None:
         for runner in self.runners.values():
             await runner.component.prepare()
         self._tasks = [asyncio.create_task(r.run()) for r in self.runners.values()]
+        self._tasks += [
+            asyncio.create_task(r.component.run_beside(self._beside_stop))
+            for r in self.runners.values()
+            if isinstance(r.component, BackgroundWork)
+        ]
 
     async def stop(self) -> None:
-        """Each runner commits its current batch, then stops."""
+        """Each runner commits its current batch, then stops (with its work beside)."""
         for runner in self.runners.values():
             runner.stop()
+        self._beside_stop.set()
         await asyncio.gather(*self._tasks)
         for db in self._databases:
             await db.dispose()
@@ -218,8 +240,23 @@ async def consume(settings: Settings) -> None:
 
 async def serve(settings: Settings) -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` shows every stack
-    async with open_backend(settings) as backend, _limits(settings) as limits:
+    async with (
+        open_backend(settings) as backend,
+        _limits(settings) as limits,
+        _gateway_db(settings) as gateway_db,
+    ):
         consumers = Consumers(backend, settings.component_names)
+        gateway = GatewayService(
+            gateway_db,
+            backend.bff_db,
+            AllowList.parse(settings.webhook_allow),
+            BackendWriter(
+                backend.bff_db,
+                JetStreamPublisher(backend.nc),
+                publish_timeout_s=settings.publish_timeout_s,
+            ),
+            component=consumers.gateway,
+        )
         secret = load_secret(settings.secret, settings.data_dir)
         signer = TokenSigner(secret, settings.token_ttl_s)
         pull = PullService(backend.views_db, CursorSigner(secret))
@@ -252,8 +289,9 @@ async def serve(settings: Settings) -> None:
             ),
             pull=pull,
             hub=hub,
-            health=HealthProbe(backend.nc, pull, consumers.runners),
+            health=HealthProbe(backend.nc, pull, consumers.runners, gateway.queue),
             limits=limits,
+            gateway=gateway,
         )
         await hub.start()
         await consumers.start()
@@ -286,6 +324,18 @@ async def serve(settings: Settings) -> None:
             await consumers.stop()
             log.info("stopping: the consumers have committed their last batches")
             await hub.stop()
+
+
+@asynccontextmanager
+async def _gateway_db(settings: Settings) -> AsyncIterator[Database]:
+    """The gateway's registrations, which the BFF's routes write (whether or not this
+    process runs the gateway's consumer)."""
+    db = open_database("gateway", settings)
+    try:
+        await db.migrate()
+        yield db
+    finally:
+        await db.dispose()
 
 
 @asynccontextmanager

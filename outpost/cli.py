@@ -212,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     backend.add_argument("--db-url", help="postgresql+asyncpg://... instead of SQLite files")
     backend.add_argument(
         "--components",
-        help="the stream consumers to run, comma-separated (default: projector,workload,lake; "
+        help="the stream consumers to run, comma-separated (default: projector,workload,lake,"
+        "gateway; "
         "empty: none)",
     )
     backend.add_argument("--json", action="store_true", help="ledger: print JSON")
@@ -254,8 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     from backend.faults.cli import add_parser as add_faults_parser
     from backend.lake.cli import add_parser as add_lake_parser
     from client.cli import add_parser as add_client_parser
+    from client.webhooks import add_parser as add_webhooks_parser
 
     add_client_parser(commands)
+    add_webhooks_parser(commands)
     add_faults_parser(commands)
     add_lake_parser(commands)
 

@@ -335,6 +335,11 @@ def test_the_declaration_says_what_the_components_do() -> None:
             ("send", "faults"): ["FaultEvent"],
         },
         "lake": {("receive", "events"): everything, ("send", "faults"): ["FaultEvent"]},
+        "gateway": {
+            ("receive", "events"): [t for t in everything if t != "WipLimitExceeded"],
+            ("send", "events"): ["TaskCreated", "TaskUpdated", "TaskLabelAdded"],
+            ("send", "faults"): ["FaultEvent"],
+        },
     }
 
 

@@ -44,6 +44,8 @@ from backend.bff.sync.pull import PullService
 from backend.bff.sync.push import PushService
 from backend.config import Settings
 from backend.errors import BackendError
+from backend.gateway.controllers import InboundController, RegistrationController
+from backend.gateway.services import GatewayService
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class Services:
     hub: ChangeHub
     health: HealthProbe
     limits: LimitStore
+    gateway: GatewayService | None = None
+    """The gateway's registration and inbound routes (None: answered 503)."""
     metrics: Metrics = field(default_factory=Metrics)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -96,7 +100,13 @@ def create_app(services: Services) -> Litestar:
         return services.limits
 
     app = Litestar(
-        route_handlers=[AuthController, SyncController, OpsController],
+        route_handlers=[
+            AuthController,
+            SyncController,
+            OpsController,
+            RegistrationController,
+            InboundController,
+        ],
         dependencies=dependencies(services, gate),
         middleware=[
             DefineMiddleware(BearerAuthMiddleware, authenticate=authenticate),

@@ -22,6 +22,8 @@ from backend.bff.sync.live import ChangeHub
 from backend.bff.sync.pull import PullService
 from backend.bff.sync.push import PushService
 from backend.config import Settings
+from backend.errors import StreamUnavailable
+from backend.gateway.services import GatewayService
 
 if TYPE_CHECKING:
     from backend.bff.app import Services
@@ -66,7 +68,22 @@ def dependencies(services: Services, gate: AdminGate) -> dict[str, Provide]:
     def stopping() -> asyncio.Event:
         return services.stopping
 
-    providers = [settings, auth, push_service, pull_service, hub, health_probe, metrics, stopping]
+    def gateway() -> GatewayService:
+        if services.gateway is None:
+            raise StreamUnavailable("the gateway is not available in this process", retry_after=5)
+        return services.gateway
+
+    providers = [
+        settings,
+        auth,
+        push_service,
+        pull_service,
+        hub,
+        health_probe,
+        metrics,
+        stopping,
+        gateway,
+    ]
     named: dict[str, Provide] = {fn.__name__: Provide(fn, sync_to_thread=False) for fn in providers}
     named["caller_is_admin"] = Provide(caller_is_admin, sync_to_thread=False)
     return {**named, "principal": Provide(provide_principal, sync_to_thread=False)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -26,11 +26,17 @@ _STATUS_TIMEOUT_S = 1.0
 
 class HealthProbe:
     def __init__(
-        self, nc: NatsClient, pull: PullService, runners: Mapping[str, ConsumerRunner]
+        self,
+        nc: NatsClient,
+        pull: PullService,
+        runners: Mapping[str, ConsumerRunner],
+        webhooks: Callable[[], Awaitable[dict[str, int]]] | None = None,
     ) -> None:
         self._nc = nc
         self._pull = pull
         self._runners = runners
+        self._webhooks = webhooks
+        """The gateway's delivery queue by status (``GatewayService.queue``), if any."""
 
     async def report(self) -> dict[str, Any]:
         connected = self._nc.is_connected
@@ -53,13 +59,19 @@ class HealthProbe:
         consumers = dict(zip(self._runners, statuses, strict=True))
         breakers_closed = all(c["breaker"] == "closed" for c in consumers.values())
         healthy = connected and database == "ok" and breakers_closed
-        return {
+        report: dict[str, Any] = {
             "status": "ok" if healthy else "degraded",
             "nats": "connected" if connected else "disconnected",
             "database": database,
             "projector_lag": max(0, last_seq - watermark),
             "consumers": consumers,
         }
+        if self._webhooks is not None:
+            try:
+                report["webhooks"] = await asyncio.wait_for(self._webhooks(), _STATUS_TIMEOUT_S)
+            except (DBAPIError, OSError, TimeoutError):
+                report["webhooks"] = None
+        return report
 
 
 async def _consumer(

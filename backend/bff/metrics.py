@@ -65,6 +65,13 @@ class Metrics:
             "The most password hashes that ran at once in this process (the cap holds them)",
             registry=self.registry,
         )
+        self.webhook_deliveries = Gauge(
+            "outpost_webhook_deliveries",
+            "Outbound webhook deliveries in the gateway's queue, by status "
+            "(pending, delivered, failed: its schedule exhausted)",
+            ["status"],
+            registry=self.registry,
+        )
         self._faults_seen: dict[str, int] = {}
 
     def observe_hashing(self, hashing: PasswordHashing) -> None:
@@ -95,3 +102,5 @@ class Metrics:
             if faults > seen:
                 self.consumer_faults.labels(name).inc(faults - seen)
             self._faults_seen[name] = max(seen, faults)
+        for status, count in (report.get("webhooks") or {}).items():
+            self.webhook_deliveries.labels(status).set(count)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -83,3 +84,13 @@ class RawComponent(ABC):
     async def handle_raw(self, conn: AsyncConnection, records: list[RawRecord]) -> Outcome:
         """Keep a batch of stored messages (stream order) inside the runner's transaction;
         ``Outcome.poison`` names those it cannot keep, to be faulted."""
+
+
+class BackgroundWork(ABC):
+    """A component with work of its own beside the stream (the gateway sends webhooks):
+    whoever runs the component runs ``run_beside`` as a task next to its runner, and sets
+    ``stop`` when it stops. Declared by subclassing, like ``RawComponent``."""
+
+    @abstractmethod
+    async def run_beside(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set."""

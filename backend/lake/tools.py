@@ -277,6 +277,7 @@ async def replay(
     """Rebuild ``component``'s database into a new generation from the lake (see above)."""
     from backend.components import NAMES, ComponentContext, build, open_database
     from backend.main import open_backend, who_runs
+    from backend.writer import BackendWriter
 
     if component not in NAMES or component == "lake":
         choices = ", ".join(n for n in NAMES if n != "lake")
@@ -299,7 +300,11 @@ async def replay(
                     position = await live_position(lake_db, settings, js)
                     report = ReplayReport(component, position=position)
                     publisher = JetStreamPublisher(backend.nc)
-                    target = build(component, db, ComponentContext(settings, js, publisher))
+                    writer = BackendWriter(
+                        backend.bff_db, publisher, publish_timeout_s=settings.publish_timeout_s
+                    )
+                    context = ComponentContext(settings, js, publisher, writer)
+                    target = build(component, db, context)
                     await _replay_into(target, db, settings, entries, report, progress)
             finally:
                 await lease.release()

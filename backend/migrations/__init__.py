@@ -51,6 +51,7 @@ HISTORIES: Mapping[str, str] = {
     "limits": "backend.bff.limits.models:LimitsBase",
     "projector": "backend.projector.models:ProjectorBase",
     "workload": "backend.saga.workload:WorkloadBase",
+    "gateway": "backend.gateway.models:GatewayBase",
     "lake": "backend.lake.models:metadata",
 }
 """Each history, by component, and where its models live (the target of autogenerate)."""

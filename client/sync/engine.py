@@ -563,6 +563,18 @@ class SyncEngine:
 
     # plumbing
 
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """One request to another route of the server (``outpost webhooks``) with the
+        session's token, refreshed once on a 401; SignInRequired, ServerUnreachable."""
+        return await self._call(method, path, body=body, params=params)
+
     async def _call(
         self,
         method: str,

@@ -48,4 +48,6 @@ def test_the_walk_finds_the_errors_of_every_package() -> None:
         "backend.lake.errors.LakeFileError",
         "backend.nats.errors.EmbeddedNatsError",
         "backend.nats.errors.StoreInUseError",
+        "backend.gateway.errors.SignatureRefused",
+        "backend.gateway.errors.TargetRefused",
     } <= names

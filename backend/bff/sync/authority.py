@@ -65,9 +65,10 @@ class Authority:
             self.devices[device] = username
             self.new_devices.add(device)
 
-    def decide(self, event: Event, username: str) -> Denial | None:
-        """Why ``username`` may not write ``event`` now, or None if it may."""
-        for device in _devices_of(event):
+    def decide(self, event: Event, username: str, *, by_device: bool = True) -> Denial | None:
+        """Why ``username`` may not write ``event`` now, or None if it may. The backend
+        writing on a user's behalf (``by_device`` False) uses no device of theirs."""
+        for device in _devices_of(event) if by_device else ():
             denial = self.check_device(device, username)
             if denial:
                 return denial
@@ -88,9 +89,10 @@ class Authority:
             return Denial(Reason.ARCHIVED, "the board is archived: only its owner may change it")
         return self._check_payload(event, username, owner)
 
-    def accept(self, event: Event, username: str) -> None:
-        """Fold an accepted event into the state later events are decided against."""
-        for device in _devices_of(event):
+    def accept(self, event: Event, username: str, *, by_device: bool = True) -> None:
+        """Fold an accepted event into the state later events are decided against (and
+        claim its devices, unless the backend wrote it: ``by_device`` False)."""
+        for device in _devices_of(event) if by_device else ():
             self.claim_device(device, username)
         for key in merge.keys_of(event):
             if key.kind == "board":

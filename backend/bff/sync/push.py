@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,7 @@ from protocol import (
     validate_event,
 )
 from protocol.catalog import CommentAdded, MemberAdded
+from protocol.ids import BACKEND_ID_VERSION, uuid_version
 from protocol.merge import EntityState
 
 _state_decoder = msgspec.json.Decoder(EntityState)
@@ -119,15 +120,49 @@ class PushService:
             hops.mark("push.received", (c.event.id for c in events.values()), at=arrived)
         failure: StreamUnavailable | None = None
         if events:
-            failure = await self._decide_and_publish(principal, request.device, events, results)
+            failure = await self._decide_and_publish(
+                principal.username, request.device, events, results
+            )
+        if failure is not None:
+            raise failure
+        return [r for r in results if r is not None]
+
+    async def write_as_backend(
+        self, events: Sequence[Event], on_behalf_of: str
+    ) -> list[PushResult]:
+        """Decide and store events the backend writes on behalf of ``on_behalf_of`` (see
+        ``backend.writer.BackendWriter``): the same decisions as a device's push, but
+        validated as the backend's (version 5 ids derived from their cause) and with no
+        device of the user's checked or claimed. A stream failure raises StreamUnavailable
+        after the decisions are written: writing the same events again is safe."""
+        results: list[PushResult | None] = [None] * len(events)
+        candidates: dict[int, _Candidate] = {}
+        for index, given in enumerate(events):
+            try:
+                raw = msgspec.json.decode(encode_event(given))
+                event = validate_event(raw, Writer.BACKEND)
+                check_usable(event)
+                if uuid_version(event.id) != BACKEND_ID_VERSION:
+                    raise EventRejected(
+                        Reason.INVALID,
+                        "id: the backend writes version 5 ids, derived from what caused them",
+                    )
+            except EventRejected as rejected:
+                results[index] = _rejected(given.id, rejected.reason, rejected.detail)
+                continue
+            stamped = msgspec.structs.replace(event, actor=on_behalf_of, seq=None, received_at=None)
+            candidates[index] = _Candidate(index, stamped, event_hash(stamped))
+        failure: StreamUnavailable | None = None
+        if candidates:
+            failure = await self._decide_and_publish(on_behalf_of, None, candidates, results)
         if failure is not None:
             raise failure
         return [r for r in results if r is not None]
 
     async def _decide_and_publish(
         self,
-        principal: Principal,
-        device: str,
+        username: str,
+        device: str | None,
         candidates: dict[int, _Candidate],
         results: list[PushResult | None],
     ) -> StreamUnavailable | None:
@@ -138,7 +173,6 @@ class PushService:
         after a 503), the resend finds the record and publishes again without deciding
         again, and the stream's duplicate window answers with the first seq.
         """
-        username = principal.username
         now = self._clock()
         for attempt in range(1, _DECIDE_ATTEMPTS + 1):
             try:
@@ -188,7 +222,7 @@ class PushService:
         self,
         conn: AsyncConnection,
         username: str,
-        device: str,
+        device: str | None,
         candidates: dict[int, _Candidate],
         results: list[PushResult | None],
         now: int,
@@ -201,8 +235,11 @@ class PushService:
         for candidate in candidates.values():
             results[candidate.index] = None  # a decision made again starts afresh
         authority, lock_rows = await _load_authority(conn, device, candidates.values())
+        by_device = device is not None
         records = await _load_records(conn, [c.event.id for c in candidates.values()])
-        body_denial = authority.check_device(device, username)
+        # A device's push: the device in the body must be the user's. The backend writing
+        # on a user's behalf (device None) neither checks nor claims devices.
+        body_denial = None if device is None else authority.check_device(device, username)
         for candidate in candidates.values():
             event = candidate.event
             earlier = first_in_batch.get(event.id)
@@ -226,14 +263,14 @@ class PushService:
                     event.id, Reason.CLOCK_SKEW, f"hlc is {ahead} ms ahead of the server"
                 )
                 continue
-            denial = body_denial or authority.decide(event, username)
+            denial = body_denial or authority.decide(event, username, by_device=by_device)
             if denial is not None:
                 results[candidate.index] = _rejected(event.id, denial.reason, denial.detail)
                 continue
-            authority.accept(event, username)
+            authority.accept(event, username, by_device=by_device)
             decided.append(candidate)
             to_publish.append(candidate)
-        if decided:  # a device is claimed by an accepted event, never by a rejected one
+        if decided and device is not None:  # claimed by an accepted event, never a rejected one
             authority.claim_device(device, username)
         await _save(conn, authority, decided, username)
         await _drop_unused_lock_rows(conn, lock_rows - authority.changed_boards)
@@ -285,7 +322,7 @@ async def _load_records(conn: AsyncConnection, ids: list[str]) -> dict[str, Any]
 
 
 async def _load_authority(
-    conn: AsyncConnection, device: str, candidates: Iterable[_Candidate]
+    conn: AsyncConnection, device: str | None, candidates: Iterable[_Candidate]
 ) -> tuple[Authority, set[str]]:
     """The authority of the batch's boards, under their locks; and the lock rows this
     transaction created, which ``_drop_unused_lock_rows`` removes if nothing was accepted."""
@@ -310,9 +347,11 @@ async def _load_authority(
     bindings = await conn.execute(select(EntityBinding).where(EntityBinding.id.in_(entity_ids)))
     for binding in bindings:
         authority.bindings[binding.id] = Binding(binding.board, binding.kind, binding.author)
-    device_ids = {device} | {e.device for e in events} | {parse_hlc(e.hlc).node for e in events}
-    devices = await conn.execute(select(Device).where(Device.id.in_(device_ids)))
-    authority.devices = {d.id: d.username for d in devices}
+    if device is not None:  # the backend's own writes use no device of the user's
+        device_ids = {device} | {e.device for e in events}
+        device_ids |= {parse_hlc(e.hlc).node for e in events}
+        devices = await conn.execute(select(Device).where(Device.id.in_(device_ids)))
+        authority.devices = {d.id: d.username for d in devices}
     invited = {e.payload.username for e in events if isinstance(e.payload, MemberAdded)}
     if invited:
         users = await conn.execute(select(User.username).where(User.username.in_(invited)))
