@@ -83,9 +83,12 @@ class Settings:
     live_max_per_user: int = 20
     """Live connections one user may hold, across every BFF process: a new one beyond
     this closes that user's oldest."""
+    reminder_lead_s: float = 24 * 3600.0
+    """How long before a task's due date (its 00:00 UTC) the orchestrator reminds its
+    assignee (``OUTPOST_REMINDER_LEAD_S``)."""
     password_time_cost: int = 3
     """argon2 passes: lower it only for tests and tools that sign up many users."""
-    components: str = "projector,workload,lake"
+    components: str = "projector,workload,lake,orchestrator"
     """The stream consumers this process runs (comma-separated; empty: none)."""
     db_urls: str | None = None
     """Per-component database URLs over ``db_url``: ``projector=postgresql+asyncpg://...,lake=...``."""

@@ -335,6 +335,22 @@ def test_the_declaration_says_what_the_components_do() -> None:
             ("send", "faults"): ["FaultEvent"],
         },
         "lake": {("receive", "events"): everything, ("send", "faults"): ["FaultEvent"]},
+        "orchestrator": {
+            ("receive", "events"): [
+                "BoardCreated",
+                "TaskCreated",
+                "TaskUpdated",
+                "TaskLabelAdded",
+                "TaskLabelRemoved",
+                "TaskDeleted",
+                "TaskRestored",
+                asyncapi.COMPENSATION,
+            ],
+            ("receive", "timers"): ["ReminderPlan"],
+            ("send", "events"): ["ReminderDue", "TaskCreated"],
+            ("send", "schedules"): ["ReminderPlan"],
+            ("send", "faults"): ["FaultEvent"],
+        },
     }
 
 

@@ -52,6 +52,7 @@ HISTORIES: Mapping[str, str] = {
     "projector": "backend.projector.models:ProjectorBase",
     "workload": "backend.saga.workload:WorkloadBase",
     "lake": "backend.lake.models:metadata",
+    "orchestrator": "backend.orchestrator.component:OrchestratorBase",
 }
 """Each history, by component, and where its models live (the target of autogenerate)."""
 

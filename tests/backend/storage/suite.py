@@ -42,6 +42,7 @@ EXAMPLE_ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "projector": ("info", {"key": "generation", "value": "g1"}),
     "workload": ("boards", {"id": "b1", "state": "{}", "wip_limit": 3}),
     "lake": ("epochs", {"epoch": 1, "started_at": 5, "stream_created": None}),
+    "orchestrator": ("boards", {"id": "b1", "owner": "alice"}),
 }
 """One row per history, in a table its baseline has, to see that migrating keeps rows."""
 
