@@ -145,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     backend.add_argument("--db-url", help="postgresql+asyncpg://... instead of SQLite files")
     backend.add_argument(
         "--components",
-        help="the stream consumers to run, comma-separated (default: projector,workload,lake; "
-        "empty: none)",
+        help="the stream consumers to run, comma-separated (default: projector,workload,lake,"
+        "orchestrator; empty: none)",
     )
     backend.add_argument("--json", action="store_true", help="ledger: print JSON")
     backend.set_defaults(handler=_backend)

@@ -53,6 +53,7 @@ from protocol.catalog import (
 )
 from protocol.errors import MergeError
 from protocol.merge import EntityKey, EntityState
+from protocol.recurrence import Recurrence, completes, next_due
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,9 @@ class Orchestrator:
         rows = await _load(conn, {e.entity for e in tasks})
         changed: set[str] = set()
         for event in tasks:
-            row = rows.get(event.entity) or _Row(event.board, None, "idle", None, "open")
+            row = rows.get(event.entity) or _Row(
+                event.board, None, rules.INITIAL["reminder"], None, rules.INITIAL["recurrence"]
+            )
             before = row.state
             try:
                 key = EntityKey("task", event.entity)
@@ -199,10 +202,8 @@ class Orchestrator:
         after: EntityState,
         event: Event,
     ) -> None:
-        was_done = before is not None and before.created and before.value("status") == "done"
-        done = after.created and after.value("status") == "done"
-        recurrence = rules.recurrence_of(list(after.labels()))
-        if not done or was_done or recurrence is None or after.value("deleted", False):
+        recurrence = completes(before, after)
+        if recurrence is None:
             return
         transition = rules.step(rules.RECURRENCE, row.recurrence, "completed")
         for action in transition.actions:
@@ -211,7 +212,7 @@ class Orchestrator:
         row.recurrence = transition.next_state
 
     async def _spawn(
-        self, conn: AsyncConnection, task: EntityState, recurrence: rules.Recurrence, done: Event
+        self, conn: AsyncConnection, task: EntityState, recurrence: Recurrence, done: Event
     ) -> None:
         owner = await _owner(conn, task.board)
         if owner is None:
@@ -230,7 +231,7 @@ class Orchestrator:
             position=task.value("position"),
             notes=task.value("notes", ""),
             priority=task.value("priority", 0),
-            due=rules.next_due(base, recurrence).isoformat(),
+            due=next_due(base, recurrence).isoformat(),
             assignee=task.value("assignee"),
             labels=sorted(task.labels()),
         )

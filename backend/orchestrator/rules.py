@@ -12,20 +12,12 @@ date's start (00:00 UTC) less the lead time, re-planned when the due date or the
 changes, cancelled when it is disarmed (done, deleted, no due date or no assignee).
 
 Recurring tasks: a task labelled ``every:<period>`` spawns its next occurrence once, when
-its merged status becomes ``done``.
-
-The recurrence grammar (a label, case-sensitive): ``every:day``, ``every:week``,
-``every:month``, ``every:year``, or ``every:<n>d`` / ``every:<n>w`` / ``every:<n>m`` with
-``n`` from 1 to 365 (days, weeks, months). The next due date is the finished task's due
-date (or, without one, the day it was done, UTC) plus one period; a month step keeps the
-day of the month, or takes the month's last day (31 January + 1 month = 28/29 February).
+its merged status becomes ``done`` (the grammar and the rule: ``protocol.recurrence``).
 """
 
 from __future__ import annotations
 
-import calendar
 import datetime
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -33,11 +25,7 @@ __all__ = [
     "PROCESSES",
     "RECURRENCE",
     "REMINDER",
-    "Recurrence",
     "Transition",
-    "next_due",
-    "parse_recurrence",
-    "recurrence_of",
     "reminder_fire_ms",
     "step",
 ]
@@ -74,50 +62,6 @@ INITIAL = {"reminder": "idle", "recurrence": "open"}
 def step(table: Table, state: str, signal: str) -> Transition:
     """The transition for ``signal`` in ``state``: the table's, or none (stay, no action)."""
     return table.get((state, signal), Transition((), state))
-
-
-@dataclass(frozen=True)
-class Recurrence:
-    count: int
-    unit: str
-    """``d`` days, ``w`` weeks, ``m`` months."""
-
-
-_NAMED = {"day": (1, "d"), "week": (1, "w"), "month": (1, "m"), "year": (12, "m")}
-_COUNTED = re.compile(r"every:([1-9][0-9]{0,2})([dwm])")
-
-
-def parse_recurrence(label: str) -> Recurrence | None:
-    """The recurrence a label declares, or None if it declares none."""
-    if not label.startswith("every:"):
-        return None
-    named = _NAMED.get(label.removeprefix("every:"))
-    if named is not None:
-        return Recurrence(*named)
-    match = _COUNTED.fullmatch(label)
-    if match is None or not 1 <= int(match.group(1)) <= 365:
-        return None
-    return Recurrence(int(match.group(1)), match.group(2))
-
-
-def recurrence_of(labels: list[str]) -> Recurrence | None:
-    """The task's recurrence: its first recurrence label in sorted order, if any."""
-    for label in sorted(labels):
-        found = parse_recurrence(label)
-        if found is not None:
-            return found
-    return None
-
-
-def next_due(due: datetime.date, recurrence: Recurrence) -> datetime.date:
-    if recurrence.unit == "d":
-        return due + datetime.timedelta(days=recurrence.count)
-    if recurrence.unit == "w":
-        return due + datetime.timedelta(weeks=recurrence.count)
-    months = due.month - 1 + recurrence.count
-    year, month = due.year + months // 12, months % 12 + 1
-    day = min(due.day, calendar.monthrange(year, month)[1])
-    return datetime.date(year, month, day)
 
 
 def reminder_fire_ms(due: str, lead_s: float) -> int:

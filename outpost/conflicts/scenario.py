@@ -24,7 +24,8 @@ DAY_MS = 86_400_000
 WIP_LIMIT = 1
 WIP_RACES = 2
 """Planned races per scenario: two offline devices moving tasks to Doing for one user."""
-LABELS = ("bug", "ui", "urgent")
+LABELS = ("bug", "ui", "urgent", "every:week")
+"""``every:week`` makes a task recurring: finished, it spawns its next occurrence once."""
 FAULT_KINDS = (
     "device_kill_action",
     "device_kill_sync",
