@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 
 from backend.nats.streams import SCHEDULES_STREAM, schedule_due_subject, schedule_plan_subject
 from protocol.ids import derived_id
+from tests.backend.saga.test_wip_limit import Consumers
 from tests.support.backend import BackendProcess, ControlledNats
 from tests.support.device import Device
 
@@ -287,3 +289,40 @@ def test_a_done_that_loses_the_merge_spawns_nothing_and_a_recurrence_spawns_once
     board.consumed()
     ids = [e["id"] for e in module_nats.events()]
     assert ids.count(derived_id("recurrence", task)) == 1
+
+
+def test_health_and_metrics_list_the_orchestrator(orchestrated: BackendProcess) -> None:
+    health = httpx.get(f"{orchestrated.url}/v1/health", timeout=10).json()
+    assert health["consumers"]["orchestrator"]["breaker"] == "closed"
+    assert health["consumers"]["orchestrator"]["standby"] is False
+    metrics = httpx.get(f"{orchestrated.url}/metrics", timeout=10).text
+    assert 'component="orchestrator"' in metrics
+
+
+def test_the_orchestrator_in_its_own_process_writes_through_the_bffs_database(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    """``outpost backend consume --components orchestrator``: its writer opens the BFF's
+    database from the settings (the same data folder), so its writes are decided with the
+    same id records and authority as pushes."""
+    data = tmp_path / "backend"
+    env = {"OUTPOST_COMPONENTS": "projector,workload,lake"}
+    backend = BackendProcess(data, nats_url=controlled_nats.url, env=env).start()
+    orchestrator = Consumers(data, controlled_nats.url, "orchestrator")
+    orchestrator.start()
+    try:
+        board = Board(backend.url, controlled_nats)
+        task, _ = board.task(due="2026-03-02", labels=["every:2w"])
+        board.update(task, status="done")
+        spawned = derived_id("recurrence-task", task)
+        values = wait_for(
+            lambda: board.alice.pull() is not None and board.alice.values("task", spawned),
+            "the next occurrence, written by the orchestrator's own process",
+        )
+        assert values["due"] == "2026-03-16"
+        [created] = [e for e in of_type(controlled_nats, "TaskCreated") if e["entity"] == spawned]
+        assert created["actor"] == board.alice.username
+        assert created["device"] == "outpost-orchestrator"
+    finally:
+        orchestrator.stop()
+        backend.stop()
