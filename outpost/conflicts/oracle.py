@@ -68,9 +68,11 @@ class Verdict:
     hostile: Counter[str] = field(default_factory=Counter)
     """Hostile events by kind that got the answer SPEC gives them."""
     hostile_causes: int = 0
+    """WIP causes the adversary wrote (stamped minutes ahead), each checked compensated."""
     recurrences: int = 0
     """Recurring tasks finished, each checked to have spawned its next occurrence once."""
-    """WIP causes the adversary wrote (stamped minutes ahead), each checked compensated."""
+    reminders: int = 0
+    """Reminders pulled, each checked to be the only one of its task's due date."""
     culprits: set[str] = field(default_factory=set)
     """Event ids involved in a loss or divergence, for the shrinker."""
 
@@ -541,6 +543,28 @@ class Oracle:
                     )
 
         self.check_recurrences(finished)
+        self.check_reminders()
+
+    def check_reminders(self) -> None:
+        """A reminder fires once: no user was reminded twice of one due date of one task
+        (one ``cause``), whatever restarts, redeliveries and re-plans happened."""
+        for user, changes in enumerate(self.data["pulls"]):
+            seen: Counter[tuple[str, str]] = Counter(
+                (change["values"]["task"], change["values"]["cause"])
+                for change in changes
+                if change["kind"] == "notice"
+                and change["values"] is not None
+                and change["values"]["reason"] == "reminder"
+            )
+            self.verdict.reminders += len(seen)
+            for (task, cause), times in sorted(seen.items()):
+                if times > 1:
+                    self.problem(
+                        self.verdict.invariants,
+                        f"{self.run.usernames[user]} was reminded {times} times of task {task}"
+                        f" due by {cause}",
+                        cause,
+                    )
 
     def check_recurrences(self, finished: dict[str, str]) -> None:
         """Each recurring task whose merged status became done (in stream order, with the
