@@ -29,7 +29,12 @@ from backend.nats.streams import (
     FAULTS_STREAM,
     FAULTS_SUBJECT_PREFIX,
     LIVE_SUBJECT,
+    SCHEDULES_DUE_PREFIX,
+    SCHEDULES_PLAN_PREFIX,
+    SCHEDULES_STREAM,
 )
+from backend.orchestrator.rules import PROCESSES
+from backend.orchestrator.timers import Plan
 from protocol import jsonschema, patterns
 from protocol.catalog import CATALOG
 
@@ -96,6 +101,21 @@ CHANNELS: dict[str, Channel] = {
         "Core NATS (no stream): each BFF process announces the live connections it holds, "
         "per user, so the per-user cap holds across processes.",
     ),
+    "schedules": Channel(
+        f"{SCHEDULES_PLAN_PREFIX}.{{task}}",
+        f"The orchestrator's timers, on stream {SCHEDULES_STREAM} (never on "
+        f"{EVENTS_STREAM}): one message schedule per task (headers `Nats-Schedule: @at "
+        f"<RFC 3339 UTC>` and `Nats-Schedule-Target: {SCHEDULES_DUE_PREFIX}.<task>`), "
+        "replaced by publishing again, cancelled by purging the subject.",
+        (("task", "the task id the reminder is for"),),
+    ),
+    "timers": Channel(
+        f"{SCHEDULES_DUE_PREFIX}.{{task}}",
+        f"What a schedule fires, published by nats-server itself on stream "
+        f"{SCHEDULES_STREAM} at its time: the schedule's body. Consumed by the orchestrator "
+        "alone.",
+        (("task", "the task id the reminder is for"),),
+    ),
     "faults": Channel(
         f"{FAULTS_SUBJECT_PREFIX}.{{component}}",
         f"Messages a component could not process, on stream {FAULTS_STREAM}: kept to be "
@@ -125,6 +145,30 @@ WEBHOOK_TYPES: tuple[str, ...] = tuple(t for t in ON_THE_STREAM if t != "WipLimi
 """What the gateway sends to webhooks: every change, not the saga's internal message."""
 INBOUND_TYPES: tuple[str, ...] = ("TaskCreated", "TaskUpdated", "TaskLabelAdded")
 """What the gateway's inbound sources write."""
+
+
+ORCHESTRATOR_INPUT: tuple[str, ...] = (
+    "BoardCreated",
+    "TaskCreated",
+    "TaskUpdated",
+    "TaskLabelAdded",
+    "TaskLabelRemoved",
+    "TaskDeleted",
+    "TaskRestored",
+    COMPENSATION,
+)
+
+
+def _rules() -> str:
+    """The orchestrator's transition tables, in words."""
+    parts = []
+    for process, table in PROCESSES.items():
+        steps = "; ".join(
+            f"{state} --{signal}--> {', '.join(t.actions) or 'nothing'}, then {t.next_state}"
+            for (state, signal), t in table.items()
+        )
+        parts.append(f"{process}: {steps}")
+    return "Rules as data (state --signal--> actions, then state): " + ". ".join(parts) + "."
 
 
 def _faults(name: str) -> Flow:
@@ -253,6 +297,41 @@ COMPONENTS: dict[str, ComponentApi] = {
                 ),
             ),
         ),
+        ComponentApi(
+            "orchestrator",
+            f"{SPECS['orchestrator'].summary}. {_rules()}",
+            publishes=(
+                Flow(
+                    "events",
+                    ("ReminderDue", "TaskCreated"),
+                    "Through the push's decisions, on behalf of the board's owner, ids "
+                    "derived from the cause: a ReminderDue when a reminder fires (the "
+                    "projector makes it a notice, reason reminder, to the assignee), and "
+                    "the next occurrence of a recurring task once its merged status is done.",
+                ),
+                Flow(
+                    "schedules",
+                    ("ReminderPlan",),
+                    "When a task with a due date and an assignee is planned or re-planned "
+                    "(due date, assignee or status changed); purged when it is dropped.",
+                ),
+                _faults("orchestrator"),
+            ),
+            consumes=(
+                Flow(
+                    "events",
+                    ORCHESTRATOR_INPUT,
+                    "Boards' owners and tasks' merged states, in stream order (the position "
+                    "commits with the process states).",
+                ),
+                Flow(
+                    "timers",
+                    ("ReminderPlan",),
+                    "A fired reminder: written as a ReminderDue if it is still the task's "
+                    "plan, then acknowledged.",
+                ),
+            ),
+        ),
     )
 }
 
@@ -318,7 +397,7 @@ def _protocol_schemas() -> dict[str, Any]:
 
 def _struct_schemas() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [ChangeNotice, FaultEvent, LiveConnections], ref_template=SCHEMAS_REF + "{name}"
+        [ChangeNotice, FaultEvent, LiveConnections, Plan], ref_template=SCHEMAS_REF + "{name}"
     )
     return dict(components)
 
@@ -400,6 +479,14 @@ def _messages() -> dict[str, Any]:
         "contentType": "application/json",
         "payload": {"$ref": SCHEMAS_REF + "LiveConnections"},
     }
+    messages["ReminderPlan"] = {
+        "name": "ReminderPlan",
+        "title": "Reminder plan",
+        "summary": "One planned reminder: the body of its message schedule and of what it "
+        "fires; `key` seeds the id of the ReminderDue it becomes.",
+        "contentType": "application/json",
+        "payload": {"$ref": SCHEMAS_REF + "Plan"},
+    }
     messages["FaultEvent"] = {
         "name": "FaultEvent",
         "title": "Fault event",
@@ -410,7 +497,13 @@ def _messages() -> dict[str, Any]:
     return messages
 
 
-MESSAGES: tuple[str, ...] = (*ON_THE_STREAM, "ChangeNotice", "LiveConnections", "FaultEvent")
+MESSAGES: tuple[str, ...] = (
+    *ON_THE_STREAM,
+    "ChangeNotice",
+    "LiveConnections",
+    "ReminderPlan",
+    "FaultEvent",
+)
 """Every message of the document, in the order it lists them."""
 
 

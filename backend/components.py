@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nats.aio.client import Client as NatsClient
 from nats.js.client import JetStreamContext
 
 from backend.config import Settings
@@ -31,7 +32,9 @@ class ComponentContext:
     writer: EventWriter | None = None
     """For components that write events as a push would (the orchestrator, the gateway):
     the push's decisions on behalf of a named user (``backend.writer``). Built where the
-    BFF's database is open; None where it is not (a lake replay)."""
+    BFF's database is open."""
+    nc: NatsClient | None = None
+    """For components that keep timers on JetStream (the orchestrator)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,16 @@ def _gateway(db: Database, context: ComponentContext) -> Component:
     )
 
 
+def _orchestrator(db: Database, context: ComponentContext) -> Component:
+    from backend.orchestrator.component import Orchestrator
+    from backend.orchestrator.timers import Timers
+
+    if context.writer is None or context.nc is None:
+        raise ValueError("the orchestrator needs the backend writer and a NATS connection")
+    timers = Timers(context.nc)
+    return Orchestrator(db, context.writer, timers, lead_s=context.settings.reminder_lead_s)
+
+
 SPECS: dict[str, ComponentSpec] = {
     spec.name: spec
     for spec in (
@@ -84,6 +97,11 @@ SPECS: dict[str, ComponentSpec] = {
         ComponentSpec("workload", "the WIP-limit check of the saga", _workload),
         ComponentSpec("lake", "every event archived raw, by UTC date and hour", _lake),
         ComponentSpec("gateway", "outbound webhooks, queued and retried per endpoint", _gateway),
+        ComponentSpec(
+            "orchestrator",
+            "due-date reminders and recurring tasks, timers on JetStream schedules",
+            _orchestrator,
+        ),
     )
 }
 NAMES = tuple(SPECS)

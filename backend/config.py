@@ -87,6 +87,9 @@ class Settings:
     live_max_per_user: int = 20
     """Live connections one user may hold, across every BFF process: a new one beyond
     this closes that user's oldest."""
+    reminder_lead_s: float = 24 * 3600.0
+    """How long before a task's due date (its 00:00 UTC) the orchestrator reminds its
+    assignee (``OUTPOST_REMINDER_LEAD_S``)."""
     password_time_cost: int = 3
     """argon2 passes: lower it only for tests and tools that sign up many users."""
     webhook_allow: str = ""
@@ -99,7 +102,7 @@ class Settings:
     Standard Webhooks' schedule. Past the last, the delivery is faulted."""
     webhook_timeout_s: float = 10.0
     """How long one webhook try may take before it counts as failed."""
-    components: str = "projector,workload,lake,gateway"
+    components: str = "projector,workload,lake,gateway,orchestrator"
     """The stream consumers this process runs (comma-separated; empty: none)."""
     db_urls: str | None = None
     """Per-component database URLs over ``db_url``: ``projector=postgresql+asyncpg://...,lake=...``."""

@@ -49,6 +49,8 @@ from backend.nats import EmbeddedNats, find_running
 from backend.nats.access import StoreAccess, use_store
 from backend.nats.publisher import JetStreamPublisher
 from backend.nats.streams import ensure_streams
+from backend.orchestrator.component import Orchestrator
+from backend.orchestrator.timers import Timers
 from backend.projector.models import Applied
 from backend.projector.projector import ensure_generation, start_over
 from backend.writer import BackendWriter
@@ -173,7 +175,9 @@ class Consumers:
         writer = BackendWriter(
             backend.bff_db, publisher, publish_timeout_s=backend.settings.publish_timeout_s
         )
-        context = ComponentContext(backend.settings, backend.nc.jetstream(), publisher, writer)
+        context = ComponentContext(
+            backend.settings, backend.nc.jetstream(), publisher, writer, backend.nc
+        )
         self.runners: dict[str, ConsumerRunner] = {}
         self._databases: list[Database] = []
         for name in names:
@@ -186,6 +190,7 @@ class Consumers:
             self.runners[name] = ConsumerRunner(backend.nc, component, publisher=publisher)
         self._tasks: list[asyncio.Task[None]] = []
         self._beside_stop = asyncio.Event()
+        self._timers: list[Timers] = []
 
     @property
     def gateway(self) -> Gateway | None:
@@ -203,12 +208,19 @@ class Consumers:
             for r in self.runners.values()
             if isinstance(r.component, BackgroundWork)
         ]
+        for runner in self.runners.values():
+            component = runner.component
+            if isinstance(component, Orchestrator):  # its timers beside its stream consumer
+                self._timers.append(component.timers)
+                self._tasks.append(asyncio.create_task(component.timers.run(component.fired)))
 
     async def stop(self) -> None:
         """Each runner commits its current batch, then stops (with its work beside)."""
         for runner in self.runners.values():
             runner.stop()
         self._beside_stop.set()
+        for timers in self._timers:
+            timers.stop()
         await asyncio.gather(*self._tasks)
         for db in self._databases:
             await db.dispose()

@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     backend.add_argument(
         "--components",
         help="the stream consumers to run, comma-separated (default: projector,workload,lake,"
-        "gateway; "
+        "gateway, orchestrator; "
         "empty: none)",
     )
     backend.add_argument("--json", action="store_true", help="ledger: print JSON")

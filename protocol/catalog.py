@@ -34,6 +34,7 @@ __all__ = [
     "MemberAdded",
     "MemberRemoved",
     "Payload",
+    "ReminderDue",
     "Status",
     "TaskCreated",
     "TaskDeleted",
@@ -227,6 +228,19 @@ class WipLimitExceeded(_Payload):
     cause: Uuid
 
 
+ReminderMessage = Annotated[str, Meta(min_length=1, max_length=500)]
+
+
+class ReminderDue(_Payload):
+    """The orchestrator's reminder (SPEC 6c): a notice to ``assignee`` that the task is due
+    on ``due``; ``cause`` is the task's last due-date event. Backend only."""
+
+    assignee: Username
+    due: Due
+    cause: Uuid
+    message: ReminderMessage
+
+
 Payload = (
     BoardCreated
     | BoardUpdated
@@ -241,6 +255,7 @@ Payload = (
     | CommentAdded
     | CommentDeleted
     | WipLimitExceeded
+    | ReminderDue
 )
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -288,6 +303,7 @@ CATALOG: Mapping[str, EventSpec] = {
         _spec(CommentAdded, "comment"),
         _spec(CommentDeleted, "comment"),
         _spec(WipLimitExceeded, "task", backend_only=True),
+        _spec(ReminderDue, "task", backend_only=True),
     )
 }
 

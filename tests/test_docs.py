@@ -340,6 +340,22 @@ def test_the_declaration_says_what_the_components_do() -> None:
             ("send", "events"): ["TaskCreated", "TaskUpdated", "TaskLabelAdded"],
             ("send", "faults"): ["FaultEvent"],
         },
+        "orchestrator": {
+            ("receive", "events"): [
+                "BoardCreated",
+                "TaskCreated",
+                "TaskUpdated",
+                "TaskLabelAdded",
+                "TaskLabelRemoved",
+                "TaskDeleted",
+                "TaskRestored",
+                asyncapi.COMPENSATION,
+            ],
+            ("receive", "timers"): ["ReminderPlan"],
+            ("send", "events"): ["ReminderDue", "TaskCreated"],
+            ("send", "schedules"): ["ReminderPlan"],
+            ("send", "faults"): ["FaultEvent"],
+        },
     }
 
 

@@ -303,7 +303,7 @@ async def replay(
                     writer = BackendWriter(
                         backend.bff_db, publisher, publish_timeout_s=settings.publish_timeout_s
                     )
-                    context = ComponentContext(settings, js, publisher, writer)
+                    context = ComponentContext(settings, js, publisher, writer, backend.nc)
                     target = build(component, db, context)
                     await _replay_into(target, db, settings, entries, report, progress)
             finally:

@@ -53,6 +53,7 @@ HISTORIES: Mapping[str, str] = {
     "workload": "backend.saga.workload:WorkloadBase",
     "gateway": "backend.gateway.models:GatewayBase",
     "lake": "backend.lake.models:metadata",
+    "orchestrator": "backend.orchestrator.component:OrchestratorBase",
 }
 """Each history, by component, and where its models live (the target of autogenerate)."""
 

@@ -4,6 +4,8 @@ OUTPOST_EVENTS   outpost.events.<board id>    every accepted event, kept for eve
 OUTPOST_FAULTS   outpost.faults.<component>   events a consumer could not process
                  outpost.faults.<component>.resolved   what an operator did with one
 OUTPOST_RESUBMIT outpost.resubmit.<component> faulted events sent back to one component only
+OUTPOST_SCHEDULES outpost.schedules.plan.<task id>  the orchestrator's message schedules
+                 outpost.schedules.due.<task id>   what they fire, for the orchestrator alone
 outpost.changes  (core NATS, no stream)       change notices that BFF processes turn into pokes
 outpost.live     (core NATS, no stream)       each BFF process's open live connections, per user
 """
@@ -20,6 +22,9 @@ FAULTS_STREAM = "OUTPOST_FAULTS"
 FAULTS_SUBJECT_PREFIX = "outpost.faults"
 RESUBMIT_STREAM = "OUTPOST_RESUBMIT"
 RESUBMIT_SUBJECT_PREFIX = "outpost.resubmit"
+SCHEDULES_STREAM = "OUTPOST_SCHEDULES"
+SCHEDULES_PLAN_PREFIX = "outpost.schedules.plan"
+SCHEDULES_DUE_PREFIX = "outpost.schedules.due"
 CHANGES_SUBJECT = "outpost.changes"
 LIVE_SUBJECT = "outpost.live"
 
@@ -48,6 +53,32 @@ def resolution_subject(component: str) -> str:
 def resubmit_subject(component: str) -> str:
     """Faulted events sent back to one component (and to no other consumer)."""
     return f"{RESUBMIT_SUBJECT_PREFIX}.{_token(component, 'component')}"
+
+
+def schedule_plan_subject(task_id: str) -> str:
+    """Where a task's reminder schedule is defined (one schedule per subject)."""
+    return f"{SCHEDULES_PLAN_PREFIX}.{_token(task_id, 'task id')}"
+
+
+def schedule_due_subject(task_id: str) -> str:
+    """Where a task's reminder schedule fires."""
+    return f"{SCHEDULES_DUE_PREFIX}.{_token(task_id, 'task id')}"
+
+
+def schedules_stream_config(*, replicas: int = 1) -> StreamConfig:
+    """The orchestrator's timers: message schedules (nats-server 2.12+), never on
+    OUTPOST_EVENTS. No age limit: a schedule for a date months away must stay."""
+    return StreamConfig(
+        name=SCHEDULES_STREAM,
+        description="Outpost orchestrator timers: message schedules and what they fire",
+        subjects=["outpost.schedules.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        num_replicas=replicas,
+        allow_rollup_hdrs=True,  # a schedule replaces the one before on its subject
+        allow_msg_schedules=True,
+    )
 
 
 def events_stream_config(
@@ -110,13 +141,14 @@ async def ensure_streams(
     duplicate_window_s: float = DEFAULT_DUPLICATE_WINDOW_S,
     replicas: int = 1,
 ) -> None:
-    """Create OUTPOST_EVENTS, OUTPOST_FAULTS and OUTPOST_RESUBMIT, or update them to these
-    settings. Idempotent."""
+    """Create OUTPOST_EVENTS, OUTPOST_FAULTS, OUTPOST_RESUBMIT and OUTPOST_SCHEDULES, or
+    update them to these settings. Idempotent."""
     await _create_or_update(
         js, events_stream_config(duplicate_window_s=duplicate_window_s, replicas=replicas)
     )
     await _create_or_update(js, faults_stream_config(replicas=replicas))
     await ensure_resubmit_stream(js, replicas=replicas)
+    await _create_or_update(js, schedules_stream_config(replicas=replicas))
 
 
 async def _create_or_update(js: JetStreamManager, config: StreamConfig) -> None:

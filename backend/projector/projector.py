@@ -13,6 +13,7 @@ and writes the notices it makes as ``notice`` rows only their user pulls.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -32,8 +33,8 @@ from backend.projector.models import (
     positions,
 )
 from backend.saga.compensator import Compensator
-from protocol import Event, MergeError, merge, new_id
-from protocol.catalog import WipLimitExceeded
+from protocol import Event, MergeError, derived_id, merge, new_id
+from protocol.catalog import ReminderDue, WipLimitExceeded
 from protocol.merge import EntityKey, EntityState
 from protocol.saga import could_cause, is_compensation
 
@@ -66,6 +67,10 @@ class Projector:
         changed: dict[EntityKey, EntityState] = {}
         applied: list[Event] = []
         for event in fresh:
+            if isinstance(event.payload, ReminderDue):  # the orchestrator's, for one user
+                saga.notices.append(reminder_notice(event))
+                applied.append(event)
+                continue
             if isinstance(event.payload, WipLimitExceeded):
                 if not await saga.compensate(event):
                     assert event.seq is not None  # resubmit it once the cause is projected
@@ -224,3 +229,30 @@ async def ensure_generation(db: Database) -> str:
             current = new_id()
             await upsert(conn, Info, [{"key": "generation", "value": current}], ["key"])
         return str(current)
+
+
+REMINDER_REASON = "reminder"
+
+
+def reminder_notice(event: Event) -> dict[str, Any]:
+    """The notice row of a ``ReminderDue`` (SPEC 6c): to its assignee only, ``reason``
+    reminder, ``cause`` the task's last due-date event; its id derived from the reminder's,
+    so a reminder folded again is the same row."""
+    payload = event.payload
+    assert isinstance(payload, ReminderDue)
+    values = {
+        "task": event.entity,
+        "cause": payload.cause,
+        "reason": REMINDER_REASON,
+        "message": payload.message,
+        "created_at": event.received_at or int(time.time() * 1000),
+    }
+    return {
+        "kind": "notice",
+        "id": derived_id("notice", event.id),
+        "board": event.board,
+        "state": "",
+        "values": _encode(values).decode(),
+        "meta": '{"fields":{},"labels":{}}',
+        "audience": payload.assignee,
+    }

@@ -140,6 +140,8 @@ async def _one(args: argparse.Namespace, backend: Any, seed: int, root: Path) ->
         "rejected": dict(verdict.rejected),
         "hostile": dict(verdict.hostile),
         "hostile_causes": verdict.hostile_causes,
+        "recurrences": verdict.recurrences,
+        "reminders": verdict.reminders,
         "problems": verdict.problems(),
         "notes": execution.notes[:20],
         "command": _command(args, seed),

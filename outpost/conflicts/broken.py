@@ -16,6 +16,8 @@ vacuously. Never a real mode: it exists to show what the oracle can see.
   events answered as SPEC says.
 - ``open-boards`` (backend): push authorizes everything. Nobody outside a board writes to
   it; hostile events answered as SPEC says.
+- ``recurrence-off`` (backend): the orchestrator never spawns a recurring task's next
+  occurrence. Each finished recurring task spawned once.
 - ``device-misreads-results`` (devices): every 4th accepted event is taken for rejected.
   No rejected event appears anywhere.
 
@@ -45,6 +47,7 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "clock-unchecked": ("ahead of the server", "SPEC answers clock_skew"),
     "open-boards": ("without being a member", "SPEC answers forbidden"),
     "device-misreads-results": ("was stored or applied all the same",),
+    "recurrence-off": ("its next occurrence was spawned 0 times",),
 }
 """What a run with each rule broken must report: the named check's words."""
 
@@ -119,7 +122,16 @@ def _clock_unchecked() -> None:
 def _open_boards() -> None:
     from backend.bff.sync import authority
 
-    authority.Authority.decide = lambda self, event, username: None  # type: ignore[method-assign]
+    authority.Authority.decide = lambda self, event, username, **_: None  # type: ignore[method-assign]
+
+
+def _recurrence_off() -> None:
+    from backend.orchestrator import component
+
+    async def no_spawn(self: Any, *args: Any) -> None:
+        return None
+
+    component.Orchestrator._spawn = no_spawn  # type: ignore[method-assign]
 
 
 _BACKEND_PATCHES: dict[str, Callable[[], None]] = {
@@ -129,6 +141,7 @@ _BACKEND_PATCHES: dict[str, Callable[[], None]] = {
     "saga-off": _saga_off,
     "clock-unchecked": _clock_unchecked,
     "open-boards": _open_boards,
+    "recurrence-off": _recurrence_off,
 }
 _DEVICE_PATCHES: dict[str, Callable[[], None]] = {
     "lww-arrival-order": lambda: _break_join(_arrival_order),

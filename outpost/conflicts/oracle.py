@@ -36,8 +36,10 @@ import msgspec
 from outpost.conflicts.adversary import EXPECTED, LOCAL_KINDS, SKEW_LIMIT_MS
 from outpost.conflicts.orchestrator import Execution
 from protocol import Event, MergeError, Writer, decode_event, merge, parse_hlc
+from protocol.catalog import TaskCreated
 from protocol.ids import derived_id
 from protocol.merge import EntityKey, EntityState
+from protocol.recurrence import completes
 from protocol.saga import (
     compensation,
     could_cause,
@@ -67,6 +69,10 @@ class Verdict:
     """Hostile events by kind that got the answer SPEC gives them."""
     hostile_causes: int = 0
     """WIP causes the adversary wrote (stamped minutes ahead), each checked compensated."""
+    recurrences: int = 0
+    """Recurring tasks finished, each checked to have spawned its next occurrence once."""
+    reminders: int = 0
+    """Reminders pulled, each checked to be the only one of its task's due date."""
     culprits: set[str] = field(default_factory=set)
     """Event ids involved in a loss or divergence, for the shrinker."""
 
@@ -477,6 +483,7 @@ class Oracle:
         counting: dict[str, tuple[str, str, str]] = {}  # task -> (board, assignee, event id)
         priors: dict[str, tuple[Event, dict[str, Any]]] = {}
         self.causes: list[tuple[Event, list[str]]] = []
+        finished: dict[str, str] = {}  # recurring task -> the event that made it done
         for _, is_comp, event_id in stream:
             if is_comp:
                 cause, restored = priors[event_id]
@@ -502,6 +509,8 @@ class Oracle:
                 table[key.id] = after
                 if key.kind != "task":
                     continue
+                if completes(before, after) is not None:
+                    finished.setdefault(key.id, event.id)
                 if could_cause(event):
                     priors[event.id] = (event, prior_values(before, event))
                 was, now = wip_assignee(before), wip_assignee(after)
@@ -532,6 +541,71 @@ class Oracle:
                         self.verdict.invariants,
                         f"WIP cause {event.id} was compensated but {event.actor} got no notice",
                     )
+
+        self.check_recurrences(finished)
+        self.check_reminders()
+
+    def check_reminders(self) -> None:
+        """A reminder fires once: no user was reminded twice of one due date of one task
+        (one ``cause``), whatever restarts, redeliveries and re-plans happened."""
+        for user, changes in enumerate(self.data["pulls"]):
+            seen: Counter[tuple[str, str]] = Counter(
+                (change["values"]["task"], change["values"]["cause"])
+                for change in changes
+                if change["kind"] == "notice"
+                and change["values"] is not None
+                and change["values"]["reason"] == "reminder"
+            )
+            self.verdict.reminders += len(seen)
+            for (task, cause), times in sorted(seen.items()):
+                if times > 1:
+                    self.problem(
+                        self.verdict.invariants,
+                        f"{self.run.usernames[user]} was reminded {times} times of task {task}"
+                        f" due by {cause}",
+                        cause,
+                    )
+
+    def check_recurrences(self, finished: dict[str, str]) -> None:
+        """Each recurring task whose merged status became done (in stream order, with the
+        compensations) spawned its next occurrence exactly once, and no other task did:
+        the orchestrator's TaskCreated (id derived from the task's) applied once, and the
+        occurrence in the final pulls."""
+        ledger = self.data["ledger"]
+        if ledger is None:
+            return
+        spawned_by = {derived_id("recurrence", task): task for task in self.tasks_seen()}
+        applied = Counter(spawned_by[i] for i, _, _ in ledger if i in spawned_by)
+        final = self.final_states()
+        for task, cause in sorted(finished.items()):
+            times = applied.get(task, 0)
+            if times != 1:
+                self.problem(
+                    self.verdict.invariants,
+                    f"recurring task {task} was finished by {cause} but its next occurrence "
+                    f"was spawned {times} times",
+                    cause,
+                )
+            elif EntityKey("task", derived_id("recurrence-task", task)) not in final:
+                self.problem(
+                    self.verdict.losses,
+                    f"recurring task {task}: its next occurrence is missing from the pulls",
+                    cause,
+                )
+        for task in sorted(set(applied) - set(finished)):
+            self.problem(
+                self.verdict.invariants,
+                f"task {task} spawned a next occurrence but its merged status never became "
+                "done with a recurrence label",
+            )
+        self.verdict.recurrences = sum(1 for task in finished if applied.get(task) == 1)
+
+    def tasks_seen(self) -> set[str]:
+        return {
+            event.entity
+            for event, _, _ in self.accepted.values()
+            if isinstance(event.payload, TaskCreated)
+        }
 
     def check_member(
         self, event: Event, boards: dict[str, EntityState], members: dict[str, EntityState]

@@ -140,11 +140,16 @@ class Backend:
         return [(r["id"], int(r["seq"]), int(r["times"])) for r in json.loads(out)]
 
     async def projector_lag(self) -> int | None:
+        """Events the projector (and the orchestrator) have yet to consume, from health."""
         try:
             async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
                 reply = await http.get("/v1/health")
-            return int(reply.json()["projector_lag"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            body = reply.json()
+            # The orchestrator writes after it consumes (a recurring task's next occurrence):
+            # until it has caught up, more events may come.
+            orchestrator = body.get("consumers", {}).get("orchestrator") or {}
+            return int(body["projector_lag"]) + int(orchestrator.get("lag_events") or 0)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     async def stop(self) -> None:

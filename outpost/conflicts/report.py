@@ -38,6 +38,8 @@ def totals(
         "applied_twice": sum(r["applied_twice"] for r in runs),
         "invariant_breaks": sum(r["invariant_breaks"] for r in runs),
         "compensated": sum(r["compensated"] for r in runs),
+        "recurrences": sum(r.get("recurrences", 0) for r in runs),
+        "reminders": sum(r.get("reminders", 0) for r in runs),
         "rejected": sum(sum(r["rejected"].values()) for r in runs),
         "failed_seeds": [r["seed"] for r in runs if not r["ok"]],
         "wall_seconds": round(wall_s, 1),
@@ -59,7 +61,9 @@ def summary(report: dict[str, Any]) -> str:
         f"(WIP causes among them {report['hostile_causes']}); "
         f"divergences {report['divergences']}, losses {report['losses']}, applied twice "
         f"{report['applied_twice']}, invariant breaks {report['invariant_breaks']}, "
-        f"compensations {report['compensated']}: {verdict} in {report['wall_seconds']} s"
+        f"compensations {report['compensated']}, recurring tasks spawned once "
+        f"{report['recurrences']}, reminders once each {report['reminders']}: {verdict} in "
+        f"{report['wall_seconds']} s"
     )
 
 

@@ -24,7 +24,8 @@ DAY_MS = 86_400_000
 WIP_LIMIT = 1
 WIP_RACES = 2
 """Planned races per scenario: two offline devices moving tasks to Doing for one user."""
-LABELS = ("bug", "ui", "urgent")
+LABELS = ("bug", "ui", "urgent", "every:week")
+"""``every:week`` makes a task recurring: finished, it spawns its next occurrence once."""
 FAULT_KINDS = (
     "device_kill_action",
     "device_kill_sync",
@@ -207,6 +208,8 @@ class _Generator:
                 plan.setdefault(self.rng.randrange(10, max(11, self.ops - 10)), []).append(
                     "wip_race"
                 )
+        # a recurring task finished (the orchestrator must spawn its next one, once)
+        plan.setdefault(self.rng.randrange(5, max(6, self.ops - 10)), []).append("recurrence")
         if self.faults:
             kinds = ["kill_act", "kill_act", "kill_sync", "kill_sync"]
             kinds += ["backend_restart", "nats_restart", "dup_twice", "dup_resend"]
@@ -241,6 +244,8 @@ class _Generator:
                 acts += 1
 
     def fault(self, kind: str) -> int:
+        if kind == "recurrence":
+            return self.recurrence()
         if kind == "wip_race":
             return self.wip_race()
         if kind.startswith("hostile:"):
@@ -295,6 +300,14 @@ class _Generator:
             outsider_board=f"@P{private[0]}" if private else None,
         )
         return 0
+
+    def recurrence(self) -> int:
+        """A device makes one of the shared board's tasks recurring and finishes it."""
+        device = self.rng.randrange(self.clients)
+        task = f"@{self.rng.choice(self.tasks['B0'][:SETUP_TASKS_PER_BOARD])}"
+        self.add("act", device, name="label", task=task, label="every:week")
+        self.add("act", device, name="move", task=task, status="done", index=0)
+        return 2
 
     def wip_race(self) -> int:
         """Two devices, offline, each move a different task of the WIP board to Doing for

@@ -12,6 +12,7 @@ from protocol.catalog import (
     EntityKind,
     MemberAdded,
     MemberRemoved,
+    ReminderDue,
     WipLimitExceeded,
 )
 from protocol.envelope import Event
@@ -56,8 +57,8 @@ def keys_of(event: Event) -> tuple[EntityKey, ...]:
             return (EntityKey("board", event.board), EntityKey("member", owner))
         case MemberAdded() | MemberRemoved():
             return (EntityKey("member", member.member_id(event.board, payload.username)),)
-        case WipLimitExceeded():
-            return ()  # a message to the saga; it changes no view by itself
+        case WipLimitExceeded() | ReminderDue():
+            return ()  # a message to the saga or a reminder; it changes no entity by itself
     return (EntityKey(CATALOG[event.type].entity, event.entity),)
 
 

@@ -42,6 +42,7 @@ BASE_PAYLOADS: dict[str, dict[str, Any]] = {
     "CommentAdded": {"task": TASK, "body": "b"},
     "CommentDeleted": {},
     "WipLimitExceeded": {"assignee": "bob", "limit": 1, "cause": event_id(1)},
+    "ReminderDue": {"assignee": "bob", "due": "2026-01-02", "cause": event_id(1), "message": "m"},
 }
 
 

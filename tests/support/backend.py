@@ -117,6 +117,38 @@ class ControlledNats:
                 )
             time.sleep(0.05)
 
+    def last_on(self, stream: str, subject: str) -> tuple[dict[str, str], bytes] | None:
+        """The headers and body of the last message on ``subject``, or None if it has none."""
+        return self._loop.run(self._last_on(stream, subject))
+
+    async def _last_on(self, stream: str, subject: str) -> tuple[dict[str, str], bytes] | None:
+        js = (await self._connection()).jetstream()
+        try:
+            message = await js.get_last_msg(stream, subject)
+        except nats.js.errors.NotFoundError:
+            return None
+        return dict(message.headers or {}), message.data or b""
+
+    def count_on(self, stream: str, subject: str) -> int:
+        """How many messages ``stream`` holds on ``subject``."""
+        return self._loop.run(self._count_on(stream, subject))
+
+    async def _count_on(self, stream: str, subject: str) -> int:
+        info = (
+            await (await self._connection())
+            .jetstream()
+            .stream_info(stream, subjects_filter=subject)
+        )
+        return int((info.state.subjects or {}).get(subject, 0))
+
+    def consumer_idle(self, durable: str, stream: str) -> bool:
+        """Whether ``durable`` has nothing pending: every message delivered and acknowledged."""
+        return self._loop.run(self._consumer_idle(durable, stream))
+
+    async def _consumer_idle(self, durable: str, stream: str) -> bool:
+        info = await (await self._connection()).jetstream().consumer_info(stream, durable)
+        return not info.num_pending and not info.num_ack_pending
+
     def delete_stream(self, name: str = EVENTS_STREAM) -> None:
         """Delete a stream, as a lost or replaced NATS store would (the backend makes it again)."""
         self._loop.run(self._delete_stream(name))

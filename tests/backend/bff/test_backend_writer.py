@@ -131,3 +131,27 @@ def test_only_version_5_ids_and_valid_events_are_written(tmp_path: Path) -> None
         assert len(await stored_ids(nc)) == 1
 
     run(scenario(tmp_path, body))
+
+
+def test_a_device_may_not_send_the_orchestrators_reminder(tmp_path: Path) -> None:
+    """ReminderDue is backend-only: from a device, forbidden, and nothing is stored."""
+
+    async def body(nc: Any, db: Database) -> None:
+        alice, board = await board_of_alice(nc, db)
+        task, created = alice.device.new_task(board, "Water the plants")
+        reminder = alice.device.event(
+            "ReminderDue",
+            {"assignee": "alice", "due": "2026-01-02", "cause": created["id"], "message": "m"},
+            board=board,
+            entity=task,
+        )
+        service = PushService(db, JetStreamPublisher(nc))
+        results = await service.push(alice.principal, alice.request(created, reminder))
+        assert [(r.status, r.reason) for r in results] == [
+            ("accepted", None),
+            ("rejected", "forbidden"),
+        ]
+        assert "backend only" in (results[1].detail or "")
+        assert len(await stored_ids(nc)) == 2
+
+    run(scenario(tmp_path, body))

@@ -46,6 +46,7 @@ EXAMPLE_ROWS: dict[str, tuple[str, dict[str, Any]]] = {
         "sources",
         {"board": "b1", "source": "github", "owner": "alice", "secret": "s", "created_at": 1},
     ),
+    "orchestrator": ("boards", {"id": "b1", "owner": "alice"}),
 }
 """One row per history, in a table its baseline has, to see that migrating keeps rows."""
 

@@ -1,0 +1,321 @@
+"""The orchestrator: a mediator per business process (SPEC 6c), a stream component.
+
+It follows ``OUTPOST_EVENTS`` through the shared ``ConsumerRunner`` (its own durable
+consumer, breaker and lease) and keeps in its own database each board's owner and each
+task's merged state, with the state of its two processes (``rules.py``: reminders and
+recurring tasks). For every task event it compares the task's state before and after (in
+stream order, with the protocol's merge rules), turns the difference into signals, looks
+them up in the processes' tables and runs the actions:
+
+- ``plan``: a message schedule on ``OUTPOST_SCHEDULES`` (``timers.py``), one per task,
+  replaced by planning again; ``cancel``: the schedule purged;
+- ``remind`` (when the schedule fires, ``Orchestrator.fired``): a ``ReminderDue`` written
+  through the backend writer on behalf of the board's owner, which the projector turns
+  into a ``notice`` for the assignee with ``reason: "reminder"``;
+- ``spawn``: the next occurrence, a ``TaskCreated`` written through the backend writer.
+
+What it writes has ids derived from what caused it (the reminder from the task, its
+due-date event, assignee and time; the next occurrence from the finished task), so a
+redelivery, a restart, a replay from the lake or a rebuild writes nothing new: the
+writer's id record answers ``duplicate``. Plans and states commit with the stream position
+in the runner's transaction; a schedule published before a failed commit is published
+again, the same, on the retry.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy import String, Text, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from backend.consumers.component import Outcome, positions_table
+from backend.db import Database, Key, upsert
+from backend.errors import BackendError
+from backend.orchestrator import rules
+from backend.orchestrator.timers import Plan, Timers
+from backend.writer import EventWriter
+from protocol import Event, derived_id, format_hlc, merge, parse_hlc
+from protocol.catalog import (
+    BoardCreated,
+    ReminderDue,
+    TaskCreated,
+    TaskDeleted,
+    TaskLabelAdded,
+    TaskLabelRemoved,
+    TaskRestored,
+    TaskUpdated,
+)
+from protocol.errors import MergeError
+from protocol.merge import EntityKey, EntityState
+from protocol.recurrence import Recurrence, completes, next_due
+
+log = logging.getLogger(__name__)
+
+NODE = "outpost-orchestrator"
+"""The device and hlc node of the events the orchestrator writes."""
+
+
+class OrchestratorBase(DeclarativeBase):
+    pass
+
+
+class BoardOwner(OrchestratorBase):
+    __tablename__ = "boards"
+    id: Mapped[str] = mapped_column(Key(), primary_key=True)
+    owner: Mapped[str] = mapped_column(Key(32))
+
+
+class TaskProcess(OrchestratorBase):
+    __tablename__ = "tasks"
+    id: Mapped[str] = mapped_column(Key(), primary_key=True)
+    board: Mapped[str] = mapped_column(Key())
+    state: Mapped[str] = mapped_column(Text)
+    """The task's merged state (an EntityState)."""
+    reminder: Mapped[str] = mapped_column(String(16))
+    reminder_plan: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The planned reminder (a ``Plan`` as JSON) while ``reminder`` is planned or sent."""
+    recurrence: Mapped[str] = mapped_column(String(16))
+
+
+positions = positions_table(OrchestratorBase.metadata)
+
+_decode_state = msgspec.json.Decoder(EntityState).decode
+_decode_plan = msgspec.json.Decoder(Plan).decode
+_encode = msgspec.json.encode
+
+_TASK_EVENTS = (
+    TaskCreated,
+    TaskUpdated,
+    TaskLabelAdded,
+    TaskLabelRemoved,
+    TaskDeleted,
+    TaskRestored,
+)
+
+
+class WriteFailed(BackendError):
+    """The backend writer could not store an event the orchestrator must write (retried)."""
+
+
+@dataclass
+class _Row:
+    board: str
+    state: EntityState | None
+    reminder: str
+    plan: Plan | None
+    recurrence: str
+
+
+class Orchestrator:
+    name = "orchestrator"
+    serves_pull = False
+    positions = positions
+
+    def __init__(self, db: Database, writer: EventWriter, timers: Timers, *, lead_s: float) -> None:
+        self.db = db
+        self.writer = writer
+        self.timers = timers
+        self.lead_s = lead_s
+
+    async def prepare(self) -> None:
+        await self.db.migrate()
+        await self.timers.prepare()
+
+    async def start_over(self, conn: AsyncConnection) -> None:
+        for model in (BoardOwner, TaskProcess):
+            await conn.execute(delete(model))
+        await conn.execute(delete(positions))
+
+    async def handle(self, conn: AsyncConnection, events: list[Event]) -> Outcome:
+        owners = {e.board: e.require_actor() for e in events if isinstance(e.payload, BoardCreated)}
+        await upsert(conn, BoardOwner, [{"id": b, "owner": o} for b, o in owners.items()], ["id"])
+        tasks = [e for e in events if isinstance(e.payload, _TASK_EVENTS)]
+        if not tasks:
+            return Outcome()
+        rows = await _load(conn, {e.entity for e in tasks})
+        changed: set[str] = set()
+        for event in tasks:
+            row = rows.get(event.entity) or _Row(
+                event.board, None, rules.INITIAL["reminder"], None, rules.INITIAL["recurrence"]
+            )
+            before = row.state
+            try:
+                key = EntityKey("task", event.entity)
+                after = merge.apply(before or merge.new_state(key, event.board), event)
+            except MergeError:  # not a task of this board: the projector faults it
+                continue
+            row.state = after
+            rows[event.entity] = row
+            changed.add(event.entity)
+            await self._reminder(row, before, after)
+            await self._recurrence(conn, row, before, after, event)
+        await upsert(conn, TaskProcess, [_columns(i, rows[i]) for i in sorted(changed)], ["id"])
+        return Outcome()
+
+    async def _reminder(self, row: _Row, before: EntityState | None, after: EntityState) -> None:
+        plan = self._plan_of(after)
+        if plan is not None and plan == row.plan:
+            return  # nothing the reminder depends on changed
+        signal = "armed" if plan is not None else "disarmed"
+        transition = rules.step(rules.REMINDER, row.reminder, signal)
+        for action in transition.actions:
+            if action == "plan":
+                assert plan is not None
+                await self.timers.plan(plan)
+                row.plan = plan
+            elif action == "cancel":
+                await self.timers.cancel(after.id)
+        if transition.next_state == "idle":
+            row.plan = None
+        row.reminder = transition.next_state
+
+    def _plan_of(self, state: EntityState) -> Plan | None:
+        """The reminder this task should have now, or None (disarmed)."""
+        due, assignee = state.value("due"), state.value("assignee")
+        if not state.created or state.value("deleted", False) or state.value("status") == "done":
+            return None
+        if not isinstance(due, str) or not isinstance(assignee, str):
+            return None
+        cause = state.fields["due"].id
+        fire_ms = rules.reminder_fire_ms(due, self.lead_s)
+        return Plan(
+            task=state.id,
+            board=state.board,
+            assignee=assignee,
+            due=due,
+            cause=cause,
+            fire_ms=fire_ms,
+            key=f"{state.id}/{cause}/{assignee}/{fire_ms}",
+        )
+
+    async def _recurrence(
+        self,
+        conn: AsyncConnection,
+        row: _Row,
+        before: EntityState | None,
+        after: EntityState,
+        event: Event,
+    ) -> None:
+        recurrence = completes(before, after)
+        if recurrence is None:
+            return
+        transition = rules.step(rules.RECURRENCE, row.recurrence, "completed")
+        for action in transition.actions:
+            if action == "spawn":
+                await self._spawn(conn, after, recurrence, event)
+        row.recurrence = transition.next_state
+
+    async def _spawn(
+        self, conn: AsyncConnection, task: EntityState, recurrence: Recurrence, done: Event
+    ) -> None:
+        owner = await _owner(conn, task.board)
+        if owner is None:
+            log.warning("orchestrator: board %s has no known owner; no recurrence", task.board)
+            return
+        finished_due = task.value("due")
+        done_hlc = task.fields["status"].hlc
+        wall, counter, _ = parse_hlc(done_hlc)
+        base = (
+            datetime.date.fromisoformat(finished_due)
+            if isinstance(finished_due, str)
+            else datetime.datetime.fromtimestamp(wall / 1000, datetime.UTC).date()
+        )
+        payload = TaskCreated(
+            title=task.value("title"),
+            position=task.value("position"),
+            notes=task.value("notes", ""),
+            priority=task.value("priority", 0),
+            due=next_due(base, recurrence).isoformat(),
+            assignee=task.value("assignee"),
+            labels=sorted(task.labels()),
+        )
+        spawned = Event(
+            id=derived_id("recurrence", task.id),
+            type="TaskCreated",
+            schema=1,
+            board=task.board,
+            entity=derived_id("recurrence-task", task.id),
+            hlc=format_hlc(wall, counter, NODE),
+            device=NODE,
+            payload=payload,
+        )
+        await self._write(spawned, owner, what=f"the next occurrence of task {task.id}")
+
+    async def fired(self, plan: Plan) -> None:
+        """A reminder's schedule fired: remind, if it is still the task's plan (a stale
+        one, re-planned or cancelled since, is dropped)."""
+        async with self.db.write() as conn:
+            row = (await _load(conn, {plan.task})).get(plan.task)
+            if row is None or row.plan is None or row.plan.key != plan.key:
+                log.info("orchestrator: reminder %s is no longer planned; dropped", plan.key)
+                return
+            transition = rules.step(rules.REMINDER, row.reminder, "fired")
+            for action in transition.actions:
+                if action == "remind":
+                    owner = await _owner(conn, plan.board)
+                    if owner is None:
+                        log.warning("orchestrator: board %s has no known owner", plan.board)
+                        continue
+                    await self._write(reminder_event(plan), owner, what=f"reminder {plan.key}")
+            await conn.execute(
+                update(TaskProcess)
+                .where(TaskProcess.id == plan.task)
+                .values(reminder=transition.next_state)
+            )
+
+    async def _write(self, event: Event, owner: str, *, what: str) -> None:
+        [result] = await self.writer.write([event], on_behalf_of=owner)
+        if result.status == "rejected":
+            # Final: the owner may not write it now (board archived, owner gone).
+            log.warning("orchestrator: %s refused: %s (%s)", what, result.reason, result.detail)
+        else:
+            log.info("orchestrator: %s %s (seq %s)", what, result.status, result.seq)
+
+
+def reminder_event(plan: Plan) -> Event:
+    """The reminder of one plan: the same event however often it fires."""
+    due = datetime.date.fromisoformat(plan.due)
+    message = f"Reminder: this task is due on {due.strftime('%A')} {plan.due}"
+    return Event(
+        id=derived_id("reminder", plan.key),
+        type="ReminderDue",
+        schema=1,
+        board=plan.board,
+        entity=plan.task,
+        hlc=format_hlc(max(plan.fire_ms, 10**12), 0, NODE),
+        device=NODE,
+        payload=ReminderDue(
+            assignee=plan.assignee, due=plan.due, cause=plan.cause, message=message
+        ),
+    )
+
+
+async def _owner(conn: AsyncConnection, board: str) -> str | None:
+    row = (await conn.execute(select(BoardOwner.owner).where(BoardOwner.id == board))).first()
+    return None if row is None else str(row.owner)
+
+
+async def _load(conn: AsyncConnection, ids: set[str]) -> dict[str, _Row]:
+    rows: dict[str, _Row] = {}
+    for row in await conn.execute(select(TaskProcess).where(TaskProcess.id.in_(sorted(ids)))):
+        plan = _decode_plan(row.reminder_plan) if row.reminder_plan else None
+        rows[row.id] = _Row(row.board, _decode_state(row.state), row.reminder, plan, row.recurrence)
+    return rows
+
+
+def _columns(task: str, row: _Row) -> dict[str, Any]:
+    assert row.state is not None
+    return {
+        "id": task,
+        "board": row.board,
+        "state": _encode(row.state).decode(),
+        "reminder": row.reminder,
+        "reminder_plan": _encode(row.plan).decode() if row.plan else None,
+        "recurrence": row.recurrence,
+    }

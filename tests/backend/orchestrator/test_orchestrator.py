@@ -1,0 +1,328 @@
+"""The orchestrator end to end (SPEC 6c), on a real backend and a real nats-server with
+message schedules: a reminder fires at its time and exactly once, across a restart of the
+backend and of nats-server between planning and firing, and a rebuild of the orchestrator;
+it is re-planned when the due date or the assignee changes and dropped when the task is done
+or deleted; a recurring task spawns its next occurrence once, however often that is seen.
+
+Reminders fire at the due date's 00:00 UTC less the lead time; the tests set the lead so a
+task due tomorrow fires a few seconds after the backend starts."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from backend.nats.streams import SCHEDULES_STREAM, schedule_due_subject, schedule_plan_subject
+from protocol.ids import derived_id
+from tests.backend.saga.test_wip_limit import Consumers
+from tests.support.backend import BackendProcess, ControlledNats
+from tests.support.device import Device
+
+pytestmark = pytest.mark.integration
+
+FIRES_AFTER_S = 12.0
+"""In the restart test: how long after the backend starts tomorrow's reminders fire."""
+
+
+def tomorrow(days: int = 1) -> str:
+    return (datetime.datetime.now(datetime.UTC).date() + datetime.timedelta(days=days)).isoformat()
+
+
+def lead_firing_at(moment: float) -> str:
+    """The lead time that makes a task due tomorrow fire at ``moment`` (epoch seconds)."""
+    midnight = datetime.datetime.fromisoformat(tomorrow() + "T00:00:00+00:00").timestamp()
+    return f"{midnight - moment:.3f}"
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def reminders(device: Device) -> list[dict[str, Any]]:
+    device.pull()
+    return [
+        change["values"]
+        for (kind, _), change in device.state.items()
+        if kind == "notice" and change["values"]["reason"] == "reminder"
+    ]
+
+
+def of_type(nats: ControlledNats, type_: str) -> list[dict[str, Any]]:
+    return [e for e in nats.events() if e["type"] == type_]
+
+
+def plan_of(nats: ControlledNats, task: str) -> dict[str, Any] | None:
+    """The task's reminder schedule as stored on OUTPOST_SCHEDULES, or None."""
+    found = nats.last_on(SCHEDULES_STREAM, schedule_plan_subject(task))
+    if found is None:
+        return None
+    headers, body = found
+    return {"headers": headers, **msgspec.json.decode(body)}
+
+
+class Board:
+    """alice's board, shared with bob and carol."""
+
+    def __init__(self, url: str, nats: ControlledNats) -> None:
+        stamp = time.monotonic_ns()
+        self.nats = nats
+        self.alice = Device(url, f"alice{stamp}").signup()
+        self.bob = Device(url, f"bob{stamp}").signup()
+        self.carol = Device(url, f"carol{stamp}").signup()
+        self.id, created = self.alice.new_board("Orchestrated")
+        self.push(created)
+        for user in (self.bob, self.carol):
+            member = {"username": user.username}
+            self.push(self.alice.event("MemberAdded", member, board=self.id))
+
+    def push(self, *events: dict[str, Any], by: Device | None = None) -> int:
+        results = (by or self.alice).push(*events)
+        assert all(r["status"] == "accepted" for r in results), results
+        return int(results[-1]["seq"])
+
+    def task(self, **payload: Any) -> tuple[str, dict[str, Any]]:
+        task, created = self.alice.new_task(self.id, "Water the plants", **payload)
+        self.push(created)
+        return task, created
+
+    def update(self, task: str, by: Device | None = None, **fields: Any) -> dict[str, Any]:
+        device = by or self.alice
+        event = device.event("TaskUpdated", {"fields": fields}, board=self.id, entity=task)
+        self.push(event, by=device)
+        return event
+
+    def consumed(self) -> None:
+        """Until the orchestrator has committed every event on the stream."""
+        self.nats.wait_consumed("orchestrator", self.nats.last_seq())
+
+
+# ---- a reminder across restarts and a rebuild ---------------------------------------------
+
+
+def test_a_reminder_fires_at_its_time_once_across_restarts_and_a_rebuild(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    fire_at = time.time() + FIRES_AFTER_S
+    env = {"OUTPOST_REMINDER_LEAD_S": lead_firing_at(fire_at)}
+    backend = BackendProcess(tmp_path / "backend", nats_url=controlled_nats.url, env=env)
+    backend.start()
+    try:
+        board = Board(backend.url, controlled_nats)
+        task, created = board.task(due=tomorrow(), assignee=board.bob.username)
+        board.consumed()
+        plan = wait_for(lambda: plan_of(controlled_nats, task), "the reminder's schedule")
+        assert plan["headers"]["Nats-Schedule"].startswith("@at ")
+        assert plan["headers"]["Nats-Schedule-Target"] == schedule_due_subject(task)
+        assert (plan["assignee"], plan["cause"]) == (board.bob.username, created["id"])
+        if time.time() < fire_at - 2:  # still before its time: nothing yet
+            assert reminders(board.bob) == []
+
+        # Planned, not fired: the backend and nats-server both go down and come back.
+        backend.stop()
+        controlled_nats.kill()
+        controlled_nats.start()
+        backend.start()
+
+        [notice] = wait_for(lambda: reminders(board.bob), "bob's reminder")
+        assert time.time() >= fire_at - 1, "not before its time (whole seconds, rounded up)"
+        assert notice["task"] == task
+        assert notice["cause"] == created["id"], "the task's last due-date event"
+        assert tomorrow() in notice["message"] and notice["message"].startswith("Reminder")
+        [due] = of_type(controlled_nats, "ReminderDue")
+        assert due["received_at"] >= int(fire_at * 1000) - 1000
+        assert due["actor"] == board.alice.username, "on behalf of the board's owner"
+        assert reminders(board.alice) == [], "only the assignee is reminded"
+        assert plan_of(controlled_nats, task) is None, "a fired schedule is gone"
+
+        # A recurring task, finished: its next occurrence, once.
+        weekly, _ = board.task(
+            due=tomorrow(3), assignee=board.carol.username, labels=["every:week", "garden"]
+        )
+        board.update(weekly, status="done")
+        spawned_id = derived_id("recurrence-task", weekly)
+        wait_for(
+            lambda: board.carol.pull() is not None and board.carol.values("task", spawned_id),
+            "the next occurrence",
+        )
+
+        # A rebuild of the orchestrator: its database goes, it replays the stream from the
+        # start, plans the reminder again (its time has passed: it fires at once) and sees
+        # the task finished again. Nothing new is written.
+        backend.stop()
+        (tmp_path / "backend" / "orchestrator.db").unlink()
+        backend.start()
+        board.consumed()
+        wait_for(
+            lambda: fired(controlled_nats, task) >= 2 and timers_done(controlled_nats),
+            "the re-planned reminder to fire and be handled",
+        )
+        assert len(of_type(controlled_nats, "ReminderDue")) == 1
+        assert [e["id"] for e in of_type(controlled_nats, "TaskCreated")].count(
+            derived_id("recurrence", weekly)
+        ) == 1
+        assert len(reminders(board.bob)) == 1
+    finally:
+        backend.stop()
+
+
+def fired(nats: ControlledNats, task: str) -> int:
+    """How many times the task's schedules fired (messages on its due subject)."""
+    return nats.count_on(SCHEDULES_STREAM, schedule_due_subject(task))
+
+
+def timers_done(nats: ControlledNats) -> bool:
+    """The orchestrator's timer consumer has handled and acknowledged all that fired."""
+    return nats.consumer_idle("orchestrator_timers", SCHEDULES_STREAM)
+
+
+# ---- re-planning and dropping, on one backend -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def orchestrated(
+    tmp_path_factory: pytest.TempPathFactory, module_nats: ControlledNats
+) -> Iterator[BackendProcess]:
+    """A backend whose reminders for tasks due tomorrow are due at once (lead: since the
+    start of tomorrow until now); later dates are far off."""
+    env = {"OUTPOST_REMINDER_LEAD_S": lead_firing_at(time.time())}
+    data = tmp_path_factory.mktemp("backend")
+    process = BackendProcess(data, nats_url=module_nats.url, env=env).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_a_new_due_date_plans_again_and_the_reminder_names_it(
+    orchestrated: BackendProcess, module_nats: ControlledNats
+) -> None:
+    board = Board(orchestrated.url, module_nats)
+    task, created = board.task(due=tomorrow(10), assignee=board.bob.username)
+    board.consumed()
+    first = wait_for(lambda: plan_of(module_nats, task), "the first plan")
+    assert (first["due"], first["cause"]) == (tomorrow(10), created["id"])
+    moved = board.update(task, due=tomorrow())
+    board.consumed()
+    [notice] = wait_for(lambda: reminders(board.bob), "the reminder of the new date")
+    assert (notice["task"], notice["cause"]) == (task, moved["id"])
+    assert tomorrow() in notice["message"]
+
+
+def test_a_new_assignee_is_planned_for_instead(
+    orchestrated: BackendProcess, module_nats: ControlledNats
+) -> None:
+    board = Board(orchestrated.url, module_nats)
+    task, _ = board.task(due=tomorrow(10), assignee=board.bob.username)
+    board.update(task, assignee=board.carol.username)
+    board.consumed()
+    plan = wait_for(lambda: plan_of(module_nats, task), "the plan")
+    assert plan["assignee"] == board.carol.username
+    board.update(task, due=tomorrow())  # now due: carol is reminded, bob is not
+    board.consumed()
+    [notice] = wait_for(lambda: reminders(board.carol), "carol's reminder")
+    assert notice["task"] == task
+    assert reminders(board.bob) == []
+
+
+@pytest.mark.parametrize("drop", ["done", "deleted", "unassigned", "no due date"])
+def test_a_reminder_is_dropped(
+    orchestrated: BackendProcess, module_nats: ControlledNats, drop: str
+) -> None:
+    board = Board(orchestrated.url, module_nats)
+    task, _ = board.task(due=tomorrow(10), assignee=board.bob.username)
+    board.consumed()
+    wait_for(lambda: plan_of(module_nats, task), "the plan")
+    if drop == "done":
+        board.update(task, status="done")
+    elif drop == "deleted":
+        board.push(board.alice.event("TaskDeleted", {}, board=board.id, entity=task))
+    elif drop == "unassigned":
+        board.update(task, assignee=None)
+    else:
+        board.update(task, due=None)
+    board.consumed()
+    assert plan_of(module_nats, task) is None, "the schedule is purged"
+    assert fired(module_nats, task) == 0
+
+
+def test_a_done_that_loses_the_merge_spawns_nothing_and_a_recurrence_spawns_once(
+    orchestrated: BackendProcess, module_nats: ControlledNats
+) -> None:
+    board = Board(orchestrated.url, module_nats)
+    task, _ = board.task(due="2026-01-31", assignee=board.bob.username, labels=["every:month"])
+    # An offline edit that says done, stamped before a later edit to todo: it loses.
+    late_done = board.bob.event(
+        "TaskUpdated", {"fields": {"status": "done"}}, board=board.id, entity=task
+    )
+    time.sleep(0.005)  # a later wall clock: the update to todo wins the merge
+    board.update(task, status="todo")
+    board.push(late_done, by=board.bob)
+    board.consumed()
+    spawned = derived_id("recurrence-task", task)
+    assert derived_id("recurrence", task) not in [e["id"] for e in module_nats.events()]
+    board.update(task, status="done")
+    values = wait_for(
+        lambda: board.bob.pull() is not None and board.bob.values("task", spawned),
+        "the next occurrence",
+    )
+    assert values["title"] == "Water the plants"
+    assert values["labels"] == ["every:month"]
+    assert (values["assignee"], values["status"]) == (board.bob.username, "todo")
+    assert values["due"] == "2026-02-28", "a month on, the month's last day"
+    # Reopened and finished again, and the same done seen from another device: once.
+    board.update(task, status="doing")
+    board.update(task, status="done", by=board.bob)
+    board.consumed()
+    ids = [e["id"] for e in module_nats.events()]
+    assert ids.count(derived_id("recurrence", task)) == 1
+
+
+def test_health_and_metrics_list_the_orchestrator(orchestrated: BackendProcess) -> None:
+    health = httpx.get(f"{orchestrated.url}/v1/health", timeout=10).json()
+    assert health["consumers"]["orchestrator"]["breaker"] == "closed"
+    assert health["consumers"]["orchestrator"]["standby"] is False
+    metrics = httpx.get(f"{orchestrated.url}/metrics", timeout=10).text
+    assert 'component="orchestrator"' in metrics
+
+
+def test_the_orchestrator_in_its_own_process_writes_through_the_bffs_database(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    """``outpost backend consume --components orchestrator``: its writer opens the BFF's
+    database from the settings (the same data folder), so its writes are decided with the
+    same id records and authority as pushes."""
+    data = tmp_path / "backend"
+    env = {"OUTPOST_COMPONENTS": "projector,workload,lake"}
+    backend = BackendProcess(data, nats_url=controlled_nats.url, env=env).start()
+    orchestrator = Consumers(data, controlled_nats.url, "orchestrator")
+    orchestrator.start()
+    try:
+        board = Board(backend.url, controlled_nats)
+        task, _ = board.task(due="2026-03-02", labels=["every:2w"])
+        board.update(task, status="done")
+        spawned = derived_id("recurrence-task", task)
+        values = wait_for(
+            lambda: board.alice.pull() is not None and board.alice.values("task", spawned),
+            "the next occurrence, written by the orchestrator's own process",
+        )
+        assert values["due"] == "2026-03-16"
+        [created] = [e for e in of_type(controlled_nats, "TaskCreated") if e["entity"] == spawned]
+        assert created["actor"] == board.alice.username
+        assert created["device"] == "outpost-orchestrator"
+    finally:
+        orchestrator.stop()
+        backend.stop()
