@@ -45,6 +45,7 @@ from client.store.view import confirm, event_of, keys_of_board, readable_event, 
 from client.sync.transport import bearer, body_of, detail_of
 from protocol import PROTOCOL_VERSIONS, merge, parse_hlc
 from protocol.merge import EntityKey
+from protocol.saga import rejection_message
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +336,7 @@ class SyncEngine:
             )
             return set()
         task = event.entity if event.type.startswith("Task") else None
-        message = f"Your change ({_describe(event.type)}) was not saved: {detail or reason}."
+        message = rejection_message(event.type, detail or reason)
         add_notice(conn, f"rejected:{event_id}", NoticeKind.REJECTED, board, task, reason, message)
         return set(merge.keys_of(event))
 
@@ -590,21 +591,3 @@ class SyncEngine:
 def _wall_and_counter(hlc: str) -> tuple[int, int]:
     """Order hlcs by time only ("" first): which device made them does not matter here."""
     return parse_hlc(hlc)[:2] if hlc else (0, -1)
-
-
-def _describe(event_type: str) -> str:
-    words = {
-        "BoardCreated": "new board",
-        "BoardUpdated": "board change",
-        "MemberAdded": "sharing",
-        "MemberRemoved": "unsharing",
-        "TaskCreated": "new task",
-        "TaskUpdated": "task edit",
-        "TaskLabelAdded": "label added",
-        "TaskLabelRemoved": "label removed",
-        "TaskDeleted": "task deleted",
-        "TaskRestored": "task restored",
-        "CommentAdded": "comment",
-        "CommentDeleted": "comment deleted",
-    }
-    return words.get(event_type, event_type)

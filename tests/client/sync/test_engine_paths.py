@@ -43,7 +43,10 @@ def test_a_final_rejection_leaves_the_view_is_kept_with_its_reason_and_notifies(
     assert rejected["reason"] == "invalid" and "no user named" in rejected["detail"]
     assert rejected["event"]["type"] == "MemberAdded"
     [notice] = phone.device.notices()
-    assert notice["reason"] == "invalid" and "was not saved" in notice["message"]
+    assert notice["reason"] == "invalid"
+    assert notice["message"] == (
+        "Your change (sharing) was not saved: there is no user named 'nobody-by-that-name'."
+    )
 
 
 def test_a_clock_a_day_ahead_is_restamped_and_does_not_win_for_a_day(
