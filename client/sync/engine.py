@@ -72,6 +72,9 @@ class Progress:
     """offline | connecting | syncing | up_to_date | error | signed_out"""
     detail: str = ""
     pending: int = 0
+    """Changes not yet confirmed: waiting to send, and ``sent``."""
+    sent: int = 0
+    """Of ``pending``: stored by the backend, awaiting a pull that confirms them."""
     pulled: int = 0
     last_synced: float | None = None
 
@@ -95,7 +98,8 @@ class SyncEngine:
         self.device = device
         self.http = http
         """The one seam to the network (``client.sync.transport.connect``); not closed here."""
-        self.progress = Progress(pending=device.pending_count())
+        self.progress = Progress()
+        self._count_pending()
         self._on_progress = on_progress or (lambda _: None)
         self._lock = asyncio.Lock()
         self._suspect: int | None = None
@@ -474,7 +478,7 @@ class SyncEngine:
                 touched |= set(merge.keys_of(event_of(body, self.device.username)))
                 outbox.drop(event_id)
             refold(conn, touched, self.device.username)
-        self.progress.pending = self.device.pending_count()
+        self._count_pending()
 
     def _lose_board(self, conn: sqlite3.Connection, board: str) -> set[EntityKey]:
         """The user lost this board: purge it (from a rebuild in progress too); its unsent
@@ -584,8 +588,12 @@ class SyncEngine:
     def _report(self, state: str, detail: str = "") -> None:
         self.progress.state = state
         self.progress.detail = detail
-        self.progress.pending = self.device.pending_count()
+        self._count_pending()
         self._on_progress(self.progress)
+
+    def _count_pending(self) -> None:
+        waiting, sent = self.device.pending_counts()
+        self.progress.pending, self.progress.sent = waiting + sent, sent
 
 
 def _wall_and_counter(hlc: str) -> tuple[int, int]:

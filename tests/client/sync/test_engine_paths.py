@@ -252,7 +252,8 @@ def test_offline_with_no_server_at_all_keeps_everything_and_sync_says_so(tmp_pat
     assert "unreachable" in result.stderr and "everything is kept" in result.stderr
     shown = json.loads(client("show", "--json").stdout)
     assert [t["title"] for t in shown["boards"][0]["tasks"]] == ["Pack"]
-    assert "pending: 2" in client("status").stdout.replace("   ", "")
+    status = " ".join(client("status").stdout.split())
+    assert "waiting to send: 2 awaiting confirmation: 0" in status
 
 
 def test_the_pulled_state_equals_the_backends_pull(
