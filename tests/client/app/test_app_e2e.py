@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from client.app.viewmodels.board import EMPTY_BOARD, EMPTY_COLUMN
 from tests.support.backend import BackendProcess
 from tests.support.device import PASSWORD
 from tests.support.device import Device as Phone
@@ -250,9 +251,10 @@ def board_layout(board: str, columns: dict[str, list[str]], **more: str | None) 
     above: list[tuple[str, str]] = []  # each column's cards in their order
     for status, cards in columns.items():
         texts[f"column:{status}"] = None
-        texts[f"column:{status}/column_title"] = f"{COLUMNS[status]}  ·  {len(cards)}"
+        texts[f"column:{status}/column_title"] = f"{COLUMNS[status]} · {len(cards)}"
         if not cards:
-            texts[f"column:{status}/empty"] = "Nothing here"
+            empty = EMPTY_COLUMN if any(columns.values()) else EMPTY_BOARD
+            texts[f"column:{status}/empty"] = empty[status]
         for title in cards:
             texts[f"card:{title}/card_title"] = title
             inside[f"card:{title}"] = f"column:{status}"
@@ -316,9 +318,9 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     assert phone.push(created)[0]["status"] == "accepted"
     seen = app.wait_until("the second device's card", lambda seen: titles(seen, "doing"))
     assert titles(seen, "doing") == ["Book the venue"]
-    assert card(seen, "Book the venue")["meta"] == f"@{user} · priority 2"
+    assert card(seen, "Book the venue")["meta"] == f"@{user} · Medium priority"
     assert card(seen, "Book the venue")["labels"] == "#venue"
-    assert seen["columns"]["doing"]["title"] == "Doing  ·  1"
+    assert seen["columns"]["doing"]["title"] == "Doing · 1"
 
     # move cards with keys and buttons
     app.tap("card:Write the announcement")
@@ -396,7 +398,7 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     )
     assert card(seen, "Write the announcement") == {
         "title": "Write the announcement",
-        "meta": f"@{user} · due 2020-01-02 · overdue · priority 3",
+        "meta": f"@{user} · due 2020-01-02 · overdue · High priority",
         "labels": "#launch",
         "selected": True,
     }
@@ -541,8 +543,8 @@ def test_the_app_moves_cards_by_dragging_them_with_the_mouse_or_a_finger(
         Expected(
             "board",
             {
-                "column:todo/column_title": "To do  ·  3",
-                "column:doing/column_title": "Doing  ·  1",
+                "column:todo/column_title": "To do · 3",
+                "column:doing/column_title": "Doing · 1",
                 "card:Delta/card_title": "Delta",
                 "dragging:Alpha": None,
                 "drop:doing:0": None,
