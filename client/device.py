@@ -159,6 +159,10 @@ class Device:
         self._require("board", board)
         self._record(("BoardUpdated", board, board, {"fields": {"archived": archived}}))
 
+    def require_board(self, board: str) -> None:
+        """NotFound unless ``board`` is in this profile."""
+        self._require("board", board)
+
     def share_board(self, board: str, username: str) -> None:
         self._require("board", board)
         self._record(("MemberAdded", board, board, {"username": username}))

@@ -157,7 +157,8 @@ class OutpostApp(App):
 
     def _attach_device(self, device: Device) -> None:
         self.sync = BackgroundSync(device, self._on_progress)
-        self.boards_model = BoardsViewModel(device)
+        sync = self.sync
+        self.boards_model = BoardsViewModel(device, check_user=sync.check_user, on_answer=on_ui)
         self.notices_model = NoticesViewModel(device)
         self.shell.ids.boards_screen.attach(self.boards_model, self._user_text())
         self.shell.ids.notices.attach(self.notices_model)

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -113,6 +114,20 @@ class SyncEngine:
 
     async def login(self, username: str, password: str) -> None:
         await self._session("/v1/auth/token", {"username": username, "password": password}, 200)
+
+    async def user_exists(self, username: str) -> bool:
+        """The member check before a share is queued (``GET /v1/users/{username}``): True
+        when an account of that name exists. ``InvalidAction`` when it is not a username;
+        ``ServerUnreachable`` when the server cannot answer now (also when this user has
+        made too many checks: the server limits them so they cannot list the usernames)."""
+        reply = await self._call("GET", f"/v1/users/{quote(username, safe='')}")
+        if reply.status_code == 204:
+            return True
+        if reply.status_code == 404:
+            return False
+        if reply.status_code == 400:
+            raise InvalidAction(detail_of(reply))
+        raise ServerUnreachable(f"cannot check the name now: HTTP {reply.status_code}")
 
     async def _session(self, path: str, credentials: dict[str, str], expected: int) -> None:
         owner = self.device.username

@@ -74,9 +74,23 @@ class BoardsScreen(AppScreen):
             self.act(lambda: flip(board["id"]))
 
     def share(self) -> None:
-        model, board, field = self._model(), self._selected(), self.ids.share_input
-        if board is not None and self.act(lambda: model.share(board["id"], field.text)):
-            field.text = ""
+        """The name is checked with the server first; the answer comes on the UI thread."""
+        board, field = self._selected(), self.ids.share_input
+        if board is None:
+            return
+        dialog = self._model().share_dialog(board["id"])
+
+        def answered() -> None:
+            if dialog.busy:
+                self.ids.boards_error.text = "Checking the name…"
+                return
+            if dialog.shared is not None:
+                field.text = ""
+                self.nav.changed_locally()
+            self.ids.boards_error.text = dialog.error or dialog.note or ""
+
+        dialog.subscribe(ui_callback(answered))
+        dialog.submit(field.text)
 
     def unshare(self, username: str) -> None:
         model, board = self._model(), self._selected()

@@ -11,6 +11,7 @@ from ._text import TimeText
 from .board import COLUMN_TITLES, BoardViewModel, Card, CardFilter
 from .boards import BoardItem, BoardsViewModel, MemberItem
 from .notices import NoticeItem, NoticesViewModel
+from .share import ShareViewModel
 from .signin import SignIn, SignInViewModel
 from .status import StatusViewModel
 from .task import CommentItem, TaskViewModel
@@ -27,6 +28,7 @@ __all__ = [
     "MemberItem",
     "NoticeItem",
     "NoticesViewModel",
+    "ShareViewModel",
     "SignIn",
     "SignInViewModel",
     "StatusViewModel",

@@ -398,7 +398,7 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     )
     assert card(seen, "Write the announcement") == {
         "title": "Write the announcement",
-        "meta": f"@{user} · due 2020-01-02 · overdue · High priority",
+        "meta": f"@{user} · due 2020-01-02 · overdue · High priority · notes · 1 comment",
         "labels": "#launch",
         "selected": True,
     }
@@ -659,7 +659,7 @@ def test_the_app_tells_why_a_board_went_away_and_the_notice_can_be_dismissed(
     title, message, reason = seen["rows"]["notice:0"][:3]
     assert title.startswith("Board no longer shared with you · ")
     assert message == "You no longer have access to the board 'Shared plans'."
-    assert reason == "Why: You are no longer a member of the board"
+    assert reason == "You are no longer a member of the board"
     assert seen["texts"]["notices_title"] == "Notices  ·  1"
     assert "board:Shared plans" not in seen["rows"]
     assert_screenshot(
