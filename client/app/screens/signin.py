@@ -35,6 +35,9 @@ class SignInScreen(AppScreen):
     def sign_up(self) -> None:
         self._after(self.model.sign_up())
 
+    def cancel(self) -> None:
+        self.model.cancel()
+
     def continue_offline(self) -> None:
         if self.model.continue_offline():
             self.nav.continued_offline()
@@ -59,7 +62,9 @@ class SignInScreen(AppScreen):
         ids.signin_busy.text = "Talking to the server…" if model.busy else ""
         for button in (ids.sign_in_button, ids.sign_up_button):
             button.disabled = model.busy or model.device is None
-        ids.offline_button.disabled = model.busy or model.device is None
+        ids.cancel_button.disabled = not model.can_cancel
+        ids.cancel_button.opacity = 1 if model.can_cancel else 0
+        ids.offline_button.disabled = not model.can_continue_offline  # even while busy
         ids.offline_hint.text = (
             "The server cannot be reached: you can work on this device now and sign in "
             "later; everything you do is sent then."

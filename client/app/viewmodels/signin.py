@@ -33,6 +33,7 @@ Outcome = Literal["signed_in", "offline"]
 UNREACHABLE = "Cannot reach the server — you can continue offline"
 TAKEN = "That username is taken"
 WRONG_CREDENTIALS = "Wrong username or password"
+CANCELLED = "Sign-in cancelled: try again, or continue offline"
 
 
 class SignIn(Protocol):
@@ -78,6 +79,9 @@ class SignInViewModel(ViewModel):
         """True once the server could not be reached: the screen shows "continue offline"."""
         self.outcome: Outcome | None = None
         self._open_error: str | None = None
+        self._work: Future[None] | None = None
+        """The sign-in under way, to cancel."""
+        self._cancelled = False
         try:
             self.device = device_factory(profile_root)
         except ClientError as exc:
@@ -97,8 +101,35 @@ class SignInViewModel(ViewModel):
     def sign_in(self) -> Future[bool]:
         return self._authenticate("login")
 
+    @property
+    def can_cancel(self) -> bool:
+        """A sign-in is under way: the screen shows Cancel."""
+        return self.busy
+
+    @property
+    def can_continue_offline(self) -> bool:
+        """ "Continue offline" works whatever the server does, even while it is asked."""
+        return self.device is not None
+
+    def cancel(self) -> bool:
+        """Stop waiting for the server: the sign-in is cancelled on the sync thread, the
+        form is usable again and "continue offline" is offered."""
+        work = self._work
+        if not self.busy or work is None:
+            return False
+        self._cancelled = True
+        work.cancel()  # its done-callback (on the UI thread) finishes the model
+        if not work.cancelled():  # it had finished already: its answer stands
+            self._cancelled = False
+            return False
+        return True
+
     def continue_offline(self) -> bool:
-        """Use the profile without an account; a valid server address is kept for later."""
+        """Use the profile without an account; a valid server address is kept for later.
+        A sign-in under way is cancelled first."""
+        if self.busy:
+            self.cancel()
+            self.busy = False
         self.field_errors, self.error = {}, self._open_error
         if self.device is None:
             self._notify()
@@ -127,8 +158,10 @@ class SignInViewModel(ViewModel):
             return done
         server, username, password = credentials
         self.busy, self.error, self.offer_offline = True, None, False
+        self._cancelled = False
         self._notify()
         work = self._sign_in(server, action, username, password)
+        self._work = work
         work.add_done_callback(
             lambda finished: self._on_answer(lambda: self._finish(finished, action, server, done))
         )
@@ -159,7 +192,17 @@ class SignInViewModel(ViewModel):
         return valid[0], valid[1], valid[2]
 
     def _finish(self, work: Future[None], action: str, server: str, done: Future[bool]) -> None:
-        self.busy = False
+        if work is not self._work:
+            done.set_result(False)  # an older sign-in, cancelled: a newer one is the one
+            return
+        self.busy, self._work = False, None
+        if work.cancelled() and self._cancelled:
+            self._cancelled = False
+            if self.outcome != "offline":
+                self.error, self.offer_offline = CANCELLED, True
+                self._notify()
+            done.set_result(False)
+            return
         failure = None if work.cancelled() else work.exception()
         if failure is not None and not isinstance(failure, ClientError):
             self._notify()
