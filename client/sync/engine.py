@@ -38,7 +38,12 @@ import httpx
 import msgspec
 
 from client.device import Device
-from client.errors import InvalidAction, ServerUnreachable, SignInRequired
+from client.errors import (
+    InvalidAction,
+    PasswordChangeRequired,
+    ServerUnreachable,
+    SignInRequired,
+)
 from client.store.notices import NoticeKind, add_notice
 from client.store.outbox import Outbox
 from client.store.settings import Setting, read_setting, write_setting
@@ -142,6 +147,8 @@ class SyncEngine:
             body=msgspec.json.encode(credentials),
             unreachable="cannot reach the server",
         )
+        if reply.status_code == 403 and _password_token(reply):
+            raise PasswordChangeRequired(detail_of(reply) or "choose a new password")
         if reply.status_code != expected:
             raise SignInRequired(detail_of(reply) or f"HTTP {reply.status_code}")
         self._store_session(body_of(reply))
@@ -609,6 +616,15 @@ class SyncEngine:
     def _count_pending(self) -> None:
         waiting, sent = self.device.pending_counts()
         self.progress.pending, self.progress.sent = waiting + sent, sent
+
+
+def _password_token(reply: httpx.Response) -> bool:
+    """A 403 to a sign-in with a one-time password carries a password token (SPEC 6)."""
+    try:
+        extra = body_of(reply).get("extra") or {}
+    except (msgspec.DecodeError, AttributeError):
+        return False
+    return isinstance(extra, dict) and "password_token" in extra
 
 
 def _wall_and_counter(hlc: str) -> tuple[int, int]:

@@ -83,6 +83,25 @@ class LiveSync:
             raise ServerUnreachable(f"the server did not answer within {timeout_s:g} s") from exc
         self.wake()
 
+    async def change_password(
+        self, username: str, password: str, new_password: str, timeout_s: float = SIGN_IN_TIMEOUT_S
+    ) -> None:
+        """Change the account's password (also a one-time one), then sign in with the new
+        one; every other session of the account ends."""
+        device = self.engine.device
+        try:
+            await asyncio.wait_for(
+                device.change_password(self.http, password, new_password, username), timeout_s
+            )
+            await asyncio.wait_for(self.engine.login(username, new_password), timeout_s)
+        except TimeoutError as exc:
+            raise ServerUnreachable(f"the server did not answer within {timeout_s:g} s") from exc
+        self.wake()
+
+    async def log_out(self) -> bool:
+        """End this device's session (``Device.log_out``); unsynced changes are kept."""
+        return await self.engine.device.log_out(self.http)
+
     async def run(self) -> None:
         live = asyncio.create_task(self._live())
         failures = 0
@@ -180,6 +199,12 @@ class SyncThread:
         """Sign up or in on the sync thread, the one that talks to the server; cancelling
         the future cancels the sign-in there."""
         return self.submit(self.sync.sign_in(action, username, password, timeout_s))
+
+    def change_password(self, username: str, password: str, new_password: str) -> Future[None]:
+        return self.submit(self.sync.change_password(username, password, new_password))
+
+    def log_out(self) -> Future[bool]:
+        return self.submit(self.sync.log_out())
 
     def stop(self, timeout: float = 10) -> None:
         if self._thread.is_alive():

@@ -8,6 +8,7 @@ and has command methods that never raise a ``ClientError`` to the UI: a failure 
 
 from ._base import ViewModel
 from ._text import TimeText
+from .account import AccountViewModel, ProfileItem
 from .board import COLUMN_TITLES, BoardViewModel, Card, CardFilter
 from .boards import BoardItem, BoardsViewModel, MemberItem
 from .notices import NoticeItem, NoticesViewModel
@@ -19,6 +20,7 @@ from .undo import UndoOffer
 
 __all__ = [
     "COLUMN_TITLES",
+    "AccountViewModel",
     "BoardItem",
     "BoardViewModel",
     "BoardsViewModel",
@@ -28,6 +30,7 @@ __all__ = [
     "MemberItem",
     "NoticeItem",
     "NoticesViewModel",
+    "ProfileItem",
     "ShareViewModel",
     "SignIn",
     "SignInViewModel",
