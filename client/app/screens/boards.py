@@ -47,9 +47,12 @@ class BoardsScreen(AppScreen):
     # commands
 
     def create(self) -> None:
+        """A new board, opened at once (what a user makes a board for)."""
         model, field = self._model(), self.ids.new_board_input
-        if self.act(lambda: model.create(field.text)):
+        board = self.act(lambda: model.create(field.text))
+        if board:
             field.text = ""
+            self.open(board)
 
     def select(self, board_id: str) -> None:
         self._model().select(board_id)

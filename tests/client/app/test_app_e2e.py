@@ -292,9 +292,10 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     app.type("password_input", PASSWORD)
     app.tap("sign_up_button")
     app.wait_until("the boards, signed in", lambda seen: seen["screen"] == "boards")
-    app.type("new_board_input", "Launch", enter=True)
-    app.wait_until("the new board", lambda seen: "board:Launch" in seen["rows"])
-    app.tap("board:Launch/open_button")
+    app.type("new_board_input", "Launch", enter=True)  # a new board opens at once
+    seen = app.wait_until("the new board, open", lambda seen: seen["screen"] == "board")
+    assert seen["texts"]["board_title"] == "Launch"
+    assert seen["columns"]["todo"]["empty"] == EMPTY_BOARD["todo"], "it says what to do"
     app.type("quick_add_input", "Write the announcement", enter=True)
     seen = app.wait_until(
         "the card added, sent", lambda seen: titles(seen, "todo") and synced(seen)
