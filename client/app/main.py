@@ -37,6 +37,7 @@ from client.sync.runner import SignInAction
 
 from .background import BackgroundSync
 from .demo import prepare_demo
+from .quiet import after_kivy_import
 from .settings import (
     DEFAULT_PROFILE,
     DEMO_PROFILE,
@@ -58,6 +59,7 @@ def run_app(
     data_dir: Path | None,
     demo: bool = False,
     app_class: type[OutpostApp] | None = None,
+    verbose: bool = False,
 ) -> int:
     """Open the app on a profile folder (default: the platform's user data folder).
     ``app_class``: a subclass of ``OutpostApp`` to run instead (a caller's code, never a
@@ -71,8 +73,7 @@ def run_app(
         if problem:
             log.warning("demo: %s; the app opens anyway", problem)
     _configure_kivy(settings)
-    for chatty in ("httpx", "httpcore"):  # Kivy's logger takes every level: keep it readable
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    after_kivy_import(verbose)  # warnings and up only, unless --verbose (``quiet.py``)
     app = (app_class or OutpostApp)(folder, settings, server, home=home)
     for stop in (signal.SIGINT, signal.SIGTERM):  # close as the window would: settings saved
         signal.signal(stop, lambda *_: on_ui(app.stop))

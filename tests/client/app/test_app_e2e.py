@@ -456,8 +456,11 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     app.tap("card:Book the venue")
     app.key("right")
     seen = app.wait_until(
-        "the offline edits",
-        lambda seen: seen["texts"]["status_pending"] == "2 changes waiting to send",
+        "the offline edits, offline",
+        lambda seen: (
+            seen["texts"]["status_pending"] == "2 changes waiting to send"
+            and seen["texts"]["status_state"] == "Offline"
+        ),
     )
     assert titles(seen, "todo") == ["Print the flyers"]
     assert titles(seen, "doing") == ["Write the announcement", "Book the venue"]
