@@ -91,6 +91,8 @@ def describe(card: Card) -> tuple[str, str]:
 class BoardScreen(AppScreen):
     board_name = StringProperty("")
     selected_task = StringProperty("")
+    undo_shown = BooleanProperty(False)
+    """The snackbar: what was just done and its Undo, or what undoing did."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -217,6 +219,7 @@ class BoardScreen(AppScreen):
         ids = self.ids
         self.board_name = model.name + ("  (archived)" if model.board["archived"] else "")
         ids.board_error.text = model.error or ""
+        self._render_undo(model)
         ids.label_filter.values = [ANY_LABEL, *model.labels_in_use]
         ids.assignee_filter.values = [ANYONE, *(f"@{a}" for a in model.assignees_in_use)]
         shown = {card["id"] for cards in model.columns.values() for card in cards}
@@ -226,6 +229,20 @@ class BoardScreen(AppScreen):
             self._render_column(column, model.columns[column.status], model)
         self._render_deleted(model.show_deleted, model.deleted_cards)
         self._redraw_selection()
+
+    def undo(self) -> None:
+        model = self._model()
+        self.act(model.undo)
+
+    def dismiss_undo(self) -> None:
+        self._model().dismiss_undo()
+
+    def _render_undo(self, model: BoardViewModel) -> None:
+        offer, result = model.undo_offer, model.undo_result
+        self.undo_shown = offer is not None or result is not None
+        self.ids.undo_text.text = offer.text if offer is not None else (result or "")
+        self.ids.undo_button.opacity = 1 if offer is not None else 0
+        self.ids.undo_button.disabled = offer is None
 
     def _render_column(self, column: ColumnView, cards: list[Card], model: BoardViewModel) -> None:
         column.title = model.headers[column.status]
