@@ -21,7 +21,6 @@ from typing import Any
 
 from client.device import Device
 from client.errors import ClientError, InvalidAction, NotFound, ServerUnreachable, SignInRequired
-from client.store.outbox import Outbox
 from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
 from client.sync.runner import LiveSync
@@ -74,10 +73,19 @@ def add_parser(commands: Any) -> None:
     archive = board.add_parser("archive")
     archive.add_argument("board")
     archive.add_argument("--undo", action="store_true", help="unarchive")
-    for name in ("share", "unshare"):
-        share = board.add_parser(name)
-        share.add_argument("board")
-        share.add_argument("username")
+    share = board.add_parser(
+        "share",
+        help="share with a user; the name is checked with the server first when it can be",
+        description="Share a board. With a server and a session, the server is asked first "
+        "whether the user exists (a few checks per hour: it cannot list the usernames); a "
+        "name it does not know is not queued. Offline, the share is queued and checked when "
+        "it is sent.",
+    )
+    share.add_argument("board")
+    share.add_argument("username")
+    unshare = board.add_parser("unshare")
+    unshare.add_argument("board")
+    unshare.add_argument("username")
     wip = board.add_parser("wip", help="set the WIP limit (or 'none')")
     wip.add_argument("board")
     wip.add_argument("limit")
@@ -119,7 +127,10 @@ def add_parser(commands: Any) -> None:
     sub.add_parser("sync", help="push and pull once")
     run = sub.add_parser("run", help="stay in sync live until stopped (SIGTERM or Ctrl-C)")
     run.add_argument("--periodic", type=float, default=30.0, help="fallback pull, seconds")
-    sub.add_parser("status", help="the sync state and the pending count")
+    sub.add_parser(
+        "status",
+        help="the sync state: changes waiting to send, and sent ones awaiting confirmation",
+    )
     show = sub.add_parser("show", help="the local view")
     show.add_argument("--json", action="store_true", help="the stable JSON form")
     parser.set_defaults(handler=main)
@@ -184,6 +195,8 @@ def _board(device: Device, args: argparse.Namespace) -> str | None:
     elif command == "archive":
         device.archive_board(args.board, archived=not args.undo)
     elif command == "share":
+        device.require_board(args.board)
+        _check_member(device, args.username)
         device.share_board(args.board, args.username)
     elif command == "unshare":
         device.unshare_board(args.board, args.username)
@@ -222,6 +235,29 @@ def _comment(device: Device, args: argparse.Namespace) -> str | None:
         return device.add_comment(args.task, args.body)
     device.delete_comment(args.comment)
     return None
+
+
+def _check_member(device: Device, username: str) -> None:
+    """Ask the server whether ``username`` exists before a share is queued: NotFound if it
+    does not; when it cannot be asked (offline, no session, too many checks), say so and go
+    on: the server checks the share when it is sent."""
+    if device.server is None or device.store.setting(Setting.TOKEN) is None:
+        print("outpost client: not signed in: the name is checked when the share is sent",
+              file=sys.stderr)  # fmt: skip
+        return
+
+    async def body() -> bool:
+        async with connect(device.server or "") as http:
+            return await SyncEngine(device, http).user_exists(username)
+
+    try:
+        exists = asyncio.run(body())
+    except (ServerUnreachable, SignInRequired) as exc:
+        print(f"outpost client: could not check the name ({exc}): the share is queued and "
+              "checked when it is sent", file=sys.stderr)  # fmt: skip
+        return
+    if not exists:
+        raise NotFound(f"no user named {username!r}: nothing queued")
 
 
 def _field(text: str) -> tuple[str, Any]:
@@ -294,10 +330,7 @@ def _logout(device: Device) -> int:
 
     ended = asyncio.run(body())
     where = "" if ended else " here only: the server could not be reached to end the session"
-    with device.store.read() as conn:
-        outbox = Outbox(conn)
-        waiting, sent = len(outbox.unsent()), outbox.count()
-    sent -= waiting
+    waiting, sent = device.pending_counts()
     awaiting = f" ({sent} sent, awaiting confirmation)" if sent else ""
     kept = f"{waiting} change(s) waiting to send kept for the next sign-in{awaiting}"
     print(f"signed out{where}; {kept}")
@@ -324,17 +357,21 @@ def _run(device: Device, periodic: float) -> int:
 
 def _print_status(device: Device) -> None:
     store = device.store
+    waiting, sent = device.pending_counts()
     lines = {
         "device": device.device_id,
         "user": device.username or "(not signed in)",
         "server": device.server or "(none)",
-        "pending": device.pending_count(),
+        # the two kinds of pending apart: a successful sync leaves none waiting to send,
+        # some may still await the pull that confirms them
+        "waiting to send": waiting,
+        "awaiting confirmation": sent,
         "rejected": len(device.rejected()),
         "watermark": store.setting(Setting.WATERMARK, "0"),
         "signed in": "yes" if store.setting(Setting.TOKEN) else "no",
     }
     for key, value in lines.items():
-        print(f"{key:>10}: {value}")
+        print(f"{key:>21}: {value}")
 
 
 def _text(snapshot: dict[str, Any]) -> str:

@@ -30,7 +30,7 @@ from backend.bff.auth.tokens import Principal
 from backend.bff.dependencies import dependencies
 from backend.bff.health import HealthProbe
 from backend.bff.limits.address import ClientAddresses
-from backend.bff.limits.guards import PerUserRateLimit, SignUpLimit
+from backend.bff.limits.guards import PerUserRateLimit, SignUpLimit, UserCheckLimit
 from backend.bff.limits.signin import SignInThrottle
 from backend.bff.limits.store import LimitStore
 from backend.bff.metrics import Metrics
@@ -42,6 +42,7 @@ from backend.bff.sync.controllers import SyncController
 from backend.bff.sync.live import ChangeHub
 from backend.bff.sync.pull import PullService
 from backend.bff.sync.push import PushService
+from backend.bff.users import UsersController
 from backend.config import Settings
 from backend.errors import BackendError
 from backend.gateway.controllers import InboundController, RegistrationController
@@ -106,6 +107,7 @@ def create_app(services: Services) -> Litestar:
             OpsController,
             RegistrationController,
             InboundController,
+            UsersController,
         ],
         dependencies=dependencies(services, gate),
         middleware=[
@@ -115,6 +117,7 @@ def create_app(services: Services) -> Litestar:
         guards=[
             PerUserRateLimit(limits, settings),
             SignUpLimit(limits, addresses, settings),
+            UserCheckLimit(limits, settings),
             gate.guard,
         ],
         exception_handlers={Exception: _error},

@@ -53,7 +53,7 @@ _MEANINGS = {
     401: "No valid bearer token (or wrong credentials): refresh it or sign in again.",
     403: "The admin token is wrong, or the caller is not the board's owner (the gateway's "
     "registration routes).",
-    404: "No such board, source, webhook, delivery or login mapping.",
+    404: "No such board, source, webhook, delivery or login mapping; no account has that username.",
     409: "The username is taken.",
     413: "The body is over 1 MiB: split the batch by bytes.",
     422: "The batch cannot be answered event by event (not 1..500 events, or an event with "

@@ -37,6 +37,16 @@ class AppSettings:
     last_board: str | None = None
     offline_chosen: bool = False
     """The user chose "continue offline": open the boards, not the sign-in, next time."""
+    active_profile: str | None = None
+    """In the home profile: the folder (beside it) of the account switched to last, opened
+    at the next start; None: the home profile itself."""
+
+    def profile_folder(self, home: Path) -> Path:
+        """The profile to open: the account used last, if its folder is still there."""
+        name = self.active_profile
+        if name and "/" not in name and "\\" not in name and (home.parent / name).is_dir():
+            return home.parent / name
+        return home
 
     @classmethod
     def load(cls, folder: Path) -> AppSettings:
@@ -56,6 +66,8 @@ class AppSettings:
         if isinstance(raw.get("last_board"), str):
             settings.last_board = raw["last_board"]
         settings.offline_chosen = raw.get("offline_chosen") is True
+        if isinstance(raw.get("active_profile"), str):
+            settings.active_profile = raw["active_profile"]
         return settings
 
     def save(self, folder: Path) -> None:

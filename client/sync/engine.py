@@ -34,12 +34,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
 from client.device import Device
-from client.errors import InvalidAction, ServerUnreachable, SignInRequired
+from client.errors import (
+    InvalidAction,
+    PasswordChangeRequired,
+    ServerUnreachable,
+    SignInRequired,
+)
 from client.store.notices import NoticeKind, add_notice
 from client.store.outbox import Outbox
 from client.store.settings import Setting, read_setting, write_setting
@@ -47,6 +53,7 @@ from client.store.view import confirm, event_of, keys_of_board, readable_event, 
 from client.sync.transport import bearer, body_of, detail_of
 from protocol import PROTOCOL_VERSIONS, merge, parse_hlc
 from protocol.merge import EntityKey
+from protocol.saga import rejection_message
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +80,9 @@ class Progress:
     """offline | connecting | syncing | up_to_date | error | signed_out"""
     detail: str = ""
     pending: int = 0
+    """Changes not yet confirmed: waiting to send, and ``sent``."""
+    sent: int = 0
+    """Of ``pending``: stored by the backend, awaiting a pull that confirms them."""
     pulled: int = 0
     last_synced: float | None = None
 
@@ -98,7 +108,8 @@ class SyncEngine:
         self.device = device
         self.http = http
         """The one seam to the network (``client.sync.transport.connect``); not closed here."""
-        self.progress = Progress(pending=device.pending_count())
+        self.progress = Progress()
+        self._count_pending()
         self._on_progress = on_progress or (lambda _: None)
         self._lock = asyncio.Lock()
         self._push_lock = asyncio.Lock()
@@ -118,6 +129,20 @@ class SyncEngine:
     async def login(self, username: str, password: str) -> None:
         await self._session("/v1/auth/token", {"username": username, "password": password}, 200)
 
+    async def user_exists(self, username: str) -> bool:
+        """The member check before a share is queued (``GET /v1/users/{username}``): True
+        when an account of that name exists. ``InvalidAction`` when it is not a username;
+        ``ServerUnreachable`` when the server cannot answer now (also when this user has
+        made too many checks: the server limits them so they cannot list the usernames)."""
+        reply = await self._call("GET", f"/v1/users/{quote(username, safe='')}")
+        if reply.status_code == 204:
+            return True
+        if reply.status_code == 404:
+            return False
+        if reply.status_code == 400:
+            raise InvalidAction(detail_of(reply))
+        raise ServerUnreachable(f"cannot check the name now: HTTP {reply.status_code}")
+
     async def _session(self, path: str, credentials: dict[str, str], expected: int) -> None:
         owner = self.device.username
         if owner is not None and owner != credentials["username"]:
@@ -131,6 +156,8 @@ class SyncEngine:
             body=msgspec.json.encode(credentials),
             unreachable="cannot reach the server",
         )
+        if reply.status_code == 403 and _password_token(reply):
+            raise PasswordChangeRequired(detail_of(reply) or "choose a new password")
         if reply.status_code != expected:
             raise SignInRequired(detail_of(reply) or f"HTTP {reply.status_code}")
         self._store_session(body_of(reply))
@@ -370,7 +397,7 @@ class SyncEngine:
             )
             return set()
         task = event.entity if event.type.startswith("Task") else None
-        message = f"Your change ({_describe(event.type)}) was not saved: {detail or reason}."
+        message = rejection_message(event.type, detail or reason)
         add_notice(conn, f"rejected:{event_id}", NoticeKind.REJECTED, board, task, reason, message)
         return set(merge.keys_of(event))
 
@@ -533,7 +560,7 @@ class SyncEngine:
                 touched |= set(merge.keys_of(event_of(body, self.device.username)))
                 outbox.settle(event_id)
             refold(conn, touched, self.device.username)
-        self.progress.pending = self.device.pending_count()
+        self._count_pending()
 
     def _lose_board(self, conn: sqlite3.Connection, board: str) -> set[EntityKey]:
         """The user lost this board: purge it (from a rebuild in progress too); its unsent
@@ -664,28 +691,23 @@ class SyncEngine:
     def _report(self, state: str, detail: str = "") -> None:
         self.progress.state = state
         self.progress.detail = detail
-        self.progress.pending = self.device.pending_count()
+        self._count_pending()
         self._on_progress(self.progress)
+
+    def _count_pending(self) -> None:
+        waiting, sent = self.device.pending_counts()
+        self.progress.pending, self.progress.sent = waiting + sent, sent
+
+
+def _password_token(reply: httpx.Response) -> bool:
+    """A 403 to a sign-in with a one-time password carries a password token (SPEC 6)."""
+    try:
+        extra = body_of(reply).get("extra") or {}
+    except (msgspec.DecodeError, AttributeError):
+        return False
+    return isinstance(extra, dict) and "password_token" in extra
 
 
 def _wall_and_counter(hlc: str) -> tuple[int, int]:
     """Order hlcs by time only ("" first): which device made them does not matter here."""
     return parse_hlc(hlc)[:2] if hlc else (0, -1)
-
-
-def _describe(event_type: str) -> str:
-    words = {
-        "BoardCreated": "new board",
-        "BoardUpdated": "board change",
-        "MemberAdded": "sharing",
-        "MemberRemoved": "unsharing",
-        "TaskCreated": "new task",
-        "TaskUpdated": "task edit",
-        "TaskLabelAdded": "label added",
-        "TaskLabelRemoved": "label removed",
-        "TaskDeleted": "task deleted",
-        "TaskRestored": "task restored",
-        "CommentAdded": "comment",
-        "CommentDeleted": "comment deleted",
-    }
-    return words.get(event_type, event_type)

@@ -11,7 +11,7 @@ from typing import Any
 from kivy.properties import BooleanProperty, StringProperty  # type: ignore[import-untyped]
 from kivy.uix.boxlayout import BoxLayout  # type: ignore[import-untyped]
 
-from client.app.viewmodels import COLUMN_TITLES, BoardViewModel, Card
+from client.app.viewmodels import BoardViewModel, Card
 from client.app.viewmodels.board import DropTarget
 
 from ..ui_thread import ui_callback
@@ -80,13 +80,19 @@ def describe(card: Card) -> tuple[str, str]:
         due = f"due {card['due']}"
         parts.append(f"[color=f07068]{due} · overdue[/color]" if card["overdue"] else due)
     if card["priority"]:
-        parts.append(f"priority {card['priority']}")
+        parts.append(f"{card['priority_name']} priority")
+    if card["has_notes"]:
+        parts.append("notes")
+    if card["comments"]:
+        parts.append(f"{card['comments']} comment{'s' if card['comments'] != 1 else ''}")
     return " · ".join(parts), "  ".join(f"#{label}" for label in card["labels"])
 
 
 class BoardScreen(AppScreen):
     board_name = StringProperty("")
     selected_task = StringProperty("")
+    undo_shown = BooleanProperty(False)
+    """The snackbar: what was just done and its Undo, or what undoing did."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -213,18 +219,34 @@ class BoardScreen(AppScreen):
         ids = self.ids
         self.board_name = model.name + ("  (archived)" if model.board["archived"] else "")
         ids.board_error.text = model.error or ""
+        self._render_undo(model)
         ids.label_filter.values = [ANY_LABEL, *model.labels_in_use]
         ids.assignee_filter.values = [ANYONE, *(f"@{a}" for a in model.assignees_in_use)]
         shown = {card["id"] for cards in model.columns.values() for card in cards}
         if self.selected_task not in shown:
             self.selected_task = ""
         for column in self._column_views():
-            self._render_column(column, model.columns[column.status])
+            self._render_column(column, model.columns[column.status], model)
         self._render_deleted(model.show_deleted, model.deleted_cards)
         self._redraw_selection()
 
-    def _render_column(self, column: ColumnView, cards: list[Card]) -> None:
-        column.title = f"{COLUMN_TITLES[column.status]}  ·  {len(cards)}"
+    def undo(self) -> None:
+        model = self._model()
+        self.act(model.undo)
+
+    def dismiss_undo(self) -> None:
+        self._model().dismiss_undo()
+
+    def _render_undo(self, model: BoardViewModel) -> None:
+        offer, result = model.undo_offer, model.undo_result
+        self.undo_shown = offer is not None or result is not None
+        self.ids.undo_text.text = offer.text if offer is not None else (result or "")
+        self.ids.undo_button.opacity = 1 if offer is not None else 0
+        self.ids.undo_button.disabled = offer is None
+
+    def _render_column(self, column: ColumnView, cards: list[Card], model: BoardViewModel) -> None:
+        column.title = model.headers[column.status]
+        column.ids.empty.text = model.empty_texts[column.status]
         if self._drawn.get(column.status) == cards:
             return  # nothing changed: keep the widgets (and the scroll position)
         self._drawn[column.status] = [Card(**card) for card in cards]
@@ -242,7 +264,6 @@ class BoardScreen(AppScreen):
             view.on_choose, view.drag = self.choose, self.drag
             self.drag.dim(view)
             column.ids.cards.add_widget(view)
-        column.ids.empty.text = "" if cards else "Nothing here"
 
     def _render_deleted(self, show: bool, cards: list[Card]) -> None:
         ids = self.ids

@@ -47,9 +47,12 @@ class BoardsScreen(AppScreen):
     # commands
 
     def create(self) -> None:
+        """A new board, opened at once (what a user makes a board for)."""
         model, field = self._model(), self.ids.new_board_input
-        if self.act(lambda: model.create(field.text)):
+        board = self.act(lambda: model.create(field.text))
+        if board:
             field.text = ""
+            self.open(board)
 
     def select(self, board_id: str) -> None:
         self._model().select(board_id)
@@ -73,10 +76,29 @@ class BoardsScreen(AppScreen):
             flip = model.unarchive if board["archived"] else model.archive
             self.act(lambda: flip(board["id"]))
 
+    def set_wip_limit(self) -> None:
+        model, board = self._model(), self._selected()
+        if board is not None:
+            self.act(lambda: model.set_wip_limit(board["id"], self.ids.wip_input.text))
+
     def share(self) -> None:
-        model, board, field = self._model(), self._selected(), self.ids.share_input
-        if board is not None and self.act(lambda: model.share(board["id"], field.text)):
-            field.text = ""
+        """The name is checked with the server first; the answer comes on the UI thread."""
+        board, field = self._selected(), self.ids.share_input
+        if board is None:
+            return
+        dialog = self._model().share_dialog(board["id"])
+
+        def answered() -> None:
+            if dialog.busy:
+                self.ids.boards_error.text = "Checking the name…"
+                return
+            if dialog.shared is not None:
+                field.text = ""
+                self.nav.changed_locally()
+            self.ids.boards_error.text = dialog.error or dialog.note or ""
+
+        dialog.subscribe(ui_callback(answered))
+        dialog.submit(field.text)
 
     def unshare(self, username: str) -> None:
         model, board = self._model(), self._selected()
@@ -145,7 +167,10 @@ class BoardsScreen(AppScreen):
         if not ids.rename_input.focus:
             set_text(ids.rename_input, board["name"])
         ids.archive_button.text = "Unarchive" if board["archived"] else "Archive"
-        for widget in (ids.rename_button, ids.archive_button, ids.share_button):
+        if not ids.wip_input.focus:
+            limit = board["wip_limit"]
+            set_text(ids.wip_input, "" if limit is None else str(limit))
+        for widget in (ids.rename_button, ids.archive_button, ids.share_button, ids.wip_button):
             widget.disabled = not board["is_owner"]
         for member in members:
             ids.member_list.add_widget(self._member(member, board["is_owner"]))

@@ -26,6 +26,15 @@ from ._base import ViewModel
 from ._identity import me, require_open
 from ._text import TimeText
 from .board import COLUMN_TITLES
+from .pickers import (
+    AssigneeChoice,
+    DatePicker,
+    PriorityChoice,
+    assignee_choices,
+    priority_choices,
+    priority_name,
+)
+from .undo import UndoOffer, offer_for, task_values, undo
 
 FORM_FIELDS = ("title", "notes", "status", "priority", "due", "assignee")
 """The task's fields the editor's form holds (labels and comments have their own events)."""
@@ -62,6 +71,11 @@ class TaskViewModel(ViewModel):
         self.conflicts: dict[str, str] = {}
         """Fields the user is editing that another device changed: their value, as text."""
         self._board: dict[str, Any] | None = None
+        self._members: list[dict[str, Any]] = []
+        self.undo_offer: UndoOffer | None = None
+        """After a save or a delete: the snackbar's text and its "Undo"."""
+        self.undo_result: str | None = None
+        """After ``undo``: "Undone", or what changed elsewhere and was kept."""
         self._reload()
 
     @property
@@ -75,6 +89,8 @@ class TaskViewModel(ViewModel):
             return ""
         value = self.conflicts[field]
         shown = COLUMN_TITLES.get(value, value) if field == "status" else value
+        if field == "priority" and value.isdigit():
+            shown = priority_name(int(value))
         if field == "notes" and len(shown) > 80:
             shown = shown[:79] + "…"
         return f"Changed on another device: {shown or '(empty)'}"
@@ -82,6 +98,52 @@ class TaskViewModel(ViewModel):
     @property
     def deleted(self) -> bool:
         return bool(self.values and self.values["deleted"])
+
+    # pickers: what the form's fields are chosen from
+
+    @property
+    def priority_name(self) -> str:
+        """The form's priority by name ("High"); its text as typed if it is not valid."""
+        try:
+            return priority_name(check.priority(self.form.get("priority", "0")))
+        except check.Refused:
+            return self.form.get("priority", "")
+
+    @property
+    def priority_choices(self) -> list[PriorityChoice]:
+        try:
+            current: int | None = check.priority(self.form.get("priority", "0"))
+        except check.Refused:
+            current = None
+        return priority_choices(current)
+
+    def pick_priority(self, value: int) -> None:
+        """A priority chosen by the user (0..4; shown by name)."""
+        self.edit("priority", str(check.priority(value)))
+
+    @property
+    def assignee_choices(self) -> list[AssigneeChoice]:
+        """Nobody, then the board's members: whom the task can be assigned to."""
+        return assignee_choices(self._members, self.form.get("assignee"), me(self.device))
+
+    def pick_assignee(self, username: str) -> None:
+        """An assignee chosen from ``assignee_choices`` ("" for nobody)."""
+        self.edit("assignee", username)
+
+    def clear_assignee(self) -> None:
+        self.edit("assignee", "")
+
+    def date_picker(self, today: Callable[[], Any] | None = None) -> DatePicker:
+        """A month grid opened on the form's due date (or today's month)."""
+        due = self.form.get("due", "")
+        return DatePicker(due, today=today) if today else DatePicker(due)
+
+    def pick_due(self, day: str) -> None:
+        """The date picked (``YYYY-MM-DD``, from ``DatePicker.value``), "" for none."""
+        self.edit("due", day)
+
+    def clear_due(self) -> None:
+        self.edit("due", "")
 
     # commands
 
@@ -120,7 +182,11 @@ class TaskViewModel(ViewModel):
             if self.values is None:
                 raise NotFound(f"no task {self.task_id} in this profile")
             require_open(self._board)
-            self._record(self._changes())
+            changes = self._changes()
+            before = task_values(self.device, self.task_id)
+            self._record(changes)
+            self.undo_offer = offer_for(self.device, self.task_id, "Changes saved", before)
+            self.undo_result = None
             self.base = {}  # saved: the form starts again from the task as it is now
 
         return self._do(act)
@@ -157,7 +223,33 @@ class TaskViewModel(ViewModel):
         return self._do(act)
 
     def delete(self) -> bool:
-        return self._do(lambda: self._open_then(self.device.delete_task, self.task_id))
+        def act() -> None:
+            require_open(self._board)
+            before = task_values(self.device, self.task_id)
+            self.device.delete_task(self.task_id)
+            self.undo_offer = offer_for(self.device, self.task_id, "Task deleted", before)
+            self.undo_result = None
+
+        return self._do(act)
+
+    def undo(self) -> bool:
+        """Undo the last save or delete, field by field: only fields that still hold what
+        it set are written back; ``undo_result`` says what was done."""
+        offer = self.undo_offer
+        if offer is None:
+            return False
+
+        def act() -> None:
+            require_open(self._board)
+            self.undo_offer = None
+            self.undo_result = undo(self.device, offer)
+            self.base = {}  # the form follows the task as undone
+
+        return self._do(act)
+
+    def dismiss_undo(self) -> None:
+        self.undo_offer = self.undo_result = None
+        self._notify()
 
     def restore(self) -> bool:
         return self._do(lambda: self._open_then(self.device.restore_task, self.task_id))
@@ -213,13 +305,14 @@ class TaskViewModel(ViewModel):
     def _load(self) -> None:
         found = self.device.entity("task", self.task_id)
         if found is None:
-            self.values, self._board, self.comments = None, None, []
+            self.values, self._board, self.comments, self._members = None, None, [], []
             self.base, self.conflicts = {}, {}
             return
         self.values = {k: v for k, v in found["values"].items() if k != "position"}
         self._take_in(self.values)
         board = self.device.entity("board", found["board"])
         self._board = None if board is None else dict(board["values"])
+        self._members = self.device.members(found["board"])
         you = me(self.device)
         owner = None if self._board is None else self._board["owner"]
         self.comments = [

@@ -77,10 +77,10 @@ def test_a_reflected_event_is_kept_a_while_and_comes_back_first_after_a_reset(
         outbox.mark_sent("e3", 3)
         outbox.settle("e1", now_ms=1 * day)
         outbox.settle("e2", now_ms=2 * day)
-        assert (outbox.count(), outbox.sent_count()) == (2, 2)
+        assert (outbox.count(), outbox.kept_count()) == (2, 2)
         # e1 is older than the time kept when e3 settles: it goes
         outbox.settle("e3", now_ms=1 * day + KEEP_SENT_MS + 1)
-        assert (outbox.count(), outbox.sent_count()) == (1, 2)
+        assert (outbox.count(), outbox.kept_count()) == (1, 2)
         outbox.resend_all()
         # what was reflected first, in the order made, then what is pending; nothing has a seq
         assert outbox.unsent() == [
@@ -91,7 +91,7 @@ def test_a_reflected_event_is_kept_a_while_and_comes_back_first_after_a_reset(
         outbox.resend_all()  # twice changes nothing
         assert [event_id for event_id, _ in outbox.unsent()] == ["e2", "e3", "e4"]
         outbox.drop_board("b1")
-        assert (outbox.count(), outbox.sent_count()) == (0, 0)
+        assert (outbox.count(), outbox.kept_count()) == (0, 0)
 
 
 def test_a_rejected_event_is_not_kept_for_a_reset(tmp_path: Path) -> None:
@@ -101,6 +101,6 @@ def test_a_rejected_event_is_not_kept_for_a_reset(tmp_path: Path) -> None:
         outbox.append("e1", "b1", b"{}")
         assert outbox.take("e1") == ("b1", b"{}")
         outbox.settle("e1")  # not in the outbox any more: nothing to keep
-        assert (outbox.count(), outbox.sent_count()) == (0, 0)
+        assert (outbox.count(), outbox.kept_count()) == (0, 0)
         outbox.resend_all()
         assert outbox.unsent() == []
