@@ -38,6 +38,15 @@ def test_quick_bench_produces_every_figure(
     assert {"cpu", "cores", "memory_mb", "python", "platform", "date"} <= set(doc["machine"])
     assert [s["name"] for s in doc["scenarios"]] == list(SCENARIOS)
     assert doc["peer"] is None  # CI's --quick does not run the PouchDB peer
+    # Every setting that differs from make run's defaults is said, and no more: the live
+    # cap is not among them (fan-out spreads its connections over users).
+    assert set(doc["settings_differ"]) == {
+        "OUTPOST_PASSWORD_TIME_COST",
+        "OUTPOST_RATE_LIMIT_PER_S",
+        "OUTPOST_RATE_LIMIT_BURST",
+        "OUTPOST_SIGNUP_LIMIT",
+        "OUTPOST_HOP_TRACE",
+    }
     for scenario in doc["scenarios"]:
         assert scenario["error"] is None, scenario
         assert scenario["figures"], scenario["name"]
@@ -52,6 +61,7 @@ def test_quick_bench_produces_every_figure(
     table = capsys.readouterr().out
     assert "| scenario | figure | value | baseline | ratio | target | met |" in table
     assert doc["machine"]["cpu"] in table
+    assert "settings that differ from `make run`'s defaults" in table
     _check_budget(doc, table)
 
 

@@ -99,7 +99,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     import importlib
 
     from outpost.bench import report
-    from outpost.bench.harness import Workspace, progress
+    from outpost.bench.harness import SETTINGS_DIFFER, Workspace, progress
     from outpost.bench.plan import FULL, QUICK
 
     main_task = asyncio.current_task()
@@ -147,6 +147,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         started_at=started_at,
         seconds=time.perf_counter() - began,
         peer=None if peer is None else peer.summary(),
+        settings_differ=SETTINGS_DIFFER,
     )
 
 

@@ -1,6 +1,7 @@
-"""Scenario 5, fan-out: many live connections (``/v1/sync/live``) to a shared board; a
-push to it; the time until the last connection has its poke. Beside it, the same push
-with a single live connection, measured in the same run."""
+"""Scenario 5, fan-out: many live connections (``/v1/sync/live?since=``, as devices connect
+by default) to a shared board, spread over users at no more than the default live cap of
+20 each; a push to it; the time until the last connection has its page of changes (or a
+poke). Beside it, the same push with a single live connection, measured in the same run."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import asyncio
 import random
 import time
 from urllib.parse import urlsplit
+
+import httpx
 
 from outpost.bench.harness import (
     BenchError,
@@ -55,7 +58,13 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
         await ws.wait_projected()
         where = urlsplit(ws.url)
         host, port = where.hostname or "127.0.0.1", int(where.port or 80)
-        connections = [LiveConnection(host, port, tokens[i % len(tokens)]) for i in range(total)]
+        # As devices connect by default: each with its user's cursor, so every push reaches
+        # every connection as a page of changes (the BFF builds one per connection).
+        cursors = [await _cursor(ws.url, token) for token in tokens]
+        connections = [
+            LiveConnection(host, port, tokens[i % len(tokens)], cursors[i % len(tokens)])
+            for i in range(total)
+        ]
         await connections[0].open()
         await asyncio.sleep(0.5)  # the stream reads the user's boards once connected
         progress(f"fan-out: {plan.fanout_rounds} pushes with 1 live connection")
@@ -118,3 +127,20 @@ async def _rounds(
         last = max(c.poked_at or 0.0 for c in connections)
         latencies.append((last - started) * 1000)
     return latencies
+
+
+async def _cursor(url: str, token: str) -> str:
+    """The user's pull cursor after a whole pull, as a device has it when it goes live."""
+    cursor: str | None = None
+    async with httpx.AsyncClient(
+        base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
+        while True:
+            params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+            reply = await http.get("/v1/sync/pull", params=params)
+            if reply.status_code != 200:
+                raise BenchError(f"fan-out pull: HTTP {reply.status_code} {reply.text[:200]}")
+            page = reply.json()
+            cursor = page["cursor"]
+            if not page["has_more"]:
+                return str(cursor)

@@ -10,6 +10,7 @@ The JSON (``SCHEMA`` 1)::
 
     {"schema": 1, "quick": bool, "started_at": iso, "seconds": float,
      "machine": {"cpu", "cores", "memory_mb", "python", "platform", "date"},
+     "settings_differ": {OUTPOST_NAME: value},
      "scenarios": [{"name", "title", "params": {...}, "seconds", "error": str | null,
                     "budget": null | BUDGET,
                     "figures": [{"name", "unit", "value", "baseline", "baseline_label",
@@ -229,6 +230,7 @@ def document(
     started_at: str,
     seconds: float,
     peer: dict[str, Any] | None = None,
+    settings_differ: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
@@ -236,6 +238,7 @@ def document(
         "started_at": started_at,
         "seconds": seconds,
         "machine": machine(),
+        "settings_differ": settings_differ or {},
         "scenarios": [r.to_json() for r in results],
         "peer": peer,
     }
@@ -283,6 +286,12 @@ def markdown(doc: dict[str, Any], previous: dict[str, Any] | None = None) -> str
             lines.append(_row(scenario, figure, before, previous is not None, peer is not None))
     lines.append("")
     lines.append("ratio = value / baseline, both measured in this run on this machine.")
+    differ = doc.get("settings_differ") or {}
+    if differ:
+        lines.append(
+            "settings that differ from `make run`'s defaults (a target they bear on is void): "
+            + "; ".join(f"{name}={value}" for name, value in differ.items())
+        )
     if peer is not None:
         lines += _peer_notes(peer)
     for scenario in doc["scenarios"]:

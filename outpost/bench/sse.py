@@ -1,5 +1,6 @@
 """Live connections without a client library: one asyncio socket per ``/v1/sync/live``
-stream, light enough for a thousand of them in the bench's one process."""
+stream, light enough for a thousand of them in the bench's one process. With a cursor
+(``since``) the stream carries ``event: changes`` pages, as devices use it by default."""
 
 from __future__ import annotations
 
@@ -7,17 +8,21 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from urllib.parse import quote
 
 from outpost.bench.harness import BenchError
 
 POKE = b"event: poke"
+CHANGES = b"event: changes"
 
 
 class LiveConnection:
-    """One SSE stream; ``poked_at`` is when the first poke after ``arm()`` arrived."""
+    """One SSE stream; ``poked_at`` is when the first poke or page of changes after ``arm()``
+    arrived."""
 
-    def __init__(self, host: str, port: int, token: str) -> None:
+    def __init__(self, host: str, port: int, token: str, since: str | None = None) -> None:
         self.host, self.port, self.token = host, port, token
+        self.since = since
         self.poked_at: float | None = None
         self.armed = False
         self.on_poke: Callable[[], None] | None = None
@@ -30,8 +35,9 @@ class LiveConnection:
             asyncio.open_connection(self.host, self.port), timeout_s
         )
         self._writer = writer
+        path = "/v1/sync/live" if self.since is None else f"/v1/sync/live?since={quote(self.since)}"
         request = (
-            f"GET /v1/sync/live HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             f"Authorization: Bearer {self.token}\r\nAccept: text/event-stream\r\n\r\n"
         )
         writer.write(request.encode())
@@ -59,12 +65,12 @@ class LiveConnection:
             data = tail + chunk
             if b": connected" in data:
                 self._connected.set()
-            if self.armed and POKE in data:
+            if self.armed and (POKE in data or CHANGES in data):
                 self.armed = False
                 self.poked_at = now
                 if self.on_poke is not None:
                     self.on_poke()
-            tail = data[-len(POKE) :]
+            tail = data[-len(CHANGES) :]
 
     async def close(self) -> None:
         if self._reader_task is not None:

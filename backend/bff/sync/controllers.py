@@ -146,7 +146,9 @@ class SyncController(Controller):
         if since is not None:
             pull_service.check_cursor(since)  # 400 for a cursor this server never made
             feed = ChangeFeed(
-                read=functools.partial(pull_service.pull, principal),
+                read=hub.page_reader(
+                    principal.username, functools.partial(pull_service.pull, principal)
+                ),
                 cursor=since,
                 limit=settings.live_page_limit,
                 max_bytes=settings.live_page_max_bytes,

@@ -179,6 +179,9 @@ class ChangeHub:
         self._announce_now = asyncio.Event()
         self._announcer: asyncio.Task[None] | None = None
         self._live_decoder = msgspec.json.Decoder(LiveConnections)
+        self._pages: dict[tuple[str, str, int], asyncio.Future[Page]] = {}
+        """Pages read since the last change notice, by (user, cursor, limit): a user's
+        connections at the same cursor (several devices, all caught up) share one read."""
 
     @property
     def connections(self) -> int:
@@ -210,6 +213,7 @@ class ChangeHub:
             return
         if hops.enabled():
             hops.mark("bff.notice", [notice.watermark])
+        self._pages.clear()  # a commit since: pages read before it may lack its rows
         for listener in self._listeners:
             listener.offer(notice)
 
@@ -273,6 +277,26 @@ class ChangeHub:
                 except Exception as exc:  # NATS away: the cap holds per process until it is back
                     log.warning("could not announce live connections: %r", exc)
                     break
+
+    def page_reader(
+        self, username: str, read: Callable[[str, int], Awaitable[Page]]
+    ) -> Callable[[str, int], Awaitable[Page]]:
+        """``read`` (a pull for ``username``), shared by that user's connections at one
+        cursor until the next change notice."""
+
+        async def shared(cursor: str, limit: int) -> Page:
+            key = (username, cursor, limit)
+            page = self._pages.get(key)
+            if page is None:
+                page = self._pages[key] = asyncio.ensure_future(read(cursor, limit))
+                page.add_done_callback(lambda done: self._forget_failed(key, done))
+            return await asyncio.shield(page)
+
+        return shared
+
+    def _forget_failed(self, key: tuple[str, str, int], page: asyncio.Future[Page]) -> None:
+        if (page.cancelled() or page.exception() is not None) and self._pages.get(key) is page:
+            del self._pages[key]  # the next connection reads again
 
     async def stream(
         self,

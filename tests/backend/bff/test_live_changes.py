@@ -183,3 +183,28 @@ def test_a_cursor_of_another_generation_says_poke_for_the_reset(
             "a poke for the reset", lambda got: [r for r in got if r.kind == "poke"] or None
         )
         assert not _pages(stream.snapshot())
+
+
+def test_two_connections_at_one_cursor_each_get_every_page(
+    changes_backend: BackendProcess,
+) -> None:
+    # They share one read of each page (until the next change notice), and neither misses
+    # the edit that follows.
+    alice, board, task = _synced_owner(changes_backend)
+    since = alice.cursor
+    with live(alice, since) as first, live(alice, since) as second:
+        for title in ("one", "two"):
+            edit = alice.event(
+                "TaskUpdated", {"fields": {"title": title}}, board=board, entity=task
+            )
+            pushed(alice, edit)
+            for stream in (first, second):
+                stream.wait_for(
+                    f"a page with {title!r}",
+                    _page_with(
+                        title,
+                        lambda p, t=title: (
+                            (c := _change(p, "task", task)) and c["values"]["title"] == t
+                        ),
+                    ),
+                )
