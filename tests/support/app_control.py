@@ -103,6 +103,7 @@ class _Driver:
             try:
                 result = self._execute(command)
             except Exception as exc:
+                log.warning("control: %s failed", command.get("op"), exc_info=True)
                 done.set_exception(exc)
                 return
             if isinstance(result, Future):
@@ -164,6 +165,7 @@ class _Driver:
                 if command.get("enter"):
                     _press("enter", [])
             except Exception as exc:
+                log.warning("control: %s failed", command.get("op"), exc_info=True)
                 done.set_exception(exc)
                 return
             _after_frames(None).add_done_callback(lambda settled: _copy(settled, done))
@@ -313,7 +315,7 @@ def _card(card: Widget) -> dict[str, Any]:
     return {
         "title": ids["card_title"].text,
         "meta": _plain(ids["card_meta"]),
-        "labels": ids["card_labels"].text,
+        "labels": "  ".join(f"#{chip.text}" for chip in reversed(ids["card_labels"].children)),
         "selected": bool(card.selected),
     }
 
