@@ -21,7 +21,6 @@ from typing import Any
 
 from client.device import Device
 from client.errors import ClientError, InvalidAction, NotFound, ServerUnreachable, SignInRequired
-from client.store.outbox import Outbox
 from client.store.settings import Setting, write_setting
 from client.sync.engine import SyncEngine
 from client.sync.runner import LiveSync
@@ -119,7 +118,10 @@ def add_parser(commands: Any) -> None:
     sub.add_parser("sync", help="push and pull once")
     run = sub.add_parser("run", help="stay in sync live until stopped (SIGTERM or Ctrl-C)")
     run.add_argument("--periodic", type=float, default=30.0, help="fallback pull, seconds")
-    sub.add_parser("status", help="the sync state and the pending count")
+    sub.add_parser(
+        "status",
+        help="the sync state: changes waiting to send, and sent ones awaiting confirmation",
+    )
     show = sub.add_parser("show", help="the local view")
     show.add_argument("--json", action="store_true", help="the stable JSON form")
     parser.set_defaults(handler=main)
@@ -294,10 +296,7 @@ def _logout(device: Device) -> int:
 
     ended = asyncio.run(body())
     where = "" if ended else " here only: the server could not be reached to end the session"
-    with device.store.read() as conn:
-        outbox = Outbox(conn)
-        waiting, sent = len(outbox.unsent()), outbox.count()
-    sent -= waiting
+    waiting, sent = device.pending_counts()
     awaiting = f" ({sent} sent, awaiting confirmation)" if sent else ""
     kept = f"{waiting} change(s) waiting to send kept for the next sign-in{awaiting}"
     print(f"signed out{where}; {kept}")
@@ -324,17 +323,21 @@ def _run(device: Device, periodic: float) -> int:
 
 def _print_status(device: Device) -> None:
     store = device.store
+    waiting, sent = device.pending_counts()
     lines = {
         "device": device.device_id,
         "user": device.username or "(not signed in)",
         "server": device.server or "(none)",
-        "pending": device.pending_count(),
+        # the two kinds of pending apart: a successful sync leaves none waiting to send,
+        # some may still await the pull that confirms them
+        "waiting to send": waiting,
+        "awaiting confirmation": sent,
         "rejected": len(device.rejected()),
         "watermark": store.setting(Setting.WATERMARK, "0"),
         "signed in": "yes" if store.setting(Setting.TOKEN) else "no",
     }
     for key, value in lines.items():
-        print(f"{key:>10}: {value}")
+        print(f"{key:>21}: {value}")
 
 
 def _text(snapshot: dict[str, Any]) -> str:

@@ -328,8 +328,17 @@ class Device:
             conn.execute("UPDATE notices SET dismissed = 1 WHERE id = ?", (notice,))
 
     def pending_count(self) -> int:
+        """Every change not yet confirmed by a pull: waiting to send, or sent."""
         with self.store.read() as conn:
             return Outbox(conn).count()
+
+    def pending_counts(self) -> tuple[int, int]:
+        """``(waiting to send, sent and awaiting confirmation)``: the backend has stored the
+        second kind, and a pull that reflects them takes them out of the outbox."""
+        with self.store.read() as conn:
+            outbox = Outbox(conn)
+            pending, sent = outbox.count(), outbox.sent_count()
+        return pending - sent, sent
 
     def rejected(self) -> list[dict[str, Any]]:
         with self.store.read() as conn:

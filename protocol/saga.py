@@ -19,6 +19,7 @@ Pure functions of events and states: the components decide where states come fro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,7 @@ __all__ = [
     "notice_id",
     "possible_cause",
     "prior_values",
+    "rejection_message",
     "wip_assignee",
     "wip_limit",
     "wip_limit_exceeded",
@@ -210,12 +212,72 @@ def notice_id(cause: str) -> str:
 
 
 def _message(exceeded: WipLimitExceeded, restored: Mapping[str, Any]) -> str:
-    tasks = "task" if exceeded.limit == 1 else "tasks"
+    """The notice's text: every field the compensation changed, in plain words, then why.
+
+    The task was in Doing, assigned to ``exceeded.assignee`` and not deleted when the cause
+    took it over the limit; ``restored`` says what it is now. A field named in ``restored``
+    that holds what it held then (``deleted`` False, the same assignee) did not change and
+    is not named."""
+    changes = []
     if restored.get("deleted") is True:
-        undone = "Deleted again"
-    else:
-        undone = f"Moved back to {_STATUS_NAMES[restored['status']]}"
+        changes.append("deleted again")
+    changes.append(f"moved back to {_STATUS_NAMES[restored['status']]}")
+    if "assignee" in restored and restored["assignee"] != exceeded.assignee:
+        before = restored["assignee"]
+        changes.append(
+            f"no longer assigned to {exceeded.assignee}"
+            if before is None
+            else f"assigned back to {before}"
+        )
+    undone = ", ".join(changes[:-1]) + " and " + changes[-1] if len(changes) > 1 else changes[0]
+    tasks = "task" if exceeded.limit == 1 else "tasks"
     return (
-        f"{undone}: {exceeded.assignee} already has {exceeded.limit} {tasks} in Doing, "
-        f"the board's limit"
+        f"{undone[:1].upper()}{undone[1:]}: {exceeded.assignee} already has {exceeded.limit} "
+        f"{tasks} in Doing, the board's limit"
     )
+
+
+def rejection_message(event_type: str, detail: str) -> str:
+    """The notice's text for a change the backend refused for good: what it was and why, in
+    plain words (no field paths such as ``payload.username``)."""
+    what = _CHANGE_NAMES.get(event_type, event_type)
+    return f"Your change ({what}) was not saved: {_plain_detail(detail)}."
+
+
+_CHANGE_NAMES = {
+    "BoardCreated": "new board",
+    "BoardUpdated": "board change",
+    "MemberAdded": "sharing",
+    "MemberRemoved": "unsharing",
+    "TaskCreated": "new task",
+    "TaskUpdated": "task edit",
+    "TaskLabelAdded": "label added",
+    "TaskLabelRemoved": "label removed",
+    "TaskDeleted": "task deleted",
+    "TaskRestored": "task restored",
+    "CommentAdded": "comment",
+    "CommentDeleted": "comment deleted",
+}
+
+_FIELD_WORDS = {
+    "username": "the user",
+    "wip_limit": "the limit on tasks in Doing",
+    "due": "the due date",
+    "fields": "the change",
+    "body": "the comment",
+    "deleted": "the task's deletion",
+}
+
+
+def _plain_detail(detail: str) -> str:
+    """``payload.username: no user named 'x'`` -> ``there is no user named 'x'``;
+    ``payload.fields.title: ...`` -> ``the title: ...``; other text as it is."""
+    detail = detail.strip().rstrip(".")
+    found = re.match(r"^(?:payload\.)?((?:[a-z_]+\.)*[a-z_]+)(?:\[\d+\])?: (.*)$", detail, re.S)
+    if found is None or not (detail.startswith("payload.") or "." in found.group(1)):
+        return detail
+    path, rest = found.groups()
+    if path == "username" and rest.startswith("no user named"):
+        return f"there is {rest}"
+    name = path.split(".")[-1]
+    return f"{_FIELD_WORDS.get(name, 'the ' + name.replace('_', ' '))}: {rest}"

@@ -60,6 +60,12 @@ class Outbox:
     def count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
+    def sent_count(self) -> int:
+        """Events the backend has stored but no pull has reflected yet (sent, awaiting
+        confirmation); the rest of ``count`` waits to be sent."""
+        query = "SELECT COUNT(*) FROM outbox WHERE seq IS NOT NULL"
+        return int(self._conn.execute(query).fetchone()[0])
+
     def last_position(self) -> int:
         """The position of the newest event (0 when empty): a push's upper bound."""
         row = self._conn.execute("SELECT COALESCE(MAX(position), 0) FROM outbox").fetchone()

@@ -45,6 +45,7 @@ from client.store.view import confirm, event_of, keys_of_board, readable_event, 
 from client.sync.transport import bearer, body_of, detail_of
 from protocol import PROTOCOL_VERSIONS, merge, parse_hlc
 from protocol.merge import EntityKey
+from protocol.saga import rejection_message
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ class Progress:
     """offline | connecting | syncing | up_to_date | error | signed_out"""
     detail: str = ""
     pending: int = 0
+    """Changes not yet confirmed: waiting to send, and ``sent``."""
+    sent: int = 0
+    """Of ``pending``: stored by the backend, awaiting a pull that confirms them."""
     pulled: int = 0
     last_synced: float | None = None
 
@@ -94,7 +98,8 @@ class SyncEngine:
         self.device = device
         self.http = http
         """The one seam to the network (``client.sync.transport.connect``); not closed here."""
-        self.progress = Progress(pending=device.pending_count())
+        self.progress = Progress()
+        self._count_pending()
         self._on_progress = on_progress or (lambda _: None)
         self._lock = asyncio.Lock()
         self._suspect: int | None = None
@@ -335,7 +340,7 @@ class SyncEngine:
             )
             return set()
         task = event.entity if event.type.startswith("Task") else None
-        message = f"Your change ({_describe(event.type)}) was not saved: {detail or reason}."
+        message = rejection_message(event.type, detail or reason)
         add_notice(conn, f"rejected:{event_id}", NoticeKind.REJECTED, board, task, reason, message)
         return set(merge.keys_of(event))
 
@@ -473,7 +478,7 @@ class SyncEngine:
                 touched |= set(merge.keys_of(event_of(body, self.device.username)))
                 outbox.drop(event_id)
             refold(conn, touched, self.device.username)
-        self.progress.pending = self.device.pending_count()
+        self._count_pending()
 
     def _lose_board(self, conn: sqlite3.Connection, board: str) -> set[EntityKey]:
         """The user lost this board: purge it (from a rebuild in progress too); its unsent
@@ -583,28 +588,14 @@ class SyncEngine:
     def _report(self, state: str, detail: str = "") -> None:
         self.progress.state = state
         self.progress.detail = detail
-        self.progress.pending = self.device.pending_count()
+        self._count_pending()
         self._on_progress(self.progress)
+
+    def _count_pending(self) -> None:
+        waiting, sent = self.device.pending_counts()
+        self.progress.pending, self.progress.sent = waiting + sent, sent
 
 
 def _wall_and_counter(hlc: str) -> tuple[int, int]:
     """Order hlcs by time only ("" first): which device made them does not matter here."""
     return parse_hlc(hlc)[:2] if hlc else (0, -1)
-
-
-def _describe(event_type: str) -> str:
-    words = {
-        "BoardCreated": "new board",
-        "BoardUpdated": "board change",
-        "MemberAdded": "sharing",
-        "MemberRemoved": "unsharing",
-        "TaskCreated": "new task",
-        "TaskUpdated": "task edit",
-        "TaskLabelAdded": "label added",
-        "TaskLabelRemoved": "label removed",
-        "TaskDeleted": "task deleted",
-        "TaskRestored": "task restored",
-        "CommentAdded": "comment",
-        "CommentDeleted": "comment deleted",
-    }
-    return words.get(event_type, event_type)

@@ -155,7 +155,7 @@ def test_logout_ends_the_session_and_keeps_unsynced_changes(
     assert refresh_status(server, refresh_token) == 401
     assert client(laptop, server, "sync").returncode == 0  # another session goes on
     assert client(phone, server, "login", username, "--password", PASSWORD).returncode == 0
-    assert "pending: 0" in client(phone, server, "sync").stdout
+    assert "waiting to send: 0" in client(phone, server, "sync").stdout
 
 
 def test_logout_without_the_server_forgets_the_tokens_here(

@@ -16,6 +16,7 @@ from protocol.saga import (
     is_compensation,
     possible_cause,
     prior_values,
+    rejection_message,
     wip_assignee,
     wip_limit,
     wip_limit_exceeded,
@@ -163,3 +164,74 @@ def test_the_backend_events_are_stamped_as_spec_5_says_and_pass_backend_validati
         assert msgspec.structs.asdict(decoded) == msgspec.structs.asdict(event)
     with pytest.raises(EventRejected, match="version 5 is reserved for the backend"):
         decode_event(encode_event(undo), Writer.DEVICE)
+
+
+def _notice_of(cause: object, before: merge.EntityState | None, assignee: str = "carol") -> str:
+    exceeded = wip_limit_exceeded(cause, assignee, 1, now_ms=1)  # type: ignore[arg-type]
+    undo = compensation(exceeded, cause.hlc, prior_values(before, cause), now_ms=2)  # type: ignore[arg-type, attr-defined]
+    return str(undo.payload.reason)  # type: ignore[union-attr]
+
+
+def test_a_notice_names_the_assignee_it_cleared_when_the_same_save_set_it() -> None:
+    unassigned = fold(ev("TaskCreated", {"title": "t", "position": "a0"}, at=hlc(1)))
+    save = ev("TaskUpdated", {"fields": {"status": "doing", "assignee": "carol"}}, at=hlc(5))
+    assert _notice_of(save, unassigned) == (
+        "Moved back to To do and no longer assigned to carol: carol already has 1 task in "
+        "Doing, the board's limit"
+    )
+
+
+def test_a_notice_names_the_assignee_it_gave_back() -> None:
+    doing = fold(
+        ev("TaskCreated", CREATE, at=hlc(1)),
+        ev("TaskUpdated", {"fields": {"status": "doing"}}, at=hlc(2)),
+    )
+    reassign = ev("TaskUpdated", {"fields": {"assignee": "dave"}}, at=hlc(5))
+    assert _notice_of(reassign, doing, "dave") == (
+        "Moved back to To do and assigned back to carol: dave already has 1 task in Doing, "
+        "the board's limit"
+    )
+
+
+def test_a_notice_of_a_new_task_names_its_assignee_and_a_restore_its_deletion() -> None:
+    created = ev("TaskCreated", {**CREATE, "status": "doing"}, at=hlc(1))
+    assert _notice_of(created, None) == (
+        "Moved back to To do and no longer assigned to carol: carol already has 1 task in "
+        "Doing, the board's limit"
+    )
+    deleted = fold(
+        ev("TaskCreated", {**CREATE, "status": "doing"}, at=hlc(1)),
+        ev("TaskDeleted", at=hlc(2)),
+    )
+    assert _notice_of(ev("TaskRestored", at=hlc(5)), deleted) == (
+        "Deleted again and moved back to To do: carol already has 1 task in Doing, "
+        "the board's limit"
+    )
+
+
+def test_a_notice_of_a_move_alone_names_the_column_only() -> None:
+    todo = fold(ev("TaskCreated", CREATE, at=hlc(1)))
+    move = ev("TaskUpdated", {"fields": {"status": "doing"}}, at=hlc(5))
+    assert _notice_of(move, todo) == (
+        "Moved back to To do: carol already has 1 task in Doing, the board's limit"
+    )
+
+
+@pytest.mark.parametrize(
+    ("event_type", "detail", "message"),
+    [
+        ("MemberAdded", "payload.username: no user named 'nosuchuser'",
+         "Your change (sharing) was not saved: there is no user named 'nosuchuser'."),
+        ("TaskUpdated", "payload.fields.deleted: written by the backend only (send TaskDeleted)",
+         "Your change (task edit) was not saved: the task's deletion: written by the backend only "
+         "(send TaskDeleted)."),
+        ("BoardUpdated", "payload.fields.wip_limit: Expected `int` >= 1",
+         "Your change (board change) was not saved: the limit on tasks in Doing: Expected "
+         "`int` >= 1."),
+        ("TaskCreated", "board b1 is not shared with you",
+         "Your change (new task) was not saved: board b1 is not shared with you."),
+    ],
+)  # fmt: skip
+def test_a_rejection_notice_names_no_field_path(event_type: str, detail: str, message: str) -> None:
+    assert rejection_message(event_type, detail) == message
+    assert "payload." not in message

@@ -54,7 +54,7 @@ class NoticesPanel(BoxLayout):
             locator=f"notice:{index}",
             title=f"{notice['title']} · {notice['time']}",
             message=notice["message"],
-            reason=f"Why: {notice['reason']}",
+            reason=notice["reason"],
         )
         row.ids.dismiss_button.bind(on_release=lambda *_: self.dismiss(notice["id"]))
         return row

@@ -19,6 +19,8 @@ from .base import load_kv
 class StatusBar(BoxLayout):
     online = BooleanProperty(False)
     signed_in = BooleanProperty(False)
+    sync_controls = BooleanProperty(False)
+    """"Sync now" is shown only once the profile has an account."""
 
     def attach(
         self,
@@ -39,11 +41,12 @@ class StatusBar(BoxLayout):
         model, ids = self.model, self.ids
         self.online = model.online
         self.signed_in = self._signed_in()
-        state = "Online" if model.online else "Offline"
-        ids.status_state.text = state
-        ids.status_text.text = "" if model.text == state else model.text  # no "Offline Offline"
-        ids.status_pending.text = model.pending_text
-        ids.status_synced.text = model.last_synced_text
+        self.sync_controls = model.show_sync_controls
+        # each thing once: the state word, what sync does, what waits, when it last synced
+        ids.status_state.text = model.state_text
+        ids.status_text.text = model.activity_text
+        ids.status_pending.text = model.pending_text if model.show_sync_controls else ""
+        ids.status_synced.text = model.last_synced_text if model.show_sync_controls else ""
         ids.status_error.text = model.error_text or ""
 
 

@@ -14,6 +14,7 @@ from .notices import NoticeItem, NoticesViewModel
 from .signin import SignIn, SignInViewModel
 from .status import StatusViewModel
 from .task import CommentItem, TaskViewModel
+from .undo import UndoOffer
 
 __all__ = [
     "COLUMN_TITLES",
@@ -31,5 +32,6 @@ __all__ = [
     "StatusViewModel",
     "TaskViewModel",
     "TimeText",
+    "UndoOffer",
     "ViewModel",
 ]

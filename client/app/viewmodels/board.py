@@ -21,6 +21,7 @@ from client.device import STATUSES, Device
 from . import _validation as check
 from ._base import ViewModel
 from ._identity import require_open
+from .undo import UndoOffer, offer_for, task_values, undo
 
 COLUMN_TITLES = {"todo": "To do", "doing": "Doing", "done": "Done"}
 
@@ -144,6 +145,10 @@ class BoardViewModel(ViewModel):
         self.deleted_cards: list[Card] = []
         """Deleted tasks, listed while ``show_deleted`` is on, to restore."""
         self._tasks: list[dict[str, Any]] = []
+        self.undo_offer: UndoOffer | None = None
+        """After a delete or a move: the snackbar's text and its "Undo" (None: no snackbar)."""
+        self.undo_result: str | None = None
+        """After ``undo``: "Undone", or what changed elsewhere and was kept."""
         self._reload()
 
     @property
@@ -169,7 +174,7 @@ class BoardViewModel(ViewModel):
         def act() -> None:
             require_open(self.board)
             whole = None if index is None else self._whole_index(task, status, index)
-            self.device.move_task(task, status, whole)
+            self._undoable(task, _moved, lambda: self.device.move_task(task, status, whole))
 
         return self._do(act)
 
@@ -194,7 +199,30 @@ class BoardViewModel(ViewModel):
         return self._move_within(task, +1)
 
     def delete(self, task: str) -> bool:
-        return self._do(lambda: self._open_then(self.device.delete_task, task))
+        def act() -> None:
+            require_open(self.board)
+            self._undoable(task, "Task deleted", lambda: self.device.delete_task(task))
+
+        return self._do(act)
+
+    def undo(self) -> bool:
+        """Undo the action the snackbar offers: the inverse events for every field that
+        still holds what it set; ``undo_result`` says what was done."""
+        offer = self.undo_offer
+        if offer is None:
+            return False
+
+        def act() -> None:
+            require_open(self.board)
+            self.undo_offer = None
+            self.undo_result = undo(self.device, offer)
+
+        return self._do(act)
+
+    def dismiss_undo(self) -> None:
+        """The snackbar timed out or was closed: nothing more to undo."""
+        self.undo_offer = self.undo_result = None
+        self._notify()
 
     def restore(self, task: str) -> bool:
         return self._do(lambda: self._open_then(self.device.restore_task, task))
@@ -259,6 +287,13 @@ class BoardViewModel(ViewModel):
         self.refresh()
         return False
 
+    def _undoable(
+        self, task: str, text: str | Callable[[Any], str], action: Callable[[], None]
+    ) -> None:
+        before = task_values(self.device, task)
+        action()
+        self.undo_offer, self.undo_result = offer_for(self.device, task, text, before), None
+
     def _open_then(self, action: Callable[[str], None], task: str) -> None:
         require_open(self.board)
         action(task)
@@ -291,6 +326,12 @@ class BoardViewModel(ViewModel):
             "priority": task["priority"],
             "labels": sorted(task["labels"]),
         }
+
+
+def _moved(after: Any) -> str:
+    """The snackbar's text after a move: to which column, or within its own."""
+    status = after.get("status")
+    return f"Moved to {COLUMN_TITLES[status]}" if status else "Moved"
 
 
 def _check_status(status: str) -> None:

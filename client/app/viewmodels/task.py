@@ -26,6 +26,7 @@ from ._base import ViewModel
 from ._identity import me, require_open
 from ._text import TimeText
 from .board import COLUMN_TITLES
+from .undo import UndoOffer, offer_for, task_values, undo
 
 FORM_FIELDS = ("title", "notes", "status", "priority", "due", "assignee")
 """The task's fields the editor's form holds (labels and comments have their own events)."""
@@ -62,6 +63,10 @@ class TaskViewModel(ViewModel):
         self.conflicts: dict[str, str] = {}
         """Fields the user is editing that another device changed: their value, as text."""
         self._board: dict[str, Any] | None = None
+        self.undo_offer: UndoOffer | None = None
+        """After a save or a delete: the snackbar's text and its "Undo"."""
+        self.undo_result: str | None = None
+        """After ``undo``: "Undone", or what changed elsewhere and was kept."""
         self._reload()
 
     @property
@@ -120,7 +125,11 @@ class TaskViewModel(ViewModel):
             if self.values is None:
                 raise NotFound(f"no task {self.task_id} in this profile")
             require_open(self._board)
-            self._record(self._changes())
+            changes = self._changes()
+            before = task_values(self.device, self.task_id)
+            self._record(changes)
+            self.undo_offer = offer_for(self.device, self.task_id, "Changes saved", before)
+            self.undo_result = None
             self.base = {}  # saved: the form starts again from the task as it is now
 
         return self._do(act)
@@ -157,7 +166,33 @@ class TaskViewModel(ViewModel):
         return self._do(act)
 
     def delete(self) -> bool:
-        return self._do(lambda: self._open_then(self.device.delete_task, self.task_id))
+        def act() -> None:
+            require_open(self._board)
+            before = task_values(self.device, self.task_id)
+            self.device.delete_task(self.task_id)
+            self.undo_offer = offer_for(self.device, self.task_id, "Task deleted", before)
+            self.undo_result = None
+
+        return self._do(act)
+
+    def undo(self) -> bool:
+        """Undo the last save or delete, field by field: only fields that still hold what
+        it set are written back; ``undo_result`` says what was done."""
+        offer = self.undo_offer
+        if offer is None:
+            return False
+
+        def act() -> None:
+            require_open(self._board)
+            self.undo_offer = None
+            self.undo_result = undo(self.device, offer)
+            self.base = {}  # the form follows the task as undone
+
+        return self._do(act)
+
+    def dismiss_undo(self) -> None:
+        self.undo_offer = self.undo_result = None
+        self._notify()
 
     def restore(self) -> bool:
         return self._do(lambda: self._open_then(self.device.restore_task, self.task_id))

@@ -453,11 +453,12 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     app.tap("card:Book the venue")
     app.key("right")
     seen = app.wait_until(
-        "the offline edits", lambda seen: seen["texts"]["status_pending"] == "2 changes waiting"
+        "the offline edits",
+        lambda seen: seen["texts"]["status_pending"] == "2 changes waiting to send",
     )
     assert titles(seen, "todo") == ["Print the flyers"]
     assert titles(seen, "doing") == ["Write the announcement", "Book the venue"]
-    assert status(seen) == "Offline · 2 changes waiting"
+    assert status(seen) == "", "the state and the count are shown once each, apart"
     assert seen["texts"]["status_error"] == "The server cannot be reached"
     assert_screenshot(
         app.screenshot("app-offline.png"),
@@ -469,7 +470,7 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
                 "done": [],
             },
             status_state="Offline",
-            status_text="Offline · 2 changes waiting",
+            status_pending="2 changes waiting to send",
             status_error="The server cannot be reached",
         ),
         WINDOW,

@@ -386,7 +386,7 @@ def test_work_done_offline_is_pushed_after_signing_in_later(
     assert model.device is not None
     board = model.device.create_board("Made offline")
     model.device.add_task(board, "Written on a plane")
-    assert sync(model.device, NOWHERE).text == "Offline · 2 changes waiting"
+    assert sync(model.device, NOWHERE).text == "Offline · 2 changes waiting to send"
 
     model.server_url = module_backend.url
     assert model.sign_up().result(30) is True

@@ -32,13 +32,17 @@ def status(**progress: object) -> StatusViewModel:
 def test_starts_offline_with_the_pending_count_of_the_device(device: Device) -> None:
     device.create_board("Launch")
     model = StatusViewModel(device, format_time=clock)
-    assert (model.online, model.pending, model.text) == (False, 1, "Offline · 1 change waiting")
+    assert (model.online, model.pending, model.text) == (
+        False,
+        1,
+        "Offline · 1 change waiting to send",
+    )
 
 
 def test_offline_counts_the_changes_waiting_in_correct_plural() -> None:
-    assert status(state="offline", pending=1).text == "Offline · 1 change waiting"
-    assert status(state="offline", pending=3).text == "Offline · 3 changes waiting"
-    assert status(state="offline", pending=1200).text == "Offline · 1,200 changes waiting"
+    assert status(state="offline", pending=1).text == "Offline · 1 change waiting to send"
+    assert status(state="offline", pending=3).text == "Offline · 3 changes waiting to send"
+    assert status(state="offline", pending=1200).text == "Offline · 1,200 changes waiting to send"
 
 
 def test_offline_with_nothing_waiting_says_when_it_last_synced() -> None:
@@ -80,8 +84,8 @@ def test_up_to_date_says_when_it_last_synced() -> None:
 
 def test_up_to_date_with_changes_made_meanwhile_says_they_wait() -> None:
     model = status(state="up_to_date", pending=1, last_synced=AT_1403)
-    assert model.text == "1 change waiting · last synced 14:03"
-    assert model.pending_text == "1 change waiting"
+    assert model.text == "1 change waiting to send · last synced 14:03"
+    assert model.pending_text == "1 change waiting to send"
 
 
 def test_signed_out_says_the_changes_are_kept_on_this_device() -> None:
@@ -168,7 +172,7 @@ def test_refresh_counts_a_local_action_at_once(device: Device) -> None:
     model.update(Progress(state="up_to_date", last_synced=AT_1403))
     device.create_board("Launch")
     model.refresh()
-    assert model.text == "1 change waiting · last synced 14:03"
+    assert model.text == "1 change waiting to send · last synced 14:03"
 
 
 def test_update_and_refresh_call_the_subscribers_until_unsubscribed() -> None:
@@ -214,5 +218,54 @@ def test_a_real_sync_thread_with_no_server_shows_offline_with_the_work_waiting(
             time.sleep(0.05)
     finally:
         thread.stop()
-    assert model.text == "Offline · 1 change waiting"
+    assert model.text == "Offline · 1 change waiting to send"
     assert model.error_text == "The server cannot be reached"
+
+
+def test_waiting_to_send_and_sent_awaiting_confirmation_are_told_apart() -> None:
+    sent = status(state="up_to_date", pending=3, sent=3, last_synced=AT_1403)
+    assert sent.pending_text == "3 changes sent, awaiting confirmation"
+    assert sent.text == "3 changes sent, awaiting confirmation · last synced 14:03"
+    both = status(state="offline", pending=3, sent=1)
+    assert both.pending_text == "2 changes waiting to send · 1 change sent, awaiting confirmation"
+    assert (both.waiting, both.sent) == (2, 1)
+    assert status(state="syncing", pending=3, sent=2).text == "Syncing… 1 change to send"
+
+
+def test_the_device_counts_what_waits_and_what_was_sent(device: Device) -> None:
+    from client.store.outbox import Outbox
+
+    board = device.create_board("Launch")
+    device.add_task(board, "one")
+    with device.store.write() as conn:
+        Outbox(conn).mark_sent(Outbox(conn).unsent()[0][0], seq=7)  # as a push does
+    model = StatusViewModel(device, format_time=clock)
+    assert (model.pending, model.sent, model.waiting) == (2, 1, 1)
+    assert model.pending_text == "1 change waiting to send · 1 change sent, awaiting confirmation"
+
+
+def test_the_status_bar_parts_say_each_thing_once() -> None:
+    offline = status(state="offline", pending=2, last_synced=AT_1403)
+    parts = [offline.state_text, offline.activity_text, offline.pending_text]
+    assert parts == ["Offline", "", "2 changes waiting to send"]
+    up = status(state="up_to_date", last_synced=AT_1403)
+    assert [up.state_text, up.activity_text, up.pending_text, up.last_synced_text] == [
+        "Online",
+        "Up to date",
+        "All changes sent",
+        "Last synced 14:03",
+    ]
+    out = status(state="signed_out", pending=1)
+    assert (out.state_text, out.activity_text) == ("Signed out", "Sign in to sync")
+    assert status(state="syncing", pulled=0).activity_text == "Syncing…"
+
+
+def test_no_sync_controls_before_the_profile_has_an_account(device: Device) -> None:
+    model = StatusViewModel(device, format_time=clock)
+    assert not model.has_account and not model.show_sync_controls
+    from client.store.settings import Setting, write_setting
+
+    with device.store.write() as conn:
+        write_setting(conn, Setting.USERNAME, "alice")
+    model.refresh()
+    assert model.has_account and model.show_sync_controls

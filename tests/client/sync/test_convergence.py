@@ -412,7 +412,7 @@ def outpost(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Comp
 
 def pending(status: str) -> int:
     lines = dict(line.strip().split(": ", 1) for line in status.splitlines())
-    return int(lines["pending"])
+    return int(lines["waiting to send"]) + int(lines["awaiting confirmation"])
 
 
 def test_two_profiles_driven_by_the_command_line_show_the_same_boards(

@@ -125,7 +125,8 @@ def test_a_device_whose_wall_clock_is_a_day_fast_is_corrected_once_and_stays_cor
     wait_for(
         lambda: (
             client(fast, "--clock-error-ms", day, "sync").returncode == 0
-            and "pending: 0" in " ".join(client(fast, "status").stdout.split())
+            and "waiting to send: 0 awaiting confirmation: 0"
+            in " ".join(client(fast, "status").stdout.split())
         ),
         what="everything to sync",
     )
