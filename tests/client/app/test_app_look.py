@@ -107,6 +107,18 @@ def test_the_look_at_phone_and_desktop_width_light_and_dark(
         )
         app.tap("clear_filter_button")
 
+        # the other screens hold to the same: the task editor, the boards
+        app.tap("card:Write the announcement", double=True)
+        app.wait_until("the task editor", lambda seen: seen["screen"] == "task")
+        check_look(app, "light", shot=False)
+        app.key("escape")
+        app.wait_until("the board again", lambda seen: seen["screen"] == "board")
+        app.tap("back_button")
+        app.wait_until("the boards", lambda seen: seen["screen"] == "boards")
+        check_look(app, "light", shot=False)
+        app.tap("board:Launch/open_button")
+        app.wait_until("the board again", lambda seen: seen["screen"] == "board")
+
         app.tap("theme_button")
         dark = check_look(app, "dark")
         assert dark["luminance"] < DARKER * light["luminance"], (light, dark)
