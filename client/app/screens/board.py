@@ -95,6 +95,16 @@ class ColumnView(BoxLayout):
     locator = StringProperty("")
 
 
+class DeletedPanel(BoxLayout):
+    """The deleted tasks under the board; folded (0 high), it takes no touch, though its
+    rows stand out of it."""
+
+    def on_touch_down(self, touch: Any) -> bool:
+        if self.height <= 0:
+            return False
+        return bool(super().on_touch_down(touch))
+
+
 class ColumnTab(ToggleButton):
     """A column's tab on a phone: its title and count."""
 
@@ -159,7 +169,8 @@ class BoardScreen(AppScreen):
 
     def on_kv_post(self, _base: Any) -> None:
         ids = self.ids
-        self._all_columns = [ids.column_todo, ids.column_doing, ids.column_done]  # held
+        # held strongly (kv ids are weak proxies): a phone shows one, the others wait here
+        self._all_columns = [ids[f"column_{status}"].__self__ for status in STATUSES]
         ids.columns.dragging = lambda: self.drag.active
         self._lay_out_columns()
 
