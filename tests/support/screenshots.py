@@ -31,8 +31,7 @@ from typing import Any
 from client.app.look import DARK, LIGHT
 
 BACKGROUNDS = tuple(
-    tuple(round(channel, 2) for channel in palette["background"][:3])
-    for palette in (LIGHT, DARK)
+    tuple(round(channel, 2) for channel in palette["background"][:3]) for palette in (LIGHT, DARK)
 )
 """The window's clear colour in either scheme (``client/app/look.py``): what shows where
 nothing is drawn. A picture is read against the one its layout names."""

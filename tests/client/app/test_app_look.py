@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from client.device import Device
+from client.store.notices import NoticeKind, add_notice
 from tests.client.app.test_app_e2e import ARTIFACTS, REPOSITORY, STARTUP_S, AppProcess, titles
 from tests.support.screenshots import png_pixels
 from tests.support.xvfb import Xvfb, running_xvfb
@@ -55,6 +57,13 @@ def make_profile(folder: Path, window: tuple[int, int]) -> None:
     client(folder, "task", "add", board, "Print the flyers", "--label", "print")
     client(folder, "task", "add", board, "Book the venue", "--status", "doing", "--label", "venue")
     client(folder, "task", "add", board, "Draft the plan", "--status", "done")
+    device = Device(folder)  # a notice, written the way the sync engine writes one
+    try:
+        with device.store.write() as conn:
+            why, what = "the board is archived", "Your change (new task) was not saved."
+            add_notice(conn, "rejected:look", NoticeKind.REJECTED, board, None, why, what)
+    finally:
+        device.close()
     settings = {
         "window_width": window[0],
         "window_height": window[1],
@@ -76,6 +85,9 @@ def test_the_look_at_phone_and_desktop_width_light_and_dark(
         app.start()
         seen = app.wait_until("the board", lambda seen: seen["screen"] == "board", STARTUP_S)
         assert tuple(seen["window"]) == window
+        check_notice_leaves_the_cards_whole(app)
+        app.tap("notice:0/dismiss_button")
+        seen = app.wait_until("no notice", lambda seen: "notice:0" not in seen["rows"])
         if width == "phone":
             check_phone_columns(app, seen)
         else:
@@ -132,6 +144,28 @@ def test_the_look_at_phone_and_desktop_width_light_and_dark(
         assert (kept["theme"], kept["window_width"]) == ("dark", window[0])
     finally:
         app.kill()
+
+
+def check_notice_leaves_the_cards_whole(app: AppProcess) -> None:
+    """With a notice showing, the board's cards are whole: inside their column, below
+    the board's bars and above the notice."""
+    shot = app.screenshot(f"look-{app.query()['window'][0]}-notice.png")
+    regions = shot["layout"]["regions"]
+    assert "notice:0" in regions, "the notice is not shown"
+    column = rect(regions, "column:todo")
+    notices = rect(regions, "notices")
+    for name in ("card:Write the announcement", "card:Print the flyers"):
+        card = rect(regions, name)
+        assert column[0] <= card[0] and card[2] <= column[2], (name, card, column)
+        assert column[1] <= card[1] and card[3] <= column[3], f"{name} is clipped: {card} {column}"
+        assert card[3] <= notices[1], f"{name} runs under the notice: {card} {notices}"
+
+
+def rect(regions: dict[str, Any], name: str) -> tuple[int, int, int, int]:
+    """left, top, right, bottom in window pixels (from the top left)."""
+    assert name in regions, f"{name} is not shown: {sorted(regions)}"
+    left, top, width, height = regions[name]["rect"]
+    return left, top, left + width, top + height
 
 
 def check_phone_columns(app: AppProcess, seen: dict[str, Any]) -> None:
