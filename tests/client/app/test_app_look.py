@@ -85,7 +85,7 @@ def test_the_look_at_phone_and_desktop_width_light_and_dark(
         app.start()
         seen = app.wait_until("the board", lambda seen: seen["screen"] == "board", STARTUP_S)
         assert tuple(seen["window"]) == window
-        check_notice_leaves_the_cards_whole(app)
+        with_notice = check_notice_leaves_the_cards_whole(app)
         app.tap("notice:0/dismiss_button")
         seen = app.wait_until("no notice", lambda seen: "notice:0" not in seen["rows"])
         if width == "phone":
@@ -98,6 +98,12 @@ def test_the_look_at_phone_and_desktop_width_light_and_dark(
 
         light = check_look(app, "light")
         regions = light["layout"]["regions"]
+        first = rect(regions, "card:Write the announcement")
+        assert with_notice[3] - with_notice[1] == first[3] - first[1], (
+            "the notice cut the first card short",
+            with_notice,
+            first,
+        )
         shown_columns = [name for name in regions if name.startswith("column:") and "/" not in name]
         tabs = [
             regions[f"tab_{status}"]["text"] for status in STATUSES if f"tab_{status}" in regions
@@ -146,9 +152,10 @@ def test_the_look_at_phone_and_desktop_width_light_and_dark(
         app.kill()
 
 
-def check_notice_leaves_the_cards_whole(app: AppProcess) -> None:
-    """With a notice showing, the board's cards are whole: inside their column, below
-    the board's bars and above the notice."""
+def check_notice_leaves_the_cards_whole(app: AppProcess) -> tuple[int, int, int, int]:
+    """With a notice showing, the board's cards are inside their column and above the
+    notice (a long column scrolls); the first card's rectangle, to compare with the same
+    card once the notice is gone (a rectangle is clipped to the scroll view it is in)."""
     shot = app.screenshot(f"look-{app.query()['window'][0]}-notice.png")
     regions = shot["layout"]["regions"]
     assert "notice:0" in regions, "the notice is not shown"
@@ -159,6 +166,7 @@ def check_notice_leaves_the_cards_whole(app: AppProcess) -> None:
         assert column[0] <= card[0] and card[2] <= column[2], (name, card, column)
         assert column[1] <= card[1] and card[3] <= column[3], f"{name} is clipped: {card} {column}"
         assert card[3] <= notices[1], f"{name} runs under the notice: {card} {notices}"
+    return rect(regions, "card:Write the announcement")
 
 
 def rect(regions: dict[str, Any], name: str) -> tuple[int, int, int, int]:
