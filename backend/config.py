@@ -34,6 +34,11 @@ class Settings:
     signup_limit: int = 5
     """Sign-ups from one client address at once; then one per ``signup_window_s / signup_limit``."""
     signup_window_s: float = 3600.0
+    user_check_limit: int = 30
+    """Member checks (``GET /v1/users/{username}``) a user may make at once; then one per
+    ``user_check_window_s / user_check_limit``: enough to share boards, too few to list the
+    usernames."""
+    user_check_window_s: float = 3600.0
     signin_failures_per_address: int = 5
     """Failed sign-ins of one username from one client address before that pair is blocked."""
     signin_failures_per_username: int = 50

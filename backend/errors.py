@@ -6,6 +6,7 @@
     ├── Conflict               409    username taken
     ├── PasswordRefused        422    a new password outside 8..128 (``bff/auth/services.py``)
     ├── BadRequest             400    malformed request (the batch, a parameter)
+    ├── NoSuchUser             404    the member check names no account (``bff/users.py``)
     ├── UnprocessableBatch     422    a push batch that cannot be answered event by event
     ├── UnsupportedProtocol    426    a protocol version outside what the server speaks
     ├── RateLimited            429    too many requests; ``retry_after`` seconds
@@ -47,6 +48,10 @@ class Conflict(BackendError):
 
 class BadRequest(BackendError):
     status_code = 400
+
+
+class NoSuchUser(BackendError):
+    status_code = 404
 
 
 class UnprocessableBatch(BackendError):

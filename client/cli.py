@@ -73,10 +73,19 @@ def add_parser(commands: Any) -> None:
     archive = board.add_parser("archive")
     archive.add_argument("board")
     archive.add_argument("--undo", action="store_true", help="unarchive")
-    for name in ("share", "unshare"):
-        share = board.add_parser(name)
-        share.add_argument("board")
-        share.add_argument("username")
+    share = board.add_parser(
+        "share",
+        help="share with a user; the name is checked with the server first when it can be",
+        description="Share a board. With a server and a session, the server is asked first "
+        "whether the user exists (a few checks per hour: it cannot list the usernames); a "
+        "name it does not know is not queued. Offline, the share is queued and checked when "
+        "it is sent.",
+    )
+    share.add_argument("board")
+    share.add_argument("username")
+    unshare = board.add_parser("unshare")
+    unshare.add_argument("board")
+    unshare.add_argument("username")
     wip = board.add_parser("wip", help="set the WIP limit (or 'none')")
     wip.add_argument("board")
     wip.add_argument("limit")
@@ -186,6 +195,8 @@ def _board(device: Device, args: argparse.Namespace) -> str | None:
     elif command == "archive":
         device.archive_board(args.board, archived=not args.undo)
     elif command == "share":
+        device.require_board(args.board)
+        _check_member(device, args.username)
         device.share_board(args.board, args.username)
     elif command == "unshare":
         device.unshare_board(args.board, args.username)
@@ -224,6 +235,29 @@ def _comment(device: Device, args: argparse.Namespace) -> str | None:
         return device.add_comment(args.task, args.body)
     device.delete_comment(args.comment)
     return None
+
+
+def _check_member(device: Device, username: str) -> None:
+    """Ask the server whether ``username`` exists before a share is queued: NotFound if it
+    does not; when it cannot be asked (offline, no session, too many checks), say so and go
+    on: the server checks the share when it is sent."""
+    if device.server is None or device.store.setting(Setting.TOKEN) is None:
+        print("outpost client: not signed in: the name is checked when the share is sent",
+              file=sys.stderr)  # fmt: skip
+        return
+
+    async def body() -> bool:
+        async with connect(device.server or "") as http:
+            return await SyncEngine(device, http).user_exists(username)
+
+    try:
+        exists = asyncio.run(body())
+    except (ServerUnreachable, SignInRequired) as exc:
+        print(f"outpost client: could not check the name ({exc}): the share is queued and "
+              "checked when it is sent", file=sys.stderr)  # fmt: skip
+        return
+    if not exists:
+        raise NotFound(f"no user named {username!r}: nothing queued")
 
 
 def _field(text: str) -> tuple[str, Any]:

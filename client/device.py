@@ -159,6 +159,10 @@ class Device:
         self._require("board", board)
         self._record(("BoardUpdated", board, board, {"fields": {"archived": archived}}))
 
+    def require_board(self, board: str) -> None:
+        """NotFound unless ``board`` is in this profile."""
+        self._require("board", board)
+
     def share_board(self, board: str, username: str) -> None:
         self._require("board", board)
         self._record(("MemberAdded", board, board, {"username": username}))
@@ -302,6 +306,19 @@ class Device:
             c for c in comments if c["task"] == task and (include_deleted or not c["deleted"])
         ]
         return sorted(comments, key=lambda c: (c["created_at"], c["id"]))
+
+    def comment_counts(self, board: str) -> dict[str, int]:
+        """How many comments (not deleted) each task of a board has; a task without any is
+        not named."""
+        with self.store.read() as conn:
+            rows = conn.execute(
+                "SELECT json_extract(CAST(vals AS TEXT), '$.task'), COUNT(*) FROM view "
+                "WHERE kind = 'comment' AND board = ? AND vals IS NOT NULL "
+                "AND NOT json_extract(CAST(vals AS TEXT), '$.deleted') "
+                "GROUP BY json_extract(CAST(vals AS TEXT), '$.task')",
+                (board,),
+            ).fetchall()
+        return {str(task): int(count) for task, count in rows}
 
     def notices(self, include_dismissed: bool = False) -> list[dict[str, Any]]:
         with self.store.read() as conn:

@@ -6,6 +6,7 @@ ClientError                  base
 ├── NotFound                 no such board, task or comment in this profile
 ├── InvalidAction            the action itself is not valid (a title too long, ...)
 ├── SignInRequired           no session, or the session expired and refresh failed
+│   └── PasswordChangeRequired   the password is a one-time one: choose a new one first
 └── ServerUnreachable        the server could not be reached; everything is kept
 
 A broken connection is httpx's own ``httpx.TransportError`` (``client/sync/transport.py``):
@@ -33,6 +34,11 @@ class InvalidAction(ClientError):
 
 class SignInRequired(ClientError):
     pass
+
+
+class PasswordChangeRequired(SignInRequired):
+    """The password signed in with is a one-time one (``outpost users reset-password``):
+    no session until a new password is set with it."""
 
 
 class ServerUnreachable(ClientError):

@@ -95,13 +95,13 @@ def _users(args: argparse.Namespace) -> int:
 
 
 def _app(args: argparse.Namespace) -> int:
-    import os
+    from client.app.quiet import prepare_terminal
 
-    os.environ.setdefault("KIVY_NO_ARGS", "1")  # the arguments are ours, not Kivy's
+    prepare_terminal(args.verbose)  # before Kivy is imported
     from client.app.main import run_app
 
     data_dir = Path(args.data_dir) if args.data_dir else None
-    return run_app(args.server, data_dir, demo=args.demo)
+    return run_app(args.server, data_dir, demo=args.demo, verbose=args.verbose)
 
 
 def _docs(args: argparse.Namespace) -> int:
@@ -181,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     app.add_argument(
         "--demo", action="store_true", help="sign in to a demo account with a sample board"
+    )
+    app.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Kivy's and httpx's info and debug logs (default: warnings and errors only)",
     )
     app.set_defaults(handler=_app)
 

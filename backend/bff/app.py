@@ -30,7 +30,7 @@ from backend.bff.auth.tokens import Principal
 from backend.bff.dependencies import dependencies
 from backend.bff.health import HealthProbe
 from backend.bff.limits.address import ClientAddresses
-from backend.bff.limits.guards import PerUserRateLimit, SignUpLimit
+from backend.bff.limits.guards import PerUserRateLimit, SignUpLimit, UserCheckLimit
 from backend.bff.limits.signin import SignInThrottle
 from backend.bff.limits.store import LimitStore
 from backend.bff.metrics import Metrics
@@ -42,6 +42,7 @@ from backend.bff.sync.controllers import SyncController
 from backend.bff.sync.live import ChangeHub
 from backend.bff.sync.pull import PullService
 from backend.bff.sync.push import PushService
+from backend.bff.users import UsersController
 from backend.config import Settings
 from backend.errors import BackendError
 
@@ -96,7 +97,7 @@ def create_app(services: Services) -> Litestar:
         return services.limits
 
     app = Litestar(
-        route_handlers=[AuthController, SyncController, OpsController],
+        route_handlers=[AuthController, SyncController, OpsController, UsersController],
         dependencies=dependencies(services, gate),
         middleware=[
             DefineMiddleware(BearerAuthMiddleware, authenticate=authenticate),
@@ -105,6 +106,7 @@ def create_app(services: Services) -> Litestar:
         guards=[
             PerUserRateLimit(limits, settings),
             SignUpLimit(limits, addresses, settings),
+            UserCheckLimit(limits, settings),
             gate.guard,
         ],
         exception_handlers={Exception: _error},

@@ -52,6 +52,7 @@ _MEANINGS = {
     "(the detail names the field).",
     401: "No valid bearer token (or wrong credentials): refresh it or sign in again.",
     403: "The admin token is wrong.",
+    404: "No account has that username.",
     409: "The username is taken.",
     413: "The body is over 1 MiB: split the batch by bytes.",
     422: "The batch cannot be answered event by event (not 1..500 events, or an event with "

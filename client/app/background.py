@@ -7,6 +7,7 @@ object, so a copy crosses to the UI thread through ``on_ui``, the one adapter.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 from collections.abc import Callable
@@ -67,6 +68,48 @@ class BackgroundSync:
             closing.set_exception(ServerUnreachable("the app is closing: sign in next time"))
             return closing
         return thread.sign_in(action, username, password)
+
+    def change_password(
+        self, server: str, username: str, password: str, new_password: str
+    ) -> Future[None]:
+        """Change the password on the sync thread (started for ``server`` if need be), then
+        sign in with the new one."""
+        self.connect(server)
+        with self._lock:
+            thread = self._thread
+        if thread is None:
+            closing: Future[None] = Future()
+            closing.set_exception(ServerUnreachable("the app is closing: try next time"))
+            return closing
+        return thread.change_password(username, password, new_password)
+
+    def log_out(self) -> Future[bool]:
+        """End the session on the sync thread; True when the server ended it."""
+        with self._lock:
+            thread = self._thread
+        if thread is None:
+            done: Future[bool] = Future()
+            done.set_result(False)
+            return done
+        return thread.log_out()
+
+    def check_user(self, username: str, timeout_s: float = 10.0) -> Future[bool]:
+        """The member check before a share (``SyncEngine.user_exists``) on the sync thread;
+        ServerUnreachable when there is no server to ask, or it does not answer in time."""
+        with self._lock:
+            thread = self._thread
+        if thread is None:
+            offline: Future[bool] = Future()
+            offline.set_exception(ServerUnreachable("no server to ask"))
+            return offline
+
+        async def ask() -> bool:
+            try:
+                return await asyncio.wait_for(thread.sync.engine.user_exists(username), timeout_s)
+            except TimeoutError as exc:
+                raise ServerUnreachable("the server did not answer in time") from exc
+
+        return thread.submit(ask())
 
     def sync_now(self) -> None:
         with self._lock:

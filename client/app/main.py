@@ -22,6 +22,7 @@ from kivy.app import App  # type: ignore[import-untyped]
 from kivy.config import Config  # type: ignore[import-untyped]
 
 from client.app.viewmodels import (
+    AccountViewModel,
     BoardsViewModel,
     BoardViewModel,
     NoticesViewModel,
@@ -37,6 +38,7 @@ from client.sync.runner import SignInAction
 from .background import BackgroundSync
 from .demo import prepare_demo
 from .look import resolve_scheme, toggled
+from .quiet import after_kivy_import
 from .settings import (
     DEFAULT_PROFILE,
     DEMO_PROFILE,
@@ -58,11 +60,13 @@ def run_app(
     data_dir: Path | None,
     demo: bool = False,
     app_class: type[OutpostApp] | None = None,
+    verbose: bool = False,
 ) -> int:
     """Open the app on a profile folder (default: the platform's user data folder).
     ``app_class``: a subclass of ``OutpostApp`` to run instead (a caller's code, never a
     setting: the end-to-end tests' wrapper adds its control this way)."""
-    folder = data_dir or default_profile_dir(DEMO_PROFILE if demo else DEFAULT_PROFILE)
+    home = data_dir or default_profile_dir(DEMO_PROFILE if demo else DEFAULT_PROFILE)
+    folder = AppSettings.load(home).profile_folder(home)  # the account used last
     settings = AppSettings.load(folder)
     if demo:
         server = server or DEFAULT_SERVER
@@ -70,9 +74,8 @@ def run_app(
         if problem:
             log.warning("demo: %s; the app opens anyway", problem)
     _configure_kivy(settings)
-    for chatty in ("httpx", "httpcore"):  # Kivy's logger takes every level: keep it readable
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    app = (app_class or OutpostApp)(folder, settings, server)
+    after_kivy_import(verbose)  # warnings and up only, unless --verbose (``quiet.py``)
+    app = (app_class or OutpostApp)(folder, settings, server, home=home)
     for stop in (signal.SIGINT, signal.SIGTERM):  # close as the window would: settings saved
         signal.signal(stop, lambda *_: on_ui(app.stop))
     app.run()
@@ -106,10 +109,14 @@ def _configure_kivy(settings: AppSettings) -> None:
 
 
 class OutpostApp(App):
-    def __init__(self, folder: Path, settings: AppSettings, server: str | None) -> None:
+    def __init__(
+        self, folder: Path, settings: AppSettings, server: str | None, home: Path | None = None
+    ) -> None:
         super().__init__()
         self.title = TITLE
         self.folder = folder
+        self.home = home or folder
+        """The first profile's folder; other accounts' are beside it (``account.py``)."""
         self.settings = settings
         self.server_arg = server
         self.device: Device | None = None
@@ -118,10 +125,11 @@ class OutpostApp(App):
         self.notices_model: NoticesViewModel | None = None
         self.board_model: BoardViewModel | None = None
         self.task_model: TaskViewModel | None = None
+        self.account_model: AccountViewModel | None = None
         self.shell: Any = None
+        """The window's root widget (``screens/shell.kv``), once built."""
         self.theme: Any = None
         """The colours on screen (``screens/theme.py``), once built."""
-        """The window's root widget (``screens/shell.kv``), once built."""
 
     # building
 
@@ -141,16 +149,24 @@ class OutpostApp(App):
         self._refresh_soon = Clock.create_trigger(self._refresh_on_screen)
         root = Shell()
         self.shell = root
+        for screen in root.ids.screens.screens:
+            screen.nav = self
+        self._open_profile()
+        return root
+
+    def _open_profile(self) -> None:
+        """The view models over ``self.folder``'s device, handed to the screens; the first
+        screen shown (at start, and after switching account)."""
+        root = self.shell
         self.signin_model = SignInViewModel(
             self.folder,
             sign_in=self._sign_in,
+            change_password=self._change_password,
             on_answer=on_ui,
             default_server=self.server_arg or DEFAULT_SERVER,
         )
         self.device = self.signin_model.device
         self.status_model = StatusViewModel(self.device)
-        for screen in root.ids.screens.screens:
-            screen.nav = self
         root.ids.signin_screen.attach(self.signin_model)
         root.ids.status_bar.attach(
             self.status_model,
@@ -161,11 +177,11 @@ class OutpostApp(App):
         if self.device is not None:
             self._attach_device(self.device)
         self._open_first_screen()
-        return root
 
     def _attach_device(self, device: Device) -> None:
         self.sync = BackgroundSync(device, self._on_progress)
-        self.boards_model = BoardsViewModel(device)
+        sync = self.sync
+        self.boards_model = BoardsViewModel(device, check_user=sync.check_user, on_answer=on_ui)
         self.notices_model = NoticesViewModel(device)
         self.shell.ids.boards_screen.attach(self.boards_model, self._user_text())
         self.shell.ids.notices.attach(self.notices_model)
@@ -217,6 +233,54 @@ class OutpostApp(App):
         self.task_model = TaskViewModel(self.device, task_id)
         self.shell.ids.task_screen.attach(self.task_model)
         self._show("task")
+
+    def open_account(self) -> None:
+        if self.device is None or self.sync is None:
+            self._show("signin")
+            return
+        self.account_model = AccountViewModel(  # afresh: what it said last time is past
+            self.device,
+            self.home,
+            log_out=self.sync.log_out,
+            change_password=self.sync.change_password,
+            on_answer=on_ui,
+        )
+        self.shell.ids.account_screen.attach(self.account_model)
+        self._show("account")
+
+    def signed_out(self, message: str) -> None:
+        """Signed out: the sign-in screen, saying what this profile keeps."""
+        self.settings.offline_chosen = False
+        self.settings.save(self.folder)
+        self.status_model.refresh()
+        self.signin_model.error = message
+        self.shell.ids.signin_screen.render()
+        self._show("signin")
+
+    def switch_profile(self, folder: Path, message: str | None) -> None:
+        """Another account's profile (its own device id): the sync of this one stops, its
+        unsent changes stay in its folder; the app opens the other and remembers it."""
+        self.settings.save(self.folder)
+        if self.sync is not None:
+            self.sync.stop()
+        if self.device is not None:
+            self.device.close()
+        self.sync, self.device, self.board_model, self.task_model = None, None, None, None
+        home = AppSettings.load(self.home)
+        home.active_profile = None if folder == self.home else folder.name
+        home.save(self.home)
+        self.folder, self.settings = folder, AppSettings.load(folder)
+        self._open_profile()
+        if message:
+            self.signin_model.error = message
+            self.shell.ids.signin_screen.render()
+
+    def _change_password(
+        self, server: str, username: str, password: str, new_password: str
+    ) -> Future[None]:
+        """A one-time password changed at sign-in, on the sync thread."""
+        assert self.sync is not None
+        return self.sync.change_password(server, username, password, new_password)
 
     def show_sign_in(self) -> None:
         self.shell.ids.signin_screen.render()

@@ -42,6 +42,16 @@ class AppSettings:
     """The user chose "continue offline": open the boards, not the sign-in, next time."""
     theme: str = "system"
     """``system`` (the desktop's colour scheme), or the ``light``/``dark`` the user switched to."""
+    active_profile: str | None = None
+    """In the home profile: the folder (beside it) of the account switched to last, opened
+    at the next start; None: the home profile itself."""
+
+    def profile_folder(self, home: Path) -> Path:
+        """The profile to open: the account used last, if its folder is still there."""
+        name = self.active_profile
+        if name and "/" not in name and "\\" not in name and (home.parent / name).is_dir():
+            return home.parent / name
+        return home
 
     @classmethod
     def load(cls, folder: Path) -> AppSettings:
@@ -63,6 +73,8 @@ class AppSettings:
         settings.offline_chosen = raw.get("offline_chosen") is True
         if raw.get("theme") in THEME_CHOICES:
             settings.theme = raw["theme"]
+        if isinstance(raw.get("active_profile"), str):
+            settings.active_profile = raw["active_profile"]
         return settings
 
     def save(self, folder: Path) -> None:

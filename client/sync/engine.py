@@ -32,12 +32,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
 from client.device import Device
-from client.errors import InvalidAction, ServerUnreachable, SignInRequired
+from client.errors import (
+    InvalidAction,
+    PasswordChangeRequired,
+    ServerUnreachable,
+    SignInRequired,
+)
 from client.store.notices import NoticeKind, add_notice
 from client.store.outbox import Outbox
 from client.store.settings import Setting, read_setting, write_setting
@@ -114,6 +120,20 @@ class SyncEngine:
     async def login(self, username: str, password: str) -> None:
         await self._session("/v1/auth/token", {"username": username, "password": password}, 200)
 
+    async def user_exists(self, username: str) -> bool:
+        """The member check before a share is queued (``GET /v1/users/{username}``): True
+        when an account of that name exists. ``InvalidAction`` when it is not a username;
+        ``ServerUnreachable`` when the server cannot answer now (also when this user has
+        made too many checks: the server limits them so they cannot list the usernames)."""
+        reply = await self._call("GET", f"/v1/users/{quote(username, safe='')}")
+        if reply.status_code == 204:
+            return True
+        if reply.status_code == 404:
+            return False
+        if reply.status_code == 400:
+            raise InvalidAction(detail_of(reply))
+        raise ServerUnreachable(f"cannot check the name now: HTTP {reply.status_code}")
+
     async def _session(self, path: str, credentials: dict[str, str], expected: int) -> None:
         owner = self.device.username
         if owner is not None and owner != credentials["username"]:
@@ -127,6 +147,8 @@ class SyncEngine:
             body=msgspec.json.encode(credentials),
             unreachable="cannot reach the server",
         )
+        if reply.status_code == 403 and _password_token(reply):
+            raise PasswordChangeRequired(detail_of(reply) or "choose a new password")
         if reply.status_code != expected:
             raise SignInRequired(detail_of(reply) or f"HTTP {reply.status_code}")
         self._store_session(body_of(reply))
@@ -594,6 +616,15 @@ class SyncEngine:
     def _count_pending(self) -> None:
         waiting, sent = self.device.pending_counts()
         self.progress.pending, self.progress.sent = waiting + sent, sent
+
+
+def _password_token(reply: httpx.Response) -> bool:
+    """A 403 to a sign-in with a one-time password carries a password token (SPEC 6)."""
+    try:
+        extra = body_of(reply).get("extra") or {}
+    except (msgspec.DecodeError, AttributeError):
+        return False
+    return isinstance(extra, dict) and "password_token" in extra
 
 
 def _wall_and_counter(hlc: str) -> tuple[int, int]:

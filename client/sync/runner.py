@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 SignInAction = Literal["signup", "login"]
 
+SIGN_IN_TIMEOUT_S = 10.0
+"""How long a sign-in waits for the server before it counts as unreachable (the user can
+cancel sooner, and continue offline at any time)."""
+
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
     """Exponential backoff with full jitter: many devices do not come back in step."""
@@ -63,11 +67,40 @@ class LiveSync:
         self._stop.set()
         self._wake.set()
 
-    async def sign_in(self, action: SignInAction, username: str, password: str) -> None:
-        """Sign up or in with this device's server; then sync at once."""
+    async def sign_in(
+        self,
+        action: SignInAction,
+        username: str,
+        password: str,
+        timeout_s: float = SIGN_IN_TIMEOUT_S,
+    ) -> None:
+        """Sign up or in with this device's server; then sync at once. A server that does
+        not answer within ``timeout_s`` is unreachable (a sign-in is a person waiting)."""
         account = self.engine.signup if action == "signup" else self.engine.login
-        await account(username, password)
+        try:
+            await asyncio.wait_for(account(username, password), timeout_s)
+        except TimeoutError as exc:
+            raise ServerUnreachable(f"the server did not answer within {timeout_s:g} s") from exc
         self.wake()
+
+    async def change_password(
+        self, username: str, password: str, new_password: str, timeout_s: float = SIGN_IN_TIMEOUT_S
+    ) -> None:
+        """Change the account's password (also a one-time one), then sign in with the new
+        one; every other session of the account ends."""
+        device = self.engine.device
+        try:
+            await asyncio.wait_for(
+                device.change_password(self.http, password, new_password, username), timeout_s
+            )
+            await asyncio.wait_for(self.engine.login(username, new_password), timeout_s)
+        except TimeoutError as exc:
+            raise ServerUnreachable(f"the server did not answer within {timeout_s:g} s") from exc
+        self.wake()
+
+    async def log_out(self) -> bool:
+        """End this device's session (``Device.log_out``); unsynced changes are kept."""
+        return await self.engine.device.log_out(self.http)
 
     async def run(self) -> None:
         live = asyncio.create_task(self._live())
@@ -156,9 +189,22 @@ class SyncThread:
         the sync thread: a UI hands them to its own thread)."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
-    def sign_in(self, action: SignInAction, username: str, password: str) -> Future[None]:
-        """Sign up or in on the sync thread, the one that talks to the server."""
-        return self.submit(self.sync.sign_in(action, username, password))
+    def sign_in(
+        self,
+        action: SignInAction,
+        username: str,
+        password: str,
+        timeout_s: float = SIGN_IN_TIMEOUT_S,
+    ) -> Future[None]:
+        """Sign up or in on the sync thread, the one that talks to the server; cancelling
+        the future cancels the sign-in there."""
+        return self.submit(self.sync.sign_in(action, username, password, timeout_s))
+
+    def change_password(self, username: str, password: str, new_password: str) -> Future[None]:
+        return self.submit(self.sync.change_password(username, password, new_password))
+
+    def log_out(self) -> Future[bool]:
+        return self.submit(self.sync.log_out())
 
     def stop(self, timeout: float = 10) -> None:
         if self._thread.is_alive():

@@ -311,6 +311,7 @@ class _Driver:
                 cards = reversed(widget.ids["cards"].children)  # children are last-added first
                 columns[widget.status] = {
                     "title": widget.ids["column_title"].text,
+                    "empty": widget.ids["empty"].text,
                     "cards": [_card(card) for card in cards],
                 }
         return columns

@@ -12,7 +12,6 @@ hook for it: the control exists only in this process.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server")
     parser.add_argument("--data-dir")
     parser.add_argument("--demo", action="store_true")
+    parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    os.environ.setdefault("KIVY_NO_ARGS", "1")  # as `outpost app`: the arguments are ours
+    from client.app.quiet import prepare_terminal
 
+    prepare_terminal(args.verbose)  # as `outpost app`, before Kivy is imported
     from client.app.main import OutpostApp, run_app
 
     class AppUnderTest(OutpostApp):
@@ -38,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             return root
 
     data_dir = Path(args.data_dir) if args.data_dir else None
-    return run_app(args.server, data_dir, demo=args.demo, app_class=AppUnderTest)
+    return run_app(
+        args.server, data_dir, demo=args.demo, app_class=AppUnderTest, verbose=args.verbose
+    )
 
 
 if __name__ == "__main__":

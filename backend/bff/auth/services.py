@@ -242,6 +242,12 @@ class AuthService:
         if gone is None:
             raise Unauthorized(_NOT_YOUR_SESSION)
 
+    async def user_exists(self, username: str) -> bool:
+        """Whether an account of that name exists (the member check before a share)."""
+        async with self._db.read() as conn:
+            found = await conn.execute(select(User.id).where(User.username == username))
+            return found.first() is not None
+
     async def authenticate(self, token: str) -> Principal:
         """The user of an access token, unless its session family has ended."""
         principal = self._signer.verify(token)

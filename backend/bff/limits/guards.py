@@ -4,7 +4,10 @@
   bucket (``OUTPOST_RATE_LIMIT_PER_S``, ``OUTPOST_RATE_LIMIT_BURST``), over every BFF
   process together;
 - ``SignUpLimit``: sign-ups per client address (``OUTPOST_SIGNUP_LIMIT`` at once, then
-  one per ``OUTPOST_SIGNUP_WINDOW_S / OUTPOST_SIGNUP_LIMIT``).
+  one per ``OUTPOST_SIGNUP_WINDOW_S / OUTPOST_SIGNUP_LIMIT``);
+- ``UserCheckLimit``: member checks (``GET /v1/users/{username}``) per signed-in user
+  (``OUTPOST_USER_CHECK_LIMIT`` at once, then one per ``OUTPOST_USER_CHECK_WINDOW_S /
+  OUTPOST_USER_CHECK_LIMIT``), so the route cannot be used to list the usernames.
 
 Both answer 429 with ``Retry-After``. Each reads its store when a request comes, so an app
 built only for its OpenAPI document needs none.
@@ -28,7 +31,15 @@ from backend.bff.limits.store import LimitStore
 from backend.config import Settings
 from backend.errors import RateLimited
 
-__all__ = ["LIMIT", "SIGNIN", "SIGNUP", "PerUserRateLimit", "SignUpLimit"]
+__all__ = [
+    "LIMIT",
+    "SIGNIN",
+    "SIGNUP",
+    "USER_CHECK",
+    "PerUserRateLimit",
+    "SignUpLimit",
+    "UserCheckLimit",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +47,7 @@ LIMIT = "limit"
 """The handler ``opt`` key that names the throttle of a public route."""
 SIGNUP = "signup"
 SIGNIN = "signin"
+USER_CHECK = "user_check"
 
 _WARN_EVERY_S = 30.0
 _LEASE_S = 1.0
@@ -115,3 +127,27 @@ class SignUpLimit:
             raise RateLimited(
                 f"too many sign-ups from this address: retry in {wait} s", retry_after=wait
             )
+
+
+class UserCheckLimit:
+    """Member checks per signed-in user, over every BFF process together (no lease: each
+    check takes its token from the shared bucket)."""
+
+    def __init__(self, store: Callable[[], LimitStore], settings: Settings) -> None:
+        self._store = store
+        self._burst = max(1, settings.user_check_limit)
+        self._rate = self._burst / settings.user_check_window_s
+
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
+        if handler.opt.get(LIMIT) != USER_CHECK:
+            return
+        principal: Principal | None = connection.scope.get("user")
+        if principal is None:
+            return  # the bearer middleware has answered 401 already
+        key = f"user check {principal.user_id}"
+        grant = await self._store().take(key, self._rate, self._burst)
+        if not grant.granted:
+            wait = grant.retry_after_s
+            raise RateLimited(f"too many member checks: retry in {wait} s", retry_after=wait)

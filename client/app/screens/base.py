@@ -36,6 +36,16 @@ class Navigation(Protocol):
 
     def sync_now(self) -> None: ...
 
+    def open_account(self) -> None: ...
+
+    def signed_out(self, message: str) -> None:
+        """The account signed out: back to the sign-in screen, saying what was kept."""
+        ...
+
+    def switch_profile(self, folder: Path, message: str | None) -> None:
+        """Reopen the app on another account's profile folder."""
+        ...
+
     def changed_locally(self) -> None:
         """A command recorded something: the pending count moves and the sync wakes."""
         ...

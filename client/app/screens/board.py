@@ -19,7 +19,7 @@ from kivy.uix.boxlayout import BoxLayout  # type: ignore[import-untyped]
 from kivy.uix.gridlayout import GridLayout  # type: ignore[import-untyped]
 from kivy.uix.togglebutton import ToggleButton  # type: ignore[import-untyped]
 
-from client.app.viewmodels import COLUMN_TITLES, BoardViewModel, Card
+from client.app.viewmodels import BoardViewModel, Card
 from client.app.viewmodels.board import DropTarget
 
 from ..ui_thread import ui_callback
@@ -146,7 +146,11 @@ def describe(card: Card) -> str:
         overdue = f"[color={theme.ink_hex('danger')}]{due} · overdue[/color]"
         parts.append(overdue if card["overdue"] else due)
     if card["priority"]:
-        parts.append(f"priority {card['priority']}")
+        parts.append(f"{card['priority_name']} priority")
+    if card["has_notes"]:
+        parts.append("notes")
+    if card["comments"]:
+        parts.append(f"{card['comments']} comment{'s' if card['comments'] != 1 else ''}")
     return " · ".join(parts)
 
 
@@ -327,12 +331,13 @@ class BoardScreen(AppScreen):
         if self.selected_task not in shown:
             self.selected_task = ""
         for column in self._all_columns:
-            self._render_column(column, model.columns[column.status])
+            self._render_column(column, model.columns[column.status], model)
         self._render_deleted(model.show_deleted, model.deleted_cards)
         self._redraw_selection()
 
-    def _render_column(self, column: ColumnView, cards: list[Card]) -> None:
-        column.title = f"{COLUMN_TITLES[column.status]}  ·  {len(cards)}"
+    def _render_column(self, column: ColumnView, cards: list[Card], model: BoardViewModel) -> None:
+        column.title = model.headers[column.status]
+        column.ids.empty.text = model.empty_texts[column.status]
         if self._drawn.get(column.status) == cards:
             return  # nothing changed: keep the widgets (and the scroll position)
         self._drawn[column.status] = [Card(**card) for card in cards]
@@ -349,7 +354,6 @@ class BoardScreen(AppScreen):
             view.on_choose, view.drag = self.choose, self.drag
             self.drag.dim(view)
             column.ids.cards.add_widget(view)
-        column.ids.empty.text = "" if cards else "Nothing here"
 
     def _render_deleted(self, show: bool, cards: list[Card]) -> None:
         ids = self.ids

@@ -47,9 +47,12 @@ class BoardsScreen(AppScreen):
     # commands
 
     def create(self) -> None:
+        """A new board, opened at once (what a user makes a board for)."""
         model, field = self._model(), self.ids.new_board_input
-        if self.act(lambda: model.create(field.text)):
+        board = self.act(lambda: model.create(field.text))
+        if board:
             field.text = ""
+            self.open(board)
 
     def select(self, board_id: str) -> None:
         self._model().select(board_id)
@@ -74,9 +77,23 @@ class BoardsScreen(AppScreen):
             self.act(lambda: flip(board["id"]))
 
     def share(self) -> None:
-        model, board, field = self._model(), self._selected(), self.ids.share_input
-        if board is not None and self.act(lambda: model.share(board["id"], field.text)):
-            field.text = ""
+        """The name is checked with the server first; the answer comes on the UI thread."""
+        board, field = self._selected(), self.ids.share_input
+        if board is None:
+            return
+        dialog = self._model().share_dialog(board["id"])
+
+        def answered() -> None:
+            if dialog.busy:
+                self.ids.boards_error.text = "Checking the name…"
+                return
+            if dialog.shared is not None:
+                field.text = ""
+                self.nav.changed_locally()
+            self.ids.boards_error.text = dialog.error or dialog.note or ""
+
+        dialog.subscribe(ui_callback(answered))
+        dialog.submit(field.text)
 
     def unshare(self, username: str) -> None:
         model, board = self._model(), self._selected()

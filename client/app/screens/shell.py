@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from kivy.uix.boxlayout import BoxLayout  # type: ignore[import-untyped]
 
-from . import board, boards, notices, signin, statusbar, task  # noqa: F401  (kv rules)
+from . import account, board, boards, notices, signin, statusbar, task  # noqa: F401  (kv rules)
 from .base import load_kv
 
 

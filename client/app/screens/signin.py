@@ -35,6 +35,13 @@ class SignInScreen(AppScreen):
     def sign_up(self) -> None:
         self._after(self.model.sign_up())
 
+    def set_new_password(self) -> None:
+        """After a one-time password: the new one, then signed in."""
+        self._after(self.model.set_new_password())
+
+    def cancel(self) -> None:
+        self.model.cancel()
+
     def continue_offline(self) -> None:
         if self.model.continue_offline():
             self.nav.continued_offline()
@@ -59,7 +66,12 @@ class SignInScreen(AppScreen):
         ids.signin_busy.text = "Talking to the server…" if model.busy else ""
         for button in (ids.sign_in_button, ids.sign_up_button):
             button.disabled = model.busy or model.device is None
-        ids.offline_button.disabled = model.busy or model.device is None
+        one_time = model.must_change_password
+        for widget in (ids.new_password_input, ids.set_password_button):
+            widget.opacity, widget.disabled = (1, model.busy) if one_time else (0, True)
+        ids.cancel_button.disabled = not model.can_cancel
+        ids.cancel_button.opacity = 1 if model.can_cancel else 0
+        ids.offline_button.disabled = not model.can_continue_offline  # even while busy
         ids.offline_hint.text = (
             "The server cannot be reached: you can work on this device now and sign in "
             "later; everything you do is sent then."

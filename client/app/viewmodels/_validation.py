@@ -75,14 +75,36 @@ def due(text: str) -> str | None:
     return text
 
 
+PRIORITY_NAMES = ("None", "Low", "Medium", "High", "Urgent")
+
+
 def priority(value: int | str) -> int:
+    """0..4, or its name (``High``: 3, any case)."""
     if isinstance(value, str):
         value = value.strip()
+        named = [name.casefold() for name in PRIORITY_NAMES]
+        if value.casefold() in named:
+            return named.index(value.casefold())
         if not _PRIORITY.fullmatch(value):  # int() would also read "٣" or " 3\n"
-            raise Refused("Priority is a number from 0 to 4")
+            raise Refused("Priority is None, Low, Medium, High or Urgent (0 to 4)")
     number = int(value)
     if not 0 <= number <= 4:
-        raise Refused("Priority is a number from 0 to 4")
+        raise Refused("Priority is None, Low, Medium, High or Urgent (0 to 4)")
+    return number
+
+
+def wip_limit(value: int | str | None) -> int | None:
+    """1..100 tasks in Doing per assignee, or none (empty, ``none`` or ``0``)."""
+    if value is None or (isinstance(value, str) and value.strip().casefold() in ("", "none")):
+        return None
+    text = str(value).strip()
+    if not re.fullmatch(r"[0-9]{1,3}", text):
+        raise Refused("The limit is a whole number from 1 to 100, or none")
+    number = int(text)
+    if number == 0:
+        return None
+    if number > 100:
+        raise Refused("The limit is a whole number from 1 to 100, or none")
     return number
 
 

@@ -20,10 +20,25 @@ from client.device import STATUSES, Device
 
 from . import _validation as check
 from ._base import ViewModel
-from ._identity import require_open
+from ._identity import me, require_open, require_owner
+from .pickers import priority_name
 from .undo import UndoOffer, offer_for, task_values, undo
 
 COLUMN_TITLES = {"todo": "To do", "doing": "Doing", "done": "Done"}
+
+EMPTY_BOARD = {
+    "todo": "No tasks yet: add the first one above",
+    "doing": "Move a task here when work on it starts",
+    "done": "Finished tasks land here",
+}
+"""What each column says on a board with no task at all."""
+
+EMPTY_COLUMN = {
+    "todo": "Nothing to do: add a task above",
+    "doing": "Nothing in progress: drag a task here to start it",
+    "done": "Nothing done yet",
+}
+"""What an empty column says on a board with tasks elsewhere (no filter hiding any here)."""
 
 
 class Card(TypedDict):
@@ -34,7 +49,44 @@ class Card(TypedDict):
     overdue: bool
     """Due before today and not done."""
     priority: int
+    priority_name: str
+    """``None``, ``Low``, ``Medium``, ``High``, ``Urgent``: how the priority is shown."""
     labels: list[str]
+    has_notes: bool
+    """The task has notes (the card shows a sign of them)."""
+    comments: int
+    """How many comments the task has (not deleted)."""
+
+
+@dataclass(frozen=True)
+class WipHeader:
+    """Doing's header on a board with a WIP limit. The limit is per assignee (SPEC 5), so
+    the header counts one assignee's tasks in Doing against it: the assignee the board is
+    filtered by, else you. ``text`` is ``1/3``; ``label`` names whose (``you 1/3``,
+    ``carol 2/3``); all of Doing's cards are counted by the header as usual."""
+
+    limit: int
+    assignee: str
+    load: int
+    """The assignee's tasks in Doing (not deleted), whatever the filter shows."""
+    is_you: bool
+
+    @property
+    def text(self) -> str:
+        return f"{self.load}/{self.limit}"
+
+    @property
+    def label(self) -> str:
+        return f"{'you' if self.is_you else self.assignee} {self.text}"
+
+    @property
+    def full(self) -> bool:
+        """At the limit: one more task in Doing for this assignee would be undone."""
+        return self.load >= self.limit
+
+    @property
+    def over(self) -> bool:
+        return self.load > self.limit
 
 
 @dataclass(frozen=True)
@@ -145,6 +197,16 @@ class BoardViewModel(ViewModel):
         self.deleted_cards: list[Card] = []
         """Deleted tasks, listed while ``show_deleted`` is on, to restore."""
         self._tasks: list[dict[str, Any]] = []
+        self._comment_counts: dict[str, int] = {}
+        self.members: list[str] = []
+        """The board's members, the owner first: the assignee picker's and filter's choices."""
+        self.wip: WipHeader | None = None
+        """Doing's WIP count against the limit; None on a board without a limit."""
+        self.headers: dict[str, str] = {}
+        """Each column's header: ``To do · 4``, ``Doing · 5 · you 1/3`` (see ``WipHeader``)."""
+        self.empty_texts: dict[str, str] = {}
+        """What an empty column says, by status: what to do on an empty board, that the
+        filter hides a column's cards, or what the column is for; "" when it shows cards."""
         self.undo_offer: UndoOffer | None = None
         """After a delete or a move: the snackbar's text and its "Undo" (None: no snackbar)."""
         self.undo_result: str | None = None
@@ -154,6 +216,25 @@ class BoardViewModel(ViewModel):
     @property
     def name(self) -> str:
         return "" if self.board is None else str(self.board["name"])
+
+    @property
+    def is_owner(self) -> bool:
+        return self.board is not None and self.board["owner"] == me(self.device)
+
+    @property
+    def can_set_wip_limit(self) -> bool:
+        """Only the owner sets the limit (the backend refuses anyone else's)."""
+        return self.is_owner
+
+    @property
+    def wip_limit(self) -> int | None:
+        limit = None if self.board is None else self.board.get("wip_limit")
+        return limit if isinstance(limit, int) else None
+
+    @property
+    def is_empty(self) -> bool:
+        """The board has no tasks at all (deleted ones aside)."""
+        return not any(not t["deleted"] for t in self._tasks)
 
     # commands
 
@@ -202,6 +283,16 @@ class BoardViewModel(ViewModel):
         def act() -> None:
             require_open(self.board)
             self._undoable(task, "Task deleted", lambda: self.device.delete_task(task))
+
+        return self._do(act)
+
+    def set_wip_limit(self, limit: int | str | None) -> bool:
+        """The most tasks in Doing per assignee (1..100), or none ("", "none", 0, None);
+        the board's owner only."""
+
+        def act() -> None:
+            require_owner(self.device, self.board, "set its limit on tasks in Doing")
+            self.device.set_wip_limit(self.board_id, check.wip_limit(limit))
 
         return self._do(act)
 
@@ -304,6 +395,7 @@ class BoardViewModel(ViewModel):
         found = self.device.entity("board", self.board_id)
         self.board = None if found is None else dict(found["values"])
         self._tasks = self.device.tasks(self.board_id, include_deleted=True)
+        self._comment_counts = self.device.comment_counts(self.board_id)
         live = [t for t in self._tasks if not t["deleted"]]
         shown = [t for t in live if self.filter.matches(t)]
         self.columns = {
@@ -313,6 +405,34 @@ class BoardViewModel(ViewModel):
         self.assignees_in_use = sorted({t["assignee"] for t in live if t["assignee"]})
         deleted = [t for t in self._tasks if t["deleted"]] if self.show_deleted else []
         self.deleted_cards = [self._card(t) for t in deleted]
+        self.members = [m["username"] for m in self.device.members(self.board_id)]
+        self.wip = self._wip_header(live)
+        self.headers = {status: self._header(status) for status in STATUSES}
+        self.empty_texts = {status: self._empty_text(status, live) for status in STATUSES}
+
+    def _wip_header(self, live: list[dict[str, Any]]) -> WipHeader | None:
+        limit = self.wip_limit
+        if limit is None:
+            return None
+        you = me(self.device)
+        assignee = self.filter.assignee or you
+        load = sum(1 for t in live if t["status"] == "doing" and t["assignee"] == assignee)
+        return WipHeader(limit, assignee, load, assignee == you)
+
+    def _header(self, status: str) -> str:
+        header = f"{COLUMN_TITLES[status]} · {len(self.columns[status])}"
+        if status == "doing" and self.wip is not None:
+            header += f" · {self.wip.label}"
+        return header
+
+    def _empty_text(self, status: str, live: list[dict[str, Any]]) -> str:
+        if self.columns[status]:
+            return ""
+        if not live:
+            return EMPTY_BOARD[status]
+        if self.filter.active and any(t["status"] == status for t in live):
+            return "No card here matches the filter: clear it to see them all"
+        return EMPTY_COLUMN[status]
 
     def _card(self, task: dict[str, Any]) -> Card:
         today = self._today().isoformat()
@@ -324,7 +444,10 @@ class BoardViewModel(ViewModel):
             "due": due,
             "overdue": due is not None and due < today and task["status"] != "done",
             "priority": task["priority"],
+            "priority_name": priority_name(task["priority"]),
             "labels": sorted(task["labels"]),
+            "has_notes": bool(task["notes"].strip()),
+            "comments": self._comment_counts.get(task["id"], 0),
         }
 
 

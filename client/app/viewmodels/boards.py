@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 from client.device import Device
@@ -11,6 +12,7 @@ from . import _validation as check
 from ._base import ViewModel
 from ._identity import me, require_owner
 from ._text import plain_error
+from .share import CheckUser, ShareViewModel, unchecked
 
 
 class BoardItem(TypedDict):
@@ -29,9 +31,19 @@ class MemberItem(TypedDict):
 
 
 class BoardsViewModel(ViewModel):
-    def __init__(self, device: Device) -> None:
+    def __init__(
+        self,
+        device: Device,
+        *,
+        check_user: CheckUser = unchecked,
+        on_answer: Callable[[Callable[[], None]], None] = lambda answer: answer(),
+    ) -> None:
+        """``check_user`` asks the server whether a username exists (the app's
+        ``BackgroundSync.check_user``); ``on_answer`` runs its answer on the UI thread."""
         super().__init__()
         self.device = device
+        self._check_user = check_user
+        self._on_answer = on_answer
         self.boards: list[BoardItem] = []
         """Open boards first, then archived ones, each by name."""
         self.selected: str | None = None
@@ -70,6 +82,15 @@ class BoardsViewModel(ViewModel):
             self.device.share_board(board, name)
 
         return self._do(act)
+
+    def share_dialog(self, board: str) -> ShareViewModel:
+        """The share dialog of ``board``: the name is checked with the server before the
+        share is queued (``share`` queues it unchecked)."""
+        dialog = ShareViewModel(
+            self.device, board, check_user=self._check_user, on_answer=self._on_answer
+        )
+        dialog.subscribe(self.refresh)
+        return dialog
 
     def unshare(self, board: str, username: str) -> bool:
         def act() -> None:

@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from client.device import Device
-from client.errors import ClientError, ServerUnreachable, SignInRequired
+from client.errors import (
+    ClientError,
+    PasswordChangeRequired,
+    ServerUnreachable,
+    SignInRequired,
+)
 from client.store.settings import Setting, write_setting
 from client.sync.runner import SignInAction
 
@@ -33,6 +38,8 @@ Outcome = Literal["signed_in", "offline"]
 UNREACHABLE = "Cannot reach the server — you can continue offline"
 TAKEN = "That username is taken"
 WRONG_CREDENTIALS = "Wrong username or password"
+CANCELLED = "Sign-in cancelled: try again, or continue offline"
+ONE_TIME = "This password works once: choose a new password to finish signing in"
 
 
 class SignIn(Protocol):
@@ -41,6 +48,20 @@ class SignIn(Protocol):
     def __call__(
         self, server: str, action: SignInAction, username: str, password: str
     ) -> Future[None]: ...
+
+
+class ChangePassword(Protocol):
+    """Change the password with ``server`` on the sync thread, then sign in with it."""
+
+    def __call__(
+        self, server: str, username: str, password: str, new_password: str
+    ) -> Future[None]: ...
+
+
+def no_password_change(
+    server: str, username: str, password: str, new_password: str
+) -> Future[None]:
+    raise RuntimeError("this sign-in view model was given no sync runner to change passwords")
 
 
 def no_sign_in(server: str, action: SignInAction, username: str, password: str) -> Future[None]:
@@ -60,6 +81,7 @@ class SignInViewModel(ViewModel):
         *,
         device_factory: Callable[[Path], Device] = Device,
         sign_in: SignIn = no_sign_in,
+        change_password: ChangePassword = no_password_change,
         on_answer: Callable[[Callable[[], None]], None] = at_once,
         default_server: str = "",
     ) -> None:
@@ -67,6 +89,7 @@ class SignInViewModel(ViewModel):
         the UI thread (the app's ``on_ui``)."""
         super().__init__()
         self._sign_in = sign_in
+        self._change_password = change_password
         self._on_answer = on_answer
         self.device: Device | None = None
         self.server_url = default_server
@@ -76,8 +99,15 @@ class SignInViewModel(ViewModel):
         self.busy = False
         self.offer_offline = False
         """True once the server could not be reached: the screen shows "continue offline"."""
+        self.must_change_password = False
+        """The password given is a one-time one (``outpost users reset-password``): the
+        screen asks for a new one (``new_password``) and ``set_new_password`` finishes."""
+        self.new_password = ""
         self.outcome: Outcome | None = None
         self._open_error: str | None = None
+        self._work: Future[None] | None = None
+        """The sign-in under way, to cancel."""
+        self._cancelled = False
         try:
             self.device = device_factory(profile_root)
         except ClientError as exc:
@@ -97,8 +127,35 @@ class SignInViewModel(ViewModel):
     def sign_in(self) -> Future[bool]:
         return self._authenticate("login")
 
+    @property
+    def can_cancel(self) -> bool:
+        """A sign-in is under way: the screen shows Cancel."""
+        return self.busy
+
+    @property
+    def can_continue_offline(self) -> bool:
+        """ "Continue offline" works whatever the server does, even while it is asked."""
+        return self.device is not None
+
+    def cancel(self) -> bool:
+        """Stop waiting for the server: the sign-in is cancelled on the sync thread, the
+        form is usable again and "continue offline" is offered."""
+        work = self._work
+        if not self.busy or work is None:
+            return False
+        self._cancelled = True
+        work.cancel()  # its done-callback (on the UI thread) finishes the model
+        if not work.cancelled():  # it had finished already: its answer stands
+            self._cancelled = False
+            return False
+        return True
+
     def continue_offline(self) -> bool:
-        """Use the profile without an account; a valid server address is kept for later."""
+        """Use the profile without an account; a valid server address is kept for later.
+        A sign-in under way is cancelled first."""
+        if self.busy:
+            self.cancel()
+            self.busy = False
         self.field_errors, self.error = {}, self._open_error
         if self.device is None:
             self._notify()
@@ -114,6 +171,34 @@ class SignInViewModel(ViewModel):
         self._notify()
         return self.error is None
 
+    def set_new_password(self) -> Future[bool]:
+        """After a one-time password: set ``new_password`` with it, then sign in with the
+        new one. Every other session of the account ends."""
+        done: Future[bool] = Future()
+        credentials = self._validated()
+        if credentials is not None and self.new_password == credentials[2]:
+            self.field_errors["new_password"] = "Choose a password other than the one-time one"
+        elif credentials is not None:
+            try:
+                check.password(self.new_password)
+            except check.Refused as exc:
+                self.field_errors["new_password"] = str(exc)
+        if self.field_errors:
+            self.error = next(iter(self.field_errors.values()))
+        if credentials is None or self.field_errors or self.busy or self.device is None:
+            self._notify()
+            done.set_result(False)
+            return done
+        server, username, password = credentials
+        self.busy, self.error, self.offer_offline, self._cancelled = True, None, False, False
+        self._notify()
+        work = self._change_password(server, username, password, self.new_password)
+        self._work = work
+        work.add_done_callback(
+            lambda finished: self._on_answer(lambda: self._finish(finished, "login", server, done))
+        )
+        return done
+
     # sign up and sign in
 
     def _authenticate(self, action: SignInAction) -> Future[bool]:
@@ -127,8 +212,10 @@ class SignInViewModel(ViewModel):
             return done
         server, username, password = credentials
         self.busy, self.error, self.offer_offline = True, None, False
+        self._cancelled = False
         self._notify()
         work = self._sign_in(server, action, username, password)
+        self._work = work
         work.add_done_callback(
             lambda finished: self._on_answer(lambda: self._finish(finished, action, server, done))
         )
@@ -159,7 +246,17 @@ class SignInViewModel(ViewModel):
         return valid[0], valid[1], valid[2]
 
     def _finish(self, work: Future[None], action: str, server: str, done: Future[bool]) -> None:
-        self.busy = False
+        if work is not self._work:
+            done.set_result(False)  # an older sign-in, cancelled: a newer one is the one
+            return
+        self.busy, self._work = False, None
+        if work.cancelled() and self._cancelled:
+            self._cancelled = False
+            if self.outcome != "offline":
+                self.error, self.offer_offline = CANCELLED, True
+                self._notify()
+            done.set_result(False)
+            return
         failure = None if work.cancelled() else work.exception()
         if failure is not None and not isinstance(failure, ClientError):
             self._notify()
@@ -173,11 +270,14 @@ class SignInViewModel(ViewModel):
                 failure, signed_in = exc, False
         if signed_in:
             self.password, self.outcome, self.server_url = "", "signed_in", server
+            self.new_password, self.must_change_password = "", False
         elif failure is None:
             self.error = "Signing in was interrupted: try again"
         else:
             self.error = self._explain(failure, action)
             self.offer_offline = isinstance(failure, ServerUnreachable)
+            if isinstance(failure, PasswordChangeRequired):
+                self.must_change_password = True
         self._notify()
         done.set_result(signed_in)
 
@@ -185,6 +285,8 @@ class SignInViewModel(ViewModel):
     def _explain(failure: ClientError, action: str) -> str:
         if isinstance(failure, ServerUnreachable):
             return UNREACHABLE
+        if isinstance(failure, PasswordChangeRequired):
+            return ONE_TIME
         if isinstance(failure, SignInRequired):
             detail = str(failure)
             if action == "signup" and "taken" in detail:

@@ -26,6 +26,14 @@ from ._base import ViewModel
 from ._identity import me, require_open
 from ._text import TimeText
 from .board import COLUMN_TITLES
+from .pickers import (
+    AssigneeChoice,
+    DatePicker,
+    PriorityChoice,
+    assignee_choices,
+    priority_choices,
+    priority_name,
+)
 from .undo import UndoOffer, offer_for, task_values, undo
 
 FORM_FIELDS = ("title", "notes", "status", "priority", "due", "assignee")
@@ -63,6 +71,7 @@ class TaskViewModel(ViewModel):
         self.conflicts: dict[str, str] = {}
         """Fields the user is editing that another device changed: their value, as text."""
         self._board: dict[str, Any] | None = None
+        self._members: list[dict[str, Any]] = []
         self.undo_offer: UndoOffer | None = None
         """After a save or a delete: the snackbar's text and its "Undo"."""
         self.undo_result: str | None = None
@@ -87,6 +96,52 @@ class TaskViewModel(ViewModel):
     @property
     def deleted(self) -> bool:
         return bool(self.values and self.values["deleted"])
+
+    # pickers: what the form's fields are chosen from
+
+    @property
+    def priority_name(self) -> str:
+        """The form's priority by name ("High"); its text as typed if it is not valid."""
+        try:
+            return priority_name(check.priority(self.form.get("priority", "0")))
+        except check.Refused:
+            return self.form.get("priority", "")
+
+    @property
+    def priority_choices(self) -> list[PriorityChoice]:
+        try:
+            current: int | None = check.priority(self.form.get("priority", "0"))
+        except check.Refused:
+            current = None
+        return priority_choices(current)
+
+    def pick_priority(self, value: int) -> None:
+        """A priority chosen by the user (0..4; shown by name)."""
+        self.edit("priority", str(check.priority(value)))
+
+    @property
+    def assignee_choices(self) -> list[AssigneeChoice]:
+        """Nobody, then the board's members: whom the task can be assigned to."""
+        return assignee_choices(self._members, self.form.get("assignee"), me(self.device))
+
+    def pick_assignee(self, username: str) -> None:
+        """An assignee chosen from ``assignee_choices`` ("" for nobody)."""
+        self.edit("assignee", username)
+
+    def clear_assignee(self) -> None:
+        self.edit("assignee", "")
+
+    def date_picker(self, today: Callable[[], Any] | None = None) -> DatePicker:
+        """A month grid opened on the form's due date (or today's month)."""
+        due = self.form.get("due", "")
+        return DatePicker(due, today=today) if today else DatePicker(due)
+
+    def pick_due(self, day: str) -> None:
+        """The date picked (``YYYY-MM-DD``, from ``DatePicker.value``), "" for none."""
+        self.edit("due", day)
+
+    def clear_due(self) -> None:
+        self.edit("due", "")
 
     # commands
 
@@ -248,13 +303,14 @@ class TaskViewModel(ViewModel):
     def _load(self) -> None:
         found = self.device.entity("task", self.task_id)
         if found is None:
-            self.values, self._board, self.comments = None, None, []
+            self.values, self._board, self.comments, self._members = None, None, [], []
             self.base, self.conflicts = {}, {}
             return
         self.values = {k: v for k, v in found["values"].items() if k != "position"}
         self._take_in(self.values)
         board = self.device.entity("board", found["board"])
         self._board = None if board is None else dict(board["values"])
+        self._members = self.device.members(found["board"])
         you = me(self.device)
         owner = None if self._board is None else self._board["owner"]
         self.comments = [

@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from client.app.viewmodels.board import EMPTY_BOARD, EMPTY_COLUMN
 from tests.support.backend import BackendProcess
 from tests.support.device import PASSWORD
 from tests.support.device import Device as Phone
@@ -250,9 +251,10 @@ def board_layout(board: str, columns: dict[str, list[str]], **more: str | None) 
     above: list[tuple[str, str]] = []  # each column's cards in their order
     for status, cards in columns.items():
         texts[f"column:{status}"] = None
-        texts[f"column:{status}/column_title"] = f"{COLUMNS[status]}  ·  {len(cards)}"
+        texts[f"column:{status}/column_title"] = f"{COLUMNS[status]} · {len(cards)}"
         if not cards:
-            texts[f"column:{status}/empty"] = "Nothing here"
+            empty = EMPTY_COLUMN if any(columns.values()) else EMPTY_BOARD
+            texts[f"column:{status}/empty"] = empty[status]
         for title in cards:
             texts[f"card:{title}/card_title"] = title
             inside[f"card:{title}"] = f"column:{status}"
@@ -290,9 +292,10 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     app.type("password_input", PASSWORD)
     app.tap("sign_up_button")
     app.wait_until("the boards, signed in", lambda seen: seen["screen"] == "boards")
-    app.type("new_board_input", "Launch", enter=True)
-    app.wait_until("the new board", lambda seen: "board:Launch" in seen["rows"])
-    app.tap("board:Launch/open_button")
+    app.type("new_board_input", "Launch", enter=True)  # a new board opens at once
+    seen = app.wait_until("the new board, open", lambda seen: seen["screen"] == "board")
+    assert seen["texts"]["board_title"] == "Launch"
+    assert seen["columns"]["todo"]["empty"] == EMPTY_BOARD["todo"], "it says what to do"
     app.type("quick_add_input", "Write the announcement", enter=True)
     seen = app.wait_until(
         "the card added, sent", lambda seen: titles(seen, "todo") and synced(seen)
@@ -316,9 +319,9 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     assert phone.push(created)[0]["status"] == "accepted"
     seen = app.wait_until("the second device's card", lambda seen: titles(seen, "doing"))
     assert titles(seen, "doing") == ["Book the venue"]
-    assert card(seen, "Book the venue")["meta"] == f"@{user} · priority 2"
+    assert card(seen, "Book the venue")["meta"] == f"@{user} · Medium priority"
     assert card(seen, "Book the venue")["labels"] == "#venue"
-    assert seen["columns"]["doing"]["title"] == "Doing  ·  1"
+    assert seen["columns"]["doing"]["title"] == "Doing · 1"
 
     # move cards with keys and buttons
     app.tap("card:Write the announcement")
@@ -396,7 +399,7 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     )
     assert card(seen, "Write the announcement") == {
         "title": "Write the announcement",
-        "meta": f"@{user} · due 2020-01-02 · overdue · priority 3",
+        "meta": f"@{user} · due 2020-01-02 · overdue · High priority · notes · 1 comment",
         "labels": "#launch",
         "selected": True,
     }
@@ -453,8 +456,11 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     app.tap("card:Book the venue")
     app.key("right")
     seen = app.wait_until(
-        "the offline edits",
-        lambda seen: seen["texts"]["status_pending"] == "2 changes waiting to send",
+        "the offline edits, offline",
+        lambda seen: (
+            seen["texts"]["status_pending"] == "2 changes waiting to send"
+            and seen["texts"]["status_state"] == "Offline"
+        ),
     )
     assert titles(seen, "todo") == ["Print the flyers"]
     assert titles(seen, "doing") == ["Write the announcement", "Book the venue"]
@@ -541,8 +547,8 @@ def test_the_app_moves_cards_by_dragging_them_with_the_mouse_or_a_finger(
         Expected(
             "board",
             {
-                "column:todo/column_title": "To do  ·  3",
-                "column:doing/column_title": "Doing  ·  1",
+                "column:todo/column_title": "To do · 3",
+                "column:doing/column_title": "Doing · 1",
                 "card:Delta/card_title": "Delta",
                 "dragging:Alpha": None,
                 "drop:doing:0": None,
@@ -657,7 +663,7 @@ def test_the_app_tells_why_a_board_went_away_and_the_notice_can_be_dismissed(
     title, message, reason = seen["rows"]["notice:0"][:3]
     assert title.startswith("Board no longer shared with you · ")
     assert message == "You no longer have access to the board 'Shared plans'."
-    assert reason == "Why: You are no longer a member of the board"
+    assert reason == "You are no longer a member of the board"
     assert seen["texts"]["notices_title"] == "Notices  ·  1"
     assert "board:Shared plans" not in seen["rows"]
     assert_screenshot(

@@ -61,7 +61,10 @@ def test_a_card_shows_title_assignee_due_priority_and_labels(
             "due": "2025-04-01",
             "overdue": False,
             "priority": 3,
+            "priority_name": "High",
             "labels": ["api", "ui"],
+            "has_notes": False,
+            "comments": 0,
         }
     ]
 

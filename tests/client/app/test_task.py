@@ -118,9 +118,9 @@ def test_empty_due_date_and_assignee_clear_them(model: TaskViewModel) -> None:
         ({"notes": "x" * 20_001}, "Notes are at most 20,000 characters"),
         ({"due": "14/03/2025"}, "Write the due date as YYYY-MM-DD, for example 2025-03-14"),
         ({"due": "2025-02-30"}, "2025-02-30 is not a date on the calendar"),
-        ({"priority": 5}, "Priority is a number from 0 to 4"),
-        ({"priority": "-1"}, "Priority is a number from 0 to 4"),
-        ({"priority": "high"}, "Priority is a number from 0 to 4"),
+        ({"priority": 5}, "Priority is None, Low, Medium, High or Urgent (0 to 4)"),
+        ({"priority": "-1"}, "Priority is None, Low, Medium, High or Urgent (0 to 4)"),
+        ({"priority": "highest"}, "Priority is None, Low, Medium, High or Urgent (0 to 4)"),
         (
             {"assignee": "Alice Smith"},
             "Assign the task to a username (3 to 32 of a-z, 0-9, _ . -) or to nobody",
