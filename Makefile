@@ -47,7 +47,7 @@ docs: install
 
 # The backend on the embedded defaults, and the app signed in to a demo account on it.
 run: install
-	$(BIN)/python -m outpost.run_local
+	$(BIN)/python -m outpost.run_local $(ARGS)
 
 bench: install
 	$(BIN)/outpost bench --json bench-results.json

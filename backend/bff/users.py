@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from backend.bff.auth.services import AuthService
@@ -34,7 +35,7 @@ class UsersController(Controller):
         security=BEARER,
         responses=errors(400, 401, 404, 429, 503),
     )
-    async def check(self, username: str, auth: NamedDependency[AuthService]) -> None:
+    async def check(self, username: FromPath[str], auth: NamedDependency[AuthService]) -> None:
         """204 when an account named ``username`` exists, 404 when none does (400: not a
         username at all). Few checks per user (429 with Retry-After beyond them)."""
         if not _USERNAME.fullmatch(username):

@@ -221,6 +221,10 @@ class OutpostApp(App):
     def open_board(self, board_id: str) -> None:
         assert self.device is not None
         self.board_model = BoardViewModel(self.device, board_id)
+        offer = self.task_model.undo_offer if self.task_model is not None else None
+        if offer is not None:  # back from the editor: its Undo stays on offer on the board
+            self.board_model.undo_offer = offer
+            self.task_model = None
         self.shell.ids.board_screen.attach(self.board_model)
         self.settings.last_board = board_id
         self.settings.save(self.folder)

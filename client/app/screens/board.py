@@ -24,7 +24,7 @@ from client.app.viewmodels.board import DropTarget
 
 from ..ui_thread import ui_callback
 from .base import AppScreen, load_kv
-from .common import Chip, Row
+from .common import Chip, FoldingBar, Row  # noqa: F401  (FoldingBar: kv)
 from .drag import CardDrag
 from .theme import theme
 
@@ -95,16 +95,6 @@ class ColumnView(BoxLayout):
     locator = StringProperty("")
 
 
-class DeletedPanel(BoxLayout):
-    """The deleted tasks under the board; folded (0 high), it takes no touch, though its
-    rows stand out of it."""
-
-    def on_touch_down(self, touch: Any) -> bool:
-        if self.height <= 0:
-            return False
-        return bool(super().on_touch_down(touch))
-
-
 class ColumnTab(ToggleButton):
     """A column's tab on a phone: its title and count."""
 
@@ -161,6 +151,8 @@ class BoardScreen(AppScreen):
     phone = BooleanProperty(False)
     """Below 600 dp: one column at a time, under tabs that show each column's count."""
     current_column = OptionProperty("todo", options=list(STATUSES))
+    undo_shown = BooleanProperty(False)
+    """The snackbar: what was just done and its Undo, or what undoing did."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -325,6 +317,7 @@ class BoardScreen(AppScreen):
         ids = self.ids
         self.board_name = model.name + ("  (archived)" if model.board["archived"] else "")
         ids.board_error.text = model.error or ""
+        self._render_undo(model)
         ids.label_filter.values = [ANY_LABEL, *model.labels_in_use]
         ids.assignee_filter.values = [ANYONE, *(f"@{a}" for a in model.assignees_in_use)]
         shown = {card["id"] for cards in model.columns.values() for card in cards}
@@ -334,6 +327,20 @@ class BoardScreen(AppScreen):
             self._render_column(column, model.columns[column.status], model)
         self._render_deleted(model.show_deleted, model.deleted_cards)
         self._redraw_selection()
+
+    def undo(self) -> None:
+        model = self._model()
+        self.act(model.undo)
+
+    def dismiss_undo(self) -> None:
+        self._model().dismiss_undo()
+
+    def _render_undo(self, model: BoardViewModel) -> None:
+        offer, result = model.undo_offer, model.undo_result
+        self.undo_shown = offer is not None or result is not None
+        self.ids.undo_text.text = offer.text if offer is not None else (result or "")
+        self.ids.undo_button.opacity = 1 if offer is not None else 0
+        self.ids.undo_button.disabled = offer is None
 
     def _render_column(self, column: ColumnView, cards: list[Card], model: BoardViewModel) -> None:
         column.title = model.headers[column.status]

@@ -76,6 +76,11 @@ class BoardsScreen(AppScreen):
             flip = model.unarchive if board["archived"] else model.archive
             self.act(lambda: flip(board["id"]))
 
+    def set_wip_limit(self) -> None:
+        model, board = self._model(), self._selected()
+        if board is not None:
+            self.act(lambda: model.set_wip_limit(board["id"], self.ids.wip_input.text))
+
     def share(self) -> None:
         """The name is checked with the server first; the answer comes on the UI thread."""
         board, field = self._selected(), self.ids.share_input
@@ -162,7 +167,10 @@ class BoardsScreen(AppScreen):
         if not ids.rename_input.focus:
             set_text(ids.rename_input, board["name"])
         ids.archive_button.text = "Unarchive" if board["archived"] else "Archive"
-        for widget in (ids.rename_button, ids.archive_button, ids.share_button):
+        if not ids.wip_input.focus:
+            limit = board["wip_limit"]
+            set_text(ids.wip_input, "" if limit is None else str(limit))
+        for widget in (ids.rename_button, ids.archive_button, ids.share_button, ids.wip_button):
             widget.disabled = not board["is_owner"]
         for member in members:
             ids.member_list.add_widget(self._member(member, board["is_owner"]))

@@ -68,6 +68,17 @@ class Chip(Label):
         self.fill, self.ink = theme.chip(self.text)
 
 
+class FoldingBar(BoxLayout):
+    """A bar that folds to 0 high when it has nothing to show (the undo snackbar, the deleted
+    tasks). Folded, it takes no touch: its children keep their own height and stand out of
+    it, and a disabled widget would take every touch that lands on it."""
+
+    def on_touch_down(self, touch: Any) -> bool:
+        if self.height <= 0:
+            return False
+        return bool(super().on_touch_down(touch))
+
+
 class Row(BoxLayout):
     """A row of a list; ``locator`` names it (``card:Buy milk``, ``board:Launch``)."""
 

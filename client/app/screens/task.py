@@ -19,6 +19,7 @@ from kivy.metrics import dp  # type: ignore[import-untyped]
 from kivy.properties import NumericProperty, StringProperty  # type: ignore[import-untyped]
 
 from client.app.viewmodels import COLUMN_TITLES, CommentItem, TaskViewModel
+from client.app.viewmodels.pickers import PRIORITY_NAMES
 
 from ..ui_thread import ui_callback
 from .base import AppScreen, load_kv
@@ -76,7 +77,11 @@ class TaskScreen(AppScreen):
         """The user changed a field (a redraw setting it is no edit)."""
         if self._rendering or self.model is None:
             return
-        self.model.edit(field, STATUS_BY_TITLE.get(text, text) if field == "status" else text)
+        if field == "status":
+            text = STATUS_BY_TITLE.get(text, text)
+        elif field == "priority" and text in PRIORITY_NAMES:
+            text = str(PRIORITY_NAMES.index(text))  # shown by name, stored as its number
+        self.model.edit(field, text)
 
     def save(self) -> bool:
         model = self._model()
@@ -171,7 +176,11 @@ class TaskScreen(AppScreen):
         try:
             for field, name in INPUTS.items():
                 text = model.form[field]
-                set_text(ids[name], COLUMN_TITLES.get(text, text) if field == "status" else text)
+                if field == "status":
+                    text = COLUMN_TITLES.get(text, text)
+                elif field == "priority":
+                    text = model.priority_name
+                set_text(ids[name], text)
                 ids[f"{field}_changed"].text = model.hint(field)
             self.hint_room = dp(18) if any(model.hint(f) for f in IN_GRID) else 0
         finally:

@@ -83,6 +83,15 @@ class BoardsViewModel(ViewModel):
 
         return self._do(act)
 
+    def set_wip_limit(self, board: str, limit: int | str | None) -> bool:
+        """The most tasks in Doing per assignee (1..100), or none; the owner only."""
+
+        def act() -> None:
+            require_owner(self.device, self._board(board), "set its limit on tasks in Doing")
+            self.device.set_wip_limit(board, check.wip_limit(limit))
+
+        return self._do(act)
+
     def share_dialog(self, board: str) -> ShareViewModel:
         """The share dialog of ``board``: the name is checked with the server before the
         share is queued (``share`` queues it unchecked)."""

@@ -89,6 +89,8 @@ class TaskViewModel(ViewModel):
             return ""
         value = self.conflicts[field]
         shown = COLUMN_TITLES.get(value, value) if field == "status" else value
+        if field == "priority" and value.isdigit():
+            shown = priority_name(int(value))
         if field == "notes" and len(shown) > 80:
             shown = shown[:79] + "…"
         return f"Changed on another device: {shown or '(empty)'}"

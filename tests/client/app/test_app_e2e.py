@@ -349,7 +349,7 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     app.type("assignee_input", user)
     app.type("notes_input", "Two paragraphs, no more.")
     app.tap("priority_spinner")
-    app.tap("option:3")
+    app.tap("option:High")
     app.type("new_label_input", "launch", enter=True)
     app.type("comment_input", "Draft is in the shared folder", enter=True)
     app.tap("save_button")
@@ -360,7 +360,7 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
             and "comment:Draft is in the shared folder" in seen["rows"]
         ),
     )
-    assert seen["texts"]["priority_spinner"] == "3"
+    assert seen["texts"]["priority_spinner"] == "High"
     assert seen["texts"]["due_input"] == "2020-01-02"
     assert seen["rows"]["comment:Draft is in the shared folder"][-1] == (
         "Draft is in the shared folder"
@@ -376,7 +376,7 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
                 "title_input": "Write the announcement",
                 "notes_input": "Two paragraphs, no more.",
                 "status_spinner": "Doing",
-                "priority_spinner": "3",
+                "priority_spinner": "High",
                 "due_input": "2020-01-02",
                 "assignee_input": user,
                 "label:launch": None,
@@ -717,7 +717,7 @@ def test_the_editor_saves_only_what_the_user_changed_and_shows_other_devices_edi
     notes = "Two paragraphs, no more."
     app.type("notes_input", notes)
     app.tap("priority_spinner")
-    app.tap("option:3")
+    app.tap("option:High")
 
     fields = {"title": "Final draft", "due": "2026-02-20", "priority": 1}
     renamed = phone.event("TaskUpdated", {"fields": fields}, board=board, entity=task)
@@ -730,8 +730,8 @@ def test_the_editor_saves_only_what_the_user_changed_and_shows_other_devices_edi
     )  # (a hint's label takes its height a frame after its text)
     texts = seen["texts"]
     assert (texts["due_input"], texts["notes_input"]) == ("2026-02-20", notes)
-    assert texts["priority_spinner"] == "3"  # what the user picked stays ...
-    assert texts["priority_changed"] == "Changed on another device: 1"  # ... marked
+    assert texts["priority_spinner"] == "High"  # what the user picked stays ...
+    assert texts["priority_changed"] == "Changed on another device: Low"  # ... marked
     assert "title_changed" not in texts and "notes_changed" not in texts
     assert_screenshot(
         app.screenshot("app-task-changed-elsewhere.png"),
@@ -741,8 +741,8 @@ def test_the_editor_saves_only_what_the_user_changed_and_shows_other_devices_edi
                 "title_input": "Final draft",
                 "notes_input": notes,
                 "due_input": "2026-02-20",
-                "priority_spinner": "3",
-                "priority_changed": "Changed on another device: 1",
+                "priority_spinner": "High",
+                "priority_changed": "Changed on another device: Low",
             },
             apart=(
                 ("title_input", "notes_input", "priority_spinner", "priority_changed", "due_input"),

@@ -189,3 +189,22 @@ def test_before_sign_in_you_are_the_profiles_own_actor(tmp_path: Path) -> None:
     model = BoardViewModel(device, board, today=lambda: TODAY)
     assert model.can_set_wip_limit, "the profile's own board, before any account"
     assert model.wip is not None and (model.wip.assignee, model.wip.label) == (OWN_ACTOR, "you 0/1")
+
+
+def test_the_boards_list_sets_the_limit_too_for_its_owner_only(tmp_path: Path) -> None:
+    from client.app.viewmodels import BoardsViewModel
+
+    alice = signed_in(Device(tmp_path / "alice"), "alice")
+    board = alice.create_board("Hers")
+    boards = BoardsViewModel(alice)
+    assert boards.set_wip_limit(board, "4")
+    assert boards.boards[0]["wip_limit"] == 4
+    assert not boards.set_wip_limit(board, "400")
+    assert boards.error == "The limit is a whole number from 1 to 100, or none"
+    bob = signed_in(Device(tmp_path / "bob"), "bob")
+    with alice.store.read() as conn:
+        bodies = [bytes(b) for (b,) in conn.execute("SELECT body FROM outbox ORDER BY position")]
+    _fold_as(bob, bodies, "alice")
+    theirs = BoardsViewModel(bob)
+    assert not theirs.set_wip_limit(board, "2")
+    assert theirs.error == "Only the board's owner (alice) can set its limit on tasks in Doing"

@@ -170,3 +170,12 @@ def test_an_assignee_no_longer_on_the_board_is_still_shown_as_such(
         True,
     )
     assert "carol" not in [c.username for c in editor.assignee_choices[:-1]]
+
+
+def test_a_priority_changed_elsewhere_is_named_in_the_hint(device: Device, board: str) -> None:
+    task = device.add_task(board, "Ship", priority=2)
+    editor = TaskViewModel(device, task)
+    editor.pick_priority(4)
+    device.set_task(task, priority=1)  # another device's edit, as a sync folds it in
+    editor.refresh()
+    assert editor.hint("priority") == "Changed on another device: Low"
