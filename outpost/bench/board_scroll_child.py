@@ -102,21 +102,8 @@ def _script(app: Any, frames: int, filters: int, began: float, out: Path) -> Ste
     column = screen.ids.column_todo
     titles = [card.title for card in reversed(column.ids.cards.children)]
 
-    # 1. scrolling the app's column, then plain Labels in the same place
+    # 1. the app: scrolling its column, then filtering the board
     scroll = yield from _scroll(column.ids.scroll, frames, frames_shown)
-    plain = ScrollView(do_scroll_x=False, size_hint=(None, None))
-    plain.size, plain.pos = column.size, column.to_window(*column.pos)
-    items = BoxLayout(orientation="vertical", size_hint_y=None, spacing=8)
-    items.bind(minimum_height=items.setter("height"))
-    for title in titles:
-        items.add_widget(_plain_label(Label, title))
-    plain.add_widget(items)
-    app.shell.get_root_window().add_widget(plain)
-    for _ in range(SETTLE_FRAMES):
-        yield
-    scroll_plain = yield from _scroll(plain, frames, frames_shown)
-
-    # 2. filtering: the app's board, then swapping the plain list
     filtered: list[float] = []
     for i in range(filters):
         text = "Task 1" if i % 2 == 0 else ""
@@ -128,6 +115,22 @@ def _script(app: Any, frames: int, filters: int, began: float, out: Path) -> Ste
         yield
         yield
         filtered.append((frames_shown.times[mark] - started) * 1000)
+    cards = sum(len(c.ids.cards.children) for c in screen._all_columns)
+
+    # 2. plain Kivy alone in the window (the app's widgets taken out, so that they are not
+    # drawn too): a ScrollView of the same titles as Labels where the column was
+    position, size = column.to_window(*column.pos), tuple(column.size)
+    Window.remove_widget(app.shell)
+    plain = ScrollView(do_scroll_x=False, size_hint=(None, None), size=size, pos=position)
+    items = BoxLayout(orientation="vertical", size_hint_y=None, spacing=8)
+    items.bind(minimum_height=items.setter("height"))
+    for title in titles:
+        items.add_widget(_plain_label(Label, title))
+    plain.add_widget(items)
+    Window.add_widget(plain)
+    for _ in range(SETTLE_FRAMES):
+        yield
+    scroll_plain = yield from _scroll(plain, frames, frames_shown)
     keep = [t for t in titles if t.startswith("Task 1")]
     filtered_plain: list[float] = []
     for i in range(filters):
@@ -140,11 +143,12 @@ def _script(app: Any, frames: int, filters: int, began: float, out: Path) -> Ste
         yield
         yield
         filtered_plain.append((frames_shown.times[mark] - started) * 1000)
-    app.shell.get_root_window().remove_widget(plain)
+    Window.remove_widget(plain)
+    Window.add_widget(app.shell)
 
     figures = {
         "open_s": opened,
-        "cards": sum(len(c.ids.cards.children) for c in screen._all_columns),
+        "cards": cards,
         "scroll": scroll,
         "scroll_plain": scroll_plain,
         "filter": filtered,
