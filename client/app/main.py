@@ -37,6 +37,7 @@ from client.sync.runner import SignInAction
 
 from .background import BackgroundSync
 from .demo import prepare_demo
+from .look import resolve_scheme, toggled
 from .quiet import after_kivy_import
 from .settings import (
     DEFAULT_PROFILE,
@@ -127,6 +128,8 @@ class OutpostApp(App):
         self.account_model: AccountViewModel | None = None
         self.shell: Any = None
         """The window's root widget (``screens/shell.kv``), once built."""
+        self.theme: Any = None
+        """The colours on screen (``screens/theme.py``), once built."""
 
     # building
 
@@ -135,8 +138,13 @@ class OutpostApp(App):
         from kivy.core.window import Window  # type: ignore[import-untyped]
 
         from .screens.shell import Shell
+        from .screens.theme import theme
 
-        Window.clearcolor = (0.11, 0.12, 0.14, 1)
+        self.theme = theme
+
+        self.theme.apply(resolve_scheme(self.settings.theme))
+        Window.clearcolor = self.theme.background
+        self.theme.bind(background=lambda _theme, colour: setattr(Window, "clearcolor", colour))
         Window.bind(on_key_down=self._on_key_down)
         self._refresh_soon = Clock.create_trigger(self._refresh_on_screen)
         root = Shell()
@@ -314,6 +322,13 @@ class OutpostApp(App):
         self.status_model.refresh()
         if self.sync is not None:
             self.sync.sync_now()
+
+    def switch_theme(self) -> None:
+        """The switch in the status bar: the other scheme, kept in ``app.json``."""
+        scheme = toggled(self.theme.scheme)
+        self.theme.apply(scheme)
+        self.settings.theme = scheme
+        self.settings.save(self.folder)
 
     # sync progress, arriving on the UI thread
 

@@ -1,9 +1,10 @@
 """Where the app keeps a profile, and what it remembers between runs (no Kivy here).
 
 A profile is one folder: the device store that ``outpost client --data-dir`` opens too, and
-``app.json`` beside it with the window size, the last board open and whether the user chose
-to work offline. The store keeps the data; this file keeps only how the app looked, so a
-lost or broken ``app.json`` costs nothing but the window size.
+``app.json`` beside it with the window size, the last board open, whether the user chose
+to work offline, and the colour scheme they switched to. The store keeps the data; this
+file keeps only how the app looked, so a lost or broken ``app.json`` costs nothing but the
+window size.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import platformdirs
+
+from .look import THEME_CHOICES
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ class AppSettings:
     last_board: str | None = None
     offline_chosen: bool = False
     """The user chose "continue offline": open the boards, not the sign-in, next time."""
+    theme: str = "system"
+    """``system`` (the desktop's colour scheme), or the ``light``/``dark`` the user switched to."""
     active_profile: str | None = None
     """In the home profile: the folder (beside it) of the account switched to last, opened
     at the next start; None: the home profile itself."""
@@ -66,6 +71,8 @@ class AppSettings:
         if isinstance(raw.get("last_board"), str):
             settings.last_board = raw["last_board"]
         settings.offline_chosen = raw.get("offline_chosen") is True
+        if raw.get("theme") in THEME_CHOICES:
+            settings.theme = raw["theme"]
         if isinstance(raw.get("active_profile"), str):
             settings.active_profile = raw["active_profile"]
         return settings

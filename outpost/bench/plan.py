@@ -22,6 +22,10 @@ class Plan:
     drain_events: int
     guess_pulls: int
     """Pulls of another user timed with and without the sign-in guessers."""
+    scroll_cards: int = 1000
+    """Cards on the board the app opens, scrolls and filters (``board_scroll``)."""
+    scroll_frames: int = 120
+    scroll_filters: int = 10
     propagation_rate: float = 20.0
 
 
@@ -51,4 +55,7 @@ QUICK = Plan(
     fanout_rounds=5,
     drain_events=1000,
     guess_pulls=50,
+    scroll_cards=30,
+    scroll_frames=10,
+    scroll_filters=2,
 )

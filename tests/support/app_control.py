@@ -22,6 +22,10 @@ line. Commands act through Kivy's own input paths, never through the view models
 - ``{"op": "screenshot", "path": ...}``: the window's pixels as a PNG, and the layout of
   that same frame: the screen, and each shown row or named widget's rectangle in window
   pixels and its text (``_layout``; a drag's ``screenshot`` answers the same);
+- ``{"op": "audit"}``: the look, read from the whole widget tree: every shown touch
+  target (button, toggle, tab, spinner and its options, text input) smaller than 48 dp
+  either way, every widget still drawn with a stock Kivy background image, and the scheme
+  on screen;
 - ``{"op": "quit"}``.
 
 A NAME is a kv id (``quick_add_input``), a row's locator (``card:Buy milk``), a locator and
@@ -103,6 +107,7 @@ class _Driver:
             try:
                 result = self._execute(command)
             except Exception as exc:
+                log.warning("control: %s failed", command.get("op"), exc_info=True)
                 done.set_exception(exc)
                 return
             if isinstance(result, Future):
@@ -129,6 +134,8 @@ class _Driver:
             return _after_frames(None)
         if op == "query":
             return self._query()
+        if op == "audit":
+            return _audit(self._root())
         if op == "screenshot":
             return _after_frames(None, then=lambda: _screenshot(command["path"], self._root()))
         if op == "quit":
@@ -164,6 +171,7 @@ class _Driver:
                 if command.get("enter"):
                     _press("enter", [])
             except Exception as exc:
+                log.warning("control: %s failed", command.get("op"), exc_info=True)
                 done.set_exception(exc)
                 return
             _after_frames(None).add_done_callback(lambda settled: _copy(settled, done))
@@ -314,9 +322,65 @@ def _card(card: Widget) -> dict[str, Any]:
     return {
         "title": ids["card_title"].text,
         "meta": _plain(ids["card_meta"]),
-        "labels": ids["card_labels"].text,
+        "labels": "  ".join(f"#{chip.text}" for chip in reversed(ids["card_labels"].children)),
         "selected": bool(card.selected),
     }
+
+
+TOUCH_DP = 48
+STOCK_BACKGROUNDS = (
+    "background_normal",
+    "background_down",
+    "background_active",
+    "background_disabled_normal",
+    "background_disabled_down",
+)
+
+
+def _audit(root: Widget) -> dict[str, Any]:
+    """What a designed look must hold (issue 16): no touch target under 48 dp, no stock
+    background image left anywhere in the tree (shown or not)."""
+    from kivy.metrics import dp  # type: ignore[import-untyped]
+    from kivy.uix.behaviors import ButtonBehavior  # type: ignore[import-untyped]
+    from kivy.uix.textinput import TextInput  # type: ignore[import-untyped]
+
+    from client.app.screens.theme import theme
+
+    small: list[str] = []
+    stock: list[str] = []
+    targets = 0
+    for top in reversed(Window.children):
+        for widget in top.walk(restrict=True):
+            name = _name_of(widget)
+            for attribute in STOCK_BACKGROUNDS:
+                if str(getattr(widget, attribute, "")).startswith("atlas://"):
+                    stock.append(f"{name}.{attribute}")
+            touchable = isinstance(widget, (ButtonBehavior, TextInput))
+            if not touchable or not all(_shown(w) for w in _line_of(widget)):
+                continue
+            targets += 1
+            if widget.width < dp(TOUCH_DP) - 0.5 or widget.height < dp(TOUCH_DP) - 0.5:
+                small.append(f"{name}: {widget.width:.0f}x{widget.height:.0f}")
+    return {"targets": targets, "small": small, "stock": stock, "scheme": theme.scheme}
+
+
+def _line_of(widget: Widget) -> Iterator[Widget]:
+    """The widget and every parent up to the window."""
+    while widget is not None and widget is not Window:
+        yield widget
+        widget = widget.parent
+
+
+def _name_of(widget: Widget) -> str:
+    """A widget as a failure names it: its kv id (or text) and class."""
+    parent = widget.parent
+    while parent is not None and parent is not Window:
+        for name, child in getattr(parent, "ids", {}).items():
+            if getattr(child, "__self__", child) is widget:
+                return f"{name} ({type(widget).__name__})"
+        parent = parent.parent
+    text = getattr(widget, "text", "")
+    return f"{type(widget).__name__} {text!r}" if text else type(widget).__name__
 
 
 def _walk(widget: Widget) -> Iterator[Widget]:

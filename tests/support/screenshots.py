@@ -28,8 +28,14 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-BACKGROUND = (0.11, 0.12, 0.14)
-"""The window's clear colour (``client/app/main.py``): what shows where nothing is drawn."""
+from client.app.look import DARK, LIGHT
+
+BACKGROUNDS = tuple(
+    tuple(round(channel, 2) for channel in palette["background"][:3]) for palette in (LIGHT, DARK)
+)
+"""The window's clear colour in either scheme (``client/app/look.py``): what shows where
+nothing is drawn. A picture is read against the one its layout names."""
+BACKGROUND = BACKGROUNDS[0]
 SAME = 3
 """How far (per channel, 0-255) a pixel may be from the clear colour and still be it."""
 MIN_DRAWN = 0.005
@@ -80,12 +86,12 @@ class Picture:
     def colours(self, rect: Rect) -> int:
         return len(set(self.pixels(rect)))
 
-    def drawn_share(self, rect: Rect) -> float:
+    def drawn_share(self, rect: Rect, clear: tuple[float, ...] = BACKGROUND) -> float:
         """The share of the rectangle's pixels that are not the clear colour."""
         pixels = self.pixels(rect)
         if not pixels:
             return 0.0
-        background = bytes(round(channel * 255) for channel in BACKGROUND)
+        background = bytes(round(channel * 255) for channel in clear[:3])
         counts = Counter(pixels)
         same = sum(n for colour, n in counts.items() if _near(colour, background))
         return 1 - same / len(pixels)
@@ -121,8 +127,8 @@ def layout_problems(
         problems.append(f"the screen is {layout['screen']!r}, not {expected.screen!r}")
     if tuple(layout["window"]) != window:
         problems.append(f"the window is {layout['window']}, not {list(window)}")
-    if [round(c, 2) for c in layout["clearcolor"][:3]] != list(BACKGROUND):
-        problems.append(f"the clear colour is {layout['clearcolor']}, not {BACKGROUND}")
+    if tuple(round(c, 2) for c in layout["clearcolor"][:3]) not in BACKGROUNDS:
+        problems.append(f"the clear colour is {layout['clearcolor']}, not one of {BACKGROUNDS}")
     regions = layout["regions"]
     names = [*expected.texts, *(name for group in expected.apart for name in group)]
     names += [*expected.inside, *expected.inside.values()]
@@ -164,7 +170,7 @@ def picture_problems(
     if (picture.width, picture.height) != window:
         return [f"the picture is {picture.width}x{picture.height}, not {window}"]
     for name in expected.texts:
-        share = picture.drawn_share(rect_of(layout, name))
+        share = picture.drawn_share(rect_of(layout, name), layout["clearcolor"])
         if share < MIN_DRAWN:
             problems.append(f"{name}: only {share:.1%} of its pixels are drawn on")
         colours = picture.colours(rect_of(layout, name))
@@ -175,7 +181,7 @@ def picture_problems(
     for what, strip in empty:
         if strip is None:
             continue  # the layout check said so
-        share = picture.drawn_share(strip)
+        share = picture.drawn_share(strip, layout["clearcolor"])
         if share > 0:
             problems.append(f"{what} {list(strip)}: {share:.1%} of it is drawn on, not empty")
     return problems

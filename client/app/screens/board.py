@@ -8,20 +8,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kivy.properties import BooleanProperty, StringProperty  # type: ignore[import-untyped]
+from kivy.metrics import dp  # type: ignore[import-untyped]
+from kivy.properties import (  # type: ignore[import-untyped]
+    BooleanProperty,
+    ListProperty,
+    OptionProperty,
+    StringProperty,
+)
 from kivy.uix.boxlayout import BoxLayout  # type: ignore[import-untyped]
+from kivy.uix.gridlayout import GridLayout  # type: ignore[import-untyped]
+from kivy.uix.togglebutton import ToggleButton  # type: ignore[import-untyped]
 
 from client.app.viewmodels import BoardViewModel, Card
 from client.app.viewmodels.board import DropTarget
 
 from ..ui_thread import ui_callback
 from .base import AppScreen, load_kv
-from .common import Row
+from .common import Chip, FoldingBar, Row  # noqa: F401  (FoldingBar: kv)
 from .drag import CardDrag
+from .theme import theme
 
 ANY_LABEL = "Any label"
 ANYONE = "Anyone"
 MOVES = {"left": "move_left", "right": "move_right", "up": "move_up", "down": "move_down"}
+STATUSES = ("todo", "doing", "done")
+SWIPE_DP = 64
+"""How far (dp) a finger must travel sideways, more than it went up or down, to swipe."""
 
 
 class CardView(Row):
@@ -31,10 +43,22 @@ class CardView(Row):
     task_id = StringProperty("")
     title = StringProperty("")
     meta = StringProperty("")
-    labels_text = StringProperty("")
+    labels = ListProperty([])
+    """Its labels, each shown as a coloured chip (``card_labels``)."""
     overdue = BooleanProperty(False)
     on_choose: Callable[[str, bool], None] | None = None
     drag: CardDrag | None = None
+
+    def on_labels(self, *_args: Any) -> None:
+        chips = self.ids.get("card_labels")
+        if chips is None:
+            return  # set before the kv rule made the card: on_kv_post draws them
+        chips.clear_widgets()
+        for label in self.labels:
+            chips.add_widget(Chip(text=label))
+
+    def on_kv_post(self, _base: Any) -> None:
+        self.on_labels()
 
     def on_touch_down(self, touch: Any) -> bool:
         # where the touch went down: a column hands a press over after it waited, maybe
@@ -71,26 +95,62 @@ class ColumnView(BoxLayout):
     locator = StringProperty("")
 
 
-def describe(card: Card) -> tuple[str, str]:
-    """The card's second and third lines: who, when, how urgent; its labels."""
+class ColumnTab(ToggleButton):
+    """A column's tab on a phone: its title and count."""
+
+    status = StringProperty("")
+
+
+class SwipeColumns(GridLayout):
+    """The columns; on a phone a sideways swipe over them asks for the next or the previous
+    column (``on_swipe``: +1 or -1). A card being dragged is not a swipe."""
+
+    __events__ = ("on_swipe",)
+    swipe_enabled = BooleanProperty(False)
+    dragging: Callable[[], bool] = staticmethod(lambda: False)
+
+    def on_touch_down(self, touch: Any) -> bool:
+        if self.swipe_enabled and self.collide_point(*touch.pos):
+            touch.ud["swipe_from"] = touch.pos
+        return bool(super().on_touch_down(touch))
+
+    def on_touch_up(self, touch: Any) -> bool:
+        start = touch.ud.pop("swipe_from", None)
+        if start is not None and self.swipe_enabled and not self.dragging():
+            across, along = touch.x - start[0], touch.y - start[1]
+            if abs(across) > dp(SWIPE_DP) and abs(across) > 2 * abs(along):
+                self.dispatch("on_swipe", -1 if across > 0 else 1)
+        return bool(super().on_touch_up(touch))
+
+    def on_swipe(self, step: int) -> None:
+        pass
+
+
+def describe(card: Card) -> str:
+    """The card's second line: who, when, how urgent."""
     parts = []
     if card["assignee"]:
         parts.append(f"@{card['assignee']}")
     if card["due"]:
         due = f"due {card['due']}"
-        parts.append(f"[color=f07068]{due} · overdue[/color]" if card["overdue"] else due)
+        overdue = f"[color={theme.ink_hex('danger')}]{due} · overdue[/color]"
+        parts.append(overdue if card["overdue"] else due)
     if card["priority"]:
         parts.append(f"{card['priority_name']} priority")
     if card["has_notes"]:
         parts.append("notes")
     if card["comments"]:
         parts.append(f"{card['comments']} comment{'s' if card['comments'] != 1 else ''}")
-    return " · ".join(parts), "  ".join(f"#{label}" for label in card["labels"])
+    return " · ".join(parts)
 
 
 class BoardScreen(AppScreen):
     board_name = StringProperty("")
     selected_task = StringProperty("")
+    wide = BooleanProperty(True)
+    phone = BooleanProperty(False)
+    """Below 600 dp: one column at a time, under tabs that show each column's count."""
+    current_column = OptionProperty("todo", options=list(STATUSES))
     undo_shown = BooleanProperty(False)
     """The snackbar: what was just done and its Undo, or what undoing did."""
 
@@ -100,6 +160,44 @@ class BoardScreen(AppScreen):
         self._unsubscribe: Callable[[], None] | None = None
         self._drawn: dict[str, list[Card]] = {}
         self.drag = CardDrag(self._column_views, _copy_card, self._dropped)
+        self._all_columns: list[ColumnView] = []
+        theme.bind(scheme=lambda *_: self._repaint())
+
+    def on_kv_post(self, _base: Any) -> None:
+        ids = self.ids
+        # held strongly (kv ids are weak proxies): a phone shows one, the others wait here
+        self._all_columns = [ids[f"column_{status}"].__self__ for status in STATUSES]
+        ids.columns.dragging = lambda: self.drag.active
+        self._lay_out_columns()
+
+    def on_phone(self, *_args: Any) -> None:
+        self._lay_out_columns()
+
+    def on_current_column(self, *_args: Any) -> None:
+        self._lay_out_columns()
+
+    def swiped(self, step: int) -> None:
+        index = STATUSES.index(self.current_column) + step
+        if 0 <= index < len(STATUSES):
+            self.current_column = STATUSES[index]
+
+    def _lay_out_columns(self) -> None:
+        """Side by side, or (on a phone) only the chosen column."""
+        if not self._all_columns:
+            return
+        self.drag.cancel()
+        grid = self.ids.columns
+        grid.swipe_enabled = self.phone
+        shown = [c for c in self._all_columns if not self.phone or c.status == self.current_column]
+        if list(reversed(grid.children)) != shown:
+            grid.clear_widgets()
+            for column in shown:
+                grid.add_widget(column)
+
+    def _repaint(self) -> None:
+        """A new scheme: the cards' markup colours are drawn again."""
+        self._drawn = {}
+        self.render()
 
     def attach(self, model: BoardViewModel) -> None:
         if self._unsubscribe is not None:
@@ -200,8 +298,8 @@ class BoardScreen(AppScreen):
         return True
 
     def _column_views(self) -> list[ColumnView]:
-        ids = self.ids
-        return [ids.column_todo, ids.column_doing, ids.column_done]
+        """The columns on screen (a phone shows one): where a dragged card may land."""
+        return list(reversed(self.ids.columns.children))
 
     def _model(self) -> BoardViewModel:
         assert self.model is not None, "the board screen shows no board"
@@ -225,7 +323,7 @@ class BoardScreen(AppScreen):
         shown = {card["id"] for cards in model.columns.values() for card in cards}
         if self.selected_task not in shown:
             self.selected_task = ""
-        for column in self._column_views():
+        for column in self._all_columns:
             self._render_column(column, model.columns[column.status], model)
         self._render_deleted(model.show_deleted, model.deleted_cards)
         self._redraw_selection()
@@ -252,13 +350,12 @@ class BoardScreen(AppScreen):
         self._drawn[column.status] = [Card(**card) for card in cards]
         column.ids.cards.clear_widgets()
         for card in cards:
-            meta, labels = describe(card)
             view = CardView(
                 locator=f"card:{card['title']}",
                 task_id=card["id"],
                 title=card["title"],
-                meta=meta,
-                labels_text=labels,
+                meta=describe(card),
+                labels=list(card["labels"]),
                 overdue=card["overdue"],
             )
             view.on_choose, view.drag = self.choose, self.drag
@@ -282,7 +379,7 @@ class BoardScreen(AppScreen):
     def _redraw_selection(self) -> None:
         ids = self.ids
         title = ""
-        for column in self._column_views():
+        for column in self._all_columns:
             for view in column.ids.cards.children:
                 view.selected = view.task_id == self.selected_task
                 if view.selected:
@@ -297,7 +394,7 @@ def _copy_card(card: CardView) -> CardView:
     return CardView(
         title=card.title,
         meta=card.meta,
-        labels_text=card.labels_text,
+        labels=list(card.labels),
         overdue=card.overdue,
         selected=True,
     )

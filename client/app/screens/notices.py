@@ -6,6 +6,8 @@ The panel sits above the status bar and takes no room while there is nothing to 
 
 from __future__ import annotations
 
+from typing import Any
+
 from kivy.properties import BooleanProperty, StringProperty  # type: ignore[import-untyped]
 from kivy.uix.boxlayout import BoxLayout  # type: ignore[import-untyped]
 
@@ -24,6 +26,13 @@ class NoticeRow(Row):
 
 class NoticesPanel(BoxLayout):
     has_notices = BooleanProperty(False)
+
+    def on_touch_down(self, touch: Any) -> bool:
+        # folded away (0 high), its rows still stand out over the screen above it, and a
+        # disabled widget takes every touch that lands on it: take none
+        if not self.has_notices:
+            return False
+        return bool(super().on_touch_down(touch))
 
     def attach(self, model: NoticesViewModel) -> None:
         self.model = model

@@ -1,0 +1,248 @@
+"""The app's look and layouts, end to end (issue 16): the real app on a virtual display at
+phone width (400x800) and desktop width (1280x800), one start each, driven as a user would.
+
+At each width it checks the widget tree (a single column under tabs with counts on a
+phone, three side by side on a desktop; every shown touch target at least 48 dp; no stock
+Kivy button or text-input background image anywhere), switches the colour scheme with the
+switch in the status bar, and compares the screenshots: the dark one's mean luminance is
+well below the light one's. The scheme chosen is kept in the profile's ``app.json``.
+
+``OUTPOST_WRITE_SCREENSHOTS=1`` also writes the four pictures the README shows to
+``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.device import Device
+from client.store.notices import NoticeKind, add_notice
+from tests.client.app.test_app_e2e import ARTIFACTS, REPOSITORY, STARTUP_S, AppProcess, titles
+from tests.support.screenshots import png_pixels
+from tests.support.xvfb import Xvfb, running_xvfb
+
+pytestmark = pytest.mark.integration
+
+STATUSES = ("todo", "doing", "done")
+PHONE = (400, 800)
+DESKTOP = (1280, 800)
+OFFLINE = "http://127.0.0.1:9"
+"""The profile's server: nothing answers there (the look needs no server)."""
+DOCS = REPOSITORY / "docs" / "screenshots"
+DARKER = 0.5
+"""The dark scheme's mean luminance is at most half the light one's."""
+
+
+@pytest.fixture(scope="module")
+def display(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Xvfb]:
+    with running_xvfb(tmp_path_factory.mktemp("xvfb") / "xvfb.log") as server:
+        yield server
+
+
+def make_profile(folder: Path, window: tuple[int, int]) -> None:
+    """A board made with ``outpost client`` (offline: the look needs no server), opened
+    at ``window``, in the light scheme to start with."""
+    board = client(folder, "--server", OFFLINE, "board", "create", "Launch")
+    client(folder, "task", "add", board, "Write the announcement", "--label", "launch",
+           "--label", "web", "--priority", "3", "--due", "2020-01-02")  # fmt: skip
+    client(folder, "task", "add", board, "Print the flyers", "--label", "print")
+    client(folder, "task", "add", board, "Book the venue", "--status", "doing", "--label", "venue")
+    client(folder, "task", "add", board, "Draft the plan", "--status", "done")
+    device = Device(folder)  # a notice, written the way the sync engine writes one
+    try:
+        with device.store.write() as conn:
+            why, what = "the board is archived", "Your change (new task) was not saved."
+            add_notice(conn, "rejected:look", NoticeKind.REJECTED, board, None, why, what)
+    finally:
+        device.close()
+    settings = {
+        "window_width": window[0],
+        "window_height": window[1],
+        "last_board": board,
+        "offline_chosen": True,
+        "theme": "light",
+    }
+    (folder / "app.json").write_text(json.dumps(settings), encoding="utf-8")
+
+
+@pytest.mark.parametrize(("width", "window"), [("phone", PHONE), ("desktop", DESKTOP)])
+def test_the_look_at_phone_and_desktop_width_light_and_dark(
+    tmp_path: Path, display: Xvfb, width: str, window: tuple[int, int]
+) -> None:
+    profile = tmp_path / "profile"
+    make_profile(profile, window)
+    app = AppProcess(profile, OFFLINE, display, tmp_path)
+    try:
+        app.start()
+        seen = app.wait_until("the board", lambda seen: seen["screen"] == "board", STARTUP_S)
+        assert tuple(seen["window"]) == window
+        with_notice = check_notice_leaves_the_cards_whole(app)
+        app.tap("notice:0/dismiss_button")
+        seen = app.wait_until("no notice", lambda seen: "notice:0" not in seen["rows"])
+        if width == "phone":
+            check_phone_columns(app, seen)
+        else:
+            assert list(seen["columns"]) == ["todo", "doing", "done"]  # side by side
+            assert titles(seen, "todo") == ["Write the announcement", "Print the flyers"]
+        assert titles(seen, "todo") == ["Write the announcement", "Print the flyers"]
+        assert card_labels(seen, "Write the announcement") == "#launch  #web"
+
+        light = check_look(app, "light")
+        regions = light["layout"]["regions"]
+        first = rect(regions, "card:Write the announcement")
+        assert with_notice[3] - with_notice[1] == first[3] - first[1], (
+            "the notice cut the first card short",
+            with_notice,
+            first,
+        )
+        shown_columns = [name for name in regions if name.startswith("column:") and "/" not in name]
+        tabs = [
+            regions[f"tab_{status}"]["text"] for status in STATUSES if f"tab_{status}" in regions
+        ]
+        if width == "phone":  # one column, the width of the window less its margins
+            assert (shown_columns, len(tabs)) == (["column:todo"], 3)
+            assert regions["column:todo"]["rect"][2] >= window[0] - 2 * 16
+        else:
+            assert (shown_columns, tabs) == (["column:todo", "column:doing", "column:done"], [])
+        app.tap("label_filter")  # the spinner's options are touch targets too
+        opened = check_look(app, "light", shot=False)
+        assert opened["targets"] > light["targets"]
+        app.tap("option:launch")
+        seen = app.wait_until(
+            "only the launch label", lambda seen: not titles_anywhere(seen, "Print the flyers")
+        )
+        app.tap("clear_filter_button")
+
+        # the other screens hold to the same: the task editor, the boards
+        app.tap("card:Write the announcement", double=True)
+        app.wait_until("the task editor", lambda seen: seen["screen"] == "task")
+        check_look(app, "light", shot=False)
+        app.key("escape")
+        app.wait_until("the board again", lambda seen: seen["screen"] == "board")
+        app.tap("back_button")
+        app.wait_until("the boards", lambda seen: seen["screen"] == "boards")
+        check_look(app, "light", shot=False)
+        app.tap("board:Launch/open_button")
+        app.wait_until("the board again", lambda seen: seen["screen"] == "board")
+
+        app.tap("theme_button")
+        dark = check_look(app, "dark")
+        assert dark["luminance"] < DARKER * light["luminance"], (light, dark)
+        if os.environ.get("OUTPOST_WRITE_SCREENSHOTS") == "1":
+            DOCS.mkdir(parents=True, exist_ok=True)
+            for scheme, shot in (("light", light), ("dark", dark)):
+                shutil.copyfile(shot["path"], DOCS / f"board-{width}-{scheme}.png")
+
+        assert app.quit() == 0
+        kept = json.loads((profile / "app.json").read_text(encoding="utf-8"))
+        assert (kept["theme"], kept["window_width"]) == ("dark", window[0])
+    finally:
+        app.kill()
+
+
+def check_notice_leaves_the_cards_whole(app: AppProcess) -> tuple[int, int, int, int]:
+    """With a notice showing, the board's cards are inside their column and above the
+    notice (a long column scrolls); the first card's rectangle, to compare with the same
+    card once the notice is gone (a rectangle is clipped to the scroll view it is in)."""
+    shot = app.screenshot(f"look-{app.query()['window'][0]}-notice.png")
+    regions = shot["layout"]["regions"]
+    assert "notice:0" in regions, "the notice is not shown"
+    column = rect(regions, "column:todo")
+    notices = rect(regions, "notices")
+    for name in ("card:Write the announcement", "card:Print the flyers"):
+        card = rect(regions, name)
+        assert column[0] <= card[0] and card[2] <= column[2], (name, card, column)
+        assert column[1] <= card[1] and card[3] <= column[3], f"{name} is clipped: {card} {column}"
+        assert card[3] <= notices[1], f"{name} runs under the notice: {card} {notices}"
+    return rect(regions, "card:Write the announcement")
+
+
+def rect(regions: dict[str, Any], name: str) -> tuple[int, int, int, int]:
+    """left, top, right, bottom in window pixels (from the top left)."""
+    assert name in regions, f"{name} is not shown: {sorted(regions)}"
+    left, top, width, height = regions[name]["rect"]
+    return left, top, left + width, top + height
+
+
+def check_phone_columns(app: AppProcess, seen: dict[str, Any]) -> None:
+    """One column at a time, under tabs with the counts; a tab or a swipe changes it."""
+    assert list(seen["columns"]) == ["todo"], seen["columns"]
+    texts = seen["texts"]
+    tabs = (texts["tab_todo"], texts["tab_doing"], texts["tab_done"])
+    assert tabs[0] == seen["columns"]["todo"]["title"]  # a tab says what its column's head says
+    assert all(
+        re.fullmatch(rf"{name}\s+·\s+{count}", tab)
+        for name, count, tab in zip(("To do", "Doing", "Done"), (2, 1, 1), tabs, strict=True)
+    ), tabs
+    app.tap("tab_doing")
+    seen = app.wait_until("Doing alone", lambda seen: list(seen["columns"]) == ["doing"])
+    assert titles(seen, "doing") == ["Book the venue"]
+    # a finger swipes right to left below Doing's card: the next column
+    app.drag("column:doing", to="column:doing", at=[0.05, 0.45], pointer="finger", hold=0)
+    seen = app.wait_until("Done after a swipe", lambda seen: list(seen["columns"]) == ["done"])
+    assert titles(seen, "done") == ["Draft the plan"]
+    app.tap("tab_todo")
+    app.wait_until("To do again", lambda seen: list(seen["columns"]) == ["todo"])
+
+
+def check_look(app: AppProcess, scheme: str, *, shot: bool = True) -> dict[str, Any]:
+    """The audit of the widget tree, and (``shot``) the window's mean luminance."""
+    audit: dict[str, Any] = app.command("audit")
+    assert audit["scheme"] == scheme
+    assert audit["targets"] > 10, audit  # the walk found the buttons and fields
+    assert audit["small"] == [], f"touch targets under 48 dp: {audit['small']}"
+    assert audit["stock"] == [], f"stock Kivy backgrounds left: {audit['stock']}"
+    if shot:
+        path = ARTIFACTS / f"look-{app.query()['window'][0]}-{scheme}.png"
+        taken = app.screenshot(path.name)
+        audit["path"] = path
+        audit["layout"] = taken["layout"]
+        audit["luminance"] = mean_luminance(path)
+    return audit
+
+
+def mean_luminance(path: Path) -> float:
+    """Rec. 709 relative luminance (0 to 1, of the 8-bit values), every 4th pixel."""
+    width, _height, rows = png_pixels(path)
+    step = len(rows[0]) // width
+    total, count = 0.0, 0
+    for row in rows[::4]:
+        for x in range(0, len(row), step * 4):
+            red, green, blue = row[x], row[x + 1], row[x + 2]
+            total += 0.2126 * red + 0.7152 * green + 0.0722 * blue
+            count += 1
+    return total / count / 255
+
+
+def titles_anywhere(seen: dict[str, Any], title: str) -> bool:
+    return any(title in titles(seen, status) for status in seen["columns"])
+
+
+def card_labels(seen: dict[str, Any], title: str) -> str:
+    for column in seen["columns"].values():
+        for card in column["cards"]:
+            if card["title"] == title:
+                return str(card["labels"])
+    raise AssertionError(f"no card {title!r}")
+
+
+def client(profile: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "outpost", "client", "--data-dir", str(profile), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"outpost client {' '.join(args)}: {done.stderr}"
+    return done.stdout.strip()
