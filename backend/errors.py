@@ -12,6 +12,7 @@
     ├── StreamUnavailable      503    NATS JetStream cannot store events now; ``retry_after``
     │   what a command tells its operator (never an HTTP answer):
     ├── ComponentBusy                 another process runs the component a command would change
+    ├── LeaseLost                     a consumer's lease went (its database restarted): it stops
     ├── LaunchError                   a backend child process exited or did not answer
     ├── EmbeddedNatsError             the embedded nats-server failed (``nats/errors.py``)
     ├── FaultsError                   ``outpost faults`` cannot do it (``faults/stream.py``)
@@ -63,6 +64,13 @@ class RateLimited(BackendError):
 
 class StreamUnavailable(BackendError):
     status_code = 503
+
+
+class LeaseLost(BackendError):
+    """A consumer found, in the transaction that would commit a batch, that its lease is no
+    longer held by its lease connection (PostgreSQL restarted, or the session was ended):
+    another process may hold it now, so the batch is rolled back and the runner waits for
+    the lease again instead of consuming beside the new holder."""
 
 
 class ComponentBusy(BackendError):

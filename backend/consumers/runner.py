@@ -56,6 +56,7 @@ import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers import batches, health
 from backend.consumers.breaker import Breaker, outage_kind
@@ -69,6 +70,8 @@ from backend.consumers.lanes import (
     write_position,
 )
 from backend.consumers.lease import ComponentLease
+from backend.db import Lease
+from backend.errors import LeaseLost
 from backend.faults.events import FaultEvent
 from backend.nats.publisher import JetStreamPublisher, Outgoing, Publisher
 from backend.nats.streams import CHANGES_SUBJECT, ensure_resubmit_stream, fault_subject
@@ -109,6 +112,7 @@ class ConsumerRunner:
         self.breaker = Breaker()
         self.lease = ComponentLease(component)
         self._stop = asyncio.Event()
+        self._lease: Lease | None = None
         self._lock = asyncio.Lock()
         self._position: int | None = None
         self._events = events_lane(component, batch)
@@ -150,21 +154,34 @@ class ConsumerRunner:
         """Consume until stopped; survives NATS and database outages with backoff.
 
         Only one process runs a component at a time: a second one waits on standby (and
-        takes over when the first ends) instead of consuming the same stream twice."""
-        lease = await self.lease.take(self._stop)
-        if lease is None:
-            return  # stopped while on standby
-        tasks = [
-            asyncio.create_task(self._run_lane(self._events)),
-            asyncio.create_task(self._run_lane(self._resubmits)),
-        ]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await lease.release()
+        takes over when the first ends) instead of consuming the same stream twice. Each
+        commit checks, in its transaction, that the lease is still held (``Lease.check``):
+        one lost with a database restart sends this runner back to wait for it."""
+        while not self._stop.is_set():
+            lease = await self.lease.take(self._stop)
+            if lease is None:
+                return  # stopped while on standby
+            self._lease = lease
+            tasks = [
+                asyncio.create_task(self._run_lane(self._events)),
+                asyncio.create_task(self._run_lane(self._resubmits)),
+            ]
+            try:
+                await asyncio.gather(*tasks)
+            except LeaseLost as exc:
+                log.warning("%s: %s", self.component.name, exc)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self._lease = None
+                with contextlib.suppress(Exception):  # its connection may be gone already
+                    await lease.release()
+
+    async def _fence(self, conn: AsyncConnection) -> None:
+        """Inside a commit's transaction: LeaseLost unless this runner still holds the lease."""
+        if self._lease is not None:
+            await self._lease.check(conn)
 
     async def _run_lane(self, lane: Lane) -> None:
         backoff = self.initial_backoff
@@ -198,7 +215,7 @@ class ConsumerRunner:
                     self._close_breaker()
                     backoff = self.initial_backoff
                     continue
-                except asyncio.CancelledError:
+                except (asyncio.CancelledError, LeaseLost):
                     raise
                 except Exception as exc:
                     if await self._failure(lane, messages, exc, backoff):
@@ -277,6 +294,7 @@ class ConsumerRunner:
         """Fault one message that keeps failing and move the position past it."""
         seq = message.metadata.sequence.stream
         async with self.component.db.write() as conn:
+            await self._fence(conn)
             position = await read_position(conn, self.component, lane.position_key)
             if seq > position:
                 await self._publish_fault(message, error, attempts)
@@ -319,6 +337,7 @@ class ConsumerRunner:
                 last,
             )
             async with self._lock, self.component.db.write() as conn:
+                await self._fence(conn)
                 await self.component.start_over(conn)
             position = 0
         if not lane.resubmits:
@@ -330,6 +349,7 @@ class ConsumerRunner:
     async def _process(self, lane: Lane, messages: list[Msg]) -> None:
         component = self.component
         async with component.db.write() as conn:
+            await self._fence(conn)
             position = await read_position(conn, component, lane.position_key)
             fresh = [m for m in messages if m.metadata.sequence.stream > position]
             applied = await batches.apply(conn, component, fresh)

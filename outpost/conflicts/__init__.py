@@ -36,6 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenarios", type=int, default=1, help="seeds S..S+K-1 (default 1)")
     parser.add_argument("--faults", action="store_true", help="inject every fault kind")
     parser.add_argument("--backend-url", help="use this backend instead of starting one")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run on `outpost cluster`'s topology (three NATS nodes, PostgreSQL, BFFs and "
+        "consumers apart); with --faults, the cluster's faults replace the restarts",
+    )
+    parser.add_argument(
+        "--bffs", type=int, default=2, help="--cluster: BFF processes behind the front (default 2)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the stores and logs")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout)")
     parser.add_argument(
@@ -70,6 +79,10 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--backend-url must be an http:// or https:// URL"
     if args.backend_url and args.broken:
         return "--break needs the tool's own backend (leave out --backend-url)"
+    if args.cluster and (args.backend_url or args.broken):
+        return "--cluster starts its own topology: leave out --backend-url and --break"
+    if args.cluster and args.bffs < 2:
+        return "--bffs must be at least 2: the cluster's faults move devices between BFFs"
     return None
 
 
@@ -80,6 +93,8 @@ def _say(message: str) -> None:
 def _command(args: argparse.Namespace, seed: int) -> str:
     parts = ["outpost conflicts", f"--clients {args.clients}", f"--users {args.users}"]
     parts += [f"--ops {args.ops}", f"--seed {seed}"]
+    if args.cluster:
+        parts.append("--cluster" + (f" --bffs {args.bffs}" if args.bffs != 2 else ""))
     if args.faults:
         parts.append("--faults")
     if args.adversary is not None:
@@ -118,7 +133,9 @@ async def _attempt(
 async def _one(args: argparse.Namespace, backend: Any, seed: int, root: Path) -> dict[str, Any]:
     from outpost.conflicts.shrink import shrink
 
-    scenario = generate(seed, args.clients, args.users, args.ops, args.faults, args.adversary)
+    scenario = generate(
+        seed, args.clients, args.users, args.ops, args.faults, args.adversary, args.cluster
+    )
     execution, verdict, seconds = await _attempt(
         backend, scenario, root / f"seed{seed}", args.broken
     )
@@ -179,16 +196,24 @@ async def _one(args: argparse.Namespace, backend: Any, seed: int, root: Path) ->
 
 
 async def run_async(args: argparse.Namespace) -> dict[str, Any]:
-    from outpost.conflicts.orchestrator import RAISED_LIMITS, Backend
+    from outpost.conflicts.cluster import ClusterBackend
+    from outpost.conflicts.orchestrator import BACKEND_ENV, RAISED_LIMITS, Backend
     from outpost.conflicts.report import failure_text, summary, totals
 
     seed = args.seed if args.seed is not None else random.randrange(10**6)
     root = Path(tempfile.mkdtemp(prefix="outpost-conflicts-"))
     started = time.monotonic()
-    backend = Backend(root / "server", args.backend_url, args.broken)
+    backend: Backend | ClusterBackend
+    if args.cluster:
+        backend = ClusterBackend(root, BACKEND_ENV, bffs=args.bffs)
+    else:
+        backend = Backend(root / "server", args.backend_url, args.broken)
     runs: list[dict[str, Any]] = []
     try:
-        _say(f"starting {'the backend' if backend.own else 'on ' + args.backend_url} in {root}")
+        where = "the backend" if backend.own else "on " + args.backend_url
+        if args.cluster:
+            where = f"a cluster ({args.bffs} BFFs, 3 NATS nodes, PostgreSQL, consumers apart)"
+        _say(f"starting {where} in {root}")
         if backend.own:
             _say("limits raised: " + " ".join(f"{k}={v}" for k, v in RAISED_LIMITS.items()))
         await backend.start()
@@ -207,7 +232,11 @@ async def run_async(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(root, ignore_errors=True)
     adversary = (args.faults if args.adversary is None else args.adversary) and args.users >= 2
     report = totals(
-        runs, faults=args.faults, adversary=adversary, wall_s=time.monotonic() - started
+        runs,
+        faults=args.faults,
+        adversary=adversary,
+        wall_s=time.monotonic() - started,
+        cluster=args.cluster,
     )
     report["command"] = _command(args, seed) + (
         f" --scenarios {args.scenarios}" if args.scenarios > 1 else ""
