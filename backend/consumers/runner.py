@@ -71,7 +71,7 @@ from backend.consumers.lanes import (
 )
 from backend.consumers.lease import ComponentLease
 from backend.db import Lease
-from backend.errors import LeaseLost
+from backend.errors import DeliveryGap, LeaseLost
 from backend.faults.events import FaultEvent
 from backend.nats.publisher import JetStreamPublisher, Outgoing, Publisher
 from backend.nats.streams import CHANGES_SUBJECT, ensure_resubmit_stream, fault_subject
@@ -217,6 +217,11 @@ class ConsumerRunner:
                     continue
                 except (asyncio.CancelledError, LeaseLost):
                     raise
+                except DeliveryGap as exc:
+                    # Nothing committed: start again right after the position.
+                    log.warning("%s", exc)
+                    await lane.unsubscribe()
+                    continue
                 except Exception as exc:
                     if await self._failure(lane, messages, exc, backoff):
                         backoff = self.initial_backoff  # faulted: go on at once
@@ -352,6 +357,8 @@ class ConsumerRunner:
             await self._fence(conn)
             position = await read_position(conn, component, lane.position_key)
             fresh = [m for m in messages if m.metadata.sequence.stream > position]
+            if not lane.resubmits and position:
+                _check_no_gap(component.name, position, fresh)
             applied = await batches.apply(conn, component, fresh)
             faulted = set()
             for message in fresh:
@@ -404,3 +411,17 @@ class ConsumerRunner:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+
+def _check_no_gap(name: str, position: int, fresh: list[Msg]) -> None:
+    """The event stream's sequence numbers have no holes (nothing is ever deleted from it),
+    so a batch must go on exactly after the position. A hole means another consumer took
+    the missing events from this durable consumer (one that lost its lease and has not
+    noticed yet): committing past them would skip them for good."""
+    seqs = sorted(m.metadata.sequence.stream for m in fresh)
+    expected = list(range(position + 1, position + 1 + len(seqs)))
+    if seqs != expected:
+        raise DeliveryGap(
+            f"{name}: a batch of seqs {seqs[:5]}... does not follow the position {position}: "
+            "some events went to another consumer; subscribing again from the position"
+        )
