@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test lint typecheck xvfb docs run bench bench-peer conflicts clean
+.PHONY: install test lint typecheck xvfb docs run bench bench-peer conflicts conflicts-cluster \
+	bench-cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +64,13 @@ bench-peer: install
 conflicts: install
 	$(BIN)/outpost conflicts --scenarios 200 --seed 1 --clients 3 --ops 200 --faults \
 	  --json conflicts-results.json
+
+# The same on `outpost cluster`'s topology (three NATS nodes, PostgreSQL, two BFFs behind a
+# front, each consumer apart with a standby), with the cluster's faults: the stream leader
+# killed mid-push, a BFF killed mid-push, a lease holder killed, PostgreSQL restarted.
+conflicts-cluster: install
+	$(BIN)/outpost conflicts --cluster --scenarios 5 --seed 1 --clients 4 --ops 150 --faults \
+	  --json conflicts-cluster-results.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

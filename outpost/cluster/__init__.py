@@ -42,13 +42,15 @@ def up(folder: Path, spec: Spec, *, timeout_s: float = 180.0) -> State:
     spec.check()
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
+    running: State | None = None
     with contextlib.suppress(ClusterError):
         running = read_state(folder)
-        if alive(running.supervisor_pid) and running.phase in ("starting", "ready"):
-            raise ClusterError(
-                f"a cluster already runs in {folder} (supervisor pid {running.supervisor_pid}): "
-                f"`outpost cluster down --dir {folder}` first"
-            )
+    if running is not None and alive(running.supervisor_pid):
+        # Whatever its phase: its state file, the only record of its pids, must stay.
+        raise ClusterError(
+            f"a cluster already runs in {folder} (supervisor pid {running.supervisor_pid}): "
+            f"`outpost cluster down --dir {folder}` first"
+        )
     (folder / STATE_NAME).unlink(missing_ok=True)
     (folder / SPEC_NAME).write_text(json.dumps(spec.to_json(), indent=2) + "\n")
     with (folder / SUPERVISOR_LOG).open("ab") as out:
