@@ -396,14 +396,13 @@ class Supervisor:
             await self._make_streams()
             consumers = [p for p in self.parts if p.state.kind == "consumer"]
             actives = [p for p in consumers if p.state.name.endswith("-a")]
-            for part in actives:  # the first of each component takes its lease
+            bffs = [p for p in self.parts if p.state.kind == "bff"]
+            for part in actives + bffs:  # the first of each component takes its lease
                 part.spawn()
+            self.save()
             await self._wait_ready(actives, http)
             standbys = [p for p in consumers if p not in actives]
             for part in standbys:
-                part.spawn()
-            bffs = [p for p in self.parts if p.state.kind == "bff"]
-            for part in bffs:
                 part.spawn()
             self.save()
             await self._wait_ready(standbys + bffs, http)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from outpost.conflicts.broken import RULES
-from outpost.conflicts.scenario import FAULT_KINDS, Scenario, generate
+from outpost.conflicts.scenario import CLUSTER_STEP_KINDS, FAULT_KINDS, Scenario, generate
 
 __all__ = ["FAULT_KINDS", "add_arguments", "main", "run"]
 
@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--bffs", type=int, default=2, help="--cluster: BFF processes behind the front (default 2)"
+    )
+    parser.add_argument(
+        "--cluster-faults",
+        default=",".join(CLUSTER_STEP_KINDS),
+        help="--cluster --faults: which of the cluster's faults to inject, comma-separated "
+        f"(default: all of {', '.join(CLUSTER_STEP_KINDS)})",
     )
     parser.add_argument("--keep", action="store_true", help="keep the stores and logs")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout)")
@@ -83,7 +89,17 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--cluster starts its own topology: leave out --backend-url and --break"
     if args.cluster and args.bffs < 2:
         return "--bffs must be at least 2: the cluster's faults move devices between BFFs"
+    unknown = set(_cluster_faults(args)) - set(CLUSTER_STEP_KINDS)
+    if unknown:
+        return (
+            f"--cluster-faults: unknown {', '.join(sorted(unknown))} "
+            f"(choose from {', '.join(CLUSTER_STEP_KINDS)})"
+        )
     return None
+
+
+def _cluster_faults(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(k.strip() for k in str(args.cluster_faults).split(",") if k.strip())
 
 
 def _say(message: str) -> None:
@@ -95,6 +111,8 @@ def _command(args: argparse.Namespace, seed: int) -> str:
     parts += [f"--ops {args.ops}", f"--seed {seed}"]
     if args.cluster:
         parts.append("--cluster" + (f" --bffs {args.bffs}" if args.bffs != 2 else ""))
+        if set(_cluster_faults(args)) != set(CLUSTER_STEP_KINDS):
+            parts.append(f"--cluster-faults {','.join(_cluster_faults(args))}")
     if args.faults:
         parts.append("--faults")
     if args.adversary is not None:
@@ -134,7 +152,14 @@ async def _one(args: argparse.Namespace, backend: Any, seed: int, root: Path) ->
     from outpost.conflicts.shrink import shrink
 
     scenario = generate(
-        seed, args.clients, args.users, args.ops, args.faults, args.adversary, args.cluster
+        seed,
+        args.clients,
+        args.users,
+        args.ops,
+        args.faults,
+        args.adversary,
+        args.cluster,
+        _cluster_faults(args),
     )
     execution, verdict, seconds = await _attempt(
         backend, scenario, root / f"seed{seed}", args.broken
@@ -205,7 +230,9 @@ async def run_async(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     backend: Backend | ClusterBackend
     if args.cluster:
-        backend = ClusterBackend(root, BACKEND_ENV, bffs=args.bffs)
+        # Standbys wait for a lease holder's kill; without that fault they only cost a start.
+        standbys = 1 if "consumer_kill" in _cluster_faults(args) or not args.faults else 0
+        backend = ClusterBackend(root, BACKEND_ENV, bffs=args.bffs, standbys=standbys)
     else:
         backend = Backend(root / "server", args.backend_url, args.broken)
     runs: list[dict[str, Any]] = []
@@ -237,6 +264,7 @@ async def run_async(args: argparse.Namespace) -> dict[str, Any]:
         adversary=adversary,
         wall_s=time.monotonic() - started,
         cluster=args.cluster,
+        cluster_faults=_cluster_faults(args),
     )
     report["command"] = _command(args, seed) + (
         f" --scenarios {args.scenarios}" if args.scenarios > 1 else ""

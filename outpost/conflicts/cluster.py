@@ -46,9 +46,11 @@ class ClusterBackend:
 
     own = True
 
-    def __init__(self, root: Path, env: dict[str, str], *, bffs: int = 2) -> None:
+    def __init__(
+        self, root: Path, env: dict[str, str], *, bffs: int = 2, standbys: int = 1
+    ) -> None:
         self.folder = root / "cluster"
-        self.spec = Spec(bffs=bffs, env=dict(env))
+        self.spec = Spec(bffs=bffs, standbys=standbys, env=dict(env))
         self.state: State | None = None
         self._bff_turn = itertools.count()
         self._consumer_turn = itertools.count()

@@ -7,7 +7,7 @@ from typing import Any
 
 from outpost.conflicts.adversary import HOSTILE_KINDS
 from outpost.conflicts.oracle import CONFLICT_KINDS
-from outpost.conflicts.scenario import fault_kinds
+from outpost.conflicts.scenario import CLUSTER_STEP_KINDS, fault_kinds
 
 
 def totals(
@@ -17,8 +17,9 @@ def totals(
     adversary: bool,
     wall_s: float,
     cluster: bool = False,
+    cluster_faults: tuple[str, ...] = CLUSTER_STEP_KINDS,
 ) -> dict[str, Any]:
-    kinds = fault_kinds(cluster)
+    kinds = fault_kinds(cluster, cluster_faults)
     conflicts: Counter[str] = Counter({k: 0 for k in CONFLICT_KINDS})
     fault_counts: Counter[str] = Counter({k: 0 for k in kinds} if faults else {})
     hostile: Counter[str] = Counter({k: 0 for k in HOSTILE_KINDS} if adversary else {})

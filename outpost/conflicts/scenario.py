@@ -55,8 +55,15 @@ consumer's lease is killed while its standby waits, and PostgreSQL is killed and
 CLUSTER_STEP_KINDS = ("stream_leader_kill", "bff_kill", "consumer_kill", "postgres_restart")
 
 
-def fault_kinds(cluster: bool) -> tuple[str, ...]:
-    return CLUSTER_FAULT_KINDS if cluster else FAULT_KINDS
+def fault_kinds(
+    cluster: bool, cluster_faults: tuple[str, ...] = CLUSTER_STEP_KINDS
+) -> tuple[str, ...]:
+    """The fault kinds a run injects (and its report must show fired)."""
+    if not cluster:
+        return FAULT_KINDS
+    return tuple(
+        k for k in CLUSTER_FAULT_KINDS if k not in CLUSTER_STEP_KINDS or k in cluster_faults
+    )
 
 
 SETUP_TASKS_PER_BOARD = 3
@@ -99,6 +106,8 @@ class Scenario:
     cluster: bool = False
     """Whether the faults are a cluster's (``CLUSTER_STEP_KINDS``) instead of restarts of
     the one backend and its nats-server."""
+    cluster_faults: tuple[str, ...] = CLUSTER_STEP_KINDS
+    """Which of the cluster's faults it injects (``--cluster-faults``)."""
 
     def user_of(self, device: int) -> int:
         return device % self.users
@@ -113,6 +122,7 @@ class Scenario:
             "clock_errors_ms": self.clock_errors_ms,
             "adversary": self.adversary,
             "cluster": self.cluster,
+            "cluster_faults": list(self.cluster_faults),
             "steps": [s.to_json() for s in self.steps],
         }
 
@@ -127,6 +137,7 @@ class Scenario:
             steps,
             self.adversary,
             self.cluster,
+            self.cluster_faults,
         )
 
 
@@ -140,11 +151,13 @@ class _Generator:
         faults: bool,
         adversary: bool,
         cluster: bool = False,
+        cluster_faults: tuple[str, ...] = CLUSTER_STEP_KINDS,
     ) -> None:
         self.rng = random.Random(seed)
         self.clients, self.users, self.ops, self.faults = clients, users, ops, faults
         self.adversary = adversary
         self.cluster = cluster
+        self.cluster_faults = cluster_faults
         self.steps: list[Step] = []
         self.tasks: dict[str, list[str]] = {"B0": [], "B1": [], "B2": []}
         self.races = 0
@@ -245,7 +258,7 @@ class _Generator:
         if self.faults:
             kinds = ["kill_act", "kill_act", "kill_sync", "kill_sync"]
             if self.cluster:
-                kinds += list(CLUSTER_STEP_KINDS)
+                kinds += [k for k in CLUSTER_STEP_KINDS if k in self.cluster_faults]
             else:
                 kinds += ["backend_restart", "nats_restart"]
             kinds += ["dup_twice", "dup_resend"]
@@ -459,12 +472,13 @@ def generate(
     faults: bool,
     adversary: bool | None = None,
     cluster: bool = False,
+    cluster_faults: tuple[str, ...] = CLUSTER_STEP_KINDS,
 ) -> Scenario:
     """The whole scenario of ``seed``: the same arguments give the same steps. The
     adversary comes with the faults unless told otherwise; it needs two users. With
     ``cluster`` the restarts are a cluster's faults (``CLUSTER_STEP_KINDS``)."""
     adversary = (faults if adversary is None else adversary) and users >= 2
-    generator = _Generator(seed, clients, users, ops, faults, adversary, cluster)
+    generator = _Generator(seed, clients, users, ops, faults, adversary, cluster, cluster_faults)
     generator.setup()
     generator.body()
     clock = [0] * clients
