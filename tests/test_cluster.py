@@ -180,3 +180,10 @@ def test_up_refuses_a_topology_it_cannot_build(
     assert code in (1, 2)
     assert message in err
     assert not (tmp_path / "cluster.json").exists()
+
+
+def test_bench_cluster_refuses_scenarios_it_does_not_run_through_the_topology() -> None:
+    from outpost.bench import main as bench_main
+
+    with pytest.raises(SystemExit, match="runs only --only ingest and propagation"):
+        bench_main(["--cluster", "--only", "drain"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from typing import Self
 
@@ -94,11 +95,8 @@ async def scaling(plan: Plan) -> ScenarioResult:
                 pushers.append(pusher)
             progress(f"scaling: {devices} devices push {each:,} events each through {bffs} BFF(s)")
             timer = Timer()
-            await asyncio.gather(*(p.engine.sync() for p in pushers))
+            await asyncio.gather(*(_push_all(p) for p in pushers))
             seconds = timer.seconds
-            left = sum(p.device.pending_count() for p in pushers)
-            if left:
-                raise BenchError(f"{left} events were still pending after the pushes")
             rates[bffs] = devices * each / seconds
             progress(f"scaling: {rates[bffs]:,.0f} events/s stored through {bffs} BFF(s)")
         result.add(
@@ -111,3 +109,14 @@ async def scaling(plan: Plan) -> ScenarioResult:
             )
         )
     return result
+
+
+async def _push_all(pusher: shared.RealDevice, timeout_s: float = 300) -> None:
+    """Sync until the device has nothing pending: a push refused for a moment (503 while
+    the stream is busy, a connection the front ended) is sent again, as a device does."""
+    deadline = time.monotonic() + timeout_s
+    while pusher.device.pending_count():
+        if time.monotonic() > deadline:
+            left = pusher.device.pending_count()
+            raise BenchError(f"{left} events were still pending after {timeout_s:.0f} s")
+        await pusher.engine.sync()
