@@ -48,7 +48,8 @@ class ClusterWorkspace(Workspace):
         progress(f"starting a cluster: 3 NATS nodes, PostgreSQL, {self.bffs} BFF(s)")
         try:
             spec = Spec(bffs=self.bffs, standbys=0, env=dict(BENCH_ENV))
-            self.state = await asyncio.to_thread(up, self.root / "cluster", spec)
+            # From the main thread and tied to it: a bench killed outright takes it along.
+            self.state = up(self.root / "cluster", spec, tied=True)
         except ClusterError as exc:
             await self.close()
             raise BenchError(str(exc)) from exc

@@ -30,15 +30,20 @@ from outpost.cluster.state import (
     alive,
     read_state,
 )
+from outpost.cluster.supervisor import die_with_parent
 
 __all__ = ["ClusterError", "Spec", "State", "add_arguments", "down", "read_state", "run", "up"]
 
 DEFAULT_DIR = Path("outpost-cluster")
 
 
-def up(folder: Path, spec: Spec, *, timeout_s: float = 180.0) -> State:
+def up(folder: Path, spec: Spec, *, timeout_s: float = 180.0, tied: bool = False) -> State:
     """Start the supervisor of ``folder`` in the background and wait until the cluster is
-    ready; ClusterError (with the supervisor's log) if it fails or takes too long."""
+    ready; ClusterError (with the supervisor's log) if it fails or takes too long.
+
+    ``tied``: the cluster lives no longer than the calling thread (the kernel sends the
+    supervisor SIGTERM when it ends, even by SIGKILL), for tools and tests that own it;
+    call it from the thread that lives as long as the cluster should (the main thread)."""
     spec.check()
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,6 +65,7 @@ def up(folder: Path, spec: Spec, *, timeout_s: float = 180.0) -> State:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # not stopped by the Ctrl-C of the shell that started it
+            preexec_fn=die_with_parent(signal.SIGTERM) if tied else None,
         )
     deadline = time.monotonic() + timeout_s
     while True:

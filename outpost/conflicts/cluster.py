@@ -67,7 +67,9 @@ class ClusterBackend:
         return self.state
 
     async def start(self) -> None:
-        self.state = await asyncio.to_thread(up, self.folder, self.spec)
+        # From this (the main) thread, tied to it: a tool killed outright takes its cluster
+        # along. Nothing else runs while the cluster starts.
+        self.state = up(self.folder, self.spec, tied=True)
 
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
