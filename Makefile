@@ -72,5 +72,10 @@ conflicts-cluster: install
 	$(BIN)/outpost conflicts --cluster --scenarios 5 --seed 1 --clients 4 --ops 150 --faults \
 	  --json conflicts-cluster-results.json
 
+# Ingest and propagation through outpost cluster's topology beside the single process, and
+# ingest through 1, 2 and 4 BFFs (README, "Run at scale locally").
+bench-cluster: install
+	$(BIN)/outpost bench --cluster --json bench-cluster-results.json
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
