@@ -187,3 +187,16 @@ def test_bench_cluster_refuses_scenarios_it_does_not_run_through_the_topology() 
 
     with pytest.raises(SystemExit, match="runs only --only ingest and propagation"):
         bench_main(["--cluster", "--only", "drain"])
+
+
+@pytest.mark.integration
+def test_up_that_cannot_start_says_why_and_leaves_nothing_running(tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    unreachable = "postgresql+asyncpg://postgres@127.0.0.1:9/outpost"  # the discard port
+    failed = cli("up", "--dir", str(folder), "--bffs", "1", "--standbys", "0",
+                 "--db-url", unreachable)  # fmt: skip
+    assert failed.returncode == 1
+    assert "outpost cluster up: the cluster did not start" in failed.stderr
+    assert "exited with" in failed.stderr  # which part, and the end of its log
+    assert read_state(folder).phase == "failed"
+    assert processes_of(folder) == []
