@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Self
 
+from client.errors import ServerUnreachable
 from outpost.bench import shared
 from outpost.bench.harness import BENCH_ENV, BenchError, Timer, Workspace, progress, unique_name
 from outpost.bench.plan import Plan
@@ -114,10 +115,14 @@ async def scaling(plan: Plan) -> ScenarioResult:
 
 async def _push_all(pusher: shared.RealDevice, timeout_s: float = 300) -> None:
     """Sync until the device has nothing pending: a push refused for a moment (503 while
-    the stream is busy, a connection the front ended) is sent again, as a device does."""
+    the stream is busy, a kept-alive connection that the BFF closed as it was reused through
+    the front) is sent again, as a device does."""
     deadline = time.monotonic() + timeout_s
     while pusher.device.pending_count():
         if time.monotonic() > deadline:
             left = pusher.device.pending_count()
             raise BenchError(f"{left} events were still pending after {timeout_s:.0f} s")
-        await pusher.engine.sync()
+        try:
+            await pusher.engine.sync()
+        except ServerUnreachable:
+            await asyncio.sleep(0.05)
