@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 
+from backend.nats.streams import EVENTS_STREAM
 from outpost.cluster import Spec, State, down, read_state, up
 from outpost.cluster.state import alive
 from outpost.cluster.status import lease_holders, stream_leader
@@ -182,12 +184,28 @@ class ClusterBackend:
         return [(r["id"], int(r["seq"]), int(r["times"])) for r in json.loads(out)]
 
     async def projector_lag(self) -> int | None:
+        """The projector's lag (``/v1/health``) plus the events the saga's workload has not
+        acknowledged: here the workload runs in a process of its own and may be behind after
+        a fault, and a compensation it has yet to write would land after the heal."""
         try:
             async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
                 reply = await http.get("/v1/health")
-            return int(reply.json()["projector_lag"])
+            lag = int(reply.json()["projector_lag"])
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return None
+        # Not known to be caught up (NATS unreachable, the durable being made again): not 0.
+        try:
+            nc = await nats.connect(self._state().nats_urls, connect_timeout=5)
+        except Exception:
+            return lag + 1
+        try:
+            info = await nc.jetstream().consumer_info(EVENTS_STREAM, "workload")
+            return lag + int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        except Exception:
+            return lag + 1
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.close()
 
 
 def _back(state: State, name: str, old: int) -> bool:
