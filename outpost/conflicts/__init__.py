@@ -256,6 +256,8 @@ async def run_async(args: argparse.Namespace) -> dict[str, Any]:
         if args.keep:
             _say(f"stores and logs kept in {root}")
         else:
+            if isinstance(backend, ClusterBackend):
+                backend.remove_outside_data()
             shutil.rmtree(root, ignore_errors=True)
     adversary = (args.faults if args.adversary is None else args.adversary) and args.users >= 2
     report = totals(

@@ -25,6 +25,7 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -76,6 +77,13 @@ class ClusterBackend:
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(down, self.folder)
+
+    def remove_outside_data(self) -> None:
+        """As root, PostgreSQL's data lies outside the run's folder (the server's user could
+        not enter it): remove that folder too, once the cluster is down."""
+        marker = self.folder / "postgres-data-dir"
+        if marker.exists():
+            shutil.rmtree(Path(marker.read_text().strip()).parent, ignore_errors=True)
 
     # -- faults --------------------------------------------------------------------------------
 
