@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -66,6 +67,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, St
         yield folder, read_state(folder)
     finally:
         cli("down", "--dir", str(folder))
+        marker = folder / "postgres-data-dir"  # as root, PostgreSQL's data lies outside
+        if marker.exists():
+            shutil.rmtree(Path(marker.read_text().strip()).parent, ignore_errors=True)
 
 
 @pytest.mark.integration
