@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test lint typecheck xvfb docs run bench bench-peer conflicts bundle bundle-test clean
+.PHONY: install test lint typecheck xvfb docs run bench bench-peer conflicts conflicts-cluster \
+	bench-cluster bundle bundle-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +93,18 @@ $(BUNDLE)/outpost-app: $(BUNDLE_SOURCES) | $(BUNDLED)
 # its build takes a minute or two and the folder is ~50 MB). Builds the bundle when needed.
 bundle-test: $(BUNDLE)/outpost-app xvfb
 	$(BIN)/pytest --bundle -q tests/packaging
+
+# The same on `outpost cluster`'s topology (three NATS nodes, PostgreSQL, two BFFs behind a
+# front, each consumer apart with a standby), with the cluster's faults: the stream leader
+# killed mid-push, a BFF killed mid-push, a lease holder killed, PostgreSQL restarted.
+conflicts-cluster: install
+	$(BIN)/outpost conflicts --cluster --scenarios 5 --seed 1 --clients 4 --ops 150 --faults \
+	  --json conflicts-cluster-results.json
+
+# Ingest and propagation through outpost cluster's topology beside the single process, and
+# ingest through 1, 2 and 4 BFFs (README, "Run at scale locally").
+bench-cluster: install
+	$(BIN)/outpost bench --cluster --json bench-cluster-results.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

@@ -16,7 +16,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     nats_url: str | None = None
-    """None: start an embedded nats-server with its store under ``data_dir``."""
+    """None: start an embedded nats-server with its store under ``data_dir``; or one URL, or
+    a cluster's URLs comma-separated."""
     db_url: str | None = None
     """None: SQLite files under ``data_dir``; or a ``postgresql+asyncpg://`` URL."""
     secret: str | None = None
@@ -71,6 +72,9 @@ class Settings:
     max_batch_events: int = 500
     max_batch_bytes: int = 1024 * 1024
     duplicate_window_s: float = 24 * 3600.0
+    stream_replicas: int = 1
+    """Copies JetStream keeps of each stream (3 on a three-node cluster). A start creates
+    missing streams with this many and raises existing ones to it, but never lowers them."""
     """How long JetStream recognizes a re-sent event id on its own (``Nats-Msg-Id``)."""
     header_timeout_s: float = 10.0
     """A request's line and headers must all arrive within this long of its first byte

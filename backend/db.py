@@ -24,6 +24,8 @@ from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
+from backend.errors import LeaseLost
+
 __all__ = ["Database", "Key", "insert_ignore", "upsert"]
 
 _BEGIN_OPTION = "outpost_sqlite_begin"
@@ -114,8 +116,8 @@ class Database:
         if self.is_postgres:
             conn = await self.engine.connect()
             try:
-                query = text("SELECT pg_try_advisory_lock(hashtext(:name))")
-                held = (await conn.execute(query, {"name": f"outpost:{name}"})).scalar()
+                query = text("SELECT pg_try_advisory_lock(hashtext(:name)), pg_backend_pid()")
+                held, backend_pid = (await conn.execute(query, {"name": f"outpost:{name}"})).one()
                 await conn.commit()
             except BaseException:
                 await conn.close()
@@ -137,7 +139,19 @@ class Database:
                     await conn.invalidate()
                 await conn.close()
 
-            return Lease(unlock)
+            async def holds(other: AsyncConnection) -> bool:
+                # The lock is this lease connection's session's: after a restart of the
+                # server, or if that session was ended, it is gone, and another process
+                # may have taken it. Checked inside each commit's transaction.
+                query = text(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND granted AND pid = :pid "
+                    "AND objid::bigint = (hashtext(:name)::bigint & 4294967295))"
+                )
+                found = await other.execute(query, {"pid": backend_pid, "name": f"outpost:{name}"})
+                return bool(found.scalar())
+
+            return Lease(unlock, holds)
         database = self.engine.url.database
         if not database or database == ":memory:":
             return Lease(None)
@@ -158,10 +172,25 @@ class Database:
 
 
 class Lease:
-    """What ``Database.try_lease`` holds; ``release`` lets the next process have it."""
+    """What ``Database.try_lease`` holds; ``release`` lets the next process have it, and
+    ``check`` (in a write transaction) raises LeaseLost if it is no longer held."""
 
-    def __init__(self, release: Callable[[], Awaitable[None]] | None) -> None:
+    def __init__(
+        self,
+        release: Callable[[], Awaitable[None]] | None,
+        holds: Callable[[AsyncConnection], Awaitable[bool]] | None = None,
+    ) -> None:
         self._release = release
+        self._holds = holds
+
+    async def check(self, conn: AsyncConnection) -> None:
+        """Raise LeaseLost unless this lease is still held (a file lock always is: it ends
+        only with the process)."""
+        if self._holds is not None and not await self._holds(conn):
+            raise LeaseLost(
+                "this process no longer holds its lease (the database restarted, or its "
+                "session was ended): rolling back and waiting for the lease again"
+            )
 
     async def release(self) -> None:
         if self._release is not None:

@@ -14,6 +14,8 @@
     │   what a command tells its operator (never an HTTP answer):
     ├── ComponentBusy                 another process runs the component a command would change
     ├── BackupError                   `outpost backend backup|restore` cannot do it (`backup.py`)
+    ├── LeaseLost                     a consumer's lease went (its database restarted): it stops
+    ├── DeliveryGap                   a consumer's batch skips events: it subscribes again
     ├── LaunchError                   a backend child process exited or did not answer
     ├── EmbeddedNatsError             the embedded nats-server failed (``nats/errors.py``)
     ├── FaultsError                   ``outpost faults`` cannot do it (``faults/stream.py``)
@@ -76,6 +78,19 @@ class RateLimited(BackendError):
 
 class StreamUnavailable(BackendError):
     status_code = 503
+
+
+class LeaseLost(BackendError):
+    """A consumer found, in the transaction that would commit a batch, that its lease is no
+    longer held by its lease connection (PostgreSQL restarted, or the session was ended):
+    another process may hold it now, so the batch is rolled back and the runner waits for
+    the lease again instead of consuming beside the new holder."""
+
+
+class DeliveryGap(BackendError):
+    """A batch of the event stream does not go on right after the consumer's position (the
+    events in between went to another consumer of the same durable): nothing is committed
+    and the runner subscribes again from its position."""
 
 
 class ComponentBusy(BackendError):

@@ -101,7 +101,7 @@ async def _connected(
     settings: Settings, url: str, access: StoreAccess | None
 ) -> AsyncIterator[Backend]:
     nc = await nats.connect(
-        url,
+        nats_servers(url),
         name="outpost-backend",
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
@@ -111,7 +111,11 @@ async def _connected(
         reconnected_cb=_nats_reconnected,
     )
     try:
-        await ensure_streams(nc.jsm(), duplicate_window_s=settings.duplicate_window_s)
+        await ensure_streams(
+            nc.jsm(),
+            duplicate_window_s=settings.duplicate_window_s,
+            replicas=settings.stream_replicas,
+        )
         bff_db = open_database("bff", settings)
         views_db = open_database("projector", settings)
         await bff_db.migrate()
@@ -126,6 +130,12 @@ async def _connected(
         log.info("stopping: draining NATS")
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.drain(), timeout=5)
+
+
+def nats_servers(url: str) -> list[str]:
+    """The servers of ``--nats-url``: one URL, or a cluster's, comma-separated (the client
+    tries them in turn, so a start finds the cluster while one node is down)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
 
 
 def who_runs(settings: Settings) -> str:

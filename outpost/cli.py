@@ -274,6 +274,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_conflicts_arguments(conflicts)
     conflicts.set_defaults(handler=run_conflicts)
 
+    from outpost.cluster import add_arguments as add_cluster_arguments
+    from outpost.cluster import run as run_cluster
+
+    cluster = commands.add_parser(
+        "cluster",
+        help="a local cluster: NATS nodes, PostgreSQL, BFFs and consumers apart (up|down|status)",
+        description="Start (up), stop (down) or show (status) a local, supervised topology: a "
+        "JetStream cluster, PostgreSQL, BFF processes behind a round-robin front and each "
+        "stream consumer in its own process with a standby.",
+    )
+    add_cluster_arguments(cluster)
+    cluster.set_defaults(handler=run_cluster)
+
     # `outpost bench ...` goes straight to outpost.bench.main (see main): it has its own flags.
     commands.add_parser("bench", help="the benchmarks, as a table and JSON (--quick, --json)")
 

@@ -34,7 +34,6 @@ from outpost.cli import build_parser
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 KUBERNETES_VERSION = "1.33.0"
-FROM_OTHER_BRANCHES = {"OUTPOST_STREAM_REPLICAS"}
 """Settings the manifests use that another branch brings (h18c: the streams' replicas).
 Remove a name from here once its setting is merged: then the check holds it too."""
 
@@ -149,7 +148,7 @@ def unknown_arguments(arguments: list[str]) -> list[str]:
 
 
 def unknown_settings(names: set[str]) -> set[str]:
-    return names - setting_names() - FROM_OTHER_BRANCHES
+    return names - setting_names()
 
 
 def consumer_deployments(docs: list[dict[str, Any]]) -> dict[str, list[str]]:

@@ -56,6 +56,7 @@ import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import hops
 from backend.consumers import batches, health
@@ -70,6 +71,8 @@ from backend.consumers.lanes import (
     write_position,
 )
 from backend.consumers.lease import ComponentLease
+from backend.db import Lease
+from backend.errors import DeliveryGap, LeaseLost
 from backend.faults.events import FaultEvent
 from backend.nats.publisher import JetStreamPublisher, Outgoing, Publisher
 from backend.nats.streams import CHANGES_SUBJECT, ensure_resubmit_stream, fault_subject
@@ -110,6 +113,7 @@ class ConsumerRunner:
         self.breaker = Breaker()
         self.lease = ComponentLease(component)
         self._stop = asyncio.Event()
+        self._lease: Lease | None = None
         self._lock = asyncio.Lock()
         self._position: int | None = None
         self._events = events_lane(component, batch)
@@ -151,21 +155,34 @@ class ConsumerRunner:
         """Consume until stopped; survives NATS and database outages with backoff.
 
         Only one process runs a component at a time: a second one waits on standby (and
-        takes over when the first ends) instead of consuming the same stream twice."""
-        lease = await self.lease.take(self._stop)
-        if lease is None:
-            return  # stopped while on standby
-        tasks = [
-            asyncio.create_task(self._run_lane(self._events)),
-            asyncio.create_task(self._run_lane(self._resubmits)),
-        ]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await lease.release()
+        takes over when the first ends) instead of consuming the same stream twice. Each
+        commit checks, in its transaction, that the lease is still held (``Lease.check``):
+        one lost with a database restart sends this runner back to wait for it."""
+        while not self._stop.is_set():
+            lease = await self.lease.take(self._stop)
+            if lease is None:
+                return  # stopped while on standby
+            self._lease = lease
+            tasks = [
+                asyncio.create_task(self._run_lane(self._events)),
+                asyncio.create_task(self._run_lane(self._resubmits)),
+            ]
+            try:
+                await asyncio.gather(*tasks)
+            except LeaseLost as exc:
+                log.warning("%s: %s", self.component.name, exc)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self._lease = None
+                with contextlib.suppress(Exception):  # its connection may be gone already
+                    await lease.release()
+
+    async def _fence(self, conn: AsyncConnection) -> None:
+        """Inside a commit's transaction: LeaseLost unless this runner still holds the lease."""
+        if self._lease is not None:
+            await self._lease.check(conn)
 
     async def _run_lane(self, lane: Lane) -> None:
         backoff = self.initial_backoff
@@ -201,8 +218,13 @@ class ConsumerRunner:
                     self._close_breaker()
                     backoff = self.initial_backoff
                     continue
-                except asyncio.CancelledError:
+                except (asyncio.CancelledError, LeaseLost):
                     raise
+                except DeliveryGap as exc:
+                    # Nothing committed: start again right after the position.
+                    log.warning("%s", exc)
+                    await lane.unsubscribe()
+                    continue
                 except Exception as exc:
                     if await self._failure(lane, messages, exc, backoff):
                         backoff = self.initial_backoff  # faulted: go on at once
@@ -280,6 +302,7 @@ class ConsumerRunner:
         """Fault one message that keeps failing and move the position past it."""
         seq = message.metadata.sequence.stream
         async with self.component.db.write() as conn:
+            await self._fence(conn)
             position = await read_position(conn, self.component, lane.position_key)
             if seq > position:
                 await self._publish_fault(message, error, attempts)
@@ -322,6 +345,7 @@ class ConsumerRunner:
                 last,
             )
             async with self._lock, self.component.db.write() as conn:
+                await self._fence(conn)
                 await self.component.start_over(conn)
             position = 0
         if not lane.resubmits:
@@ -333,8 +357,11 @@ class ConsumerRunner:
     async def _process(self, lane: Lane, messages: list[Msg]) -> None:
         component = self.component
         async with component.db.write() as conn:
+            await self._fence(conn)
             position = await read_position(conn, component, lane.position_key)
             fresh = [m for m in messages if m.metadata.sequence.stream > position]
+            if not lane.resubmits and position:
+                _check_no_gap(component.name, position, fresh)
             applied = await batches.apply(conn, component, fresh)
             faulted = set()
             for message in fresh:
@@ -394,3 +421,17 @@ class ConsumerRunner:
 def _ids(messages: list[Msg]) -> list[str]:
     """The event ids of ``messages`` (their ``Nats-Msg-Id``), for hop marks."""
     return [(m.headers or {}).get("Nats-Msg-Id", "") for m in messages]
+
+
+def _check_no_gap(name: str, position: int, fresh: list[Msg]) -> None:
+    """The event stream's sequence numbers have no holes (nothing is ever deleted from it),
+    so a batch must go on exactly after the position. A hole means another consumer took
+    the missing events from this durable consumer (one that lost its lease and has not
+    noticed yet): committing past them would skip them for good."""
+    seqs = sorted(m.metadata.sequence.stream for m in fresh)
+    expected = list(range(position + 1, position + 1 + len(seqs)))
+    if seqs != expected:
+        raise DeliveryGap(
+            f"{name}: a batch of seqs {seqs[:5]}... does not follow the position {position}: "
+            "some events went to another consumer; subscribing again from the position"
+        )

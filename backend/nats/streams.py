@@ -13,7 +13,7 @@ outpost.live     (core NATS, no stream)       each BFF process's open live conne
 from __future__ import annotations
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.manager import JetStreamManager
 
 EVENTS_STREAM = "OUTPOST_EVENTS"
@@ -152,6 +152,23 @@ async def ensure_streams(
 
 
 async def _create_or_update(js: JetStreamManager, config: StreamConfig) -> None:
+    """Create the stream, or update it to ``config``, never lowering its replicas: a stream
+    that an operator (or an earlier start) raised to N copies keeps N when a process starts
+    that asks for fewer, so a restart with the default never drops a cluster's copies."""
+    wanted = config.num_replicas or 1
+    assert config.name is not None
+    try:
+        current = await js.stream_info(config.name)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            return
+        except BadRequestError as exc:
+            # Another process created it between the look and the add: update theirs.
+            if exc.err_code != _STREAM_NAME_IN_USE:
+                raise
+            current = await js.stream_info(config.name)
+    config.num_replicas = max(wanted, current.config.num_replicas or 1)
     # Creating a stream that exists with the same config succeeds; with another config the
     # server refuses with 10058, and the update applies the change.
     try:

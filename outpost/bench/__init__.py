@@ -21,6 +21,8 @@ asserted: ``--quick`` runs small sizes so CI can check that the code still runs.
                      time, vs plain Kivy Labels (the app in board_scroll_child.py)
     pouchdb.py       --peer pouchdb: the PouchDB peer (peer/peer.js) beside 1, 2 and 3,
                      three rounds alternating with Outpost's own runs of them
+    cluster.py       --cluster: 2 and 3 through `outpost cluster`'s topology beside the
+                     single-process run, and ingest through 1, 2 and 4 BFFs
 """
 
 from __future__ import annotations
@@ -77,7 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="also measure the PouchDB peer (installed with npm from the committed lockfile) "
         "on local_action, ingest and propagation, alternating three rounds with Outpost",
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="ingest and propagation also through `outpost cluster`'s topology (3 NATS "
+        "nodes, PostgreSQL, 2 BFFs), and ingest through 1, 2 and 4 BFFs",
+    )
     return parser
+
+
+CLUSTER_SCENARIOS = ("ingest", "propagation")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,6 +123,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
     plan = QUICK if args.quick else FULL
+    if args.cluster:
+        args.only = [n for n in (args.only or CLUSTER_SCENARIOS) if n in CLUSTER_SCENARIOS]
+        if not args.only:
+            raise SystemExit("outpost bench --cluster: runs only --only ingest and propagation")
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     began = time.perf_counter()
     names = list(args.only or SCENARIOS)
@@ -142,6 +157,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         for name in names:
             results.append(combined[name] if name in combined else await run_one(name))
         progress("stopping the backend and nats-server")
+    if args.cluster:
+        results += await _cluster_results(names, plan)
     if peer is not None:
         peer.attach(results)
     return report.document(
@@ -152,6 +169,44 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         peer=None if peer is None else peer.summary(),
         settings_differ=SETTINGS_DIFFER,
     )
+
+
+async def _cluster_results(names: list[str], plan: Any) -> list[Any]:
+    """The same scenarios through a cluster of two BFFs, then ingest through 1, 2, 4 BFFs."""
+    import importlib
+
+    from outpost.bench import report
+    from outpost.bench.cluster import SCALING_NAME, SCALING_TITLE, ClusterWorkspace, scaling
+    from outpost.bench.harness import progress
+
+    results: list[report.ScenarioResult] = []
+
+    async def timed(name: str, title: str, body: Any) -> None:
+        progress(f"{title}: starting")
+        began = time.perf_counter()
+        try:
+            result: report.ScenarioResult = await body()
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            result = report.ScenarioResult(name, title, error=f"{type(exc).__name__}: {exc}")
+        result.name, result.title = name, title
+        result.seconds = time.perf_counter() - began
+        progress(f"{title}: done in {result.seconds:.1f} s")
+        results.append(result)
+
+    try:
+        async with ClusterWorkspace(2) as ws:
+            for name in names:
+                module: Any = importlib.import_module(f"outpost.bench.{name}")
+                title = f"{module.TITLE} (cluster: 3 NATS nodes at R3, PostgreSQL, 2 BFFs)"
+                await timed(f"{name}_cluster", title, lambda m=module: m.run(ws, plan))
+    except Exception as exc:  # the cluster did not start: its figures are missing
+        traceback.print_exc(file=sys.stderr)
+        error = f"{type(exc).__name__}: {exc}"
+        results += [report.ScenarioResult(f"{n}_cluster", n, error=error) for n in names]
+    if "ingest" in names:
+        await timed(SCALING_NAME, SCALING_TITLE, lambda: scaling(plan))
+    return results
 
 
 class _Peer:

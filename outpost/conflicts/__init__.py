@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from outpost.conflicts.broken import RULES
-from outpost.conflicts.scenario import FAULT_KINDS, Scenario, generate
+from outpost.conflicts.scenario import CLUSTER_STEP_KINDS, FAULT_KINDS, Scenario, generate
 
 __all__ = ["FAULT_KINDS", "add_arguments", "main", "run"]
 
@@ -36,6 +36,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenarios", type=int, default=1, help="seeds S..S+K-1 (default 1)")
     parser.add_argument("--faults", action="store_true", help="inject every fault kind")
     parser.add_argument("--backend-url", help="use this backend instead of starting one")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run on `outpost cluster`'s topology (three NATS nodes, PostgreSQL, BFFs and "
+        "consumers apart); with --faults, the cluster's faults replace the restarts",
+    )
+    parser.add_argument(
+        "--bffs", type=int, default=2, help="--cluster: BFF processes behind the front (default 2)"
+    )
+    parser.add_argument(
+        "--cluster-faults",
+        default=",".join(CLUSTER_STEP_KINDS),
+        help="--cluster --faults: which of the cluster's faults to inject, comma-separated "
+        f"(default: all of {', '.join(CLUSTER_STEP_KINDS)})",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the stores and logs")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout)")
     parser.add_argument(
@@ -70,7 +85,21 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--backend-url must be an http:// or https:// URL"
     if args.backend_url and args.broken:
         return "--break needs the tool's own backend (leave out --backend-url)"
+    if args.cluster and (args.backend_url or args.broken):
+        return "--cluster starts its own topology: leave out --backend-url and --break"
+    if args.cluster and args.bffs < 2:
+        return "--bffs must be at least 2: the cluster's faults move devices between BFFs"
+    unknown = set(_cluster_faults(args)) - set(CLUSTER_STEP_KINDS)
+    if unknown:
+        return (
+            f"--cluster-faults: unknown {', '.join(sorted(unknown))} "
+            f"(choose from {', '.join(CLUSTER_STEP_KINDS)})"
+        )
     return None
+
+
+def _cluster_faults(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(k.strip() for k in str(args.cluster_faults).split(",") if k.strip())
 
 
 def _say(message: str) -> None:
@@ -80,6 +109,10 @@ def _say(message: str) -> None:
 def _command(args: argparse.Namespace, seed: int) -> str:
     parts = ["outpost conflicts", f"--clients {args.clients}", f"--users {args.users}"]
     parts += [f"--ops {args.ops}", f"--seed {seed}"]
+    if args.cluster:
+        parts.append("--cluster" + (f" --bffs {args.bffs}" if args.bffs != 2 else ""))
+        if set(_cluster_faults(args)) != set(CLUSTER_STEP_KINDS):
+            parts.append(f"--cluster-faults {','.join(_cluster_faults(args))}")
     if args.faults:
         parts.append("--faults")
     if args.adversary is not None:
@@ -118,7 +151,16 @@ async def _attempt(
 async def _one(args: argparse.Namespace, backend: Any, seed: int, root: Path) -> dict[str, Any]:
     from outpost.conflicts.shrink import shrink
 
-    scenario = generate(seed, args.clients, args.users, args.ops, args.faults, args.adversary)
+    scenario = generate(
+        seed,
+        args.clients,
+        args.users,
+        args.ops,
+        args.faults,
+        args.adversary,
+        args.cluster,
+        _cluster_faults(args),
+    )
     execution, verdict, seconds = await _attempt(
         backend, scenario, root / f"seed{seed}", args.broken
     )
@@ -181,16 +223,26 @@ async def _one(args: argparse.Namespace, backend: Any, seed: int, root: Path) ->
 
 
 async def run_async(args: argparse.Namespace) -> dict[str, Any]:
-    from outpost.conflicts.orchestrator import RAISED_LIMITS, Backend
+    from outpost.conflicts.cluster import ClusterBackend
+    from outpost.conflicts.orchestrator import BACKEND_ENV, RAISED_LIMITS, Backend
     from outpost.conflicts.report import failure_text, summary, totals
 
     seed = args.seed if args.seed is not None else random.randrange(10**6)
     root = Path(tempfile.mkdtemp(prefix="outpost-conflicts-"))
     started = time.monotonic()
-    backend = Backend(root / "server", args.backend_url, args.broken)
+    backend: Backend | ClusterBackend
+    if args.cluster:
+        # Standbys wait for a lease holder's kill; without that fault they only cost a start.
+        standbys = 1 if "consumer_kill" in _cluster_faults(args) or not args.faults else 0
+        backend = ClusterBackend(root, BACKEND_ENV, bffs=args.bffs, standbys=standbys)
+    else:
+        backend = Backend(root / "server", args.backend_url, args.broken)
     runs: list[dict[str, Any]] = []
     try:
-        _say(f"starting {'the backend' if backend.own else 'on ' + args.backend_url} in {root}")
+        where = "the backend" if backend.own else "on " + args.backend_url
+        if args.cluster:
+            where = f"a cluster ({args.bffs} BFFs, 3 NATS nodes, PostgreSQL, consumers apart)"
+        _say(f"starting {where} in {root}")
         if backend.own:
             _say("limits raised: " + " ".join(f"{k}={v}" for k, v in RAISED_LIMITS.items()))
         await backend.start()
@@ -206,10 +258,17 @@ async def run_async(args: argparse.Namespace) -> dict[str, Any]:
         if args.keep:
             _say(f"stores and logs kept in {root}")
         else:
+            if isinstance(backend, ClusterBackend):
+                backend.remove_outside_data()
             shutil.rmtree(root, ignore_errors=True)
     adversary = (args.faults if args.adversary is None else args.adversary) and args.users >= 2
     report = totals(
-        runs, faults=args.faults, adversary=adversary, wall_s=time.monotonic() - started
+        runs,
+        faults=args.faults,
+        adversary=adversary,
+        wall_s=time.monotonic() - started,
+        cluster=args.cluster,
+        cluster_faults=_cluster_faults(args),
     )
     report["command"] = _command(args, seed) + (
         f" --scenarios {args.scenarios}" if args.scenarios > 1 else ""

@@ -30,7 +30,7 @@ from backend.launcher import BackendLauncher
 from backend.nats.ownership import read_record, servers_on
 from outpost.conflicts.broken import BREAK_ENV
 from outpost.conflicts.device import landed
-from outpost.conflicts.scenario import Scenario, Step
+from outpost.conflicts.scenario import CLUSTER_STEP_KINDS, Scenario, Step
 
 PASSWORD = "conflicts-password"
 RAISED_LIMITS = {
@@ -303,7 +303,7 @@ class Runner:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Any,
         scenario: Scenario,
         folder: Path,
         prefix: str,
@@ -393,7 +393,7 @@ class Runner:
         elif kind in ("kill_act", "kill_sync"):
             assert device is not None and step.device is not None
             await self.kill_during(step, device)
-        elif kind in ("backend_restart", "nats_restart"):
+        elif kind in ("backend_restart", "nats_restart", *CLUSTER_STEP_KINDS):
             await self.restart_during(step)
         elif kind == "hostile":
             assert device is not None
@@ -475,7 +475,14 @@ class Runner:
             await asyncio.sleep(0.0005)
         await asyncio.sleep(float(step.args.get("delay_ms", 0)) / 4000)
         in_flight = pushes_out()
-        if step.kind == "backend_restart":
+        if step.kind in CLUSTER_STEP_KINDS:
+            problem, done = await self.backend.inject(step.kind)
+            if problem:
+                self.run.invariants.append(f"step {step.index}: {step.kind}: {problem}")
+                in_flight = 0
+            else:
+                self.run.notes.append(f"step {step.index}: {done}")
+        elif step.kind == "backend_restart":
             if not await self.backend.restart_backend():
                 self.run.invariants.append(
                     f"step {step.index}: the SIGKILLed backend's nats-server outlived it, or "

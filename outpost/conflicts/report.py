@@ -7,14 +7,21 @@ from typing import Any
 
 from outpost.conflicts.adversary import HOSTILE_KINDS
 from outpost.conflicts.oracle import CONFLICT_KINDS
-from outpost.conflicts.scenario import FAULT_KINDS
+from outpost.conflicts.scenario import CLUSTER_STEP_KINDS, fault_kinds
 
 
 def totals(
-    runs: list[dict[str, Any]], *, faults: bool, adversary: bool, wall_s: float
+    runs: list[dict[str, Any]],
+    *,
+    faults: bool,
+    adversary: bool,
+    wall_s: float,
+    cluster: bool = False,
+    cluster_faults: tuple[str, ...] = CLUSTER_STEP_KINDS,
 ) -> dict[str, Any]:
+    kinds = fault_kinds(cluster, cluster_faults)
     conflicts: Counter[str] = Counter({k: 0 for k in CONFLICT_KINDS})
-    fault_counts: Counter[str] = Counter({k: 0 for k in FAULT_KINDS} if faults else {})
+    fault_counts: Counter[str] = Counter({k: 0 for k in kinds} if faults else {})
     hostile: Counter[str] = Counter({k: 0 for k in HOSTILE_KINDS} if adversary else {})
     for run in runs:
         conflicts.update(run["conflicts"])
@@ -28,7 +35,8 @@ def totals(
         "actions_planned": sum(r["actions_planned"] for r in runs),
         "conflicts": dict(conflicts),
         "faults": dict(fault_counts),
-        "faults_not_fired": [k for k in FAULT_KINDS if faults and not fault_counts[k]],
+        "faults_not_fired": [k for k in kinds if faults and not fault_counts[k]],
+        "cluster": cluster,
         "hostile": dict(hostile),
         "hostile_not_fired": [k for k in HOSTILE_KINDS if adversary and not hostile[k]],
         "hostile_causes": sum(r["hostile_causes"] for r in runs),

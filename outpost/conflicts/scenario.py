@@ -37,6 +37,35 @@ FAULT_KINDS = (
     "resent_batch",
 )
 """Every fault the tool injects, by the name the summary counts it under."""
+CLUSTER_FAULT_KINDS = (
+    "device_kill_action",
+    "device_kill_sync",
+    "stream_leader_kill",
+    "bff_kill",
+    "consumer_kill",
+    "postgres_restart",
+    "clock_ahead",
+    "clock_behind",
+    "duplicate_batch",
+    "resent_batch",
+)
+"""The faults of ``--cluster`` (``outpost cluster``): instead of restarting the one backend
+and its nats-server, the node that leads the event stream is killed mid-push, a BFF process
+is killed mid-push (its devices' next connections go to another), the process that holds a
+consumer's lease is killed while its standby waits, and PostgreSQL is killed and restarted."""
+CLUSTER_STEP_KINDS = ("stream_leader_kill", "bff_kill", "consumer_kill", "postgres_restart")
+
+
+def fault_kinds(
+    cluster: bool, cluster_faults: tuple[str, ...] = CLUSTER_STEP_KINDS
+) -> tuple[str, ...]:
+    """The fault kinds a run injects (and its report must show fired)."""
+    if not cluster:
+        return FAULT_KINDS
+    return tuple(
+        k for k in CLUSTER_FAULT_KINDS if k not in CLUSTER_STEP_KINDS or k in cluster_faults
+    )
+
 
 SETUP_TASKS_PER_BOARD = 3
 
@@ -75,6 +104,11 @@ class Scenario:
     steps: list[Step]
     adversary: bool = False
     """Whether user 1's first device also sends hostile events (``adversary``)."""
+    cluster: bool = False
+    """Whether the faults are a cluster's (``CLUSTER_STEP_KINDS``) instead of restarts of
+    the one backend and its nats-server."""
+    cluster_faults: tuple[str, ...] = CLUSTER_STEP_KINDS
+    """Which of the cluster's faults it injects (``--cluster-faults``)."""
 
     def user_of(self, device: int) -> int:
         return device % self.users
@@ -88,6 +122,8 @@ class Scenario:
             "faults": self.faults,
             "clock_errors_ms": self.clock_errors_ms,
             "adversary": self.adversary,
+            "cluster": self.cluster,
+            "cluster_faults": list(self.cluster_faults),
             "steps": [s.to_json() for s in self.steps],
         }
 
@@ -101,16 +137,28 @@ class Scenario:
             self.clock_errors_ms,
             steps,
             self.adversary,
+            self.cluster,
+            self.cluster_faults,
         )
 
 
 class _Generator:
     def __init__(
-        self, seed: int, clients: int, users: int, ops: int, faults: bool, adversary: bool
+        self,
+        seed: int,
+        clients: int,
+        users: int,
+        ops: int,
+        faults: bool,
+        adversary: bool,
+        cluster: bool = False,
+        cluster_faults: tuple[str, ...] = CLUSTER_STEP_KINDS,
     ) -> None:
         self.rng = random.Random(seed)
         self.clients, self.users, self.ops, self.faults = clients, users, ops, faults
         self.adversary = adversary
+        self.cluster = cluster
+        self.cluster_faults = cluster_faults
         self.steps: list[Step] = []
         self.tasks: dict[str, list[str]] = {"B0": [], "B1": [], "B2": []}
         self.races = 0
@@ -212,7 +260,11 @@ class _Generator:
         plan.setdefault(self.rng.randrange(5, max(6, self.ops - 10)), []).append("recurrence")
         if self.faults:
             kinds = ["kill_act", "kill_act", "kill_sync", "kill_sync"]
-            kinds += ["backend_restart", "nats_restart", "dup_twice", "dup_resend"]
+            if self.cluster:
+                kinds += [k for k in CLUSTER_STEP_KINDS if k in self.cluster_faults]
+            else:
+                kinds += ["backend_restart", "nats_restart"]
+            kinds += ["dup_twice", "dup_resend"]
             for kind in kinds:
                 plan.setdefault(self.rng.randrange(10, max(11, self.ops - 10)), []).append(kind)
         if self.adversary:
@@ -258,7 +310,7 @@ class _Generator:
             return 1
         if kind == "kill_sync":
             self.add("kill_sync", device, delay_ms=self.rng.randrange(0, 40))
-        elif kind in ("backend_restart", "nats_restart"):
+        elif kind in ("backend_restart", "nats_restart", *CLUSTER_STEP_KINDS):
             for other in range(self.clients):  # pushes to be in flight when it goes
                 self.add("act", other, **self.action(other))
             self.add(kind, None, delay_ms=self.rng.randrange(0, 8))
@@ -426,12 +478,20 @@ class _Generator:
 
 
 def generate(
-    seed: int, clients: int, users: int, ops: int, faults: bool, adversary: bool | None = None
+    seed: int,
+    clients: int,
+    users: int,
+    ops: int,
+    faults: bool,
+    adversary: bool | None = None,
+    cluster: bool = False,
+    cluster_faults: tuple[str, ...] = CLUSTER_STEP_KINDS,
 ) -> Scenario:
     """The whole scenario of ``seed``: the same arguments give the same steps. The
-    adversary comes with the faults unless told otherwise; it needs two users."""
+    adversary comes with the faults unless told otherwise; it needs two users. With
+    ``cluster`` the restarts are a cluster's faults (``CLUSTER_STEP_KINDS``)."""
     adversary = (faults if adversary is None else adversary) and users >= 2
-    generator = _Generator(seed, clients, users, ops, faults, adversary)
+    generator = _Generator(seed, clients, users, ops, faults, adversary, cluster, cluster_faults)
     generator.setup()
     generator.body()
     clock = [0] * clients
@@ -439,4 +499,4 @@ def generate(
         clock[1] = DAY_MS  # a day ahead
     if faults and clients >= 3:
         clock[2] = -DAY_MS  # a day behind
-    return Scenario(seed, clients, users, ops, faults, clock, generator.steps, adversary)
+    return Scenario(seed, clients, users, ops, faults, clock, generator.steps, adversary, cluster)

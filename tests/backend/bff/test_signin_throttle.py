@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -241,47 +242,58 @@ def test_ipv6_clients_are_counted_by_their_64_network(
         process.stop()
 
 
+TWO_BFF_LIMITS = {
+    **THROTTLED,
+    "OUTPOST_RATE_LIMIT_PER_S": "0.01",
+    "OUTPOST_RATE_LIMIT_BURST": "4",
+    "OUTPOST_SIGNUP_LIMIT": "3",
+}
+"""The settings of ``limits_hold_across`` (also used on ``outpost cluster``'s two BFFs)."""
+
+
 def test_the_limits_and_revocations_hold_across_two_bff_processes(
     tmp_path: Path, controlled_nats: ControlledNats, db_url: str | None
 ) -> None:
-    env = {
-        **THROTTLED,
-        "OUTPOST_RATE_LIMIT_PER_S": "0.01",
-        "OUTPOST_RATE_LIMIT_BURST": "4",
-        "OUTPOST_SIGNUP_LIMIT": "3",
-    }
+    env = TWO_BFF_LIMITS
     with two_processes(tmp_path / "backend", controlled_nats, db_url=db_url, env=env) as (a, b):
-        owner = Device(a.url, unique("owner")).signup()
-        with client_from(a.url, "127.0.0.2") as on_a, client_from(b.url, "127.0.0.2") as on_b:
-            codes = [
-                sign_in(client, owner.username, "wrong").status_code
-                for client in [on_a, on_b] * PER_ADDRESS
-            ]
-            signups = [
-                client.post(
-                    "/v1/auth/signup", json={"username": unique(), "password": PASSWORD}
-                ).status_code
-                for client in [on_a, on_b, on_a, on_b]
-            ]
-        assert codes[:PER_ADDRESS] == [401] * PER_ADDRESS
-        assert set(codes[PER_ADDRESS:]) == {429}, codes
-        assert signups == [201, 201, 201, 429], signups
+        limits_hold_across(a, b)
 
-        user = Device(a.url, unique("rate")).signup()
-        pulls = []
-        for url in [a.url, b.url] * 3:
-            user.http.base_url = httpx.URL(url)
-            pulls.append(user.pull_page().status_code)
-        assert pulls == [200, 200, 200, 200, 429, 429]
 
-        # A refresh token replayed on B ends the family on A too (within a second).
-        first = owner.refresh_token
-        rotated = httpx.post(f"{a.url}/v1/auth/refresh", json={"refresh_token": first}).json()
-        replay = httpx.post(f"{b.url}/v1/auth/refresh", json={"refresh_token": first})
-        assert replay.status_code == 401
-        headers = {"Authorization": f"Bearer {rotated['token']}"}
-        deadline = time.monotonic() + 10
-        while (reply := httpx.get(f"{a.url}/v1/sync/pull", headers=headers)).status_code != 401:
-            assert reply.status_code in (200, 429), reply.text  # 429: past auth, rate-limited
-            assert time.monotonic() < deadline, "the revocation never reached process A"
-            time.sleep(0.1)
+def limits_hold_across(a: Any, b: Any) -> None:
+    """Sign-in throttles, sign-up and per-user rate limits and refresh-token revocation hold
+    across two BFF processes ``a`` and ``b`` (anything with a ``url``) that run with
+    ``TWO_BFF_LIMITS``: a client that alternates between them gets no more than from one."""
+    owner = Device(a.url, unique("owner")).signup()
+    with client_from(a.url, "127.0.0.2") as on_a, client_from(b.url, "127.0.0.2") as on_b:
+        codes = [
+            sign_in(client, owner.username, "wrong").status_code
+            for client in [on_a, on_b] * PER_ADDRESS
+        ]
+        signups = [
+            client.post(
+                "/v1/auth/signup", json={"username": unique(), "password": PASSWORD}
+            ).status_code
+            for client in [on_a, on_b, on_a, on_b]
+        ]
+    assert codes[:PER_ADDRESS] == [401] * PER_ADDRESS
+    assert set(codes[PER_ADDRESS:]) == {429}, codes
+    assert signups == [201, 201, 201, 429], signups
+
+    user = Device(a.url, unique("rate")).signup()
+    pulls = []
+    for url in [a.url, b.url] * 3:
+        user.http.base_url = httpx.URL(url)
+        pulls.append(user.pull_page().status_code)
+    assert pulls == [200, 200, 200, 200, 429, 429]
+
+    # A refresh token replayed on B ends the family on A too (within a second).
+    first = owner.refresh_token
+    rotated = httpx.post(f"{a.url}/v1/auth/refresh", json={"refresh_token": first}).json()
+    replay = httpx.post(f"{b.url}/v1/auth/refresh", json={"refresh_token": first})
+    assert replay.status_code == 401
+    headers = {"Authorization": f"Bearer {rotated['token']}"}
+    deadline = time.monotonic() + 10
+    while (reply := httpx.get(f"{a.url}/v1/sync/pull", headers=headers)).status_code != 401:
+        assert reply.status_code in (200, 429), reply.text  # 429: past auth, rate-limited
+        assert time.monotonic() < deadline, "the revocation never reached process A"
+        time.sleep(0.1)
