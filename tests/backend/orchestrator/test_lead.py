@@ -1,0 +1,91 @@
+"""A board's reminder lead time without a backend: the reminder's id leaves its time out
+(so a lead change cannot remind twice), a plan follows the lead, the route pair's OPTIONS
+and documents, and the CLI's durations."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from backend.bff.app import Services, create_app
+from backend.config import Settings
+from backend.orchestrator.component import plan_of, reminder_event, same_reminder
+from backend.orchestrator.rules import reminder_fire_ms
+from backend.orchestrator.timers import Plan
+from client.errors import InvalidAction
+from client.reminders import format_duration, parse_duration
+from outpost.docs import _NoServices
+from protocol.merge.state import EntityState, Register
+
+
+def _plan(fire_ms: int, assignee: str = "bob", cause: str = "c1") -> Plan:
+    return Plan(
+        task="t1",
+        board="b1",
+        assignee=assignee,
+        due="2026-12-10",
+        cause=cause,
+        fire_ms=fire_ms,
+        key=f"t1/{cause}/{assignee}/{fire_ms}",
+    )
+
+
+def test_a_reminder_at_another_time_is_the_same_event() -> None:
+    early, late = _plan(1_000_000_000_000), _plan(1_000_086_400_000)
+    assert same_reminder(early, late)
+    assert early.key != late.key, "a stale schedule is still told apart"
+    assert reminder_event(early).id == reminder_event(late).id
+    assert reminder_event(_plan(1, assignee="carol")).id != reminder_event(early).id
+    assert reminder_event(_plan(1, cause="c2")).id != reminder_event(early).id
+    assert not same_reminder(early, _plan(1, cause="c2"))
+
+
+def test_a_plan_fires_at_due_less_the_boards_lead() -> None:
+    state = EntityState(
+        kind="task",
+        id="t1",
+        board="b1",
+        created=True,
+        fields={
+            "due": Register(value="2026-12-10", hlc="h", id="e-due"),
+            "assignee": Register(value="bob", hlc="h", id="e-a"),
+        },
+    )
+    for lead in (0, 7200, 30 * 86400):
+        plan = plan_of(state, lead)
+        assert plan is not None
+        assert plan.fire_ms == reminder_fire_ms("2026-12-10", lead)
+        assert (plan.cause, plan.assignee) == ("e-due", "bob")
+
+
+@pytest.fixture(scope="module")
+def app() -> Litestar:
+    return create_app(cast(Services, _NoServices(Settings())))
+
+
+def test_the_route_pair_answers_options_and_is_documented(app: Litestar) -> None:
+    reply = TestClient(app).options("/v1/boards/b/reminders")
+    assert reply.status_code == 204
+    assert reply.headers["allow"] == "DELETE, GET, OPTIONS, PUT"
+    path = (app.openapi_schema.paths or {})["/v1/boards/{board}/reminders"]
+    assert path.get is not None and path.put is not None and path.delete is not None
+    assert {"200", "401", "403", "404", "422"} <= set(path.put.responses or {})
+    assert path.put.security == [{"bearer": []}]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("1d12h", 129600), ("1w", 604800)],
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "2x", "h2", "-1h", "1.5h", "2h soon"])
+def test_a_bad_duration_is_a_usage_error(text: str) -> None:
+    with pytest.raises(InvalidAction, match="a number of seconds or parts like"):
+        parse_duration(text)
