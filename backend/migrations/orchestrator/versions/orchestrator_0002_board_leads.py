@@ -7,7 +7,7 @@ from alembic import op
 
 from backend.migrations.ops import key, tables
 
-revision = "orchestrator_0002_board_reminders"
+revision = "orchestrator_0002_board_leads"
 down_revision = "orchestrator_0001_tables"
 branch_labels = None
 depends_on = None
