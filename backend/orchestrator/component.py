@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import Integer, String, Text, delete, select, update
+from sqlalchemy import Integer, String, Text, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -305,16 +305,20 @@ def same_reminder(a: Plan, b: Plan) -> bool:
 
 
 async def lock_leads(conn: AsyncConnection, boards: set[str], default_s: float) -> dict[str, float]:
-    """Each board's reminder lead time (its own, or ``default_s``). On PostgreSQL the rows
-    are locked (``FOR UPDATE``) until the transaction ends, so a lead change and the
-    planning of the board's tasks take turns; SQLite's write transaction holds the whole
-    database already."""
+    """Each board's reminder lead time (its own, or ``default_s``), with the boards locked
+    until the transaction ends, so a lead change (``ReminderService``) and the planning
+    and firing of the board's reminders take turns: on PostgreSQL a transaction-scoped
+    advisory lock per board (in one order: no deadlock; whether or not the board has a
+    lead row yet), on SQLite the write transaction, which holds the whole database."""
+    if conn.dialect.name == "postgresql":
+        for board in sorted(boards):
+            await conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(board, 0))))
     leads = dict.fromkeys(boards, default_s)
     if boards:
         found = await conn.execute(
-            select(BoardReminders.board, BoardReminders.lead_s)
-            .where(BoardReminders.board.in_(sorted(boards)))
-            .with_for_update()
+            select(BoardReminders.board, BoardReminders.lead_s).where(
+                BoardReminders.board.in_(sorted(boards))
+            )
         )
         leads.update({row.board: float(row.lead_s) for row in found})
     return leads

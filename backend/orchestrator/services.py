@@ -5,8 +5,8 @@ carries no such field), and a change re-plans the board's planned reminders.
 Who owns a board is the BFF's to say (its board authority), as for the gateway's
 registrations. The re-planning publishes to ``OUTPOST_SCHEDULES`` from this process (the
 schedule of a task is replaced, so each fires once, at its new time) and commits the new
-plans in the orchestrator's database in the same transaction as the lead, which the
-orchestrator's planning and firing take turns with (``lock_leads``).
+plans in the orchestrator's database in the same transaction as the lead, with the board locked: the
+orchestrator's planning and firing take turns with it (``lock_leads``).
 """
 
 from __future__ import annotations
