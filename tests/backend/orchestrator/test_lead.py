@@ -1,18 +1,29 @@
 """A board's reminder lead time without a backend: the reminder's id leaves its time out
 (so a lead change cannot remind twice), a plan follows the lead, the route pair's OPTIONS
-and documents, and the CLI's durations."""
+and documents, the CLI's durations; and on a real PostgreSQL, the per-board lock that makes
+a lead change and the planning of the board's reminders take turns."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import cast
 
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
+from sqlalchemy import insert, text
 
 from backend.bff.app import Services, create_app
 from backend.config import Settings
-from backend.orchestrator.component import plan_of, reminder_event, same_reminder
+from backend.db import Database
+from backend.orchestrator.component import (
+    BoardReminders,
+    lock_leads,
+    plan_of,
+    reminder_event,
+    same_reminder,
+)
 from backend.orchestrator.rules import reminder_fire_ms
 from backend.orchestrator.timers import Plan
 from client.errors import InvalidAction
@@ -89,3 +100,50 @@ def test_durations(text: str, seconds: int) -> None:
 def test_a_bad_duration_is_a_usage_error(text: str) -> None:
     with pytest.raises(InvalidAction, match="a number of seconds or parts like"):
         parse_duration(text)
+
+
+@pytest.mark.integration
+def test_on_postgresql_a_lead_change_and_planning_take_turns_per_board(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Two transactions lock the same board: the second waits for the first (seen waiting in
+    ``pg_locks``) and then reads the lead the first committed, even when the board had no
+    lead row before (a row lock would have locked nothing)."""
+
+    async def scenario() -> tuple[float, float]:
+        db = Database.for_component("orchestrator", data_dir=tmp_path, url=pg_url)
+        await db.migrate()
+        try:
+            first_locked = asyncio.Event()
+            release = asyncio.Event()
+
+            async def first() -> float:
+                async with db.write() as conn:
+                    leads = await lock_leads(conn, {"b1"}, 86400.0)
+                    first_locked.set()
+                    await release.wait()
+                    await conn.execute(insert(BoardReminders).values(board="b1", lead_s=60))
+                    return leads["b1"]
+
+            async def second() -> float:
+                await first_locked.wait()
+                async with db.write() as conn:
+                    return (await lock_leads(conn, {"b1", "b2"}, 86400.0))["b1"]
+
+            one, two = asyncio.create_task(first()), asyncio.create_task(second())
+            while not two.done() and not await _waiting_for_an_advisory_lock(db):
+                await asyncio.sleep(0.02)  # the second waits, or (no lock) ends at once
+            release.set()
+            return await one, await two
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(scenario()) == (86400.0, 60.0)
+
+
+async def _waiting_for_an_advisory_lock(db: Database) -> bool:
+    async with db.engine.connect() as conn:
+        waiting = await conn.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        )
+        return bool(waiting.scalar())
