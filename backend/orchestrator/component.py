@@ -247,12 +247,16 @@ class Orchestrator:
         await self._write(spawned, owner, what=f"the next occurrence of task {task.id}")
 
     async def fired(self, plan: Plan) -> None:
-        """A reminder's schedule fired: remind, if it is still the task's plan (a stale
-        one, re-planned or cancelled since, is dropped)."""
+        """A reminder's schedule fired: remind, if it is still the task's reminder (the
+        same due-date event and assignee; a stale one, re-planned for another due date or
+        assignee or cancelled since, is dropped). Only its time may differ: a lead change
+        whose schedules and stored plans disagree (NATS failed midway, or this one fired
+        while the lead changed) reminds once, not never; a reminder already sent is not
+        sent again (``sent`` has no ``fired`` transition, and its id leaves the time out)."""
         async with self.db.write() as conn:
             await lock_leads(conn, {plan.board}, self.lead_s)  # a lead change waits its turn
             row = (await _load(conn, {plan.task})).get(plan.task)
-            if row is None or row.plan is None or row.plan.key != plan.key:
+            if row is None or row.plan is None or not same_reminder(row.plan, plan):
                 log.info("orchestrator: reminder %s is no longer planned; dropped", plan.key)
                 return
             transition = rules.step(rules.REMINDER, row.reminder, "fired")

@@ -12,10 +12,12 @@ orchestrator's planning and firing take turns with it (``lock_leads``).
 from __future__ import annotations
 
 import msgspec
+from nats.errors import Error as NatsError
 from sqlalchemy import delete, select
 
 from backend.bff.models import BoardAuthority
 from backend.db import Database, upsert
+from backend.errors import StreamUnavailable
 from backend.orchestrator.component import BoardReminders, lock_leads, replan_board
 from backend.orchestrator.errors import LeadOutOfRange, NotBoardOwner, UnknownBoard
 from backend.orchestrator.schemas import MAX_LEAD_S, ReminderSettings
@@ -55,14 +57,24 @@ class ReminderService:
                 "or null for the default"
             )
         await self._require_owner(board, username)
-        async with self.db.write() as conn:
-            await lock_leads(conn, {board}, self.default_s)
-            if lead_s is None:
-                await conn.execute(delete(BoardReminders).where(BoardReminders.board == board))
-            else:
-                await upsert(conn, BoardReminders, [{"board": board, "lead_s": lead_s}], ["board"])
-            effective = self.default_s if lead_s is None else float(lead_s)
-            replanned = await replan_board(conn, self._timers, board, effective)
+        effective = self.default_s if lead_s is None else float(lead_s)
+        try:
+            async with self.db.write() as conn:
+                await lock_leads(conn, {board}, self.default_s)
+                if lead_s is None:
+                    await conn.execute(delete(BoardReminders).where(BoardReminders.board == board))
+                else:
+                    rows = [{"board": board, "lead_s": lead_s}]
+                    await upsert(conn, BoardReminders, rows, ["board"])
+                replanned = await replan_board(conn, self._timers, board, effective)
+        except (NatsError, TimeoutError) as exc:
+            # Rolled back: the lead is unchanged. A schedule already replaced fires at its
+            # new time and still reminds once (``Orchestrator.fired`` allows the time).
+            raise StreamUnavailable(
+                f"the reminder schedules cannot be planned again now ({exc!r}): "
+                "the lead time is unchanged; try again",
+                retry_after=5,
+            ) from None
         return ReminderSettings(
             board=board,
             lead_s=round(effective),

@@ -9,27 +9,35 @@ import asyncio
 from pathlib import Path
 from typing import cast
 
+import msgspec
+import nats
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 
 from backend.bff.app import Services, create_app
+from backend.bff.models import BoardAuthority
 from backend.config import Settings
 from backend.db import Database
+from backend.errors import StreamUnavailable
 from backend.orchestrator.component import (
     BoardReminders,
+    TaskProcess,
     lock_leads,
     plan_of,
     reminder_event,
     same_reminder,
 )
 from backend.orchestrator.rules import reminder_fire_ms
-from backend.orchestrator.timers import Plan
+from backend.orchestrator.services import ReminderService
+from backend.orchestrator.timers import Plan, Timers
 from client.errors import InvalidAction
 from client.reminders import format_duration, parse_duration
 from outpost.docs import _NoServices
+from protocol.ids import new_id
 from protocol.merge.state import EntityState, Register
+from tests.support.backend import ControlledNats
 
 
 def _plan(fire_ms: int, assignee: str = "bob", cause: str = "c1") -> Plan:
@@ -147,3 +155,71 @@ async def _waiting_for_an_advisory_lock(db: Database) -> bool:
             text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
         )
         return bool(waiting.scalar())
+
+
+@pytest.mark.integration
+def test_a_lead_change_nats_cannot_take_is_a_503_and_changes_nothing(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    """The re-plan publishes inside the transaction: when NATS fails, the lead and the
+    stored plans stay as they were and the owner is told to try again."""
+
+    async def scenario() -> None:
+        bff = Database.for_component("bff", data_dir=tmp_path, url=None)
+        orchestrator = Database.for_component("orchestrator", data_dir=tmp_path, url=None)
+        await bff.migrate()
+        await orchestrator.migrate()
+        board, task = new_id(), new_id()
+        owned = EntityState(
+            kind="board",
+            id=board,
+            board=board,
+            created=True,
+            fields={"owner": Register(value="alice", hlc="h", id="e0")},
+        )
+        state = EntityState(
+            kind="task",
+            id=task,
+            board=board,
+            created=True,
+            fields={
+                "due": Register(value="2026-12-10", hlc="h", id="e1"),
+                "assignee": Register(value="bob", hlc="h", id="e2"),
+            },
+        )
+        plan = plan_of(state, 86400.0)
+        assert plan is not None
+        async with bff.write() as conn:
+            await conn.execute(
+                insert(BoardAuthority).values(id=board, state=msgspec.json.encode(owned).decode())
+            )
+        async with orchestrator.write() as conn:
+            await conn.execute(
+                insert(TaskProcess).values(
+                    id=task,
+                    board=board,
+                    state=msgspec.json.encode(state).decode(),
+                    reminder="planned",
+                    reminder_plan=msgspec.json.encode(plan).decode(),
+                    recurrence="open",
+                )
+            )
+        nc = await nats.connect(controlled_nats.url)
+        await nc.close()  # NATS away: every publish fails
+        service = ReminderService(orchestrator, bff, Timers(nc), default_s=86400.0)
+        try:
+            with pytest.raises(StreamUnavailable, match="the lead time is unchanged; try again"):
+                await service.set_lead("alice", board, 3600)
+            assert (await service.settings("alice", board)).default is True
+            async with orchestrator.read() as conn:
+                stored = (
+                    await conn.execute(
+                        select(TaskProcess.reminder_plan).where(TaskProcess.id == task)
+                    )
+                ).scalar()
+            assert stored == msgspec.json.encode(plan).decode(), "the plan as it was"
+        finally:
+            await bff.dispose()
+            await orchestrator.dispose()
+
+    asyncio.run(scenario())
