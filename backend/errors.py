@@ -24,12 +24,17 @@
     ├── LakeError                     ``outpost lake`` cannot do it (``lake/errors.py``)
     ├── LakeFileError                 a lake file or line not in the lake's format (same)
     │   the external service gateway (``gateway/errors.py``):
-    └── GatewayError           400    base of the gateway's
-        ├── SignatureRefused   401    an inbound delivery whose signature does not verify
-        ├── NotBoardOwner      403    only a board's owner registers webhooks and sources
-        ├── NotRegistered      404    no such source, board, webhook, delivery or login
-        ├── TargetRefused      422    a webhook URL outside ``OUTPOST_WEBHOOK_ALLOW``
-        └── DeliveryUnreadable 422    an inbound body its source's mapping cannot read
+    ├── GatewayError           400    base of the gateway's
+    │   ├── SignatureRefused   401    an inbound delivery whose signature does not verify
+    │   ├── NotBoardOwner      403    only a board's owner registers webhooks and sources
+    │   ├── NotRegistered      404    no such source, board, webhook, delivery or login
+    │   ├── TargetRefused      422    a webhook URL outside ``OUTPOST_WEBHOOK_ALLOW``
+    │   └── DeliveryUnreadable 422    an inbound body its source's mapping cannot read
+    │   the orchestrator's reminder setting (``orchestrator/errors.py``):
+    └── ReminderSettingError   400    base of the reminder-setting routes'
+        ├── NotBoardOwner      403    only a board's owner sets its reminder lead time
+        ├── UnknownBoard       404    no such board
+        └── LeadOutOfRange     422    a lead time outside 0 .. 30 days
 
 The HTTP layer turns them into ``{"status_code", "detail"}`` with ``Retry-After`` where set.
 A test walks every module under ``backend/`` and fails on an exception class outside this

@@ -50,6 +50,7 @@ from backend.nats.access import StoreAccess, use_store
 from backend.nats.publisher import JetStreamPublisher
 from backend.nats.streams import ensure_streams
 from backend.orchestrator.component import Orchestrator
+from backend.orchestrator.services import ReminderService
 from backend.orchestrator.timers import Timers
 from backend.projector.models import Applied
 from backend.projector.projector import ensure_generation, start_over
@@ -265,7 +266,8 @@ async def serve(settings: Settings) -> None:
     async with (
         open_backend(settings) as backend,
         _limits(settings) as limits,
-        _gateway_db(settings) as gateway_db,
+        _component_db(settings, "gateway") as gateway_db,
+        _component_db(settings, "orchestrator") as orchestrator_db,
     ):
         consumers = Consumers(backend, settings.component_names)
         gateway = GatewayService(
@@ -314,6 +316,12 @@ async def serve(settings: Settings) -> None:
             health=HealthProbe(backend.nc, pull, consumers.runners, gateway.queue),
             limits=limits,
             gateway=gateway,
+            reminders=ReminderService(
+                orchestrator_db,
+                backend.bff_db,
+                Timers(backend.nc),
+                default_s=settings.reminder_lead_s,
+            ),
         )
         await hub.start()
         await consumers.start()
@@ -349,10 +357,11 @@ async def serve(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def _gateway_db(settings: Settings) -> AsyncIterator[Database]:
-    """The gateway's registrations, which the BFF's routes write (whether or not this
-    process runs the gateway's consumer)."""
-    db = open_database("gateway", settings)
+async def _component_db(settings: Settings, name: str) -> AsyncIterator[Database]:
+    """A component's database that the BFF's routes write (whether or not this process runs
+    the component's consumer): the gateway's registrations, the orchestrator's boards'
+    reminder lead times."""
+    db = open_database(name, settings)
     try:
         await db.migrate()
         yield db

@@ -260,10 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     from backend.faults.cli import add_parser as add_faults_parser
     from backend.lake.cli import add_parser as add_lake_parser
     from client.cli import add_parser as add_client_parser
+    from client.reminders import add_parser as add_reminders_parser
     from client.webhooks import add_parser as add_webhooks_parser
 
     add_client_parser(commands)
     add_webhooks_parser(commands)
+    add_reminders_parser(commands)
     add_faults_parser(commands)
     add_lake_parser(commands)
 

@@ -20,7 +20,7 @@ def test_help_lists_every_subcommand() -> None:
     result = run("--help")
     assert result.returncode == 0
     names = ("backend", "app", "client", "users", "conflicts", "bench", "docs", "faults", "lake")
-    names += ("webhooks",)
+    names += ("webhooks", "reminders")
     for name in names:
         assert name in result.stdout
 

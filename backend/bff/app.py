@@ -47,6 +47,8 @@ from backend.config import Settings
 from backend.errors import BackendError
 from backend.gateway.controllers import InboundController, RegistrationController
 from backend.gateway.services import GatewayService
+from backend.orchestrator.controllers import ReminderController
+from backend.orchestrator.services import ReminderService
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ class Services:
     limits: LimitStore
     gateway: GatewayService | None = None
     """The gateway's registration and inbound routes (None: answered 503)."""
+    reminders: ReminderService | None = None
+    """The boards' reminder lead times, the orchestrator's (None: answered 503)."""
     metrics: Metrics = field(default_factory=Metrics)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -108,6 +112,7 @@ def create_app(services: Services) -> Litestar:
             RegistrationController,
             InboundController,
             UsersController,
+            ReminderController,
         ],
         dependencies=dependencies(services, gate),
         middleware=[

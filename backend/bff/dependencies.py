@@ -24,6 +24,7 @@ from backend.bff.sync.push import PushService
 from backend.config import Settings
 from backend.errors import StreamUnavailable
 from backend.gateway.services import GatewayService
+from backend.orchestrator.services import ReminderService
 
 if TYPE_CHECKING:
     from backend.bff.app import Services
@@ -73,6 +74,13 @@ def dependencies(services: Services, gate: AdminGate) -> dict[str, Provide]:
             raise StreamUnavailable("the gateway is not available in this process", retry_after=5)
         return services.gateway
 
+    def reminders() -> ReminderService:
+        if services.reminders is None:
+            raise StreamUnavailable(
+                "the reminder settings are not available in this process", retry_after=5
+            )
+        return services.reminders
+
     providers = [
         settings,
         auth,
@@ -83,6 +91,7 @@ def dependencies(services: Services, gate: AdminGate) -> dict[str, Provide]:
         metrics,
         stopping,
         gateway,
+        reminders,
     ]
     named: dict[str, Provide] = {fn.__name__: Provide(fn, sync_to_thread=False) for fn in providers}
     named["caller_is_admin"] = Provide(caller_is_admin, sync_to_thread=False)

@@ -52,13 +52,13 @@ _MEANINGS = {
     "(the detail names the field).",
     401: "No valid bearer token (or wrong credentials): refresh it or sign in again.",
     403: "The admin token is wrong, or the caller is not the board's owner (the gateway's "
-    "registration routes).",
+    "registration routes, the board's reminder lead time).",
     404: "No such board, source, webhook, delivery or login mapping; no account has that username.",
     409: "The username is taken.",
     413: "The body is over 1 MiB: split the batch by bytes.",
     422: "The batch cannot be answered event by event (not 1..500 events, or an event with "
     "no readable id); for the gateway: a webhook URL outside the allow-list, or an inbound "
-    "body its source cannot read.",
+    "body its source cannot read; a reminder lead time outside 0 .. 30 days.",
     426: "The protocol version is outside what this server speaks; the detail names them.",
     429: "Too many requests (or failed sign-ins, or sign-ups from this address): wait the "
     "seconds of Retry-After.",

@@ -14,8 +14,13 @@ them up in the processes' tables and runs the actions:
   into a ``notice`` for the assignee with ``reason: "reminder"``;
 - ``spawn``: the next occurrence, a ``TaskCreated`` written through the backend writer.
 
+A reminder fires at the due date's 00:00 UTC less its board's lead time: the board's own
+(``BoardReminders``, set by its owner through ``backend/orchestrator/services.py``), or
+``OUTPOST_REMINDER_LEAD_S``. A new lead re-plans the board's planned reminders
+(``replan_board``).
+
 What it writes has ids derived from what caused it (the reminder from the task, its
-due-date event, assignee and time; the next occurrence from the finished task), so a
+due-date event and assignee, not its time; the next occurrence from the finished task), so a
 redelivery, a restart, a replay from the lake or a rebuild writes nothing new: the
 writer's id record answers ``duplicate``. Plans and states commit with the stream position
 in the runner's transaction; a schedule published before a failed commit is published
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import String, Text, delete, select, update
+from sqlalchemy import Integer, String, Text, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -69,6 +74,15 @@ class BoardOwner(OrchestratorBase):
     __tablename__ = "boards"
     id: Mapped[str] = mapped_column(Key(), primary_key=True)
     owner: Mapped[str] = mapped_column(Key(32))
+
+
+class BoardReminders(OrchestratorBase):
+    """A board's own reminder lead time, set by its owner (``PUT /v1/boards/{board}/reminders``):
+    the orchestrator's data, not an event, so a rebuild (``start_over``) keeps it."""
+
+    __tablename__ = "board_reminders"
+    board: Mapped[str] = mapped_column(Key(), primary_key=True)
+    lead_s: Mapped[int] = mapped_column(Integer)
 
 
 class TaskProcess(OrchestratorBase):
@@ -138,6 +152,7 @@ class Orchestrator:
         tasks = [e for e in events if isinstance(e.payload, _TASK_EVENTS)]
         if not tasks:
             return Outcome()
+        leads = await lock_leads(conn, {e.board for e in tasks}, self.lead_s)
         rows = await _load(conn, {e.entity for e in tasks})
         changed: set[str] = set()
         for event in tasks:
@@ -153,15 +168,18 @@ class Orchestrator:
             row.state = after
             rows[event.entity] = row
             changed.add(event.entity)
-            await self._reminder(row, before, after)
+            await self._reminder(row, after, leads[event.board])
             await self._recurrence(conn, row, before, after, event)
         await upsert(conn, TaskProcess, [_columns(i, rows[i]) for i in sorted(changed)], ["id"])
         return Outcome()
 
-    async def _reminder(self, row: _Row, before: EntityState | None, after: EntityState) -> None:
-        plan = self._plan_of(after)
-        if plan is not None and plan == row.plan:
-            return  # nothing the reminder depends on changed
+    async def _reminder(self, row: _Row, after: EntityState, lead_s: float) -> None:
+        plan = plan_of(after, lead_s)
+        if plan is not None and row.plan is not None:
+            if plan == row.plan:
+                return  # nothing the reminder depends on changed
+            if row.reminder == "sent" and same_reminder(plan, row.plan):
+                return  # sent already: a new lead time sends it no second time
         signal = "armed" if plan is not None else "disarmed"
         transition = rules.step(rules.REMINDER, row.reminder, signal)
         for action in transition.actions:
@@ -174,25 +192,6 @@ class Orchestrator:
         if transition.next_state == "idle":
             row.plan = None
         row.reminder = transition.next_state
-
-    def _plan_of(self, state: EntityState) -> Plan | None:
-        """The reminder this task should have now, or None (disarmed)."""
-        due, assignee = state.value("due"), state.value("assignee")
-        if not state.created or state.value("deleted", False) or state.value("status") == "done":
-            return None
-        if not isinstance(due, str) or not isinstance(assignee, str):
-            return None
-        cause = state.fields["due"].id
-        fire_ms = rules.reminder_fire_ms(due, self.lead_s)
-        return Plan(
-            task=state.id,
-            board=state.board,
-            assignee=assignee,
-            due=due,
-            cause=cause,
-            fire_ms=fire_ms,
-            key=f"{state.id}/{cause}/{assignee}/{fire_ms}",
-        )
 
     async def _recurrence(
         self,
@@ -248,11 +247,16 @@ class Orchestrator:
         await self._write(spawned, owner, what=f"the next occurrence of task {task.id}")
 
     async def fired(self, plan: Plan) -> None:
-        """A reminder's schedule fired: remind, if it is still the task's plan (a stale
-        one, re-planned or cancelled since, is dropped)."""
+        """A reminder's schedule fired: remind, if it is still the task's reminder (the
+        same due-date event and assignee; a stale one, re-planned for another due date or
+        assignee or cancelled since, is dropped). Only its time may differ: a lead change
+        whose schedules and stored plans disagree (NATS failed midway, or this one fired
+        while the lead changed) reminds once, not never; a reminder already sent is not
+        sent again (``sent`` has no ``fired`` transition, and its id leaves the time out)."""
         async with self.db.write() as conn:
+            await lock_leads(conn, {plan.board}, self.lead_s)  # a lead change waits its turn
             row = (await _load(conn, {plan.task})).get(plan.task)
-            if row is None or row.plan is None or row.plan.key != plan.key:
+            if row is None or row.plan is None or not same_reminder(row.plan, plan):
                 log.info("orchestrator: reminder %s is no longer planned; dropped", plan.key)
                 return
             transition = rules.step(rules.REMINDER, row.reminder, "fired")
@@ -278,12 +282,87 @@ class Orchestrator:
             log.info("orchestrator: %s %s (seq %s)", what, result.status, result.seq)
 
 
+def plan_of(state: EntityState, lead_s: float) -> Plan | None:
+    """The reminder a task should have now with the board's lead time, or None (disarmed)."""
+    due, assignee = state.value("due"), state.value("assignee")
+    if not state.created or state.value("deleted", False) or state.value("status") == "done":
+        return None
+    if not isinstance(due, str) or not isinstance(assignee, str):
+        return None
+    cause = state.fields["due"].id
+    fire_ms = rules.reminder_fire_ms(due, lead_s)
+    return Plan(
+        task=state.id,
+        board=state.board,
+        assignee=assignee,
+        due=due,
+        cause=cause,
+        fire_ms=fire_ms,
+        key=f"{state.id}/{cause}/{assignee}/{fire_ms}",
+    )
+
+
+def same_reminder(a: Plan, b: Plan) -> bool:
+    """The same reminder, perhaps at another time: the same task, due date (its event) and
+    assignee. It is written once, whenever it fires (``reminder_event``)."""
+    return (a.task, a.cause, a.assignee, a.due) == (b.task, b.cause, b.assignee, b.due)
+
+
+async def lock_leads(conn: AsyncConnection, boards: set[str], default_s: float) -> dict[str, float]:
+    """Each board's reminder lead time (its own, or ``default_s``), with the boards locked
+    until the transaction ends, so a lead change (``ReminderService``) and the planning
+    and firing of the board's reminders take turns: on PostgreSQL a transaction-scoped
+    advisory lock per board (in one order: no deadlock; whether or not the board has a
+    lead row yet), on SQLite the write transaction, which holds the whole database."""
+    if conn.dialect.name == "postgresql":
+        for board in sorted(boards):
+            await conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(board, 0))))
+    leads = dict.fromkeys(boards, default_s)
+    if boards:
+        found = await conn.execute(
+            select(BoardReminders.board, BoardReminders.lead_s).where(
+                BoardReminders.board.in_(sorted(boards))
+            )
+        )
+        leads.update({row.board: float(row.lead_s) for row in found})
+    return leads
+
+
+async def replan_board(
+    conn: AsyncConnection, timers: Timers, board: str, lead_s: float
+) -> list[Plan]:
+    """Plan every planned reminder of a board again with a new lead time: each schedule is
+    replaced (one per task), so it fires once, at the new time. Sent reminders stay sent.
+    Returns the new plans."""
+    replanned: list[Plan] = []
+    rows = await conn.execute(
+        select(TaskProcess.id, TaskProcess.state, TaskProcess.reminder_plan)
+        .where(TaskProcess.board == board, TaskProcess.reminder == "planned")
+        .order_by(TaskProcess.id)
+    )
+    for row in list(rows):
+        plan = plan_of(_decode_state(row.state), lead_s)
+        old = _decode_plan(row.reminder_plan) if row.reminder_plan else None
+        if plan is None or plan == old:
+            continue
+        await timers.plan(plan)
+        await conn.execute(
+            update(TaskProcess)
+            .where(TaskProcess.id == row.id)
+            .values(reminder_plan=_encode(plan).decode())
+        )
+        replanned.append(plan)
+    return replanned
+
+
 def reminder_event(plan: Plan) -> Event:
-    """The reminder of one plan: the same event however often it fires."""
+    """The reminder of one plan: the same event however often it fires, and whatever its
+    time (its id leaves the time out), so a reminder re-planned by a new lead time after it
+    was sent is answered ``duplicate``: one reminder per task, due date and assignee."""
     due = datetime.date.fromisoformat(plan.due)
     message = f"Reminder: this task is due on {due.strftime('%A')} {plan.due}"
     return Event(
-        id=derived_id("reminder", plan.key),
+        id=derived_id("reminder", f"{plan.task}/{plan.cause}/{plan.assignee}"),
         type="ReminderDue",
         schema=1,
         board=plan.board,

@@ -50,7 +50,8 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     """The task's last due-date event."""
     fire_ms: int
     key: str
-    """What makes this reminder this one (task, cause, assignee, time): its id's seed."""
+    """What makes this plan this one (task, cause, assignee, time): a fired plan whose key
+    is no longer the task's is stale and dropped. The reminder's id leaves the time out."""
 
 
 _decode_plan = msgspec.json.Decoder(Plan).decode

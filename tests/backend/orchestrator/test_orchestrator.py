@@ -10,7 +10,9 @@ task due tomorrow fires a few seconds after the backend starts."""
 from __future__ import annotations
 
 import datetime
+import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -326,3 +328,177 @@ def test_the_orchestrator_in_its_own_process_writes_through_the_bffs_database(
     finally:
         orchestrator.stop()
         backend.stop()
+
+
+# ---- a board's own lead time, set by its owner ---------------------------------------------
+
+
+MONTH_S = 30 * 24 * 3600
+
+
+def midnight(day: str) -> float:
+    return datetime.datetime.fromisoformat(day + "T00:00:00+00:00").timestamp()
+
+
+def lead_at(day: str, moment: float) -> int:
+    """The whole-second lead that makes a task due on ``day`` fire at ``moment`` (or within
+    the second before it)."""
+    return int(midnight(day) - moment)
+
+
+def reminders_route(board: Board) -> str:
+    return f"/v1/boards/{board.id}/reminders"
+
+
+def set_lead(board: Board, lead_s: int | None, by: Device | None = None) -> httpx.Response:
+    device = by or board.alice
+    return device.http.put(reminders_route(board), json={"lead_s": lead_s}, headers=device.headers)
+
+
+def reminders_due(nats: ControlledNats, task: str) -> list[dict[str, Any]]:
+    return [e for e in of_type(nats, "ReminderDue") if e["entity"] == task]
+
+
+def test_unset_the_default_lead_applies_and_a_boards_own_lead_fires_at_due_less_it(
+    orchestrated: BackendProcess, module_nats: ControlledNats
+) -> None:
+    board = Board(orchestrated.url, module_nats)
+    shown = board.alice.http.get(reminders_route(board), headers=board.alice.headers)
+    assert shown.status_code == 200, shown.text
+    default = shown.json()
+    assert default["default"] is True and default["board"] == board.id
+    # The module's default makes tomorrow's reminders due now: a day, give or take.
+    assert 0 < default["lead_s"] <= 2 * 86400
+
+    far = tomorrow(10)
+    task, created = board.task(due=far, assignee=board.bob.username)
+    board.consumed()
+    first = wait_for(lambda: plan_of(module_nats, task), "the plan with the default lead")
+    assert first["fire_ms"] > (time.time() + 8 * 86400) * 1000, "the default: far off"
+
+    lead = lead_at(far, time.time() + 3)
+    reply = set_lead(board, lead)
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"board": board.id, "lead_s": lead, "default": False, "replanned": 1}
+    fire_ms = int(midnight(far) * 1000) - lead * 1000
+    assert plan_of(module_nats, task)["fire_ms"] == fire_ms, "planned again, due less the lead"
+    shown = board.alice.http.get(reminders_route(board), headers=board.alice.headers).json()
+    assert (shown["lead_s"], shown["default"]) == (lead, False)
+
+    [notice] = wait_for(lambda: reminders(board.bob), "bob's reminder at due less the lead")
+    assert (notice["task"], notice["cause"]) == (task, created["id"])
+    assert far in notice["message"]
+    [due] = reminders_due(module_nats, task)
+    assert due["received_at"] >= fire_ms - 1000, "not before due less the lead"
+
+    # A task planned after the change gets the board's lead too (its time has passed: now).
+    later, _ = board.task(due=far, assignee=board.carol.username)
+    board.consumed()
+    [notice] = wait_for(lambda: reminders(board.carol), "carol's reminder with the board's lead")
+    assert notice["task"] == later
+
+
+def test_a_lead_change_plans_again_and_the_reminder_fires_once(
+    orchestrated: BackendProcess, module_nats: ControlledNats
+) -> None:
+    board = Board(orchestrated.url, module_nats)
+    far = tomorrow(10)
+    task, _ = board.task(due=far, assignee=board.bob.username)
+    board.consumed()
+    wait_for(lambda: plan_of(module_nats, task), "the first plan")
+
+    nine_days = 9 * 86400
+    assert set_lead(board, nine_days).json()["replanned"] == 1
+    plan = plan_of(module_nats, task)
+    assert plan is not None and plan["fire_ms"] == int(midnight(far) * 1000) - nine_days * 1000
+    assert module_nats.count_on(SCHEDULES_STREAM, schedule_plan_subject(task)) == 1, "replaced"
+
+    assert set_lead(board, lead_at(far, time.time() + 2)).json()["replanned"] == 1
+    wait_for(lambda: reminders(board.bob), "the reminder at the new time")
+    wait_for(lambda: timers_done(module_nats), "the timers handled")
+    assert fired(module_nats, task) == 1, "the earlier plans never fired"
+
+    # Sent: another lead, or an edit planned with it, sends it no second time.
+    again = set_lead(board, lead_at(far, time.time() - 60))
+    assert again.json()["replanned"] == 0, "a sent reminder stays sent"
+    board.update(task, title="Water the plants, really")
+    board.consumed()
+    assert plan_of(module_nats, task) is None
+    assert set_lead(board, None).json()["default"] is True
+    board.consumed()
+    wait_for(lambda: timers_done(module_nats), "the timers handled")
+    assert len(reminders_due(module_nats, task)) == 1
+    assert len(reminders(board.bob)) == 1
+
+
+def test_only_the_owner_sets_the_lead_and_bad_values_are_refused(
+    orchestrated: BackendProcess, module_nats: ControlledNats
+) -> None:
+    board = Board(orchestrated.url, module_nats)
+    route = reminders_route(board)
+    http, alice, bob = board.alice.http, board.alice, board.bob
+
+    assert http.get(route).status_code == 401
+    assert http.put(route, json={"lead_s": 60}).status_code == 401
+    for reply in (
+        bob.http.get(route, headers=bob.headers),
+        set_lead(board, 60, by=bob),
+        bob.http.delete(route, headers=bob.headers),
+    ):
+        assert reply.status_code == 403, reply.text
+        assert "only the board's owner" in reply.json()["detail"]
+    for unknown in (str(uuid.uuid4()), "not-a-board"):
+        reply = http.get(f"/v1/boards/{unknown}/reminders", headers=alice.headers)
+        assert reply.status_code == 404, reply.text
+        assert f"no board {unknown}" in reply.json()["detail"]
+    for bad in (-1, MONTH_S + 1):
+        reply = set_lead(board, bad)
+        assert reply.status_code == 422, reply.text
+        assert f"lead_s {bad}: whole seconds from 0 to {MONTH_S}" in reply.json()["detail"]
+    for body in ({"lead_s": "1d"}, {"lead_s": 1.5}, {}):
+        reply = http.put(route, json=body, headers=alice.headers)
+        assert reply.status_code == 400, (body, reply.text)
+    # The bounds themselves are fine; null and DELETE go back to the default.
+    assert set_lead(board, MONTH_S).json()["lead_s"] == MONTH_S
+    assert set_lead(board, 0).json()["lead_s"] == 0
+    assert set_lead(board, None).json()["default"] is True
+    set_lead(board, 3600)
+    cleared = http.delete(route, headers=alice.headers)
+    assert cleared.status_code == 200 and cleared.json()["default"] is True
+    assert http.get(route, headers=alice.headers).json()["default"] is True
+
+
+def test_the_owner_sets_the_lead_with_outpost_reminders(
+    orchestrated: BackendProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from outpost.cli import main
+
+    profile = str(tmp_path / "profile")
+
+    def outpost(*args: str, status: int = 0) -> str:
+        capsys.readouterr()
+        assert main(list(args)) == status, capsys.readouterr().err
+        captured = capsys.readouterr()
+        return (captured.out if status == 0 else captured.err).strip()
+
+    def reminders_cli(*args: str) -> Any:
+        return json.loads(outpost("reminders", "--data-dir", profile, "--json", *args))
+
+    client = ("client", "--data-dir", profile)
+    username = f"cli{uuid.uuid4().hex[:8]}"
+    outpost(*client, "--server", orchestrated.url, "signup", username, "--password", "pw-1234567")
+    board = outpost(*client, "board", "create", "CLI")
+    outpost(*client, "sync")
+    assert reminders_cli("show", board)["default"] is True
+    assert reminders_cli("lead", board, "2h")["lead_s"] == 7200
+    text = outpost("reminders", "--data-dir", profile, "show", board)
+    assert text == f"board {board}: reminders 2h (7200s) before the due date, its own"
+    assert reminders_cli("lead", board, "1d12h")["lead_s"] == 129600
+    assert reminders_cli("lead", board)["lead_s"] == 129600, "no DURATION: shows it"
+    assert reminders_cli("lead", board, "--default")["default"] is True
+    refused = outpost("reminders", "--data-dir", profile, "lead", board, "31d", status=1)
+    assert "HTTP 422" in refused and "30 days" in refused
+    usage = outpost("reminders", "--data-dir", profile, "lead", board, "soon", status=2)
+    assert "duration 'soon'" in usage
+    both = outpost("reminders", "--data-dir", profile, "lead", board, "1h", "--default", status=2)
+    assert "not both" in both
