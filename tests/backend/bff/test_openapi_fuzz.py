@@ -76,6 +76,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path, controlled_nats: ControlledN
         "GET /v1/sync/info",
         "POST /v1/sync/push",
         "GET /v1/sync/pull",
+        "GET /v1/users/{username}",
         "GET /v1/health",
         "GET /v1/asyncapi.json",
         "GET /metrics",
