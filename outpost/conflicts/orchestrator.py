@@ -562,7 +562,9 @@ class Runner:
             waited = time.monotonic() - started
             if not left or waited > timeout_s:
                 self.run.notes.append(
-                    f"reminders: {len(left)} due by the end not pulled after {waited:.1f}s"
+                    f"reminders due by the end: {len(left)} not pulled after {waited:.1f}s"
+                    if left
+                    else f"reminders due by the end: all pulled after {waited:.1f}s"
                 )
                 return
             await asyncio.sleep(0.3)
