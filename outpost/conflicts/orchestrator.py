@@ -7,7 +7,8 @@ store); a nats-server restart SIGKILLs the server alone, and the backend's super
 brings it back on the same store. Or it uses the backend at ``--backend-url`` (then
 neither restart is injected, and the ledger cannot be read). ``DeviceHandle`` is one
 device process (``outpost.conflicts.device``). ``execute`` runs the steps, ``heal`` brings
-everything back and syncs to quiescence, and ``collect`` gathers what the oracle needs.
+everything back, syncs to quiescence and waits for the reminders due by then, and
+``collect`` gathers what the oracle needs.
 """
 
 from __future__ import annotations
