@@ -184,6 +184,8 @@ async def _one(args: argparse.Namespace, backend: Any, seed: int, root: Path) ->
         "hostile_causes": verdict.hostile_causes,
         "recurrences": verdict.recurrences,
         "reminders": verdict.reminders,
+        "reminders_expected": verdict.reminders_expected,
+        "reminders_fired_once": verdict.reminders_fired_once,
         "problems": verdict.problems(),
         "notes": execution.notes[:20],
         "command": _command(args, seed),

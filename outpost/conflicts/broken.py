@@ -18,6 +18,8 @@ vacuously. Never a real mode: it exists to show what the oracle can see.
   it; hostile events answered as SPEC says.
 - ``recurrence-off`` (backend): the orchestrator never spawns a recurring task's next
   occurrence. Each finished recurring task spawned once.
+- ``reminders-off`` (backend): the orchestrator never writes a ``ReminderDue`` (a fired
+  schedule is dropped). Each reminder due by the end was pulled once by its assignee.
 - ``device-misreads-results`` (devices): every 4th accepted event is taken for rejected.
   No rejected event appears anywhere.
 
@@ -48,6 +50,7 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "open-boards": ("without being a member", "SPEC answers forbidden"),
     "device-misreads-results": ("was stored or applied all the same",),
     "recurrence-off": ("its next occurrence was spawned 0 times",),
+    "reminders-off": ("was never reminded of task",),
 }
 """What a run with each rule broken must report: the named check's words."""
 
@@ -134,6 +137,15 @@ def _recurrence_off() -> None:
     component.Orchestrator._spawn = no_spawn  # type: ignore[method-assign]
 
 
+def _reminders_off() -> None:
+    from backend.orchestrator import component
+
+    async def dropped(self: Any, plan: Any) -> None:
+        return None
+
+    component.Orchestrator.fired = dropped  # type: ignore[method-assign]
+
+
 _BACKEND_PATCHES: dict[str, Callable[[], None]] = {
     "lww-arrival-order": lambda: _break_join(_arrival_order),
     "lww-oldest-wins": lambda: _break_join(_oldest_wins),
@@ -142,6 +154,7 @@ _BACKEND_PATCHES: dict[str, Callable[[], None]] = {
     "clock-unchecked": _clock_unchecked,
     "open-boards": _open_boards,
     "recurrence-off": _recurrence_off,
+    "reminders-off": _reminders_off,
 }
 _DEVICE_PATCHES: dict[str, Callable[[], None]] = {
     "lww-arrival-order": lambda: _break_join(_arrival_order),

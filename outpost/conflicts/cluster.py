@@ -48,6 +48,8 @@ class ClusterBackend:
     """The conflict tool's backend on a local cluster (see the module's docstring)."""
 
     own = True
+    reminder_lead_s: float | None = None
+    """No reminders are checked: the cluster runs no orchestrator."""
 
     def __init__(
         self, root: Path, env: dict[str, str], *, bffs: int = 2, standbys: int = 1

@@ -35,6 +35,7 @@ import msgspec
 
 from outpost.conflicts.adversary import EXPECTED, LOCAL_KINDS, SKEW_LIMIT_MS
 from outpost.conflicts.orchestrator import Execution
+from outpost.conflicts.reminders import expected, final_states, pulled
 from protocol import Event, MergeError, Writer, decode_event, merge, parse_hlc
 from protocol.catalog import TaskCreated
 from protocol.ids import derived_id
@@ -73,6 +74,10 @@ class Verdict:
     """Recurring tasks finished, each checked to have spawned its next occurrence once."""
     reminders: int = 0
     """Reminders pulled, each checked to be the only one of its task's due date."""
+    reminders_expected: int = 0
+    """Reminders that must exist at the end (armed tasks due by the time the run healed)."""
+    reminders_fired_once: int = 0
+    """Of those, the ones their assignee pulled exactly once."""
     culprits: set[str] = field(default_factory=set)
     """Event ids involved in a loss or divergence, for the shrinker."""
 
@@ -350,16 +355,7 @@ class Oracle:
                     )
 
     def final_states(self) -> dict[EntityKey, EntityState]:
-        states: dict[EntityKey, EntityState] = {}
-        for changes in self.data["pulls"]:
-            for change in changes:
-                if change.get("removed") or change["values"] is None or change["kind"] == "notice":
-                    continue
-                state = merge.from_change(
-                    change["kind"], change["id"], change["board"], change["values"], change["meta"]
-                )
-                states[state.key] = state
-        return states
+        return final_states(self.data["pulls"])
 
     def check_effects(self) -> None:
         final = self.final_states()
@@ -547,7 +543,10 @@ class Oracle:
 
     def check_reminders(self) -> None:
         """A reminder fires once: no user was reminded twice of one due date of one task
-        (one ``cause``), whatever restarts, redeliveries and re-plans happened."""
+        (one ``cause``), whatever restarts, redeliveries and re-plans happened; and at
+        least once: every reminder that must exist at the end (``reminders.expected``: an
+        armed task due by the time the run healed, its last due-date event as the cause,
+        its assignee a member) was pulled by its assignee exactly once."""
         for user, changes in enumerate(self.data["pulls"]):
             seen: Counter[tuple[str, str]] = Counter(
                 (change["values"]["task"], change["values"]["cause"])
@@ -565,6 +564,23 @@ class Oracle:
                         f" due by {cause}",
                         cause,
                     )
+        cutoff, lead_s = self.run.reminder_cutoff_ms, self.run.reminder_lead_s
+        if cutoff is None or lead_s is None:
+            return  # not the tool's own backend: its lead (or orchestrator) is unknown
+        got = pulled(self.data["pulls"], self.run.usernames)
+        must = expected(self.final_states(), cutoff, lead_s)
+        self.verdict.reminders_expected = len(must)
+        for (assignee, task, cause), fire_ms in sorted(must.items()):
+            times = got[(assignee, task, cause)]
+            if times == 1:
+                self.verdict.reminders_fired_once += 1
+            elif times == 0:
+                self.problem(
+                    self.verdict.invariants,
+                    f"{assignee} was never reminded of task {task} due by {cause} (its "
+                    f"reminder was due {(cutoff - fire_ms) / 1000:.0f} s before the run healed)",
+                    cause,
+                )
 
     def check_recurrences(self, finished: dict[str, str]) -> None:
         """Each recurring task whose merged status became done (in stream order, with the

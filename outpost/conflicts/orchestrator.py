@@ -7,7 +7,8 @@ store); a nats-server restart SIGKILLs the server alone, and the backend's super
 brings it back on the same store. Or it uses the backend at ``--backend-url`` (then
 neither restart is injected, and the ledger cannot be read). ``DeviceHandle`` is one
 device process (``outpost.conflicts.device``). ``execute`` runs the steps, ``heal`` brings
-everything back and syncs to quiescence, and ``collect`` gathers what the oracle needs.
+everything back, syncs to quiescence and waits for the reminders due by then, and
+``collect`` gathers what the oracle needs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from backend.launcher import BackendLauncher
 from backend.nats.ownership import read_record, servers_on
 from outpost.conflicts.broken import BREAK_ENV
 from outpost.conflicts.device import landed
+from outpost.conflicts.reminders import REMINDER_LEAD_S, missing
 from outpost.conflicts.scenario import CLUSTER_STEP_KINDS, Scenario, Step
 
 PASSWORD = "conflicts-password"
@@ -41,9 +43,12 @@ RAISED_LIMITS = {
 """The abuse limits the tool raises on its own backend (printed when it starts)."""
 BACKEND_ENV = {
     "OUTPOST_PASSWORD_TIME_COST": "1",  # sign-ups are not what is tested
+    "OUTPOST_REMINDER_LEAD_S": str(REMINDER_LEAD_S),  # the oracle computes fire times with it
     **RAISED_LIMITS,
 }
 COMMAND_TIMEOUT_S = 90.0
+REMINDER_WAIT_S = 30.0
+"""How long the heal waits for the reminders that must exist to be pulled."""
 
 
 class ConflictToolError(RuntimeError):
@@ -70,6 +75,11 @@ class Backend:
         self.broken = broken
         self.launcher: _Launcher | None = None
         self.nats_store = root / "backend" / "nats"
+
+    @property
+    def reminder_lead_s(self) -> float | None:
+        """The lead of this backend's reminders, if the tool knows it (its own backend)."""
+        return REMINDER_LEAD_S if self.own else None
 
     @property
     def url(self) -> str:
@@ -279,6 +289,9 @@ class Execution:
     """Breaks seen while running (not in the final state): reported with the oracle's."""
     healed: bool = False
     heal_problem: str = ""
+    reminder_cutoff_ms: int | None = None
+    """When the run had healed: the reminders due by then must exist (None: not checked)."""
+    reminder_lead_s: float | None = None
     seconds: float = 0.0
 
 
@@ -530,6 +543,32 @@ class Runner:
                 quiet = 0
                 await asyncio.sleep(0.2 if not errors else 1.0)
         self.run.healed = True
+        await self.await_reminders()
+
+    async def await_reminders(self, timeout_s: float = REMINDER_WAIT_S) -> None:
+        """Pull again until every reminder due by now has reached its assignee (its
+        schedule fires on its own time, after the consumers caught up), or ``timeout_s``
+        passed: the oracle then reports the ones missing. Only on a backend whose lead is
+        known and that runs the orchestrator."""
+        lead_s = getattr(self.backend, "reminder_lead_s", None)
+        if lead_s is None:
+            return
+        self.run.reminder_cutoff_ms = int(time.time() * 1000)
+        self.run.reminder_lead_s = lead_s
+        usernames = self.run.usernames
+        started = time.monotonic()
+        while True:
+            pulls = [await pull_everything(self.backend.url, u) for u in usernames]
+            left = missing(pulls, usernames, self.run.reminder_cutoff_ms, lead_s)
+            waited = time.monotonic() - started
+            if not left or waited > timeout_s:
+                self.run.notes.append(
+                    f"reminders due by the end: {len(left)} not pulled after {waited:.1f}s"
+                    if left
+                    else f"reminders due by the end: all pulled after {waited:.1f}s"
+                )
+                return
+            await asyncio.sleep(0.3)
 
     async def collect(self) -> dict[str, Any]:
         states = []

@@ -48,6 +48,8 @@ def totals(
         "compensated": sum(r["compensated"] for r in runs),
         "recurrences": sum(r.get("recurrences", 0) for r in runs),
         "reminders": sum(r.get("reminders", 0) for r in runs),
+        "reminders_expected": sum(r.get("reminders_expected", 0) for r in runs),
+        "reminders_fired_once": sum(r.get("reminders_fired_once", 0) for r in runs),
         "rejected": sum(sum(r["rejected"].values()) for r in runs),
         "failed_seeds": [r["seed"] for r in runs if not r["ok"]],
         "wall_seconds": round(wall_s, 1),
@@ -70,7 +72,9 @@ def summary(report: dict[str, Any]) -> str:
         f"divergences {report['divergences']}, losses {report['losses']}, applied twice "
         f"{report['applied_twice']}, invariant breaks {report['invariant_breaks']}, "
         f"compensations {report['compensated']}, recurring tasks spawned once "
-        f"{report['recurrences']}, reminders once each {report['reminders']}: {verdict} in "
+        f"{report['recurrences']}, reminders once each {report['reminders']} (expected "
+        f"{report['reminders_expected']}, fired once {report['reminders_fired_once']}): "
+        f"{verdict} in "
         f"{report['wall_seconds']} s"
     )
 

@@ -237,6 +237,9 @@ class _Generator:
             # most on one user: moves to Doing on different devices collide at the limit
             user = 0 if self.rng.random() < 0.7 else self.rng.randrange(self.users)
             fields["assignee"] = f"@U{user}"
+            number = int(symbol[1:])
+            if number % 2:  # a due date (no draw: the seeds' scenarios stay as they were)
+                fields["due"] = f"2026-{number * 5 % 12 + 1:02d}-{number % 28 + 1:02d}"
         if self.rng.random() < 0.3:
             fields["labels"] = [self.rng.choice(LABELS)]
         return {
