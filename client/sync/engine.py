@@ -116,7 +116,8 @@ class SyncEngine:
         """One upload at a time: a cycle's, or one a local action asked for meanwhile."""
         self._refresh_lock = asyncio.Lock()
         self._pull_lock = asyncio.Lock()
-        """One download at a time: a cycle's pull, or a page the live stream brought."""
+        """One download at a time: a cycle's pull, or a page the live stream brought. A page
+        is applied under the push lock too (taken second, never the other way round)."""
         self._suspect: int | None = None
         """The first this many unsent events hold one the server refuses whole (a split in
         progress): the next batch is the first half of them."""
@@ -442,7 +443,8 @@ class SyncEngine:
             ):
                 return False
             state, detail = self.progress.state, self.progress.detail
-            self._apply_page(page, False, CycleResult())
+            async with self._push_lock:  # see _pull_pages
+                self._apply_page(page, False, CycleResult())
             self._prune_confirmed()
             self._report(state, detail)
             return True
@@ -473,7 +475,10 @@ class SyncEngine:
             if page["reset"] and not aside:
                 self._start_rebuild()
                 aside = True
-            self._apply_page(page, aside, result)
+            # Never while an upload is out: a page that takes a board away rejects the
+            # board's unsent events, and one in flight may be stored already.
+            async with self._push_lock:
+                self._apply_page(page, aside, result)
             cursor = page["cursor"]
             if not page["has_more"]:
                 break

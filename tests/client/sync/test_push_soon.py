@@ -171,3 +171,60 @@ def test_an_upload_and_a_download_refused_together_renew_the_session_once(
     device = Device(tmp_path / "d")
     assert device.store.setting(Setting.TOKEN) == "fresh"
     assert device.pending_count() == 1  # sent and accepted: waiting for the watermark
+
+
+class HeldUpload(httpx.AsyncBaseTransport):
+    """A push that the server stores, answered only when the test lets it go."""
+
+    def __init__(self) -> None:
+        self.push_arrived = asyncio.Event()
+        self.release_push = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/sync/push":
+            self.push_arrived.set()
+            await self.release_push.wait()
+            return _accept(request)
+        return httpx.Response(200, json=_page())
+
+
+def test_a_board_lost_while_its_events_are_being_sent_does_not_reject_what_was_stored(
+    tmp_path: Path,
+) -> None:
+    # The board is taken away by a page that arrives while the upload of its new task is
+    # out (and stored by the server): the page waits for the answer, so the task is not
+    # reported rejected. Applied at once, it would have been (it was still unsent).
+    async def scenario() -> tuple[Device, str, bool]:
+        server = HeldUpload()
+        device = _signed_in(tmp_path / "d")
+        with device.store.write() as conn:
+            write_setting(conn, Setting.CURSOR, "c0")
+        engine = SyncEngine(device, connect("http://outpost.test", transport=server))
+        board = device.create_board("Soon gone")
+        upload = asyncio.create_task(engine.push_pending())
+        await _within(server.push_arrived, "the upload")
+        removal = {
+            **_page(),
+            "changes": [
+                {
+                    "kind": "board",
+                    "id": board,
+                    "board": board,
+                    "version": 9,
+                    "removed": True,
+                    "values": None,
+                }
+            ],
+        }
+        page = asyncio.create_task(engine.apply_live_page(removal, "c0"))
+        await asyncio.sleep(0.2)
+        waited = not page.done()  # the page waits for the upload's answer
+        server.release_push.set()
+        await asyncio.wait_for(asyncio.gather(upload, page), timeout=10)
+        return device, board, waited
+
+    device, board, waited = asyncio.run(scenario())
+
+    assert waited
+    assert device.rejected() == [], "a stored event was reported rejected"
+    assert board not in {b["id"] for b in device.snapshot()["boards"]}
