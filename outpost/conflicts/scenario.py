@@ -297,6 +297,17 @@ class _Generator:
                 device = self.rng.randrange(self.clients)
                 self.add("act", device, **self.action(device))
                 acts += 1
+        # Last, a task on the members-only board whose reminder is due at once and that
+        # nothing changes afterwards: every run has one reminder it must see fire once.
+        self.add(
+            "act",
+            0,
+            name="add_task",
+            board="@B1",
+            title="reminder due",
+            fields={"assignee": "@U0", "due": "2026-01-02"},
+            bind=self.symbol("T"),
+        )
 
     def fault(self, kind: str) -> int:
         if kind == "recurrence":
