@@ -308,7 +308,7 @@ async def _info(conn: AsyncConnection) -> tuple[str, int]:
     rows = await conn.execute(
         select(Info.key, Info.value).where(Info.key.in_(("generation", "version")))
     )
-    values = dict(rows.tuples().all())
+    values = {key: value for key, value in rows}
     return values.get("generation") or "0", int(values.get("version") or 0)
 
 
@@ -323,7 +323,7 @@ async def _watermark(conn: AsyncConnection) -> int:
             positions.c.component.in_(PULL_SERVING)
         )
     )
-    seqs = dict(rows.tuples().all())
+    seqs = {component: seq for component, seq in rows}
     return min(int(seqs.get(component, 0)) for component in PULL_SERVING)
 
 
