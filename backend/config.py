@@ -86,6 +86,11 @@ class Settings:
     body_min_rate: float = 4096.0
     """Bytes per second a slow client's body must keep up to earn more time: a 1 MiB push
     at this rate takes about 4 minutes and is read whole."""
+    consumer_linger_s: float = 0.1
+    """A caught-up consumer that no pull reads (workload, lake, gateway, orchestrator) waits
+    this long after an event before taking it with whatever came meanwhile: those
+    components then commit a few events at a time, after the projector, instead of each
+    event at the same moment as the projector, whose commit a device waits for."""
     live_keepalive_s: float = 15.0
     live_poke_interval_s: float = 0.02
     """After a poke, changes of the next moment wait this long and join the next poke."""

@@ -9,15 +9,19 @@ writers never deadlock upgrading a read lock), and ``read()`` gives one consiste
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import re
+import sqlite3
+import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, String, event, text
+from sqlalchemy import MetaData, String, event, make_url, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection as SyncConnection
@@ -25,10 +29,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.types import TypeEngine
 
 from backend.errors import LeaseLost
+from backend.sqlite_inline import connector
 
 __all__ = ["Database", "Key", "insert_ignore", "upsert"]
 
 _BEGIN_OPTION = "outpost_sqlite_begin"
+
+COUNTERS_ONLY = frozenset({"limits"})
+"""Databases of counters that no user's data depends on (the abuse limits' buckets and
+failure records): on SQLite their commits are not fsynced (WAL with ``synchronous=NORMAL``:
+a crash of the process loses nothing, one of the machine the last moments' counts). Every
+other database fsyncs each commit."""
 
 
 def Key(length: int = 80) -> TypeEngine[str]:
@@ -39,9 +50,12 @@ def Key(length: int = 80) -> TypeEngine[str]:
 class Database:
     """One component's database, with snapshot reads and lock-first writes."""
 
-    def __init__(self, engine: AsyncEngine, component: str) -> None:
+    def __init__(self, engine: AsyncEngine, component: str, path: Path | None = None) -> None:
         self.engine = engine
         self.component = component
+        self._path = path
+        """The SQLite file, when its connections run in place (``backend/sqlite_inline.py``):
+        its writers then take turns on an asyncio lock before ``BEGIN IMMEDIATE``."""
 
     @classmethod
     def for_component(cls, component: str, *, data_dir: Path, url: str | None) -> Database:
@@ -50,8 +64,12 @@ class Database:
         if not re.fullmatch(r"[a-z_]+", component):
             raise ValueError(f"component name {component!r} must be lowercase letters")
         if url is None or url.startswith("sqlite"):
-            path = data_dir / f"{component}.db" if url is None else None
-            return cls(_sqlite_engine(url or f"sqlite+aiosqlite:///{path}"), component)
+            path = data_dir / f"{component}.db" if url is None else _file_of(url)
+            durable = component not in COUNTERS_ONLY
+            if path is None:  # in memory: aiosqlite's thread, one connection
+                return cls(_sqlite_engine(str(url), durable=durable), component)
+            engine = _sqlite_engine(f"sqlite+aiosqlite:///{path}", path, durable=durable)
+            return cls(engine, component, path)
         if url.startswith("postgresql"):
             schema = f"outpost_{component}"
             engine = create_async_engine(
@@ -89,8 +107,14 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that holds the write lock from its first statement."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+        if self._path is None:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+                async with conn.begin():
+                    yield conn
+            return
+        async with _writers(self._path), self.engine.connect() as conn:
+            conn = await conn.execution_options(**{_BEGIN_OPTION: _BEGIN_WAITING})
             async with conn.begin():
                 yield conn
 
@@ -198,8 +222,57 @@ class Lease:
             await release()
 
 
-def _sqlite_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+_BEGIN_WAITING = "BEGIN IMMEDIATE, waiting"
+"""``write()``'s BEGIN on a file used in place: the lock is awaited, never slept on."""
+_WRITE_LOCK_WAIT_S = 30.0
+"""How long a writer waits for another process's write lock (as ``busy_timeout`` did)."""
+
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _writers(path: Path) -> asyncio.Lock:
+    """The writers' turn on one SQLite file, shared by every engine of this event loop on it
+    (one process can open a file twice: the BFF and a component it runs)."""
+    per_loop = _locks.setdefault(asyncio.get_running_loop(), {})
+    return per_loop.setdefault(os.path.realpath(path), asyncio.Lock())
+
+
+def _file_of(url: str) -> Path | None:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _begin_waiting(conn: SyncConnection) -> None:
+    """``BEGIN IMMEDIATE`` on a connection used in place, while another process may hold the
+    file's write lock: try, and between tries let the loop run (SQLAlchemy's ``await_``
+    from this greenlet), instead of blocking it in SQLite's busy handler."""
+    from sqlalchemy.util import await_
+
+    deadline = time.monotonic() + _WRITE_LOCK_WAIT_S
+    pause = 0.001
+    while True:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except Exception as exc:
+            locked = isinstance(getattr(exc, "orig", exc), sqlite3.OperationalError) and (
+                "locked" in str(exc) or "busy" in str(exc)
+            )
+            if not locked or time.monotonic() >= deadline:
+                raise
+        await_(asyncio.sleep(pause))
+        pause = min(pause * 2, 0.05)
+
+
+def _sqlite_engine(url: str, path: Path | None = None, *, durable: bool = True) -> AsyncEngine:
+    if path is None:
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+    else:
+        engine = create_async_engine(url, async_creator=connector(path))
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure(dbapi_connection: Any, _: Any) -> None:
@@ -207,8 +280,8 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         for pragma in (
             "journal_mode=WAL",
-            "synchronous=FULL",
-            "busy_timeout=30000",
+            "synchronous=FULL" if durable else "synchronous=NORMAL",
+            *(("busy_timeout=30000",) if path is None else ()),  # in place: see sqlite_inline
             "foreign_keys=ON",
         ):
             cursor.execute(f"PRAGMA {pragma}")
@@ -216,7 +289,11 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: SyncConnection) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+        begin = conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN")
+        if begin == _BEGIN_WAITING:
+            _begin_waiting(conn)
+        else:
+            conn.exec_driver_sql(begin)
 
     return engine
 
@@ -230,12 +307,15 @@ def _insert(conn: AsyncConnection, model: Any) -> Any:
 async def upsert(
     conn: AsyncConnection, model: Any, rows: list[dict[str, Any]], keys: list[str]
 ) -> None:
-    """``INSERT ... ON CONFLICT (keys) DO UPDATE`` the other columns (SQLite and PostgreSQL)."""
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE`` the other columns (SQLite and PostgreSQL).
+
+    Rows go as parameter sets of one statement (like ``insert_ignore`` and ``add_counts``):
+    it is compiled once and cached, where a multi-row ``VALUES`` was compiled at each call."""
     if not rows:
         return
-    statement = _insert(conn, model).values(rows)
+    statement = _insert(conn, model)
     columns = {c: statement.excluded[c] for c in rows[0] if c not in keys}
-    await conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=columns))
+    await conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=columns), rows)
 
 
 async def add_counts(
@@ -244,10 +324,10 @@ async def add_counts(
     """``INSERT ... ON CONFLICT (keys) DO UPDATE SET column = column + excluded.column``:
     a counter that adds up across writes (SQLite and PostgreSQL). One row per key."""
     if rows:
-        statement = _insert(conn, model).values(rows)
+        statement = _insert(conn, model)
         total = getattr(model, column) + statement.excluded[column]
         await conn.execute(
-            statement.on_conflict_do_update(index_elements=keys, set_={column: total})
+            statement.on_conflict_do_update(index_elements=keys, set_={column: total}), rows
         )
 
 
@@ -263,8 +343,8 @@ async def insert_ignore(
     ``returning`` (a column), that column of the rows actually inserted."""
     if not rows:
         return []
-    statement = _insert(conn, model).values(rows).on_conflict_do_nothing(index_elements=keys)
+    statement = _insert(conn, model).on_conflict_do_nothing(index_elements=keys)
     if returning is None:
-        await conn.execute(statement)
+        await conn.execute(statement, rows)
         return []
-    return list((await conn.execute(statement.returning(returning))).scalars())
+    return list((await conn.execute(statement.returning(returning), rows)).scalars())

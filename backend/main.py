@@ -198,7 +198,12 @@ class Consumers:
                 db = open_database(name, backend.settings)
                 self._databases.append(db)
             component = build(name, db, context)
-            self.runners[name] = ConsumerRunner(backend.nc, component, publisher=publisher)
+            self.runners[name] = ConsumerRunner(
+                backend.nc,
+                component,
+                publisher=publisher,
+                linger_s=backend.settings.consumer_linger_s,
+            )
         self._tasks: list[asyncio.Task[None]] = []
         self._beside_stop = asyncio.Event()
         self._timers: list[Timers] = []

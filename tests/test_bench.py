@@ -76,4 +76,8 @@ def _check_budget(doc: dict[str, Any], table: str) -> None:
     assert budget["unattributed_share"] < 0.05
     assert all(hop["p50"] >= 0 and hop["p99"] >= hop["p50"] for hop in budget["hops"])
     assert "latency budget" in table and "| **total** | A's action to B's view |" in table
+    # What each process on the path spends per action, the figure load leaves standing.
+    cpu = budget["cpu_ms_per_action"]
+    assert set(cpu) == {"backend", "nats-server", "devices"} and cpu["backend"] > 0, cpu
+    assert "CPU time per action" in table
     assert all(s["budget"] is None for s in doc["scenarios"] if s["name"] != "propagation")

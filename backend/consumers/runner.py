@@ -96,6 +96,7 @@ class ConsumerRunner:
         max_backoff: float = 5.0,
         max_attempts: int = 5,
         publisher: Publisher | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
@@ -108,6 +109,9 @@ class ConsumerRunner:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.max_attempts = max(1, max_attempts)
+        self.linger_s = 0.0 if component.serves_pull else max(0.0, linger_s)
+        """After a lone event (caught up): wait this long, then take what came meanwhile
+        with it (``Settings.consumer_linger_s``). Never for a component a pull reads."""
         """Tries of one message before it is faulted (a message failure, not an outage)."""
         self.stats = RunnerStats()
         self.breaker = Breaker()
@@ -203,6 +207,9 @@ class ConsumerRunner:
                         if not messages:
                             raise TimeoutError
                         lane.backlog = messages[-1].metadata.num_pending > 0
+                        if self._lingers(lane, messages):
+                            messages += await self._linger(lane, lane.batch - len(messages))
+                            lane.backlog = messages[-1].metadata.num_pending > 0
                         if hops.enabled() and self.component.serves_pull:
                             hops.mark(f"{self.component.name}.received", _ids(messages))
                     except (nats.errors.TimeoutError, TimeoutError):
@@ -235,6 +242,27 @@ class ConsumerRunner:
                 backoff = min(backoff * 2, self.max_backoff)
         finally:
             await lane.unsubscribe()
+
+    def _lingers(self, lane: Lane, messages: list[Msg]) -> bool:
+        """Caught up on the events lane, with room in the batch, not isolating a failure."""
+        return (
+            self.linger_s > 0
+            and not lane.backlog
+            and not lane.resubmits
+            and lane.isolate_until is None
+            and len(messages) < lane.batch
+        )
+
+    async def _linger(self, lane: Lane, room: int) -> list[Msg]:
+        """What arrived while this lane waited ``linger_s`` after a lone event (none if the
+        wait is cut short by a stop): fetched at once, or nothing within a moment."""
+        await self._sleep(self.linger_s)
+        if self._stop.is_set() or lane.subscription is None:
+            return []
+        try:
+            return list(await lane.subscription.fetch(room, timeout=0.01))
+        except (nats.errors.TimeoutError, TimeoutError):
+            return []
 
     async def _failure(
         self, lane: Lane, messages: list[Msg], exc: Exception, backoff: float

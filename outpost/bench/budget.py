@@ -107,11 +107,17 @@ class Budget:
     samples: list[list[float]] = field(default_factory=list)
     unattributed_ms: float = 0.0
     actions: int = 0
+    cpu_ms: dict[str, list[float]] = field(default_factory=dict)
+    """CPU time per action of each process on the path (``backend``, ``nats-server``, the
+    ``devices``' bench process), one value per run: a figure the machine's load leaves
+    nearly untouched, where latencies on a busy machine are mostly waiting."""
 
     def extend(self, other: Budget) -> None:
         self.samples += other.samples
         self.unattributed_ms += other.unattributed_ms
         self.actions += other.actions
+        for process, values in other.cpu_ms.items():
+            self.cpu_ms.setdefault(process, []).extend(values)
 
     def to_json(self) -> dict[str, Any]:
         totals = [sum(sample) for sample in self.samples]
@@ -139,6 +145,9 @@ class Budget:
                 "mean": statistics.fmean(totals) if totals else None,
             },
             "unattributed_share": self.unattributed_ms / whole if whole else None,
+            "cpu_ms_per_action": {
+                process: statistics.median(values) for process, values in self.cpu_ms.items()
+            },
         }
 
 
@@ -247,6 +256,12 @@ def markdown(title: str, budget: dict[str, Any]) -> list[str]:
         f"unattributed (a stamp not seen, its time in the next hop): "
         f"{_share(budget['unattributed_share'])} of the total"
     )
+    cpu = budget.get("cpu_ms_per_action") or {}
+    if cpu:
+        lines.append(
+            "CPU time per action (ms, user + system; waiting is not counted): "
+            + ", ".join(f"{process} {value:.2f}" for process, value in cpu.items())
+        )
     return lines
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import resource
 import shutil
 import subprocess
@@ -198,6 +199,21 @@ class Workspace:
         token: str = reply.json()["token"]
         return token
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) spent so far by the backend, nats-server and this
+        process, where the system tells (Linux's ``/proc``); an empty dict elsewhere."""
+        pids = {"devices": os.getpid()}
+        if self.backend is not None and self.backend.process is not None:
+            pids["backend"] = self.backend.process.pid
+        if self.nats.pid is not None:
+            pids["nats-server"] = self.nats.pid
+        spent = {}
+        for name, pid in pids.items():
+            seconds = process_cpu_seconds(pid)
+            if seconds is not None:
+                spent[name] = seconds
+        return spent
+
     async def projector_lag(self) -> int:
         async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
             reply = await http.get("/v1/health")
@@ -229,6 +245,16 @@ class Workspace:
         with contextlib.suppress(Exception):
             await self.nats.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far, from ``/proc/<pid>/stat``; None where
+    there is no such file (not Linux, or the process is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Timer:

@@ -63,6 +63,7 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
     sample = b"{}"
     try:
         progress(f"propagation: {WARM_UP + count} actions at {rate:.0f}/s")
+        cpu_before = ws.cpu_seconds()
         started = time.perf_counter()
         for i in range(WARM_UP + count):
             delay = started + i / rate - time.perf_counter()
@@ -78,6 +79,7 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
                 sample = shared.pending_bodies(pair.a.device)[-1]
         last = WARM_UP + count - 1
         await wait_for(lambda: last in seen, timeout_s=60, what="device B to show A's actions")
+        cpu_after = ws.cpu_seconds()
     finally:
         for live in (live_a, live_b):
             live.stop()
@@ -91,6 +93,11 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
         if i >= WARM_UP and i in shown_ns
     ]
     result.budget = budget.measure(actions, stamps, ws.hop_trace)
+    result.budget.cpu_ms = {
+        process: [(cpu_after[process] - spent) * 1000 / len(made)]
+        for process, spent in cpu_before.items()
+        if process in cpu_after
+    }
     progress("propagation: raw JetStream publish-to-delivery at the same rate")
     async with raw_jetstream(ws.nats.url) as raw:
         raw_latencies = await raw.delivery_latencies(sample, count, rate)

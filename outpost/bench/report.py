@@ -29,7 +29,11 @@ With ``--peer pouchdb`` the figures Outpost and the peer both measure carry ``PE
 Propagation carries ``BUDGET``, where one action's time goes (``budget.py``)::
 
     {"actions", "traced", "total": {"p50", "p99", "mean"}, "unattributed_share",
-     "hops": [{"name", "what", "p50", "p99", "mean", "share"}]}
+     "hops": [{"name", "what", "p50", "p99", "mean", "share"}],
+     "cpu_ms_per_action": {"backend", "nats-server", "devices": float}}
+
+(``cpu_ms_per_action``: user + system CPU time of each process during the actions, per
+action, a median over the rounds; empty where ``/proc`` does not exist.)
 
 ``value`` and ``ratio`` are medians over the rounds (Outpost's own ``value`` too, then); the
 ratio is Outpost/peer for latencies and peer/Outpost for throughput, so below 1.0 Outpost

@@ -126,6 +126,7 @@ class ChangeFeed:
             if self.fell_back:
                 break
             page = await self.read(self.cursor, self.limit)
+            watermark = max(watermark, page.watermark)  # the poke says how far the views are
             if page.reset:
                 break
             if not page.changes and not page.has_more:

@@ -166,20 +166,18 @@ class PullService:
 
     async def pull(self, principal: Principal, cursor_text: str | None, limit: int) -> Page:
         async with self._views.read() as conn:
-            generation = await _generation(conn)
+            generation, last_version = await _info(conn)
             watermark = await _watermark(conn)
             cursor = self._signer.decode(cursor_text) if cursor_text else None
             # A cursor past the last version these views wrote comes from a lifetime they
             # do not have (a restore by hand put older views back): walking on from it
             # would skip the rows the views write next under those versions.
             reset = (
-                cursor is None
-                or cursor.generation != generation
-                or cursor.version > await _last_version(conn)
+                cursor is None or cursor.generation != generation or cursor.version > last_version
             )
             if cursor is None or reset:
                 cursor = Cursor(generation, 0)
-            reader = _PageReader(conn, principal.username, cursor, limit)
+            reader = _PageReader(conn, principal.username, cursor, limit, last_version)
             await reader.read_backfills()
             await reader.read_new_changes()
         return Page(
@@ -193,8 +191,13 @@ class PullService:
 
 
 class _PageReader:
-    def __init__(self, conn: AsyncConnection, username: str, cursor: Cursor, limit: int) -> None:
+    def __init__(
+        self, conn: AsyncConnection, username: str, cursor: Cursor, limit: int, last_version: int
+    ) -> None:
         self.conn = conn
+        self.last_version = last_version
+        """The views' last version in this snapshot: where a page that takes all ends."""
+        self._active: list[str] | None = None
         self.username = username
         self.cursor = cursor
         self.limit = limit
@@ -241,7 +244,7 @@ class _PageReader:
             self.has_more = True
             end = taken[-1].version
         else:
-            end = await _last_version(self.conn)
+            end = self.last_version
         own = await self.conn.execute(
             select(Membership.board, Membership.active, Membership.version)
             .where(
@@ -266,12 +269,14 @@ class _PageReader:
         return Cursor(self.cursor.generation, self.version, self.backfills)
 
     async def _active_boards(self) -> list[str]:
-        rows = await self.conn.execute(
-            select(Membership.board).where(
-                Membership.username == self.username, Membership.active.is_(True)
+        if self._active is None:  # once per page: the snapshot does not change
+            rows = await self.conn.execute(
+                select(Membership.board).where(
+                    Membership.username == self.username, Membership.active.is_(True)
+                )
             )
-        )
-        return list(rows.scalars())
+            self._active = list(rows.scalars())
+        return self._active
 
     async def _rows(self, condition: Any, limit: int) -> list[Any]:
         visible = or_(View.audience.is_(None), View.audience == self.username)
@@ -298,14 +303,18 @@ class _PageReader:
                 )
 
 
+async def _info(conn: AsyncConnection) -> tuple[str, int]:
+    """(generation, last version) of the views, in one query."""
+    rows = await conn.execute(
+        select(Info.key, Info.value).where(Info.key.in_(("generation", "version")))
+    )
+    values = {key: value for key, value in rows}
+    return values.get("generation") or "0", int(values.get("version") or 0)
+
+
 async def _generation(conn: AsyncConnection) -> str:
     value = (await conn.execute(select(Info.value).where(Info.key == "generation"))).scalar()
     return value or "0"
-
-
-async def _last_version(conn: AsyncConnection) -> int:
-    value = (await conn.execute(select(Info.value).where(Info.key == "version"))).scalar()
-    return int(value or 0)
 
 
 async def _watermark(conn: AsyncConnection) -> int:
@@ -314,7 +323,7 @@ async def _watermark(conn: AsyncConnection) -> int:
             positions.c.component.in_(PULL_SERVING)
         )
     )
-    seqs = dict(rows.tuples().all())
+    seqs = {component: seq for component, seq in rows}
     return min(int(seqs.get(component, 0)) for component in PULL_SERVING)
 
 

@@ -155,9 +155,14 @@ def test_a_burst_of_more_pages_than_a_turn_holds_says_poke_and_the_device_pulls(
     changes_backend: BackendProcess,
 ) -> None:
     alice, board, _ = _synced_owner(changes_backend)
+    before = alice.cursor
     burst = [alice.new_task(board, title=f"burst {i}")[1] for i in range(PAGE_LIMIT * 4)]
-    with live(alice, alice.cursor) as stream:
-        seq = pushed(alice, *burst)
+    seq = pushed(alice, *burst)
+    # The whole burst is in the views before the stream opens from the cursor before it, so
+    # its first turn meets all four pages at once (opened earlier, a turn could begin while
+    # the projector has committed only part of the burst, and a short page ends a turn).
+    alice.sync_until(seq)
+    with live(alice, before) as stream:
         stream.wait_poke(seq)
         after_poke = pushed(alice, alice.new_task(board, title="after")[1])
         stream.wait_poke(after_poke)  # from then on it pokes: the device reconnects
