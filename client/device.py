@@ -18,7 +18,7 @@ from client.errors import InvalidAction, NotFound, ServerUnreachable, SignInRequ
 from client.store.database import Store
 from client.store.outbox import Outbox
 from client.store.settings import Setting, read_setting, write_setting
-from client.store.view import OWN_ACTOR, fold_into_view
+from client.store.view import OWN_ACTOR, fold_into_view, remember
 from client.sync.transport import bearer, body_of, detail_of
 from protocol import (
     Event,
@@ -432,8 +432,10 @@ class Device:
                 event = validate_event(raw, Writer.DEVICE)
             except EventRejected as exc:
                 raise InvalidAction(exc.detail) from exc
-            outbox.append(event.id, board, _encode(raw))
+            body = _encode(raw)
+            outbox.append(event.id, board, body)
             events.append(msgspec.structs.replace(event, actor=username))
+            remember(body, events[-1])
         fold_into_view(conn, events)
         write_setting(conn, Setting.CLOCK_LAST, self.clock.last)
         return [e.id for e in events]

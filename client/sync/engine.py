@@ -559,12 +559,13 @@ class SyncEngine:
         """Pending events the confirmed state now reflects leave the outbox."""
         with self.device.store.write() as conn:
             watermark = int(read_setting(conn, Setting.WATERMARK) or 0)
+            username = read_setting(conn, Setting.USERNAME)
             outbox = Outbox(conn)
             touched: set[EntityKey] = set()
-            for event_id, body in outbox.reflected(watermark):
-                touched |= set(merge.keys_of(event_of(body, self.device.username)))
-                outbox.settle(event_id)
-            refold(conn, touched, self.device.username)
+            for _, body in outbox.reflected(watermark):
+                touched.update(merge.keys_of(event_of(body, username)))
+            outbox.settle(watermark)
+            refold(conn, touched, username)
         self._count_pending()
 
     def _lose_board(self, conn: sqlite3.Connection, board: str) -> set[EntityKey]:
