@@ -40,7 +40,13 @@ class Outbox:
 
     def mark_sent(self, event_id: str, seq: int) -> None:
         """The backend stored it at ``seq``: it stays pending until a pull reflects it."""
-        self._conn.execute("UPDATE outbox SET seq = ? WHERE id = ?", (seq, event_id))
+        self.mark_all_sent([(event_id, seq)])
+
+    def mark_all_sent(self, stored: Iterable[tuple[str, int]]) -> None:
+        """``mark_sent`` for every ``(event id, seq)`` of a push's answer, in one statement."""
+        self._conn.executemany(
+            "UPDATE outbox SET seq = ? WHERE id = ?", ((seq, event_id) for event_id, seq in stored)
+        )
 
     def restamp(self, event_id: str, body: bytes) -> None:
         """A new hlc for an unsent event the server found too far ahead."""
