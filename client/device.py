@@ -7,6 +7,7 @@ disk (``synchronous=FULL``) before the call returns.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from client.errors import InvalidAction, NotFound, ServerUnreachable, SignInRequ
 from client.store.database import Store
 from client.store.outbox import Outbox
 from client.store.settings import Setting, read_setting, write_setting
-from client.store.view import OWN_ACTOR, fold_into_view
+from client.store.view import OWN_ACTOR, fold_into_view, remember
 from client.sync.transport import bearer, body_of, detail_of
 from protocol import (
     Event,
@@ -148,44 +149,44 @@ class Device:
         return board
 
     def rename_board(self, board: str, name: str) -> None:
-        self._require("board", board)
-        self._record(("BoardUpdated", board, board, {"fields": {"name": name}}))
+        self._record_on("board", board, ("BoardUpdated", board, {"fields": {"name": name}}))
 
     def set_wip_limit(self, board: str, limit: int | None) -> None:
-        self._require("board", board)
-        self._record(("BoardUpdated", board, board, {"fields": {"wip_limit": limit}}))
+        self._record_on("board", board, ("BoardUpdated", board, {"fields": {"wip_limit": limit}}))
 
     def archive_board(self, board: str, archived: bool = True) -> None:
-        self._require("board", board)
-        self._record(("BoardUpdated", board, board, {"fields": {"archived": archived}}))
+        fields = {"archived": archived}
+        self._record_on("board", board, ("BoardUpdated", board, {"fields": fields}))
 
     def require_board(self, board: str) -> None:
         """NotFound unless ``board`` is in this profile."""
-        self._require("board", board)
+        with self.store.read() as conn:
+            self._board_in(conn, "board", board)
 
     def share_board(self, board: str, username: str) -> None:
-        self._require("board", board)
-        self._record(("MemberAdded", board, board, {"username": username}))
+        self._record_on("board", board, ("MemberAdded", board, {"username": username}))
 
     def unshare_board(self, board: str, username: str) -> None:
-        self._require("board", board)
-        self._record(("MemberRemoved", board, board, {"username": username}))
+        self._record_on("board", board, ("MemberRemoved", board, {"username": username}))
 
     # actions: tasks
 
     def add_task(self, board: str, title: str, **fields: Any) -> str:
-        self._require("board", board)
+        """A new task at the end of its column. The check of the board, the column's last
+        position (an index lookup: ``view_task_column``), the append and the fold are one
+        transaction, so two adds never read the same last position."""
         status = fields.get("status", "todo")
-        with self.store.read() as conn:
+        task = new_id()
+        with self.store.write() as conn:
+            self._board_in(conn, "board", board)
             (last,) = conn.execute(
                 "SELECT MAX(json_extract(CAST(vals AS TEXT), '$.position')) FROM view "
                 "WHERE kind = 'task' AND board = ? AND vals IS NOT NULL "
                 "AND json_extract(CAST(vals AS TEXT), '$.status') = ?",
                 (board, status),
             ).fetchone()
-        task = new_id()
-        payload = {"title": title, "position": position_after(last), **fields}
-        self._record(("TaskCreated", board, task, payload))
+            payload = {"title": title, "position": position_after(last), **fields}
+            self._append(conn, ("TaskCreated", board, task, payload))
         return task
 
     def set_task(self, task: str, **fields: Any) -> None:
@@ -194,8 +195,7 @@ class Device:
             raise InvalidAction(f"tasks have no field {', '.join(sorted(unknown))}")
         if not fields:
             raise InvalidAction("name at least one field to set")
-        board = self._require("task", task)["board"]
-        self._record(("TaskUpdated", board, task, {"fields": fields}))
+        self._record_on("task", task, ("TaskUpdated", task, {"fields": fields}))
 
     def move_task(self, task: str, status: str | None = None, index: int | None = None) -> None:
         """Move a task to ``index`` in the ``status`` column (default: its own; the end)."""
@@ -213,8 +213,7 @@ class Device:
         self._record(("TaskUpdated", current["board"], task, {"fields": fields}))
 
     def add_label(self, task: str, label: str) -> None:
-        board = self._require("task", task)["board"]
-        self._record(("TaskLabelAdded", board, task, {"label": label}))
+        self._record_on("task", task, ("TaskLabelAdded", task, {"label": label}))
 
     def remove_label(self, task: str, label: str) -> None:
         """Remove a label: every add of it this device has seen (add-wins otherwise)."""
@@ -224,24 +223,20 @@ class Device:
         self._record(("TaskLabelRemoved", current["board"], task, payload))
 
     def delete_task(self, task: str) -> None:
-        board = self._require("task", task)["board"]
-        self._record(("TaskDeleted", board, task, {}))
+        self._record_on("task", task, ("TaskDeleted", task, {}))
 
     def restore_task(self, task: str) -> None:
-        board = self._require("task", task)["board"]
-        self._record(("TaskRestored", board, task, {}))
+        self._record_on("task", task, ("TaskRestored", task, {}))
 
     # actions: comments
 
     def add_comment(self, task: str, body: str) -> str:
-        board = self._require("task", task)["board"]
         comment = new_id()
-        self._record(("CommentAdded", board, comment, {"task": task, "body": body}))
+        self._record_on("task", task, ("CommentAdded", comment, {"task": task, "body": body}))
         return comment
 
     def delete_comment(self, comment: str) -> None:
-        board = self._require("comment", comment)["board"]
-        self._record(("CommentDeleted", board, comment, {}))
+        self._record_on("comment", comment, ("CommentDeleted", comment, {}))
 
     # queries
 
@@ -388,33 +383,61 @@ class Device:
             raise NotFound(f"no {kind} {entity_id} in this profile")
         return found
 
+    def _board_in(self, conn: sqlite3.Connection, kind: str, entity_id: str) -> str:
+        """The board of an entity of the view (inside the caller's transaction); NotFound
+        unless it is in this profile. Reads one column: no merge state decoded."""
+        row = conn.execute(
+            "SELECT board FROM view WHERE kind = ? AND id = ? AND vals IS NOT NULL",
+            (kind, entity_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no {kind} {entity_id} in this profile")
+        return str(row[0])
+
+    def _record_on(self, kind: str, entity_id: str, spec: tuple[str, str, dict[str, Any]]) -> None:
+        """One event ``(type, entity, payload)`` on the board of ``kind`` ``entity_id``,
+        which must be in this profile: the check, the append and the fold in one
+        transaction."""
+        with self.store.write() as conn:
+            board = self._board_in(conn, kind, entity_id)
+            type_, entity, payload = spec
+            self._append(conn, (type_, board, entity, payload))
+
     def _record(self, *specs: tuple[str, str, str, dict[str, Any]]) -> list[str]:
         """Append events to the outbox and fold them into the view, in one transaction."""
-        username = self.username or OWN_ACTOR
         with self.store.write() as conn:
-            outbox = Outbox(conn)
-            events: list[Event] = []
-            for type_, board, entity, payload in specs:
-                raw = {
-                    "id": new_id(),
-                    "type": type_,
-                    "schema": 1,
-                    "board": board,
-                    "entity": entity,
-                    "hlc": self.clock.now(),
-                    "device": self.device_id,
-                    "payload": {k: v for k, v in payload.items() if v is not None}
-                    if type_ == "TaskCreated"
-                    else payload,
-                }
-                try:
-                    event = validate_event(raw, Writer.DEVICE)
-                except EventRejected as exc:
-                    raise InvalidAction(exc.detail) from exc
-                outbox.append(event.id, board, _encode(raw))
-                events.append(msgspec.structs.replace(event, actor=username))
-            fold_into_view(conn, events)
-            write_setting(conn, Setting.CLOCK_LAST, self.clock.last)
+            return self._append(conn, *specs)
+
+    def _append(
+        self, conn: sqlite3.Connection, *specs: tuple[str, str, str, dict[str, Any]]
+    ) -> list[str]:
+        """``_record`` inside the caller's write transaction."""
+        username = read_setting(conn, Setting.USERNAME) or OWN_ACTOR
+        outbox = Outbox(conn)
+        events: list[Event] = []
+        for type_, board, entity, payload in specs:
+            raw = {
+                "id": new_id(),
+                "type": type_,
+                "schema": 1,
+                "board": board,
+                "entity": entity,
+                "hlc": self.clock.now(),
+                "device": self.device_id,
+                "payload": {k: v for k, v in payload.items() if v is not None}
+                if type_ == "TaskCreated"
+                else payload,
+            }
+            try:
+                event = validate_event(raw, Writer.DEVICE)
+            except EventRejected as exc:
+                raise InvalidAction(exc.detail) from exc
+            body = _encode(raw)
+            outbox.append(event.id, board, body)
+            events.append(msgspec.structs.replace(event, actor=username))
+            remember(body, events[-1])
+        fold_into_view(conn, events)
+        write_setting(conn, Setting.CLOCK_LAST, self.clock.last)
         return [e.id for e in events]
 
 

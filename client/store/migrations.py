@@ -85,6 +85,18 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX sent_at ON sent (at)",
         ],
     ),
+    (
+        # A column's last position by index, not by reading every task of the board: an
+        # add task looks up where its column ends (``Device.add_task``). The expressions
+        # are the query's own, so SQLite uses the index for it; tasks only.
+        "0005_view_task_column",
+        [
+            "CREATE INDEX IF NOT EXISTS view_task_column ON view ("
+            "board, json_extract(CAST(vals AS TEXT), '$.status'), "
+            "json_extract(CAST(vals AS TEXT), '$.position')"
+            ") WHERE kind = 'task' AND vals IS NOT NULL",
+        ],
+    ),
 ]
 
 

@@ -5,7 +5,7 @@ the store's connection inside the caller's transaction (``Store.write()`` or ``r
 so an action's append, or a push's results, commit together with the view they change.
 
 A row's life: ``append`` (unsent) -> ``mark_sent`` (the backend stored it, with its stream
-``seq``) -> ``drop`` once a pull's watermark covers that seq. A final rejection ``take``s it
+``seq``) -> ``settle`` once a pull's watermark covers that seq. A final rejection ``take``s it
 out; a clock rejection ``restamp``s it in place; a reset sends it all again (``resend_all``).
 
 A reflected event does not vanish at once: ``settle`` moves it to ``sent``, where it stays
@@ -40,7 +40,13 @@ class Outbox:
 
     def mark_sent(self, event_id: str, seq: int) -> None:
         """The backend stored it at ``seq``: it stays pending until a pull reflects it."""
-        self._conn.execute("UPDATE outbox SET seq = ? WHERE id = ?", (seq, event_id))
+        self.mark_all_sent([(event_id, seq)])
+
+    def mark_all_sent(self, stored: Iterable[tuple[str, int]]) -> None:
+        """``mark_sent`` for every ``(event id, seq)`` of a push's answer, in one statement."""
+        self._conn.executemany(
+            "UPDATE outbox SET seq = ? WHERE id = ?", ((seq, event_id) for event_id, seq in stored)
+        )
 
     def restamp(self, event_id: str, body: bytes) -> None:
         """A new hlc for an unsent event the server found too far ahead."""
@@ -64,16 +70,18 @@ class Outbox:
         self._conn.execute("DELETE FROM outbox WHERE board = ?", (board,))
         self._conn.execute("DELETE FROM sent WHERE board = ?", (board,))
 
-    def settle(self, event_id: str, now_ms: int | None = None) -> None:
-        """A pull reflected this event: out of the outbox, into ``sent`` for a while (and
-        what has been there longer than ``KEEP_SENT_MS`` goes)."""
+    def settle(self, watermark: int, now_ms: int | None = None) -> None:
+        """A pull at ``watermark`` reflected these events (``reflected``): out of the
+        outbox, into ``sent`` for a while, in the order made (and what has been there
+        longer than ``KEEP_SENT_MS`` goes). Three statements, however many there are."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         self._conn.execute(
             "INSERT OR IGNORE INTO sent (id, board, body, at) "
-            "SELECT id, board, body, ? FROM outbox WHERE id = ?",
-            (now_ms, event_id),
+            "SELECT id, board, body, ? FROM outbox WHERE seq IS NOT NULL AND seq <= ? "
+            "ORDER BY position",
+            (now_ms, watermark),
         )
-        self.drop(event_id)
+        self._conn.execute("DELETE FROM outbox WHERE seq IS NOT NULL AND seq <= ?", (watermark,))
         self._conn.execute("DELETE FROM sent WHERE at < ?", (now_ms - KEEP_SENT_MS,))
 
     def resend_all(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -28,10 +29,34 @@ OWN_ACTOR = "(you)"
 """Who a pending event is by, before this profile has signed in anywhere."""
 
 
+DECODED_KEPT = 16_384
+"""Outbox events kept decoded (``event_of``): a refold reads every pending event of its
+boards again, and a backlog of thousands would be decoded and validated on each pull."""
+_decoded: dict[tuple[bytes, str], Event] = {}
+_decoded_lock = threading.Lock()
+
+
 def event_of(body: bytes, username: str | None) -> Event:
-    """A pending event as the merge rules see it: its author is this device's user."""
-    event = decode_event(body, Writer.DEVICE)
-    return msgspec.structs.replace(event, actor=username or OWN_ACTOR)
+    """A pending event as the merge rules see it: its author is this device's user.
+
+    Decoded once: the same bytes with the same author give the same (immutable) event,
+    kept for later refolds, at most ``DECODED_KEPT`` of them, the oldest forgotten first."""
+    key = (bytes(body), username or OWN_ACTOR)
+    event = _decoded.get(key)
+    if event is None:
+        decoded = decode_event(key[0], Writer.DEVICE)
+        event = msgspec.structs.replace(decoded, actor=key[1])
+        remember(key[0], event)
+    return event
+
+
+def remember(body: bytes, event: Event) -> None:
+    """Keep ``event``, decoded from ``body`` (its ``actor`` set as ``event_of`` does), for
+    ``event_of``: an action knows its events already."""
+    with _decoded_lock:
+        while len(_decoded) >= DECODED_KEPT:
+            del _decoded[next(iter(_decoded))]
+        _decoded[(body, event.actor or OWN_ACTOR)] = event
 
 
 def readable_event(body: bytes, username: str | None) -> Event | None:

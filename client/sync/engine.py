@@ -350,11 +350,12 @@ class SyncEngine:
         accepted_hlc = ""
         with device.store.write() as conn:
             touched: set[EntityKey] = set()
+            stored: list[tuple[str, int]] = []
             for outcome in answer["results"]:
                 event_id, status = outcome["id"], outcome["status"]
                 if status in ("accepted", "duplicate"):
-                    Outbox(conn).mark_sent(event_id, outcome["seq"])
-                    hlc = msgspec.json.decode(bodies[event_id])["hlc"]
+                    stored.append((event_id, outcome["seq"]))
+                    hlc = _stamp_decoder.decode(bodies[event_id]).hlc
                     accepted_hlc = max(accepted_hlc, hlc, key=_wall_and_counter)
                     result.pushed += 1
                 elif outcome.get("reason") == "clock_skew":
@@ -364,6 +365,7 @@ class SyncEngine:
                         conn, event_id, outcome["reason"], outcome.get("detail", "")
                     )
                     result.rejected += 1
+            Outbox(conn).mark_all_sent(stored)
             if accepted_hlc:
                 self._raise_floor(conn, accepted_hlc)
             if skewed:
@@ -528,7 +530,10 @@ class SyncEngine:
             write_setting(conn, Setting.GENERATION, page["generation"])
             if not aside:
                 write_setting(conn, Setting.WATERMARK, str(page["watermark"]))
-                refold(conn, touched, device.username)
+                username = read_setting(conn, Setting.USERNAME)
+                if not page["has_more"]:  # the whole pull is in: what it reflects leaves
+                    touched |= self._settle_reflected(conn, page["watermark"], username)
+                refold(conn, touched, username)
             else:
                 write_setting(conn, Setting.PENDING_WATERMARK, str(page["watermark"]))
             write_setting(conn, Setting.CLOCK_LAST, device.clock.last)
@@ -556,16 +561,24 @@ class SyncEngine:
                 )
 
     def _prune_confirmed(self) -> None:
-        """Pending events the confirmed state now reflects leave the outbox."""
+        """Pending events the confirmed state now reflects leave the outbox. (The last page
+        of a pull has done it already, folding once: this is for the other ways here.)"""
         with self.device.store.write() as conn:
             watermark = int(read_setting(conn, Setting.WATERMARK) or 0)
-            outbox = Outbox(conn)
-            touched: set[EntityKey] = set()
-            for event_id, body in outbox.reflected(watermark):
-                touched |= set(merge.keys_of(event_of(body, self.device.username)))
-                outbox.settle(event_id)
-            refold(conn, touched, self.device.username)
+            username = read_setting(conn, Setting.USERNAME)
+            refold(conn, self._settle_reflected(conn, watermark, username), username)
         self._count_pending()
+
+    def _settle_reflected(
+        self, conn: sqlite3.Connection, watermark: int, username: str | None
+    ) -> set[EntityKey]:
+        """Settle the events ``watermark`` covers; return the entities to refold."""
+        outbox = Outbox(conn)
+        touched: set[EntityKey] = set()
+        for _, body in outbox.reflected(watermark):
+            touched.update(merge.keys_of(event_of(body, username)))
+        outbox.settle(watermark)
+        return touched
 
     def _lose_board(self, conn: sqlite3.Connection, board: str) -> set[EntityKey]:
         """The user lost this board: purge it (from a rebuild in progress too); its unsent
@@ -711,6 +724,15 @@ def _password_token(reply: httpx.Response) -> bool:
     except (msgspec.DecodeError, AttributeError):
         return False
     return isinstance(extra, dict) and "password_token" in extra
+
+
+class _Stamp(msgspec.Struct):
+    """An outbox event read for its hlc alone."""
+
+    hlc: str
+
+
+_stamp_decoder = msgspec.json.Decoder(_Stamp)
 
 
 def _wall_and_counter(hlc: str) -> tuple[int, int]:

@@ -76,3 +76,29 @@ def test_a_rebuild_under_way_keeps_what_it_had_pulled(tmp_path: Path) -> None:
     finally:
         device.close()
     assert rows == [("board", "b")]
+
+
+def test_a_board_from_before_the_column_index_keeps_adding_at_the_end(tmp_path: Path) -> None:
+    """A profile whose tasks were stored before ``0005_view_task_column``: the index is
+    built over them, and a new task still goes after the last of its column."""
+    device = Device(tmp_path / "profile")
+    board = device.create_board("Old board")
+    tasks = [device.add_task(board, f"Task {i}") for i in range(30)]
+    device.move_task(tasks[0], index=29)
+    device.close()
+    conn = sqlite3.connect(tmp_path / "profile" / STORE_FILE, isolation_level=None)
+    try:  # as the version before the index left it
+        conn.execute("DROP INDEX view_task_column")
+        conn.execute("DELETE FROM migrations WHERE name = '0005_view_task_column'")
+    finally:
+        conn.close()
+    device = Device(tmp_path / "profile")
+    try:
+        added = device.add_task(board, "Added after the upgrade")
+        order = [t["id"] for t in device.tasks(board)]
+        with device.store.read() as conn:
+            indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        device.close()
+    assert "view_task_column" in indexes
+    assert order == [*tasks[1:], tasks[0], added]

@@ -75,11 +75,11 @@ def test_a_reflected_event_is_kept_a_while_and_comes_back_first_after_a_reset(
         outbox.mark_sent("e1", 1)
         outbox.mark_sent("e2", 2)
         outbox.mark_sent("e3", 3)
-        outbox.settle("e1", now_ms=1 * day)
-        outbox.settle("e2", now_ms=2 * day)
+        outbox.settle(1, now_ms=1 * day)
+        outbox.settle(2, now_ms=2 * day)
         assert (outbox.count(), outbox.kept_count()) == (2, 2)
         # e1 is older than the time kept when e3 settles: it goes
-        outbox.settle("e3", now_ms=1 * day + KEEP_SENT_MS + 1)
+        outbox.settle(3, now_ms=1 * day + KEEP_SENT_MS + 1)
         assert (outbox.count(), outbox.kept_count()) == (1, 2)
         outbox.resend_all()
         # what was reflected first, in the order made, then what is pending; nothing has a seq
@@ -99,8 +99,32 @@ def test_a_rejected_event_is_not_kept_for_a_reset(tmp_path: Path) -> None:
     with store.write() as conn:
         outbox = Outbox(conn)
         outbox.append("e1", "b1", b"{}")
+        outbox.mark_sent("e1", 1)
         assert outbox.take("e1") == ("b1", b"{}")
-        outbox.settle("e1")  # not in the outbox any more: nothing to keep
+        outbox.settle(1)  # not in the outbox any more: nothing to keep
         assert (outbox.count(), outbox.kept_count()) == (0, 0)
         outbox.resend_all()
         assert outbox.unsent() == []
+
+
+def test_a_watermark_settles_every_event_it_covers_at_once_in_the_order_made(
+    tmp_path: Path,
+) -> None:
+    """Stored out of order (two pushes, or a resend): what the watermark covers leaves,
+    whatever its place; an unsent event never does."""
+    store = Store(tmp_path)
+    with store.write() as conn:
+        outbox = Outbox(conn)
+        for n in range(1, 6):
+            outbox.append(f"e{n}", "b1", b'{"n":%d}' % n)
+        for event_id, seq in (("e1", 9), ("e2", 4), ("e3", 6), ("e5", 5)):
+            outbox.mark_sent(event_id, seq)
+        outbox.settle(6)
+        assert [event_id for event_id, _ in outbox.reflected(100)] == ["e1"]
+        assert outbox.unsent() == [("e4", b'{"n":4}')]
+        outbox.settle(100)
+        assert (outbox.count(), outbox.kept_count()) == (1, 4)
+        outbox.resend_all()
+        # the first settle's in the order made, then the second's; then what is pending
+        assert [event_id for event_id, _ in outbox.unsent()] == ["e2", "e3", "e5", "e1", "e4"]
+    store.close()
