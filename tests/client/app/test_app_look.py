@@ -22,8 +22,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ import pytest
 
 from client.device import Device
 from client.store.notices import NoticeKind, add_notice
+from client.store.settings import Setting, write_setting
 from tests.client.app.test_app_e2e import ARTIFACTS, REPOSITORY, STARTUP_S, AppProcess, titles
 from tests.support.screenshots import Expected, assert_screenshot, png_pixels
 from tests.support.xvfb import Xvfb, running_xvfb
@@ -55,16 +54,19 @@ def display(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Xvfb]:
 
 
 def make_profile(folder: Path, window: tuple[int, int]) -> None:
-    """A board made with ``outpost client`` (offline: the look needs no server), opened
-    at ``window``, in the light scheme to start with."""
-    board = client(folder, "--server", OFFLINE, "board", "create", "Launch")
-    client(folder, "task", "add", board, "Write the announcement", "--label", "launch",
-           "--label", "web", "--priority", "3", "--due", "2020-01-02")  # fmt: skip
-    client(folder, "task", "add", board, "Print the flyers", "--label", "print")
-    client(folder, "task", "add", board, "Book the venue", "--status", "doing", "--label", "venue")
-    client(folder, "task", "add", board, "Draft the plan", "--status", "done")
+    """A board made offline on the device, as ``outpost client`` makes one (the look needs
+    no server; in this process, to spare a client's start per line), opened at ``window``,
+    in the light scheme to start with."""
     device = Device(folder)
     try:
+        with device.store.write() as conn:
+            write_setting(conn, Setting.SERVER, OFFLINE)
+        board = device.create_board("Launch")
+        device.add_task(board, "Write the announcement", labels=["launch", "web"], priority=3,
+                        due="2020-01-02")  # fmt: skip
+        device.add_task(board, "Print the flyers", labels=["print"])
+        device.add_task(board, "Book the venue", status="doing", labels=["venue"])
+        device.add_task(board, "Draft the plan", status="done")
         for member in ("bob", "carol"):  # queued, as sharing offline does
             device.share_board(board, member)
         with device.store.write() as conn:  # a notice, written the way the sync engine does
@@ -148,8 +150,12 @@ def test_the_look_at_phone_and_desktop_width_light_and_dark(
         assert app.quit() == 0
         kept = json.loads((profile / "app.json").read_text(encoding="utf-8"))
         assert (kept["theme"], kept["window_width"]) == ("dark", window[0])
-        (board,) = json.loads(client(profile, "show", "--json"))["boards"]
-        (flyers,) = [task for task in board["tasks"] if task["title"] == "Print the flyers"]
+        device = Device(profile)  # what the app stored, read after it closed
+        try:
+            (board,) = device.boards()
+            (flyers,) = [t for t in device.tasks(board["id"]) if t["title"] == "Print the flyers"]
+        finally:
+            device.close()
         assert (flyers["due"], flyers["assignee"]) == (due, "bob")
     finally:
         app.kill()
@@ -365,15 +371,3 @@ def card_labels(seen: dict[str, Any], title: str) -> str:
             if card["title"] == title:
                 return str(card["labels"])
     raise AssertionError(f"no card {title!r}")
-
-
-def client(profile: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "outpost", "client", "--data-dir", str(profile), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, f"outpost client {' '.join(args)}: {done.stderr}"
-    return done.stdout.strip()
