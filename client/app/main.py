@@ -366,9 +366,15 @@ class OutpostApp(App):
         return bool(screen.on_shortcut(action))
 
     def _text_focused(self) -> bool:
+        """A text field has the focus: on a screen, or in a picker open over it."""
+        from kivy.core.window import Window
         from kivy.uix.textinput import TextInput  # type: ignore[import-untyped]
 
-        return any(isinstance(w, TextInput) and w.focus for w in self.shell.walk(restrict=True))
+        return any(
+            isinstance(w, TextInput) and w.focus
+            for top in Window.children
+            for w in top.walk(restrict=True)
+        )
 
     # lifetime
 

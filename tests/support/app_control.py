@@ -22,14 +22,15 @@ line. Commands act through Kivy's own input paths, never through the view models
 - ``{"op": "screenshot", "path": ...}``: the window's pixels as a PNG, and the layout of
   that same frame: the screen, and each shown row or named widget's rectangle in window
   pixels and its text (``_layout``; a drag's ``screenshot`` answers the same);
-- ``{"op": "audit"}``: the look, read from the whole widget tree: every shown touch
-  target (button, toggle, tab, spinner and its options, text input) smaller than 48 dp
-  either way, every widget still drawn with a stock Kivy background image, and the scheme
-  on screen;
+- ``{"op": "audit"}``: the look, read from the whole widget tree (the open picker's sheet
+  too): every shown touch target (button, toggle, tab, spinner and its options, picker
+  field, text input) smaller than 48 dp either way, or whose text is drawn cut short, every
+  widget still drawn with a stock Kivy background image, and the scheme on screen;
 - ``{"op": "quit"}``.
 
 A NAME is a kv id (``quick_add_input``), a row's locator (``card:Buy milk``), a locator and
-an id inside that row (``board:Launch/open``), or ``option:<text>`` for a spinner's choice.
+an id inside that row (``board:Launch/open``), ``option:<text>`` for a spinner's or a
+picker's choice, or ``day:YYYY-MM-DD`` for a day of the date picker.
 """
 
 # mypy: allow-subclassing-any, no-warn-unused-ignores
@@ -329,6 +330,8 @@ def _card(card: Widget) -> dict[str, Any]:
 
 TOUCH_DP = 48
 STOCK_BACKGROUNDS = (
+    "background",  # a ModalView's (the pickers' sheets)
+    "background_image",  # a Bubble's (a text input's copy and paste)
     "background_normal",
     "background_down",
     "background_active",
@@ -348,6 +351,7 @@ def _audit(root: Widget) -> dict[str, Any]:
 
     small: list[str] = []
     stock: list[str] = []
+    cut: list[str] = []
     targets = 0
     for top in reversed(Window.children):
         for widget in top.walk(restrict=True):
@@ -361,7 +365,9 @@ def _audit(root: Widget) -> dict[str, Any]:
             targets += 1
             if widget.width < dp(TOUCH_DP) - 0.5 or widget.height < dp(TOUCH_DP) - 0.5:
                 small.append(f"{name}: {widget.width:.0f}x{widget.height:.0f}")
-    return {"targets": targets, "small": small, "stock": stock, "scheme": theme.scheme}
+            if getattr(widget, "is_shortened", False):  # drawn as "Any la…"
+                cut.append(f"{name}: {widget.text!r} in {widget.width:.0f}")
+    return {"targets": targets, "small": small, "stock": stock, "cut": cut, "scheme": theme.scheme}
 
 
 def _line_of(widget: Widget) -> Iterator[Widget]:

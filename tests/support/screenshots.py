@@ -242,6 +242,10 @@ def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
     for y in range(height):
         start = y * (stride + 1)  # each row: its filter type, then its bytes
         kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        if kind == 0:  # no filter (what Kivy's screenshots write): the bytes as they are
+            rows.append(bytes(line))
+            previous = line
+            continue
         for i in range(stride):
             left = line[i - step] if i >= step else 0
             up, corner = previous[i], previous[i - step] if i >= step else 0

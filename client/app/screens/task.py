@@ -18,21 +18,20 @@ from typing import Any
 from kivy.metrics import dp  # type: ignore[import-untyped]
 from kivy.properties import NumericProperty, StringProperty  # type: ignore[import-untyped]
 
-from client.app.viewmodels import COLUMN_TITLES, CommentItem, TaskViewModel
-from client.app.viewmodels.pickers import PRIORITY_NAMES
+from client.app.viewmodels import CommentItem, TaskViewModel
 
 from ..ui_thread import ui_callback
 from .base import AppScreen, load_kv
 from .common import Row, set_text
+from .pickers import ChoiceSheet, DateSheet, Pick, Sheet
 
-STATUS_BY_TITLE = {title: status for status, title in COLUMN_TITLES.items()}
 INPUTS = {
     "title": "title_input",
     "notes": "notes_input",
-    "status": "status_spinner",
-    "priority": "priority_spinner",
-    "due": "due_input",
-    "assignee": "assignee_input",
+    "status": "status_picker",
+    "priority": "priority_picker",
+    "due": "due_picker",
+    "assignee": "assignee_picker",
 }
 """The form's widget for each field of the view model's form."""
 IN_GRID = ("status", "priority", "due", "assignee")
@@ -58,6 +57,8 @@ class TaskScreen(AppScreen):
         self._unsubscribe: Callable[[], None] | None = None
         self._rendering = False
         self._drawn: object = None
+        self.sheet: Sheet | None = None
+        """The picker open over the editor, if one is."""
 
     @property
     def dirty(self) -> bool:
@@ -77,11 +78,58 @@ class TaskScreen(AppScreen):
         """The user changed a field (a redraw setting it is no edit)."""
         if self._rendering or self.model is None:
             return
-        if field == "status":
-            text = STATUS_BY_TITLE.get(text, text)
-        elif field == "priority" and text in PRIORITY_NAMES:
-            text = str(PRIORITY_NAMES.index(text))  # shown by name, stored as its number
         self.model.edit(field, text)
+
+    # the pickers: each sets its field through the view model's form, as typing did
+
+    def pick_status(self) -> None:
+        model = self._model()
+        choices = [(c.value, c.name, c.selected) for c in model.status_choices]
+        self._open(ChoiceSheet("Column", choices, self._picked(model.pick_status)))
+
+    def pick_priority(self) -> None:
+        model = self._model()
+        choices = [(str(c.value), c.name, c.selected) for c in model.priority_choices]
+        self._open(
+            ChoiceSheet("Priority", choices, self._picked(lambda v: model.pick_priority(int(v))))
+        )
+
+    def pick_due(self) -> None:
+        model = self._model()
+        self._open(DateSheet(model.date_picker(), self._picked(model.pick_due)))
+
+    def pick_assignee(self) -> None:
+        model = self._model()
+        choices = [(c.username, c.label, c.selected) for c in model.assignee_choices]
+        self._open(ChoiceSheet("Assignee", choices, self._picked(model.pick_assignee)))
+
+    def _open(self, sheet: Sheet) -> None:
+        self.close_picker()
+        self.sheet = sheet
+        sheet.bind(on_dismiss=lambda *_: self._closed(sheet))
+        sheet.open()
+
+    def _closed(self, sheet: Sheet) -> None:
+        if self.sheet is sheet:
+            self.sheet = None
+
+    def _picked(self, pick: Pick) -> Pick:
+        def picked(value: str) -> None:
+            pick(value)
+            self.render()  # an edit of the form tells no one: draw it
+
+        return picked
+
+    def close_picker(self) -> bool:
+        """Close the picker open over the editor (nothing picked); False if none was."""
+        sheet, self.sheet = self.sheet, None
+        if sheet is None:
+            return False
+        sheet.dismiss(animation=False)
+        return True
+
+    def on_leave(self, *_args: object) -> None:
+        self.close_picker()
 
     def save(self) -> bool:
         model = self._model()
@@ -120,7 +168,8 @@ class TaskScreen(AppScreen):
 
     def on_shortcut(self, name: str) -> bool:
         if name == "back":
-            self.back()
+            if not self.close_picker():  # Escape closes the picker first
+                self.back()
         elif name == "save":
             self.save()
         else:
@@ -174,13 +223,14 @@ class TaskScreen(AppScreen):
         ids = self.ids
         self._rendering = True
         try:
+            shown = {
+                "status": model.status_name,
+                "priority": model.priority_name,
+                "due": model.due_text,
+                "assignee": model.assignee_text,
+            }
             for field, name in INPUTS.items():
-                text = model.form[field]
-                if field == "status":
-                    text = COLUMN_TITLES.get(text, text)
-                elif field == "priority":
-                    text = model.priority_name
-                set_text(ids[name], text)
+                set_text(ids[name], shown.get(field, model.form[field]))
                 ids[f"{field}_changed"].text = model.hint(field)
             self.hint_room = dp(18) if any(model.hint(f) for f in IN_GRID) else 0
         finally:

@@ -35,6 +35,21 @@ class PriorityChoice:
     selected: bool
 
 
+@dataclass(frozen=True)
+class StatusChoice:
+    value: str
+    """``todo``, ``doing``, ``done``: what the form's status holds."""
+    name: str
+    """The column's title: ``To do``."""
+    selected: bool
+
+
+def status_choices(current: str | None, titles: dict[str, str]) -> list[StatusChoice]:
+    """The board's columns by title (``titles``: status to title, in the board's order),
+    the current one selected."""
+    return [StatusChoice(value, name, value == current) for value, name in titles.items()]
+
+
 def priority_choices(current: int | None) -> list[PriorityChoice]:
     """None, Low, Medium, High, Urgent, with the current one selected."""
     return [
@@ -159,13 +174,24 @@ def assignee_choices(
     members: list[dict[str, Any]], current: str | None, you: str
 ) -> list[AssigneeChoice]:
     """Nobody first, then the board's members (the owner first); the current assignee, if
-    no longer a member, last, so the picker still shows who it is."""
+    no longer a member, last, so the picker still shows who it is. The owner of a board made
+    before this profile had an account is "(you)", no username a task can be assigned to
+    (saving would refuse it): not offered."""
     current = current or None
     choices = [AssigneeChoice("", "Nobody", current is None)]
     names = [m["username"] for m in members]
     for name in names:
+        if not _assignable(name):
+            continue
         label = f"{name} (you)" if name == you else name
         choices.append(AssigneeChoice(name, label, name == current))
     if current is not None and current not in names:
         choices.append(AssigneeChoice(current, f"{current} (not on the board)", True))
     return choices
+
+
+def _assignable(name: str) -> bool:
+    try:
+        return check.assignee(name) is not None
+    except check.Refused:
+        return False

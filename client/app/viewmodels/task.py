@@ -30,9 +30,11 @@ from .pickers import (
     AssigneeChoice,
     DatePicker,
     PriorityChoice,
+    StatusChoice,
     assignee_choices,
     priority_choices,
     priority_name,
+    status_choices,
 )
 from .undo import UndoOffer, offer_for, task_values, undo
 
@@ -99,7 +101,37 @@ class TaskViewModel(ViewModel):
     def deleted(self) -> bool:
         return bool(self.values and self.values["deleted"])
 
-    # pickers: what the form's fields are chosen from
+    # pickers: what the form's fields are chosen from, and how the chosen value reads
+
+    @property
+    def status_choices(self) -> list[StatusChoice]:
+        """The board's three columns by title, the form's one selected."""
+        return status_choices(self.form.get("status"), COLUMN_TITLES)
+
+    def pick_status(self, status: str) -> None:
+        """A column chosen by the user (``doing``): saving moves the task to its end."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        self.edit("status", status)
+
+    @property
+    def status_name(self) -> str:
+        """The form's column by its title (``Doing``)."""
+        status = self.form.get("status", "")
+        return COLUMN_TITLES.get(status, status)
+
+    @property
+    def due_text(self) -> str:
+        """The form's due date as the editor's field shows it: ``2025-03-14``, or
+        ``No due date``."""
+        return self.form.get("due", "") or "No due date"
+
+    @property
+    def assignee_text(self) -> str:
+        """The form's assignee as the editor's field shows it: ``Nobody``, ``bob``,
+        ``alice (you)``, ``carol (not on the board)``."""
+        chosen = [c.label for c in self.assignee_choices if c.selected]
+        return chosen[0] if chosen else self.form.get("assignee", "")
 
     @property
     def priority_name(self) -> str:

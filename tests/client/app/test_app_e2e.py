@@ -345,10 +345,13 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
     app.tap("card:Write the announcement")
     app.key("enter")
     app.wait_until("the task editor", lambda seen: seen["screen"] == "task")
-    app.type("due_input", "2020-01-02")
-    app.type("assignee_input", user)
+    app.tap("due_picker")  # a keyboard user types the date into the date picker
+    app.type("typed_date_input", "2020-01-02", enter=True)
+    app.wait_until("the date typed", lambda seen: seen["texts"]["due_picker"] == "2020-01-02")
+    app.tap("assignee_picker")  # the board's members: the user owns it
+    app.tap(f"option:{user} (you)")
     app.type("notes_input", "Two paragraphs, no more.")
-    app.tap("priority_spinner")
+    app.tap("priority_picker")
     app.tap("option:High")
     app.type("new_label_input", "launch", enter=True)
     app.type("comment_input", "Draft is in the shared folder", enter=True)
@@ -360,12 +363,12 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
             and "comment:Draft is in the shared folder" in seen["rows"]
         ),
     )
-    assert seen["texts"]["priority_spinner"] == "High"
-    assert seen["texts"]["due_input"] == "2020-01-02"
+    assert seen["texts"]["priority_picker"] == "High"
+    assert seen["texts"]["due_picker"] == "2020-01-02"
     assert seen["rows"]["comment:Draft is in the shared folder"][-1] == (
         "Draft is in the shared folder"
     )
-    editor = ("title_input", "notes_input", "status_spinner", "priority_spinner", "due_input")
+    editor = ("title_input", "notes_input", "status_picker", "priority_picker", "due_picker")
     assert_screenshot(
         app.screenshot("app-task-editor.png"),
         Expected(
@@ -375,15 +378,15 @@ def test_the_app_syncs_both_ways_keeps_offline_edits_and_sends_them_after_restar
                 "save_button": "Save",
                 "title_input": "Write the announcement",
                 "notes_input": "Two paragraphs, no more.",
-                "status_spinner": "Doing",
-                "priority_spinner": "High",
-                "due_input": "2020-01-02",
-                "assignee_input": user,
+                "status_picker": "Doing",
+                "priority_picker": "High",
+                "due_picker": "2020-01-02",
+                "assignee_picker": f"{user} (you)",
                 "label:launch": None,
                 "comment:Draft is in the shared folder": None,
                 "status_bar": None,
             },
-            apart=((*editor, "assignee_input", "label:launch", "status_bar"),),
+            apart=((*editor, "assignee_picker", "label:launch", "status_bar"),),
             margins=editor[:2],
         ),
         WINDOW,
@@ -713,10 +716,10 @@ def test_the_editor_saves_only_what_the_user_changed_and_shows_other_devices_edi
     app.wait_until("the board", lambda seen: titles(seen, "todo") == ["Draft"])
     app.tap("card:Draft", double=True)
     seen = app.wait_until("the task editor", lambda seen: seen["screen"] == "task")
-    assert (seen["texts"]["title_input"], seen["texts"]["due_input"]) == ("Draft", "2026-01-10")
+    assert (seen["texts"]["title_input"], seen["texts"]["due_picker"]) == ("Draft", "2026-01-10")
     notes = "Two paragraphs, no more."
     app.type("notes_input", notes)
-    app.tap("priority_spinner")
+    app.tap("priority_picker")
     app.tap("option:High")
 
     fields = {"title": "Final draft", "due": "2026-02-20", "priority": 1}
@@ -729,8 +732,8 @@ def test_the_editor_saves_only_what_the_user_changed_and_shows_other_devices_edi
         ),
     )  # (a hint's label takes its height a frame after its text)
     texts = seen["texts"]
-    assert (texts["due_input"], texts["notes_input"]) == ("2026-02-20", notes)
-    assert texts["priority_spinner"] == "High"  # what the user picked stays ...
+    assert (texts["due_picker"], texts["notes_input"]) == ("2026-02-20", notes)
+    assert texts["priority_picker"] == "High"  # what the user picked stays ...
     assert texts["priority_changed"] == "Changed on another device: Low"  # ... marked
     assert "title_changed" not in texts and "notes_changed" not in texts
     assert_screenshot(
@@ -740,12 +743,12 @@ def test_the_editor_saves_only_what_the_user_changed_and_shows_other_devices_edi
             {
                 "title_input": "Final draft",
                 "notes_input": notes,
-                "due_input": "2026-02-20",
-                "priority_spinner": "High",
+                "due_picker": "2026-02-20",
+                "priority_picker": "High",
                 "priority_changed": "Changed on another device: Low",
             },
             apart=(
-                ("title_input", "notes_input", "priority_spinner", "priority_changed", "due_input"),
+                ("title_input", "notes_input", "priority_picker", "priority_changed", "due_picker"),
             ),
             inside={"priority_changed": "task_screen"},
             margins=("title_input", "notes_input"),

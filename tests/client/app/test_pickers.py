@@ -179,3 +179,53 @@ def test_a_priority_changed_elsewhere_is_named_in_the_hint(device: Device, board
     device.set_task(task, priority=1)  # another device's edit, as a sync folds it in
     editor.refresh()
     assert editor.hint("priority") == "Changed on another device: Low"
+
+
+def test_the_pickers_of_column_and_the_fields_text_read_as_the_editor_shows_them(
+    device: Device, board: str
+) -> None:
+    task = device.add_task(board, "Ship")
+    editor = TaskViewModel(device, task)
+    assert (editor.status_name, editor.due_text, editor.assignee_text) == (
+        "To do",
+        "No due date",
+        "Nobody",
+    )
+    assert [(c.value, c.name, c.selected) for c in editor.status_choices] == [
+        ("todo", "To do", True),
+        ("doing", "Doing", False),
+        ("done", "Done", False),
+    ]
+    editor.pick_status("doing")
+    editor.pick_due("2025-03-20")
+    editor.pick_assignee("alice")
+    assert (editor.status_name, editor.due_text, editor.assignee_text) == (
+        "Doing",
+        "2025-03-20",
+        "alice (you)",
+    )
+    with pytest.raises(ValueError, match="status must be one of"):
+        editor.pick_status("later")
+    assert editor.save()
+    found = device.entity("task", task)
+    assert found is not None
+    assert (found["values"]["status"], found["values"]["due"], found["values"]["assignee"]) == (
+        "doing",
+        "2025-03-20",
+        "alice",
+    )
+
+
+def test_a_board_made_before_the_profile_had_an_account_offers_no_placeholder_owner(
+    tmp_path: Path,
+) -> None:
+    """Offline before any sign-in, the board's owner is "(you)": no username a task can be
+    assigned to (the save would refuse it), so the picker leaves it out."""
+    device = Device(tmp_path / "offline")
+    board = device.create_board("Launch")
+    device.share_board(board, "bob")
+    editor = TaskViewModel(device, device.add_task(board, "Ship"))
+    assert [(c.username, c.label) for c in editor.assignee_choices] == [
+        ("", "Nobody"),
+        ("bob", "bob"),
+    ]
