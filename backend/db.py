@@ -233,9 +233,9 @@ async def upsert(
     """``INSERT ... ON CONFLICT (keys) DO UPDATE`` the other columns (SQLite and PostgreSQL)."""
     if not rows:
         return
-    statement = _insert(conn, model).values(rows)
+    statement = _insert(conn, model)
     columns = {c: statement.excluded[c] for c in rows[0] if c not in keys}
-    await conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=columns))
+    await conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=columns), rows)
 
 
 async def add_counts(
@@ -244,10 +244,10 @@ async def add_counts(
     """``INSERT ... ON CONFLICT (keys) DO UPDATE SET column = column + excluded.column``:
     a counter that adds up across writes (SQLite and PostgreSQL). One row per key."""
     if rows:
-        statement = _insert(conn, model).values(rows)
+        statement = _insert(conn, model)
         total = getattr(model, column) + statement.excluded[column]
         await conn.execute(
-            statement.on_conflict_do_update(index_elements=keys, set_={column: total})
+            statement.on_conflict_do_update(index_elements=keys, set_={column: total}), rows
         )
 
 
@@ -263,8 +263,8 @@ async def insert_ignore(
     ``returning`` (a column), that column of the rows actually inserted."""
     if not rows:
         return []
-    statement = _insert(conn, model).values(rows).on_conflict_do_nothing(index_elements=keys)
+    statement = _insert(conn, model).on_conflict_do_nothing(index_elements=keys)
     if returning is None:
-        await conn.execute(statement)
+        await conn.execute(statement, rows)
         return []
-    return list((await conn.execute(statement.returning(returning))).scalars())
+    return list((await conn.execute(statement.returning(returning), rows)).scalars())

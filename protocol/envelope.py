@@ -29,6 +29,7 @@ __all__ = [
     "Writer",
     "canonical_bytes",
     "decode_event",
+    "decode_stored_event",
     "encode_event",
     "event_hash",
     "read_event_id",
@@ -132,6 +133,63 @@ def decode_event(data: bytes, writer: Writer = Writer.BACKEND) -> Event:
     except msgspec.DecodeError as exc:
         raise EventRejected(Reason.INVALID, f"not JSON: {exc}") from exc
     return validate_event(raw, writer)
+
+
+class _Stored(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An event as the backend stores it: the envelope's checks, the payload still bytes."""
+
+    id: _Id
+    type: str
+    schema: int
+    board: _Id
+    entity: _Id
+    hlc: _Hlc
+    device: _DeviceId
+    payload: msgspec.Raw
+    actor: str | None = None
+    seq: int | None = None
+    received_at: int | None = None
+
+
+_stored_decoder = msgspec.json.Decoder(_Stored)
+_payload_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
+"""By payload struct: its decoder from bytes, constraints checked (made on first use)."""
+
+
+def decode_stored_event(data: bytes) -> Event:
+    """``decode_event(data, Writer.BACKEND)``, faster for what the backend itself stored.
+
+    An event at its type's current schema is decoded straight into its typed structs, in
+    one pass of msgspec's (the envelope's and the payload's constraints are checked there,
+    no dict is built on the way). Anything else (an older schema to upcast, an unknown
+    type, bytes that are no event) goes through ``decode_event``: the same event, or the
+    same error, either way."""
+    try:
+        stored = _stored_decoder.decode(data)
+        spec = CATALOG.get(stored.type)
+        if spec is None or stored.schema != spec.current_schema:
+            return decode_event(data, Writer.BACKEND)
+        if spec.entity == "board" and stored.entity != stored.board:
+            return decode_event(data, Writer.BACKEND)
+        decoder = _payload_decoders.get(spec.payload)
+        if decoder is None:
+            decoder = _payload_decoders[spec.payload] = msgspec.json.Decoder(spec.payload)
+        payload: Payload = decoder.decode(stored.payload)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return decode_event(data, Writer.BACKEND)
+    return Event(
+        id=stored.id,
+        type=stored.type,
+        schema=stored.schema,
+        board=stored.board,
+        entity=stored.entity,
+        hlc=stored.hlc,
+        device=stored.device,
+        payload=payload,
+        actor=stored.actor,
+        seq=stored.seq,
+        received_at=stored.received_at,
+    )
 
 
 def encode_event(event: Event) -> bytes:
