@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import msgspec
+from msgspec import UNSET
 
 from protocol import patterns
 from protocol.catalog import BACKEND_ONLY_PAYLOAD_KEYS, CATALOG, UUID_PATTERN, Payload, TaskUpdated
@@ -30,6 +31,7 @@ __all__ = [
     "canonical_bytes",
     "decode_event",
     "decode_stored_event",
+    "decode_typed",
     "encode_event",
     "event_hash",
     "read_event_id",
@@ -164,19 +166,31 @@ def decode_stored_event(data: bytes) -> Event:
     no dict is built on the way). Anything else (an older schema to upcast, an unknown
     type, bytes that are no event) goes through ``decode_event``: the same event, or the
     same error, either way."""
+    event = decode_typed(data, Writer.BACKEND)
+    return event if event is not None else decode_event(data, Writer.BACKEND)
+
+
+def decode_typed(data: bytes, writer: Writer) -> Event | None:
+    """The event in ``data`` read straight into its typed structs, as ``validate_event``
+    would make it for ``writer``; None whenever that function might say anything else
+    (an error, an older schema to upcast, a key only the backend writes from a device):
+    the caller then takes the full path, which names what is wrong."""
     try:
         stored = _stored_decoder.decode(data)
         spec = CATALOG.get(stored.type)
         if spec is None or stored.schema != spec.current_schema:
-            return decode_event(data, Writer.BACKEND)
+            return None
         if spec.entity == "board" and stored.entity != stored.board:
-            return decode_event(data, Writer.BACKEND)
+            return None
         decoder = _payload_decoders.get(spec.payload)
         if decoder is None:
             decoder = _payload_decoders[spec.payload] = msgspec.json.Decoder(spec.payload)
         payload: Payload = decoder.decode(stored.payload)
     except (msgspec.DecodeError, UnicodeDecodeError):
-        return decode_event(data, Writer.BACKEND)
+        return None
+    if writer is Writer.DEVICE and not _a_devices(stored, spec.backend_only, payload):
+        return None
+    backend = writer is Writer.BACKEND
     return Event(
         id=stored.id,
         type=stored.type,
@@ -186,10 +200,22 @@ def decode_stored_event(data: bytes) -> Event:
         hlc=stored.hlc,
         device=stored.device,
         payload=payload,
-        actor=stored.actor,
-        seq=stored.seq,
-        received_at=stored.received_at,
+        actor=stored.actor if backend else None,
+        seq=stored.seq if backend else None,
+        received_at=stored.received_at if backend else None,
     )
+
+
+def _a_devices(stored: _Stored, backend_only: bool, payload: Payload) -> bool:
+    """What a device may write (``_check_ids``, ``_refuse_backend_keys``), on typed structs:
+    a key the backend writes decodes to something other than UNSET."""
+    if backend_only or uuid_version(stored.id) not in DEVICE_ID_VERSIONS:
+        return False
+    if not DEVICE_ID_RE.fullmatch(stored.hlc.rsplit(":", 1)[-1]):
+        return False  # the node of a compensation (``~saga``)
+    if any(getattr(payload, key, UNSET) is not UNSET for key in BACKEND_ONLY_PAYLOAD_KEYS):
+        return False
+    return not (isinstance(payload, TaskUpdated) and payload.fields.deleted is not UNSET)
 
 
 def encode_event(event: Event) -> bytes:

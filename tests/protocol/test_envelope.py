@@ -15,6 +15,7 @@ from protocol import (
     canonical_bytes,
     decode_event,
     decode_stored_event,
+    decode_typed,
     derived_id,
     encode_event,
     event_hash,
@@ -324,6 +325,42 @@ class TestStoredEvents:
     def test_bytes_that_are_no_event_are_refused(self) -> None:
         with pytest.raises(EventRejected, match="not JSON"):
             decode_stored_event(b'{"id": ')
+
+
+class TestTypedReading:
+    """``decode_typed`` for a device (the push's fast path): the event ``validate_event``
+    makes, or None wherever that would refuse it, so the full path can say why."""
+
+    @pytest.mark.parametrize("event", VALID_EVENTS, ids=lambda e: e["type"])
+    def test_every_client_type_reads_the_same(self, event: dict[str, Any]) -> None:
+        stamped = {**event, "actor": "mallory", "seq": 99, "received_at": 5}
+        typed = decode_typed(msgspec.json.encode(stamped), Writer.DEVICE)
+        assert typed == validate_event(stamped, Writer.DEVICE)
+        assert typed is not None and (typed.actor, typed.seq, typed.received_at) == (None,) * 3
+
+    def test_a_backend_only_type_or_key_is_left_to_the_full_path(self) -> None:
+        cause = event_id()
+        for event in (
+            raw("WipLimitExceeded", {"assignee": "alice", "limit": 3, "cause": cause}),
+            raw("TaskUpdated", {"fields": {"status": "todo"}, "compensates": cause}),
+            raw("TaskUpdated", {"fields": {"status": "todo"}, "reason": "x"}),
+            raw("TaskUpdated", {"fields": {"deleted": True}}),
+            raw("TaskDeleted", id=derived_id("test", "x")),
+            raw("TaskDeleted", at=hlc(0, node="d-a~saga")),
+        ):
+            assert rejected(event).reason in (Reason.FORBIDDEN, Reason.INVALID)
+            assert decode_typed(msgspec.json.encode(event), Writer.DEVICE) is None
+
+    @pytest.mark.parametrize(
+        "event",
+        [{**raw("TaskDeleted"), **change} for change, _ in ENVELOPE_FAULTS]
+        + [raw(type_, payload) for type_, payload, _ in PAYLOAD_FAULTS]
+        + [raw("TaskArchived"), raw("TaskDeleted", schema=2)],
+        ids=lambda e: str(e)[:60],
+    )
+    def test_what_validation_refuses_is_left_to_the_full_path(self, event: dict[str, Any]) -> None:
+        rejected(event)
+        assert decode_typed(msgspec.json.encode(event), Writer.DEVICE) is None
 
 
 class TestCanonicalForm:
