@@ -24,6 +24,8 @@ from outpost.bench.sse import LiveConnection
 
 OPEN_AT_ONCE = 100
 ROUND_TIMEOUT_S = 30.0
+SETUP_LIMIT = 64 * 1024 * 1024
+"""The longest line read: the setup names every connection's token and cursor."""
 
 
 class _Setup(msgspec.Struct):
@@ -51,7 +53,7 @@ async def _line(reader: asyncio.StreamReader) -> str:
 
 async def main() -> None:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=SETUP_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     setup = msgspec.json.decode(await reader.readline(), type=_Setup)
     connections = [
