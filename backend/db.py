@@ -314,7 +314,8 @@ async def upsert(
     if not rows:
         return
     statement = _insert(conn, model)
-    columns = {c: statement.excluded[c] for c in rows[0] if c not in keys}
+    excluded = statement.excluded  # a new alias at every access: read it once
+    columns = {c: excluded[c] for c in rows[0] if c not in keys}
     await conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=columns), rows)
 
 

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import msgspec
+from msgspec import UNSET
 
 from protocol import patterns
 from protocol.catalog import BACKEND_ONLY_PAYLOAD_KEYS, CATALOG, UUID_PATTERN, Payload, TaskUpdated
@@ -29,6 +30,8 @@ __all__ = [
     "Writer",
     "canonical_bytes",
     "decode_event",
+    "decode_stored_event",
+    "decode_typed",
     "encode_event",
     "event_hash",
     "read_event_id",
@@ -132,6 +135,87 @@ def decode_event(data: bytes, writer: Writer = Writer.BACKEND) -> Event:
     except msgspec.DecodeError as exc:
         raise EventRejected(Reason.INVALID, f"not JSON: {exc}") from exc
     return validate_event(raw, writer)
+
+
+class _Stored(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An event as the backend stores it: the envelope's checks, the payload still bytes."""
+
+    id: _Id
+    type: str
+    schema: int
+    board: _Id
+    entity: _Id
+    hlc: _Hlc
+    device: _DeviceId
+    payload: msgspec.Raw
+    actor: str | None = None
+    seq: int | None = None
+    received_at: int | None = None
+
+
+_stored_decoder = msgspec.json.Decoder(_Stored)
+_payload_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
+"""By payload struct: its decoder from bytes, constraints checked (made on first use)."""
+
+
+def decode_stored_event(data: bytes) -> Event:
+    """``decode_event(data, Writer.BACKEND)``, faster for what the backend itself stored.
+
+    An event at its type's current schema is decoded straight into its typed structs, in
+    one pass of msgspec's (the envelope's and the payload's constraints are checked there,
+    no dict is built on the way). Anything else (an older schema to upcast, an unknown
+    type, bytes that are no event) goes through ``decode_event``: the same event, or the
+    same error, either way."""
+    event = decode_typed(data, Writer.BACKEND)
+    return event if event is not None else decode_event(data, Writer.BACKEND)
+
+
+def decode_typed(data: bytes, writer: Writer) -> Event | None:
+    """The event in ``data`` read straight into its typed structs, as ``validate_event``
+    would make it for ``writer``; None whenever that function might say anything else
+    (an error, an older schema to upcast, a key only the backend writes from a device):
+    the caller then takes the full path, which names what is wrong."""
+    try:
+        stored = _stored_decoder.decode(data)
+        spec = CATALOG.get(stored.type)
+        if spec is None or stored.schema != spec.current_schema:
+            return None
+        if spec.entity == "board" and stored.entity != stored.board:
+            return None
+        decoder = _payload_decoders.get(spec.payload)
+        if decoder is None:
+            decoder = _payload_decoders[spec.payload] = msgspec.json.Decoder(spec.payload)
+        payload: Payload = decoder.decode(stored.payload)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if writer is Writer.DEVICE and not _a_devices(stored, spec.backend_only, payload):
+        return None
+    backend = writer is Writer.BACKEND
+    return Event(
+        id=stored.id,
+        type=stored.type,
+        schema=stored.schema,
+        board=stored.board,
+        entity=stored.entity,
+        hlc=stored.hlc,
+        device=stored.device,
+        payload=payload,
+        actor=stored.actor if backend else None,
+        seq=stored.seq if backend else None,
+        received_at=stored.received_at if backend else None,
+    )
+
+
+def _a_devices(stored: _Stored, backend_only: bool, payload: Payload) -> bool:
+    """What a device may write (``_check_ids``, ``_refuse_backend_keys``), on typed structs:
+    a key the backend writes decodes to something other than UNSET."""
+    if backend_only or uuid_version(stored.id) not in DEVICE_ID_VERSIONS:
+        return False
+    if not DEVICE_ID_RE.fullmatch(stored.hlc.rsplit(":", 1)[-1]):
+        return False  # the node of a compensation (``~saga``)
+    if any(getattr(payload, key, UNSET) is not UNSET for key in BACKEND_ONLY_PAYLOAD_KEYS):
+        return False
+    return not (isinstance(payload, TaskUpdated) and payload.fields.deleted is not UNSET)
 
 
 def encode_event(event: Event) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -79,8 +80,8 @@ class Metrics:
         self.password_hashes_peak.set(hashing.peak)
 
     def observe_push(self, results: Iterable[PushResult], seconds: float) -> None:
-        for result in results:
-            self.push_events.labels(result.reason or result.status).inc()
+        for label, count in collections.Counter(r.reason or r.status for r in results).items():
+            self.push_events.labels(label).inc(count)
         self.push_seconds.observe(seconds)
 
     def observe_pull(self, changes: int, seconds: float) -> None:

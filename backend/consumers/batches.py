@@ -26,7 +26,7 @@ from backend.faults.events import (
     FaultEvent,
 )
 from backend.nats.streams import RESUBMIT_STREAM
-from protocol import Event, EventRejected, UnreadableEvent, Writer, decode_event
+from protocol import Event, EventRejected, UnreadableEvent, decode_stored_event
 
 __all__ = ["Applied", "apply", "event_seq", "fault_for"]
 
@@ -101,7 +101,7 @@ def _decode(messages: list[Msg]) -> tuple[list[Event], dict[int, str]]:
     for message in messages:
         seq = event_seq(message)
         try:
-            event = decode_event(message.data, Writer.BACKEND)
+            event = decode_stored_event(message.data)
         except (EventRejected, UnreadableEvent) as exc:
             poison[seq] = f"undecodable event: {exc}"
             continue

@@ -14,7 +14,9 @@ asserted: ``--quick`` runs small sizes so CI can check that the code still runs.
     ingest.py        2. a device's push until another device's pull shows it
     propagation.py   3. A's action until B's view shows it, live, at 20 per second
     bootstrap.py     4. a new device pulls N tasks: seconds and peak memory
-    fanout.py        5. a push until the last of many live connections is poked
+    fanout.py        5. a push until the last of many live connections (1,000, then
+                     3,000) has its page of changes; read in client processes of
+                     their own (fanout_child.py), so the bench is not what is measured
     drain.py         6. a backlog of pending events until accepted and reflected
     guessers.py      7. another user's pulls while 40 addresses guess one password
     board_scroll.py  8. the app on Xvfb scrolls and filters a board of 1,000 cards: frame

@@ -18,6 +18,8 @@ class Plan:
     bootstrap_tasks: int
     fanout_connections: int
     fanout_users: int
+    fanout_more_connections: int
+    """The second, bigger fan-out (measured, no target): more users, 20 connections each."""
     fanout_rounds: int
     drain_events: int
     guess_pulls: int
@@ -38,6 +40,7 @@ FULL = Plan(
     bootstrap_tasks=100_000,
     fanout_connections=1000,
     fanout_users=50,  # 20 live connections each: the default cap
+    fanout_more_connections=3000,
     fanout_rounds=30,
     drain_events=5000,
     guess_pulls=400,
@@ -52,6 +55,7 @@ QUICK = Plan(
     bootstrap_tasks=3000,
     fanout_connections=100,
     fanout_users=5,
+    fanout_more_connections=0,
     fanout_rounds=5,
     drain_events=1000,
     guess_pulls=50,

@@ -14,6 +14,8 @@ from protocol import (
     Writer,
     canonical_bytes,
     decode_event,
+    decode_stored_event,
+    decode_typed,
     derived_id,
     encode_event,
     event_hash,
@@ -269,6 +271,98 @@ def test_decode_event_reads_stream_bytes_and_refuses_non_json() -> None:
         decode_event(b'{"id": ')
 
 
+class TestStoredEvents:
+    """``decode_stored_event``, the consumers' fast reading of the stream, must read
+    exactly what ``decode_event`` reads and refuse exactly what it refuses."""
+
+    @pytest.mark.parametrize("event", VALID_EVENTS, ids=lambda e: e["type"])
+    def test_every_type_reads_the_same(self, event: dict[str, Any]) -> None:
+        data = msgspec.json.encode({**event, "actor": "alice", "seq": 7, "received_at": 9})
+        stored = decode_stored_event(data)
+        assert stored == decode_event(data, Writer.BACKEND)
+        assert (stored.actor, stored.seq, stored.received_at) == ("alice", 7, 9)
+
+    def test_the_backends_own_events_read_the_same(self) -> None:
+        cause = event_id()
+        saga = raw("WipLimitExceeded", {"assignee": "alice", "limit": 3, "cause": cause})
+        compensation = raw(
+            "TaskUpdated",
+            {"fields": {"status": "todo", "deleted": False}, "compensates": cause, "reason": "x"},
+        )
+        for event in (saga, compensation):
+            data = msgspec.json.encode(
+                {**event, "id": derived_id("test", event["id"]), "hlc": hlc(0, node="d-a~saga")}
+            )
+            assert decode_stored_event(data) == decode_event(data, Writer.BACKEND)
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            change
+            for change, detail in ENVELOPE_FAULTS
+            if not any(rule in detail for rule in ("devices", "reserved", "not a device id"))
+        ]  # the rest are a device's limits, not the backend's
+        + [{"payload": {"title": ""}}, {"type": "TaskArchived"}, {"schema": 2}],
+        ids=lambda x: str(x)[:40],
+    )
+    def test_what_decode_event_refuses_it_refuses_alike(self, change: dict[str, Any]) -> None:
+        event = {**raw("TaskDeleted"), **change}
+        if "payload" in change:
+            event["type"] = "TaskCreated"
+        data = msgspec.json.encode(event)
+        with pytest.raises(EventRejected) as expected:
+            decode_event(data, Writer.BACKEND)
+        with pytest.raises(EventRejected) as got:
+            decode_stored_event(data)
+        refused, want = got.value, expected.value
+        assert (refused.reason, refused.detail) == (want.reason, want.detail)
+
+    def test_a_board_event_naming_another_entity_is_refused(self) -> None:
+        data = msgspec.json.encode(raw("BoardUpdated", {"fields": {"name": "x"}}, entity=TASK))
+        with pytest.raises(EventRejected, match="names its board as its entity"):
+            decode_stored_event(data)
+
+    def test_bytes_that_are_no_event_are_refused(self) -> None:
+        with pytest.raises(EventRejected, match="not JSON"):
+            decode_stored_event(b'{"id": ')
+
+
+class TestTypedReading:
+    """``decode_typed`` for a device (the push's fast path): the event ``validate_event``
+    makes, or None wherever that would refuse it, so the full path can say why."""
+
+    @pytest.mark.parametrize("event", VALID_EVENTS, ids=lambda e: e["type"])
+    def test_every_client_type_reads_the_same(self, event: dict[str, Any]) -> None:
+        stamped = {**event, "actor": "mallory", "seq": 99, "received_at": 5}
+        typed = decode_typed(msgspec.json.encode(stamped), Writer.DEVICE)
+        assert typed == validate_event(stamped, Writer.DEVICE)
+        assert typed is not None and (typed.actor, typed.seq, typed.received_at) == (None,) * 3
+
+    def test_a_backend_only_type_or_key_is_left_to_the_full_path(self) -> None:
+        cause = event_id()
+        for event in (
+            raw("WipLimitExceeded", {"assignee": "alice", "limit": 3, "cause": cause}),
+            raw("TaskUpdated", {"fields": {"status": "todo"}, "compensates": cause}),
+            raw("TaskUpdated", {"fields": {"status": "todo"}, "reason": "x"}),
+            raw("TaskUpdated", {"fields": {"deleted": True}}),
+            raw("TaskDeleted", id=derived_id("test", "x")),
+            raw("TaskDeleted", at=hlc(0, node="d-a~saga")),
+        ):
+            assert rejected(event).reason in (Reason.FORBIDDEN, Reason.INVALID)
+            assert decode_typed(msgspec.json.encode(event), Writer.DEVICE) is None
+
+    @pytest.mark.parametrize(
+        "event",
+        [{**raw("TaskDeleted"), **change} for change, _ in ENVELOPE_FAULTS]
+        + [raw(type_, payload) for type_, payload, _ in PAYLOAD_FAULTS]
+        + [raw("TaskArchived"), raw("TaskDeleted", schema=2)],
+        ids=lambda e: str(e)[:60],
+    )
+    def test_what_validation_refuses_is_left_to_the_full_path(self, event: dict[str, Any]) -> None:
+        rejected(event)
+        assert decode_typed(msgspec.json.encode(event), Writer.DEVICE) is None
+
+
 class TestCanonicalForm:
     def test_a_byte_for_byte_resend_hashes_the_same(self) -> None:
         event = raw("TaskCreated", {"title": "t", "position": "a0"})
@@ -337,5 +431,9 @@ def test_an_older_schema_version_is_upcast_by_the_reader(monkeypatch: pytest.Mon
         raw("MemberAdded", {"username": "bob", "role": "x"}, schema=2), Writer.DEVICE
     )
     assert new.payload == MemberAddedV2(username="bob", role="x")
+    stored = raw("MemberAdded", {"username": "bob"}, actor="alice")
+    assert decode_stored_event(msgspec.json.encode(stored)).payload == MemberAddedV2(
+        username="bob", role="member"
+    )
     error = rejected(raw("MemberAdded", {"username": "bob"}, schema=3))
     assert (error.reason, "supported: 1, 2" in error.detail) == (Reason.UNSUPPORTED_SCHEMA, True)

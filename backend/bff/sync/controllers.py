@@ -152,6 +152,7 @@ class SyncController(Controller):
                 cursor=since,
                 limit=settings.live_page_limit,
                 max_bytes=settings.live_page_max_bytes,
+                render=hub.render,
             )
         stream = hub.stream(principal.username, settings.live_keepalive_s, stopping, feed)
         return ServerSentEvent(stream)

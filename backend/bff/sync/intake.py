@@ -32,12 +32,21 @@ from protocol import (
     EventRejected,
     Reason,
     UnreadableEvent,
+    Writer,
+    decode_typed,
     parse_hlc,
     read_event_id,
+    validate_event,
 )
 from protocol.catalog import CommentAdded, MemberAdded, MemberRemoved
 
-__all__ = ["MAX_JSON_DEPTH", "check_usable", "decode_push_body", "read_event"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "check_usable",
+    "decode_push_body",
+    "read_device_event",
+    "read_event",
+]
 
 MAX_JSON_DEPTH = 64
 """The deepest nesting a request body may have (SPEC section 6): the body's object is 1."""
@@ -87,6 +96,18 @@ def decode_push_body(body: bytes) -> PushRequest:
     if problem is not None:
         raise UnprocessableBatch(f"malformed batch: {problem}")
     return request
+
+
+def read_device_event(raw: msgspec.Raw) -> Event:
+    """One event of a device's batch, validated (``validate_event(read_event(raw),
+    Writer.DEVICE)``). An event that is fine, as nearly all are, is read straight into
+    its typed structs (``decode_typed``); anything else takes the full path, which says
+    what is wrong with it."""
+    if not _may_be_too_deep(raw):
+        event = decode_typed(bytes(raw), Writer.DEVICE)
+        if event is not None:
+            return event
+    return validate_event(read_event(raw), Writer.DEVICE)
 
 
 def read_event(raw: msgspec.Raw) -> Any:

@@ -39,6 +39,27 @@ _USERS_PER_ANNOUNCEMENT = 200
 """Users per ``outpost.live`` message: far below NATS's 1 MB payload limit."""
 
 
+@dataclass
+class PreparedMessage(ServerSentEventMessage):
+    """A message encoded once and sent as those bytes on every connection it goes to."""
+
+    prepared: bytes = b""
+
+    def encode(self) -> bytes:
+        return self.prepared
+
+
+Rendered = tuple[int, ServerSentEventMessage]
+"""An ``event: changes`` message, and the size of its page's JSON (``max_bytes`` bounds)."""
+
+
+def render_page(page: Page) -> Rendered:
+    """``event: changes`` with ``page`` as its data, encoded for the wire."""
+    body = page_body(page, system_ms())
+    message = ServerSentEventMessage(event="changes", data=body.decode())
+    return len(body), PreparedMessage(prepared=message.encode())
+
+
 class ChangeNotice(msgspec.Struct):
     component: str
     boards: list[str]
@@ -117,6 +138,8 @@ class ChangeFeed:
     cursor: str
     limit: int
     max_bytes: int
+    render: Callable[[Page], Rendered] = render_page
+    """The page as a message: the hub's ``render`` encodes a page shared by connections once."""
     pages_per_turn: int = 3
     fell_back: bool = False
 
@@ -131,13 +154,13 @@ class ChangeFeed:
                 break
             if not page.changes and not page.has_more:
                 return  # the notice was about rows this user's cursor already passed
-            body = page_body(page, system_ms())
-            if len(body) > self.max_bytes:
+            size, message = self.render(page)
+            if size > self.max_bytes:
                 break
             self.cursor = page.cursor
             if hops.enabled():
                 hops.mark("bff.poke", [page.watermark])
-            yield ServerSentEventMessage(event="changes", data=body.decode())
+            yield message
             if not page.has_more:
                 return
         self.fell_back = True
@@ -183,6 +206,9 @@ class ChangeHub:
         self._pages: dict[tuple[str, str, int], asyncio.Future[Page]] = {}
         """Pages read since the last change notice, by (user, cursor, limit): a user's
         connections at the same cursor (several devices, all caught up) share one read."""
+        self._rendered: dict[int, tuple[Page, Rendered]] = {}
+        """Those pages encoded as messages (by the page's identity): a page shared by a
+        thousand connections is encoded once, not a thousand times."""
 
     @property
     def connections(self) -> int:
@@ -215,6 +241,7 @@ class ChangeHub:
         if hops.enabled():
             hops.mark("bff.notice", [notice.watermark])
         self._pages.clear()  # a commit since: pages read before it may lack its rows
+        self._rendered.clear()
         for listener in self._listeners:
             listener.offer(notice)
 
@@ -294,6 +321,16 @@ class ChangeHub:
             return await asyncio.shield(page)
 
         return shared
+
+    def render(self, page: Page) -> Rendered:
+        """``render_page``, once for each page shared by connections (``page_reader``)
+        until the next change notice; its ``server_time`` is when it was first rendered."""
+        cached = self._rendered.get(id(page))
+        if cached is not None and cached[0] is page:
+            return cached[1]
+        rendered = render_page(page)
+        self._rendered[id(page)] = (page, rendered)
+        return rendered
 
     def _forget_failed(self, key: tuple[str, str, int], page: asyncio.Future[Page]) -> None:
         if (page.cancelled() or page.exception() is not None) and self._pages.get(key) is page:

@@ -41,7 +41,7 @@ from backend.bff.models import (
     User,
 )
 from backend.bff.sync.authority import Authority, Binding
-from backend.bff.sync.intake import check_usable, read_event
+from backend.bff.sync.intake import check_usable, read_device_event
 from backend.bff.sync.schemas import PushRequest, PushResult
 from backend.db import Database, upsert
 from backend.errors import BackendError, StreamUnavailable, UnprocessableBatch
@@ -108,7 +108,7 @@ class PushService:
         events: dict[int, _Candidate] = {}
         for index, raw in enumerate(request.events):
             try:
-                event = validate_event(read_event(raw), Writer.DEVICE)
+                event = read_device_event(raw)
                 check_usable(event)
             except EventRejected as rejected:
                 event_id = rejected.event_id or ""
