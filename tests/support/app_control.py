@@ -308,7 +308,7 @@ class _Driver:
         columns: dict[str, Any] = {}
         for widget in self._visible():
             if getattr(widget, "locator", "").startswith("column:"):
-                cards = reversed(widget.ids["cards"].children)  # children are last-added first
+                cards = widget.card_views()  # in sight, top to bottom: the column recycles
                 columns[widget.status] = {
                     "title": widget.ids["column_title"].text,
                     "empty": widget.ids["empty"].text,
