@@ -449,11 +449,16 @@ class BoardScreen(AppScreen):
         ids = self.ids
         label = ids.label_filter.text
         assignee = ids.assignee_filter.text
-        self._model().set_filter(
+        model = self._model()
+        before = model.filter
+        model.set_filter(
             label=None if label == ANY_LABEL else label,
             assignee=None if assignee == ANYONE else assignee.removeprefix("@"),
             text=ids.filter_input.text,
         )
+        if model.filter != before:  # another filter: its first cards, from the top
+            for column in self._all_columns:
+                column.ids.scroll.scroll_y = 1
 
     def clear_filter(self) -> None:
         ids = self.ids
