@@ -2,6 +2,7 @@
 --data-dir PROFILE --out FILE --frames N --filters N`` runs the shipped ``OutpostApp`` on the
 profile (its last board opens), then, a frame at a time:
 
+0. draws ``IDLE_FRAMES`` frames with nothing new (what drawing the window costs);
 1. scrolls the longest column (To do) from top to bottom and back in ``--frames`` steps
    (the board recycles its cards' widgets: only those in sight exist);
 2. types ``--filters`` searches into the board's filter (one that keeps about a tenth of
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 SETTLE_FRAMES = 10
+IDLE_FRAMES = 30
+"""Frames drawn with nothing new: what a frame of the window costs without scrolling."""
 PLAIN_SCROLLVIEW_FRAMES = 30
 """The ScrollView of Labels draws every label each frame: slow, so fewer frames of it."""
 Step = Iterator[None]
@@ -104,7 +107,9 @@ def _script(app: Any, frames: int, filters: int, began: float, out: Path) -> Ste
     column = screen.ids.column_todo
     titles = [item["title"] for item in column.ids.scroll.data]
 
-    # 1. the app: scrolling its column, then filtering the board
+    # 1. the app: a frame with nothing new (what drawing the window costs), scrolling its
+    # column, then filtering the board
+    idle = yield from _idle(IDLE_FRAMES, frames_shown)
     scroll = yield from _scroll(column.ids.scroll, frames, frames_shown)
     widgets = max(len(c.card_views()) for c in screen._all_columns)
     filtered: list[float] = []
@@ -131,6 +136,8 @@ def _script(app: Any, frames: int, filters: int, began: float, out: Path) -> Ste
         Window.add_widget(view)
         for _ in range(SETTLE_FRAMES):
             yield
+        if kind == "recycle":
+            plain["idle"] = yield from _idle(IDLE_FRAMES, frames_shown)
         plain[kind] = yield from _scroll(view, steps, frames_shown)
         keep = [t for t in titles if t.startswith("Task 1")]
         swapped: list[float] = []
@@ -146,6 +153,8 @@ def _script(app: Any, frames: int, filters: int, began: float, out: Path) -> Ste
         "open_s": opened,
         "cards": cards,
         "card_widgets": widgets,
+        "idle": idle,
+        "idle_plain": plain["idle"],
         "scroll": scroll,
         "scroll_plain": plain["recycle"],
         "scroll_scrollview": plain["scrollview"],
@@ -212,6 +221,18 @@ def _scroll(view: Any, frames: int, frames_shown: _Frames) -> Iterator[None]:
         Window.canvas.ask_update()  # a frame each step, even where the view is at its end
         down = step < half
         view.scroll_y = 1 - step / half if down else (step - half) / max(1, frames - half)
+        yield
+    yield
+    return frames_shown.costs(start)
+
+
+def _idle(frames: int, frames_shown: _Frames) -> Iterator[None]:
+    """Frames drawn with nothing changed: their costs (ms)."""
+    from kivy.core.window import Window
+
+    start = len(frames_shown.times)
+    for _ in range(frames):
+        Window.canvas.ask_update()
         yield
     yield
     return frames_shown.costs(start)
