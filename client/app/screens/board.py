@@ -168,14 +168,19 @@ def _text_metrics() -> tuple[float, float, float]:
 def estimate_height(item: dict[str, Any], width: float) -> float:
     """A card's height before it was ever shown at this width (``CardView.fit`` measures it
     when it comes into sight): its title's lines from its length, a meta line, the chips."""
+    return _estimate(len(item["title"]), item["meta"], bool(item["labels"]), width)
+
+
+@functools.lru_cache(maxsize=4096)
+def _estimate(title_length: int, meta: str, labels: bool, width: float) -> float:
     char, title_line, meta_line = _text_metrics()
     inner = max(dp(48), width - 2 * dp(12))
-    lines = max(1, math.ceil(len(item["title"]) * char / inner))
+    lines = max(1, math.ceil(title_length * char / inner))
     height = 2 * dp(8) + 2 * dp(4) + lines * title_line
-    meta = _MARKUP.sub("", item["meta"])
+    meta = _MARKUP.sub("", meta)
     if meta:
         height += max(1, math.ceil(len(meta) * char * 13 / 15 / inner)) * meta_line
-    if item["labels"]:
+    if labels:
         height += dp(24) + dp(4)  # a row of chips, and the stack's spacing below it
     return float(height)
 
@@ -459,6 +464,7 @@ class BoardScreen(AppScreen):
         if model.filter != before:  # another filter: its first cards, from the top
             for column in self._all_columns:
                 column.ids.scroll.scroll_y = 1
+            self.render()  # in this frame, not after the model's news reaches the UI thread
 
     def clear_filter(self) -> None:
         ids = self.ids
