@@ -20,7 +20,8 @@ asserted: ``--quick`` runs small sizes so CI can check that the code still runs.
     drain.py         6. a backlog of pending events until accepted and reflected
     guessers.py      7. another user's pulls while 40 addresses guess one password
     board_scroll.py  8. the app on Xvfb scrolls and filters a board of 1,000 cards: frame
-                     time, vs plain Kivy Labels (the app in board_scroll_child.py)
+                     time, vs a plain Kivy RecycleView of Labels (the app in
+                     board_scroll_child.py; the board recycles its cards too)
     pouchdb.py       --peer pouchdb: the PouchDB peer (peer/peer.js) beside 1, 2 and 3,
                      three rounds alternating with Outpost's own runs of them
     cluster.py       --cluster: 2 and 3 through `outpost cluster`'s topology beside the

@@ -26,7 +26,7 @@ class Plan:
     """Pulls of another user timed with and without the sign-in guessers."""
     scroll_cards: int = 1000
     """Cards on the board the app opens, scrolls and filters (``board_scroll``)."""
-    scroll_frames: int = 120
+    scroll_frames: int = 200
     scroll_filters: int = 10
     propagation_rate: float = 20.0
 

@@ -18,6 +18,8 @@ line. Commands act through Kivy's own input paths, never through the view models
   release (pressing Escape first if asked). It answers what showed just before the release:
   ``{"during": [locators of the dragged copy and the drop marker], "screenshot": ...}``;
 - ``{"op": "key", "key": "n", "modifiers": ["ctrl"]}``: a key press on the window;
+- ``{"op": "scroll", "target": NAME, "to": y}``: a scroll view moved as its scroll bar
+  moves it, to ``y`` (1 its top, 0 its bottom);
 - ``{"op": "query"}``: what the window shows, read from the widget tree;
 - ``{"op": "screenshot", "path": ...}``: the window's pixels as a PNG, and the layout of
   that same frame: the screen, and each shown row or named widget's rectangle in window
@@ -132,6 +134,12 @@ class _Driver:
             return self._drag(command)
         if op == "key":
             _press(command["key"], command.get("modifiers", []))
+            return _after_frames(None)
+        if op == "scroll":
+            view = self._find(command["target"])
+            if not isinstance(view, ScrollView):
+                raise RuntimeError(f"{command['target']} is no scroll view")
+            view.scroll_y = float(command["to"])
             return _after_frames(None)
         if op == "query":
             return self._query()
@@ -309,7 +317,7 @@ class _Driver:
         columns: dict[str, Any] = {}
         for widget in self._visible():
             if getattr(widget, "locator", "").startswith("column:"):
-                cards = reversed(widget.ids["cards"].children)  # children are last-added first
+                cards = widget.card_views()  # in sight, top to bottom: the column recycles
                 columns[widget.status] = {
                     "title": widget.ids["column_title"].text,
                     "empty": widget.ids["empty"].text,

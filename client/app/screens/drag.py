@@ -27,7 +27,7 @@ from kivy.core.window import Window  # type: ignore[import-untyped]
 from kivy.metrics import dp  # type: ignore[import-untyped]
 from kivy.properties import StringProperty  # type: ignore[import-untyped]
 from kivy.uix.boxlayout import BoxLayout  # type: ignore[import-untyped]
-from kivy.uix.scrollview import ScrollView  # type: ignore[import-untyped]
+from kivy.uix.recycleview import RecycleView  # type: ignore[import-untyped]
 from kivy.uix.widget import Widget  # type: ignore[import-untyped]
 
 from client.app.viewmodels.board import ColumnArea, DropTarget, Rect, drop_line, drop_target
@@ -47,9 +47,10 @@ PRESS = "outpost.card_press"
 """A touch's ``ud`` key while it is a press on a card that may become a drag."""
 
 
-class CardScroll(ScrollView):
-    """A column's scroll view. While its cards fit there is nothing to scroll: a press goes
-    straight to the card under it (a drag needs no wait), not after ``scroll_timeout``."""
+class CardScroll(RecycleView):
+    """A column's scroll view, which recycles its cards' widgets. While its cards fit there
+    is nothing to scroll: a press goes straight to the card under it (a drag needs no wait),
+    not after ``scroll_timeout``."""
 
     def on_touch_down(self, touch: Any) -> bool:
         wheel = "button" in touch.profile and str(touch.button).startswith("scroll")
@@ -94,9 +95,11 @@ class DropMarker(Widget):
 class CardDrag:
     """One board's card drags.
 
-    ``columns()``: the column widgets (each with ``status``, ``ids.cards`` holding the card
-    widgets with their ``task_id``, and ``ids.scroll``); ``copy(card)``: the content of the
-    floating copy; ``dropped(task, target)``: what a drop does.
+    ``columns()``: the column widgets, each with ``status``, ``ids.scroll`` (its
+    ``CardScroll``), ``ids.cards`` (its layout), ``card_views()`` (the card widgets in sight,
+    with their ``task_id``: the column recycles them) and ``card_rects()`` (every card's task
+    and window rectangle, out of sight too); ``copy(card)``: the content of the floating
+    copy; ``dropped(task, target)``: what a drop does.
     """
 
     def __init__(
@@ -109,6 +112,8 @@ class CardDrag:
         self.task = ""
         """The task being dragged, or ""."""
         self._press: tuple[Widget, Any] | None = None
+        self._pressed_task = ""
+        """The task the pressed card showed: a card scrolled away shows another one."""
         self._hold: Any = None
         self._ghost: DragGhost | None = None
         self._marker: DropMarker | None = None
@@ -128,7 +133,7 @@ class CardDrag:
             return False  # one drag at a time; a tap the column hands over when it is over
         touch.grab(card)
         touch.ud[PRESS] = True
-        self._press = (card, touch)
+        self._press, self._pressed_task = (card, touch), card.task_id
         self._point = card.to_window(*touch.pos)
         wait = max(0.0, touch.time_start + HOLD_S - time.time())
         self._hold = Clock.schedule_once(lambda _dt: self._lift(), wait)
@@ -189,7 +194,8 @@ class CardDrag:
         if self._hold is not None:
             self._hold.cancel()
             self._hold = None
-        if card.get_root_window() is None:  # redrawn meanwhile: nothing to lift
+        if card.get_root_window() is None or card.task_id != self._pressed_task:
+            # redrawn, or scrolled away and showing another card meanwhile: nothing to lift
             self._forget_press()
             return
         touch.ungrab(card)
@@ -216,7 +222,7 @@ class CardDrag:
         self._ghost = self._marker = self._scrolling = None
         task, self.task = self.task, ""
         for column in self._columns():
-            for card in column.ids.cards.children:
+            for card in column.card_views():
                 if card.task_id == task:
                     card.opacity = 1
         self._forget_press()
@@ -233,7 +239,7 @@ class CardDrag:
             ColumnArea(
                 column.status,
                 _window_rect(column),
-                tuple((card.task_id, _window_rect(card)) for card in _top_down(column)),
+                column.card_rects(),
             )
             for column in self._columns()
             if column.get_root_window() is not None and column.width > 0 and column.height > 0
@@ -283,10 +289,6 @@ class CardDrag:
 
 def _travelled(touch: Any) -> float:
     return float(((touch.x - touch.ox) ** 2 + (touch.y - touch.oy) ** 2) ** 0.5)
-
-
-def _top_down(column: Widget) -> list[Widget]:
-    return list(reversed(column.ids.cards.children))  # children are last-added first
 
 
 def _window_rect(widget: Widget) -> Rect:
