@@ -19,8 +19,8 @@ import pytest
 
 from client.app.settings import AppSettings
 from client.device import Device
-from tests.client.app.test_app_e2e import STARTUP_S, AppProcess, titles
-from tests.client.app.test_app_look import DESKTOP, OFFLINE, PHONE, client
+from tests.client.app.test_app_e2e import STARTUP_S, AppProcess, client, titles
+from tests.client.app.test_app_look import DESKTOP, OFFLINE, PHONE
 from tests.support.xvfb import Xvfb, running_xvfb
 
 pytestmark = pytest.mark.integration
