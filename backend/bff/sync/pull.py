@@ -166,22 +166,21 @@ class PullService:
 
     async def pull(self, principal: Principal, cursor_text: str | None, limit: int) -> Page:
         async with self._views.read() as conn:
-            generation = await _generation(conn)
+            generation, last_version = await _info(conn)
             watermark = await _watermark(conn)
             cursor = self._signer.decode(cursor_text) if cursor_text else None
             # A cursor past the last version these views wrote comes from a lifetime they
             # do not have (a restore by hand put older views back): walking on from it
             # would skip the rows the views write next under those versions.
             reset = (
-                cursor is None
-                or cursor.generation != generation
-                or cursor.version > await _last_version(conn)
+                cursor is None or cursor.generation != generation or cursor.version > last_version
             )
             if cursor is None or reset:
                 cursor = Cursor(generation, 0)
-            reader = _PageReader(conn, principal.username, cursor, limit)
-            await reader.read_backfills()
-            await reader.read_new_changes()
+            reader = _PageReader(conn, principal.username, cursor, limit, last_version)
+            active = await reader.active_boards()
+            await reader.read_backfills(active)
+            await reader.read_new_changes(active)
         return Page(
             changes=reader.changes,
             cursor=self._signer.encode(reader.next_cursor()),
@@ -193,11 +192,15 @@ class PullService:
 
 
 class _PageReader:
-    def __init__(self, conn: AsyncConnection, username: str, cursor: Cursor, limit: int) -> None:
+    def __init__(
+        self, conn: AsyncConnection, username: str, cursor: Cursor, limit: int, last_version: int
+    ) -> None:
         self.conn = conn
         self.username = username
         self.cursor = cursor
         self.limit = limit
+        self.last_version = last_version
+        """The last version the views wrote, in this read's snapshot."""
         self.changes: list[Any] = []
         self.backfills: list[Backfill] = []
         self.version = cursor.version
@@ -207,8 +210,7 @@ class _PageReader:
     def room(self) -> int:
         return self.limit - len(self.changes)
 
-    async def read_backfills(self) -> None:
-        active = await self._active_boards()
+    async def read_backfills(self, active: set[str]) -> None:
         for backfill in self.cursor.backfills:
             if backfill.board not in active:
                 continue  # access lost again: the removal comes with the member row
@@ -226,22 +228,23 @@ class _PageReader:
             taken = rows[: self.room]
             self._emit(taken)
             if len(rows) > len(taken):
-                self.backfills.append(Backfill(backfill.board, backfill.upper, taken[-1].version))
+                self.backfills.append(Backfill(backfill.board, backfill.upper, taken[-1][3]))
         self.has_more = bool(self.backfills)
 
-    async def read_new_changes(self) -> None:
+    async def read_new_changes(self, active: set[str]) -> None:
         if self.room <= 0:
             self.has_more = True
             return
         start = self.cursor.version
-        active = await self._active_boards()
-        rows = await self._rows(and_(View.board.in_(active), View.version > start), self.room + 1)
+        rows = await self._rows(
+            and_(View.board.in_(sorted(active)), View.version > start), self.room + 1
+        )
         taken = rows[: self.room]
         if len(rows) > len(taken):
             self.has_more = True
-            end = taken[-1].version
+            end = taken[-1][3]
         else:
-            end = await _last_version(self.conn)
+            end = self.last_version
         own = await self.conn.execute(
             select(Membership.board, Membership.active, Membership.version)
             .where(
@@ -265,15 +268,16 @@ class _PageReader:
     def next_cursor(self) -> Cursor:
         return Cursor(self.cursor.generation, self.version, self.backfills)
 
-    async def _active_boards(self) -> list[str]:
+    async def active_boards(self) -> set[str]:
         rows = await self.conn.execute(
             select(Membership.board).where(
                 Membership.username == self.username, Membership.active.is_(True)
             )
         )
-        return list(rows.scalars())
+        return set(rows.scalars())
 
-    async def _rows(self, condition: Any, limit: int) -> list[Any]:
+    async def _rows(self, condition: Any, limit: int) -> list[tuple[Any, ...]]:
+        """(kind, id, board, version, values, meta) of the visible rows, by version."""
         visible = or_(View.audience.is_(None), View.audience == self.username)
         query = (
             select(View.kind, View.id, View.board, View.version, View.values, View.meta)
@@ -281,31 +285,29 @@ class _PageReader:
             .order_by(View.version)
             .limit(limit)
         )
-        return list(await self.conn.execute(query))
+        return list((await self.conn.execute(query)).tuples())
 
-    def _emit(self, rows: list[Any]) -> None:
-        for row in rows:
-            if row.values is not None:  # not created yet: it comes once it is
-                self.changes.append(
-                    RowChange(
-                        row.kind,
-                        row.id,
-                        row.board,
-                        row.version,
-                        msgspec.Raw(row.values.encode()),
-                        msgspec.Raw(row.meta.encode()),
-                    )
-                )
+    def _emit(self, rows: list[tuple[Any, ...]]) -> None:
+        raw = msgspec.Raw
+        self.changes += [
+            RowChange(kind, id_, board, version, raw(values), raw(meta))
+            for kind, id_, board, version, values, meta in rows
+            if values is not None  # not created yet: it comes once it is
+        ]
+
+
+async def _info(conn: AsyncConnection) -> tuple[str, int]:
+    """The views' generation and the last version they wrote."""
+    rows = await conn.execute(
+        select(Info.key, Info.value).where(Info.key.in_(("generation", "version")))
+    )
+    info = dict(rows.tuples().all())
+    return info.get("generation") or "0", int(info.get("version") or 0)
 
 
 async def _generation(conn: AsyncConnection) -> str:
     value = (await conn.execute(select(Info.value).where(Info.key == "generation"))).scalar()
     return value or "0"
-
-
-async def _last_version(conn: AsyncConnection) -> int:
-    value = (await conn.execute(select(Info.value).where(Info.key == "version"))).scalar()
-    return int(value or 0)
 
 
 async def _watermark(conn: AsyncConnection) -> int:
