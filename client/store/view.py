@@ -162,17 +162,19 @@ def refold_confirmed(
     answer): the same view rows, without reading those states back, in one statement."""
     if not confirmed:
         return
-    keys = {s.key for s, _ in confirmed}
     by_key: dict[EntityKey, list[Event]] = defaultdict(list)
-    for event in pending(conn, username, {s.board for s, _ in confirmed}):
-        for key in merge.keys_of(event):
-            if key in keys:
-                by_key[key].append(event)
+    events = pending(conn, username, {s.board for s, _ in confirmed})
+    if events:
+        keys = {s.key for s, _ in confirmed}
+        for event in events:
+            for key in merge.keys_of(event):
+                if key in keys:
+                    by_key[key].append(event)
     rows = []
     for state, stored in confirmed:
-        events = by_key.get(state.key)
-        if events:
-            for event in events:
+        folded = by_key.get(state.key) if by_key else None
+        if folded:
+            for event in folded:
                 state = merge.apply(state, event)
             stored = _encode(state)
         values = merge.values(state)

@@ -28,8 +28,8 @@ An upload error never stops downloads: the pull runs whatever the push did.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import operator
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -464,10 +464,19 @@ class SyncEngine:
     async def _pull_pages(self, result: CycleResult) -> None:
         store = self.device.store
         aside = store.setting(Setting.REBUILDING) == "1"  # a rebuild a crash interrupted goes on
-        cursor = store.setting(Setting.CURSOR)
-        # The next page's request, sent before this page is applied: the server reads and
-        # sends it while this device stores the page. Pages are still applied in order, and
-        # a page that fails to apply drops the one ahead.
+        with store.bulk():
+            aside = await self._download(result, aside)
+        if aside:
+            self._swap_in_rebuilt_state()
+            result.reset = True
+        self._prune_confirmed()
+
+    async def _download(self, result: CycleResult, aside: bool) -> bool:
+        """Pull and apply pages until ``has_more`` is false; return whether the state is
+        being rebuilt aside. The next page's request goes out before the page in hand is
+        applied: the server reads and sends it while this device stores that page. Pages
+        are still applied in order, and a page that fails to apply drops the one ahead."""
+        cursor = self.device.store.setting(Setting.CURSOR)
         ahead: asyncio.Task[httpx.Response] | None = None
         try:
             while True:
@@ -496,16 +505,11 @@ class SyncEngine:
                     self._apply_page(page, aside, result)
                 cursor = page["cursor"]
                 if not page["has_more"]:
-                    break
+                    return aside
         finally:
-            if ahead is not None:
+            if ahead is not None:  # the download stopped: the page ahead is not wanted
                 ahead.cancel()
-                with contextlib.suppress(BaseException):
-                    await ahead
-        if aside:
-            self._swap_in_rebuilt_state()
-            result.reset = True
-        self._prune_confirmed()
+                ahead.add_done_callback(_retrieved)
 
     async def _request_ahead(self, cursor: str) -> asyncio.Task[httpx.Response]:
         """The pull of the page after ``cursor``, returned once its request is sent (or it
@@ -567,9 +571,8 @@ class SyncEngine:
                     entities.append(change)
                     stamps = change["meta"]["fields"].values()
                     if stamps:
-                        highest = max(
-                            highest, max(stamps, key=_hlc_of)["hlc"], key=_wall_and_counter
-                        )
+                        hlc = max(map(_hlc_of, stamps))
+                        highest = max(highest, hlc, key=_wall_and_counter)
             store_entities()
             if highest:
                 device.clock.receive(highest)
@@ -767,6 +770,12 @@ class SyncEngine:
 _Trace = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """A task nobody awaits: its failure, if any, is taken so asyncio does not log it."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _pull_params(cursor: str | None) -> dict[str, Any]:
     return {"limit": PULL_LIMIT, "cursor": cursor} if cursor else {"limit": PULL_LIMIT}
 
@@ -780,8 +789,7 @@ def _password_token(reply: httpx.Response) -> bool:
     return isinstance(extra, dict) and "password_token" in extra
 
 
-def _hlc_of(stamp: dict[str, str]) -> str:
-    return stamp["hlc"]
+_hlc_of = operator.itemgetter("hlc")
 
 
 def _wall_and_counter(hlc: str) -> str:
