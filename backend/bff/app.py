@@ -127,8 +127,10 @@ def create_app(services: Services) -> Litestar:
         ],
         exception_handlers={Exception: _error},
         request_max_body_size=settings.max_batch_bytes,
+        # Level 1: a pull page of 1,000 tasks compresses in a fifth of level 6's time,
+        # to within a fifth of its size (on the bench's pages: 58 KB against 49 KB).
         compression_config=CompressionConfig(
-            backend="gzip", minimum_size=4096, gzip_compress_level=6, exclude="/v1/sync/live"
+            backend="gzip", minimum_size=4096, gzip_compress_level=1, exclude="/v1/sync/live"
         ),
         openapi_config=openapi_config(),
         on_shutdown=[lambda: services.stopping.set()],

@@ -84,12 +84,17 @@ def load(conn: sqlite3.Connection, table: str, key: EntityKey) -> EntityState | 
     return None if row is None else _state_decoder.decode(row[0])
 
 
+_WRITE_VIEW = (
+    "INSERT INTO view (kind, id, board, state, vals) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (kind, id) DO UPDATE SET "
+    "board = excluded.board, state = excluded.state, vals = excluded.vals"
+)
+
+
 def write_view(conn: sqlite3.Connection, state: EntityState) -> None:
     values = merge.values(state)
     conn.execute(
-        "INSERT INTO view (kind, id, board, state, vals) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (kind, id) DO UPDATE SET "
-        "board = excluded.board, state = excluded.state, vals = excluded.vals",
+        _WRITE_VIEW,
         (
             state.kind,
             state.id,
@@ -154,12 +159,51 @@ def confirm(
     conn: sqlite3.Connection, change: dict[str, Any], table: str = "confirmed"
 ) -> EntityKey:
     """Store one pulled change as the confirmed state of its entity."""
-    state = merge.from_change(
-        change["kind"], change["id"], change["board"], change["values"], change["meta"]
-    )
-    conn.execute(
+    ((state, _),) = confirm_many(conn, [change], table)
+    return state.key
+
+
+def confirm_many(
+    conn: sqlite3.Connection, changes: list[dict[str, Any]], table: str = "confirmed"
+) -> list[tuple[EntityState, bytes]]:
+    """Store pulled changes as the confirmed states of their entities, in order, in one
+    statement; return each state with the JSON stored for it."""
+    confirmed = []
+    for c in changes:
+        state = merge.from_change(c["kind"], c["id"], c["board"], c["values"], c["meta"])
+        confirmed.append((state, _encode(state)))
+    conn.executemany(
         f"INSERT INTO {table} (kind, id, board, state) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (kind, id) DO UPDATE SET board = excluded.board, state = excluded.state",
-        (state.kind, state.id, state.board, _encode(state)),
+        [(s.kind, s.id, s.board, stored) for s, stored in confirmed],
     )
-    return state.key
+    return confirmed
+
+
+def refold_confirmed(
+    conn: sqlite3.Connection, confirmed: list[tuple[EntityState, bytes]], username: str | None
+) -> None:
+    """``refold`` of entities whose confirmed states were just written (``confirm_many``'s
+    answer): the same view rows, without reading those states back, in one statement."""
+    if not confirmed:
+        return
+    by_key: dict[EntityKey, list[Event]] = defaultdict(list)
+    events = pending(conn, username, {s.board for s, _ in confirmed})
+    if events:
+        keys = {s.key for s, _ in confirmed}
+        for event in events:
+            for key in merge.keys_of(event):
+                if key in keys:
+                    by_key[key].append(event)
+    rows = []
+    for state, stored in confirmed:
+        folded = by_key.get(state.key) if by_key else None
+        if folded:
+            for event in folded:
+                state = merge.apply(state, event)
+            stored = _encode(state)
+        values = merge.values(state)
+        rows.append(
+            (state.kind, state.id, state.board, stored, None if values is None else _encode(values))
+        )
+    conn.executemany(_WRITE_VIEW, rows)

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -49,7 +50,14 @@ from client.errors import (
 from client.store.notices import NoticeKind, add_notice
 from client.store.outbox import Outbox
 from client.store.settings import Setting, read_setting, write_setting
-from client.store.view import confirm, event_of, keys_of_board, readable_event, refold
+from client.store.view import (
+    confirm_many,
+    event_of,
+    keys_of_board,
+    readable_event,
+    refold,
+    refold_confirmed,
+)
 from client.sync.transport import bearer, body_of, detail_of
 from protocol import PROTOCOL_VERSIONS, merge, parse_hlc
 from protocol.merge import EntityKey
@@ -458,36 +466,72 @@ class SyncEngine:
     async def _pull_pages(self, result: CycleResult) -> None:
         store = self.device.store
         aside = store.setting(Setting.REBUILDING) == "1"  # a rebuild a crash interrupted goes on
-        cursor = store.setting(Setting.CURSOR)
-        while True:
-            params: dict[str, Any] = {"limit": PULL_LIMIT}
-            if cursor:
-                params["cursor"] = cursor
-            reply = await self._call("GET", "/v1/sync/pull", params=params)
-            if reply.status_code == 400 and cursor and "cursor" in detail_of(reply):
-                cursor = None  # a cursor this server never made: bootstrap, as after a reset
-                self._start_rebuild()
-                aside = True
-                continue
-            if reply.status_code != 200:
-                raise ServerUnreachable(
-                    f"download refused: HTTP {reply.status_code} {detail_of(reply)}"
-                )
-            page = body_of(reply)
-            if page["reset"] and not aside:
-                self._start_rebuild()
-                aside = True
-            # Never while an upload is out: a page that takes a board away rejects the
-            # board's unsent events, and one in flight may be stored already.
-            async with self._push_lock:
-                self._apply_page(page, aside, result)
-            cursor = page["cursor"]
-            if not page["has_more"]:
-                break
+        with store.bulk():
+            aside = await self._download(result, aside)
         if aside:
             self._swap_in_rebuilt_state()
             result.reset = True
         self._prune_confirmed()
+
+    async def _download(self, result: CycleResult, aside: bool) -> bool:
+        """Pull and apply pages until ``has_more`` is false; return whether the state is
+        being rebuilt aside. The next page's request goes out before the page in hand is
+        applied: the server reads and sends it while this device stores that page. Pages
+        are still applied in order, and a page that fails to apply drops the one ahead."""
+        cursor = self.device.store.setting(Setting.CURSOR)
+        ahead: asyncio.Task[httpx.Response] | None = None
+        try:
+            while True:
+                if ahead is None:
+                    reply = await self._call("GET", "/v1/sync/pull", params=_pull_params(cursor))
+                else:
+                    reply, ahead = await ahead, None
+                if reply.status_code == 400 and cursor and "cursor" in detail_of(reply):
+                    cursor = None  # a cursor this server never made: bootstrap, as after a reset
+                    self._start_rebuild()
+                    aside = True
+                    continue
+                if reply.status_code != 200:
+                    raise ServerUnreachable(
+                        f"download refused: HTTP {reply.status_code} {detail_of(reply)}"
+                    )
+                page = body_of(reply)
+                if page["reset"] and not aside:
+                    self._start_rebuild()
+                    aside = True
+                if page["has_more"]:
+                    ahead = await self._request_ahead(page["cursor"])
+                # Never while an upload is out: a page that takes a board away rejects the
+                # board's unsent events, and one in flight may be stored already.
+                async with self._push_lock:
+                    self._apply_page(page, aside, result)
+                cursor = page["cursor"]
+                if not page["has_more"]:
+                    return aside
+        finally:
+            if ahead is not None:  # the download stopped: the page ahead is not wanted
+                ahead.cancel()
+                ahead.add_done_callback(_retrieved)
+
+    async def _request_ahead(self, cursor: str) -> asyncio.Task[httpx.Response]:
+        """The pull of the page after ``cursor``, returned once its request is sent (or it
+        is answered, on a transport that does not say when it sends): this device's work
+        on the page before then overlaps the server's on this one."""
+        sent = asyncio.Event()
+
+        async def trace(name: str, info: dict[str, Any]) -> None:
+            if name.endswith(".send_request_body.complete"):
+                sent.set()
+
+        reply = asyncio.create_task(
+            self._call("GET", "/v1/sync/pull", params=_pull_params(cursor), trace=trace)
+        )
+        waiting = asyncio.create_task(sent.wait())
+        try:
+            await asyncio.wait({reply, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        return reply
 
     def _start_rebuild(self) -> None:
         """The views were rebuilt (or the backend restored): build ours again, aside."""
@@ -500,11 +544,20 @@ class SyncEngine:
         device.clock.receive_time(page["server_time"])
         highest = ""  # the page's highest hlc: the clock takes it in once
         with device.store.write() as conn:
-            touched: set[EntityKey] = set()
+            entities: list[dict[str, Any]] = []  # a run of entity changes, stored together
+
+            def store_entities() -> None:
+                states = confirm_many(conn, entities, "confirmed_next" if aside else "confirmed")
+                if not aside:
+                    refold_confirmed(conn, states, device.username)
+                entities.clear()
+
             for change in page["changes"]:
                 if change.get("removed"):
-                    touched |= self._lose_board(conn, change["id"])
+                    store_entities()  # in page order: the purge comes after them
+                    self._lose_board(conn, change["id"])
                 elif change["kind"] == "notice":
+                    store_entities()
                     values = change["values"]
                     add_notice(
                         conn,
@@ -517,11 +570,12 @@ class SyncEngine:
                         values.get("created_at"),
                     )
                 else:
-                    key = confirm(conn, change, "confirmed_next" if aside else "confirmed")
-                    if not aside:
-                        touched.add(key)
-                    for stamp in change["meta"]["fields"].values():
-                        highest = max(highest, stamp["hlc"], key=_wall_and_counter)
+                    entities.append(change)
+                    stamps = change["meta"]["fields"].values()
+                    if stamps:
+                        hlc = max(map(_hlc_of, stamps))
+                        highest = max(highest, hlc, key=_wall_and_counter)
+            store_entities()
             if highest:
                 device.clock.receive(highest)
                 self._raise_floor(conn, highest)
@@ -530,10 +584,11 @@ class SyncEngine:
             write_setting(conn, Setting.GENERATION, page["generation"])
             if not aside:
                 write_setting(conn, Setting.WATERMARK, str(page["watermark"]))
-                username = read_setting(conn, Setting.USERNAME)
                 if not page["has_more"]:  # the whole pull is in: what it reflects leaves
-                    touched |= self._settle_reflected(conn, page["watermark"], username)
-                refold(conn, touched, username)
+                    username = read_setting(conn, Setting.USERNAME)
+                    refold(
+                        conn, self._settle_reflected(conn, page["watermark"], username), username
+                    )
             else:
                 write_setting(conn, Setting.PENDING_WATERMARK, str(page["watermark"]))
             write_setting(conn, Setting.CLOCK_LAST, device.clock.last)
@@ -627,13 +682,17 @@ class SyncEngine:
         *,
         body: bytes | None = None,
         params: dict[str, Any] | None = None,
+        trace: _Trace | None = None,
     ) -> httpx.Response:
-        """One request with the session's token; a 401 refreshes the session once."""
+        """One request with the session's token; a 401 refreshes the session once.
+        ``trace``: httpcore's trace extension (``_request_ahead``)."""
         for attempt in range(2):
             token = self.device.store.setting(Setting.TOKEN)
             if token is None:
                 raise SignInRequired("sign in to sync: your changes are kept on this device")
-            reply = await self._request(method, path, body=body, params=params, token=token)
+            reply = await self._request(
+                method, path, body=body, params=params, token=token, trace=trace
+            )
             if reply.status_code == 401 and attempt == 0:
                 await self._refresh(token)
                 continue
@@ -686,11 +745,17 @@ class SyncEngine:
         params: dict[str, Any] | None = None,
         token: str | None = None,
         unreachable: str = "the server is unreachable",
+        trace: _Trace | None = None,
     ) -> httpx.Response:
         """One request; a connection that fails is ``ServerUnreachable``."""
         try:
             return await self.http.request(
-                method, path, content=body, params=params, headers=bearer(token)
+                method,
+                path,
+                content=body,
+                params=params,
+                headers=bearer(token),
+                extensions=None if trace is None else {"trace": trace},
             )
         except httpx.HTTPError as exc:
             raise ServerUnreachable(f"{unreachable}: {type(exc).__name__}: {exc}") from exc
@@ -717,6 +782,19 @@ class SyncEngine:
         self.progress.pending, self.progress.sent = waiting + sent, sent
 
 
+_Trace = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """A task nobody awaits: its failure, if any, is taken so asyncio does not log it."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _pull_params(cursor: str | None) -> dict[str, Any]:
+    return {"limit": PULL_LIMIT, "cursor": cursor} if cursor else {"limit": PULL_LIMIT}
+
+
 def _password_token(reply: httpx.Response) -> bool:
     """A 403 to a sign-in with a one-time password carries a password token (SPEC 6)."""
     try:
@@ -735,6 +813,14 @@ class _Stamp(msgspec.Struct):
 _stamp_decoder = msgspec.json.Decoder(_Stamp)
 
 
-def _wall_and_counter(hlc: str) -> tuple[int, int]:
-    """Order hlcs by time only ("" first): which device made them does not matter here."""
-    return parse_hlc(hlc)[:2] if hlc else (0, -1)
+_hlc_of = operator.itemgetter("hlc")
+
+
+def _wall_and_counter(hlc: str) -> str:
+    """Order hlcs by time only ("" first): which device made them does not matter here.
+    Their wall and counter have fixed widths (``protocol.hlc``), so the text before the
+    node orders them; the highest is parsed, and so checked, when the clock takes it in."""
+    return hlc[:_WALL_AND_COUNTER]
+
+
+_WALL_AND_COUNTER = len("1764136800000:00000")

@@ -14,6 +14,8 @@ asserted: ``--quick`` runs small sizes so CI can check that the code still runs.
     ingest.py        2. a device's push until another device's pull shows it
     propagation.py   3. A's action until B's view shows it, live, at 20 per second
     bootstrap.py     4. a new device pulls N tasks: seconds and peak memory
+    bootstrap_large.py  4b. the same with a million tasks (their rows written into the
+                     views directly by seed.py: the pull is measured, not the ingest)
     fanout.py        5. a push until the last of many live connections (1,000, then
                      3,000) has its page of changes; read in client processes of
                      their own (fanout_child.py), so the bench is not what is measured
@@ -51,6 +53,7 @@ SCENARIOS = (
     "drain",
     "fanout",
     "bootstrap",
+    "bootstrap_large",
     "guessers",
     "board_scroll",
 )

@@ -3,7 +3,14 @@ child process; its peak memory is the child's own high-water mark (``VmHWM``, se
 ``device_child``), with the ``ru_maxrss`` the parent reads of it noted alongside. Beside
 them: the same pages fetched with plain HTTP and thrown away (what the server and the wire
 cost, without the device's store), and the peak memory of a device process that signed in
-and pulled nothing."""
+and pulled nothing.
+
+The board is made through the real push (so its owner is a member, as on any board); its
+tasks are written into the views as the projector would have written them
+(``seed.write_tasks_into_views``): ingest is measured elsewhere, and pushing a million
+events would take most of an hour. The device receives every task through the real pull.
+``bootstrap_large`` runs the same steps with a million tasks (``Plan.bootstrap_large_tasks``).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ from outpost.bench.harness import (
 )
 from outpost.bench.plan import Plan
 from outpost.bench.report import Figure, ScenarioResult, Target
-from outpost.bench.seed import Seeder
+from outpost.bench.seed import Seeder, write_tasks_into_views
 
 NAME = "bootstrap"
 TITLE = "4. bootstrap"
@@ -36,24 +43,33 @@ PULL_LIMIT = 1000
 
 
 async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
-    count = plan.bootstrap_tasks
-    result = ScenarioResult(NAME, TITLE, params={"tasks": count})
+    return await measure(ws, NAME, TITLE, plan.bootstrap_tasks, TARGET_SECONDS, TARGET_MB)
+
+
+async def measure(
+    ws: Workspace, name: str, title: str, count: int, target_seconds: float, target_mb: float
+) -> ScenarioResult:
+    """A board of ``count`` tasks, then a new device pulls it: seconds and peak memory."""
+    result = ScenarioResult(name, title, params={"tasks": count})
     username = unique_name("boot")
     token = await ws.session(username)
     seeder = Seeder(ws.url, token)
     try:
-        progress(f"bootstrap: seeding a board of {count:,} tasks")
         board = await seeder.board("Bootstrap")
-        await seeder.tasks(board, count, label="bootstrap seeding")
     finally:
         await seeder.close()
     await ws.wait_projected()
-    progress("bootstrap: plain HTTP pull (warm-up)")
+    progress(f"{name}: writing a board of {count:,} tasks into the views")
+    timer = Timer()
+    await asyncio.to_thread(write_tasks_into_views, ws.views_file, board, count, label=name)
+    result.params["seed_seconds"] = round(timer.seconds, 1)
+    progress(f"{name}: plain HTTP pull (warm-up)")
     await _plain_pull(ws.url, token)
-    progress("bootstrap: a new device pulls the board")
+    progress(f"{name}: a new device pulls the board")
     pulled, device_mb = await _device_in_child(ws, username, "bootstrap")
     if pulled["tasks"] != count:
         raise BenchError(f"the new device has {pulled['tasks']} tasks, not {count}")
+    progress(f"{name}: plain HTTP pull")
     plain_seconds = await _plain_pull(ws.url, token)
     idle, idle_mb = await _device_in_child(ws, username, "idle")
     result.params["ru_maxrss_mb"] = {
@@ -67,7 +83,7 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
             pulled["seconds"],
             baseline=plain_seconds,
             baseline_label="plain HTTP pull of the same pages, not stored",
-            target=Target("<=", TARGET_SECONDS),
+            target=Target("<=", target_seconds),
         )
     )
     result.add(
@@ -77,7 +93,7 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
             device_mb,
             baseline=idle_mb,
             baseline_label="a device process that pulled nothing",
-            target=Target("<=", TARGET_MB),
+            target=Target("<=", target_mb),
         )
     )
     return result

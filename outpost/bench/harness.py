@@ -158,6 +158,13 @@ class Workspace:
             raise BenchError("the backend is not running")
         return self.backend.url
 
+    @property
+    def views_file(self) -> Path:
+        """The projector's views: the SQLite file the pull reads."""
+        if self.backend is None or self.backend.db_url is not None:
+            raise BenchError("the views are not a SQLite file of this workspace's backend")
+        return self.backend.data_dir / "projector.db"
+
     def folder(self, name: str) -> Path:
         path = self.root / name
         path.mkdir(parents=True, exist_ok=True)

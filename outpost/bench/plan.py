@@ -16,6 +16,8 @@ class Plan:
     propagation_actions: int
     """Actions device A makes at ``propagation_rate`` per second."""
     bootstrap_tasks: int
+    bootstrap_large_tasks: int
+    """The second bootstrap (``bootstrap_large``): a million tasks in the full run."""
     fanout_connections: int
     fanout_users: int
     fanout_more_connections: int
@@ -38,6 +40,7 @@ FULL = Plan(
     ingest_events=20_000,
     propagation_actions=400,
     bootstrap_tasks=100_000,
+    bootstrap_large_tasks=1_000_000,
     fanout_connections=1000,
     fanout_users=50,  # 20 live connections each: the default cap
     fanout_more_connections=3000,
@@ -53,6 +56,7 @@ QUICK = Plan(
     ingest_events=2000,
     propagation_actions=60,
     bootstrap_tasks=3000,
+    bootstrap_large_tasks=6000,
     fanout_connections=100,
     fanout_users=5,
     fanout_more_connections=0,

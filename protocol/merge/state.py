@@ -33,8 +33,13 @@ class EntityKey(NamedTuple):
     id: str
 
 
-class Register(msgspec.Struct, frozen=True, array_like=True):
-    """One field's value and the stamp of the write that set it."""
+class Register(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One field's value and the stamp of the write that set it.
+
+    Neither a register nor a state is tracked by Python's garbage collector (``gc=False``):
+    they hold JSON values and each other, never a cycle, and a device storing a page of
+    1,000 pulled tasks makes some 10,000 of them (tracked, their collections took a third
+    of the time spent making them)."""
 
     value: Any
     hlc: str
@@ -45,7 +50,7 @@ class Register(msgspec.Struct, frozen=True, array_like=True):
         return (self.hlc, self.id)
 
 
-class EntityState(msgspec.Struct, frozen=True, kw_only=True):
+class EntityState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The merged state of one entity; apply events with ``protocol.merge.apply``."""
 
     kind: EntityKind

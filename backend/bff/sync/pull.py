@@ -178,8 +178,9 @@ class PullService:
             if cursor is None or reset:
                 cursor = Cursor(generation, 0)
             reader = _PageReader(conn, principal.username, cursor, limit, last_version)
-            await reader.read_backfills()
-            await reader.read_new_changes()
+            active = await reader.active_boards()
+            await reader.read_backfills(active)
+            await reader.read_new_changes(active)
         return Page(
             changes=reader.changes,
             cursor=self._signer.encode(reader.next_cursor()),
@@ -195,12 +196,11 @@ class _PageReader:
         self, conn: AsyncConnection, username: str, cursor: Cursor, limit: int, last_version: int
     ) -> None:
         self.conn = conn
-        self.last_version = last_version
-        """The views' last version in this snapshot: where a page that takes all ends."""
-        self._active: list[str] | None = None
         self.username = username
         self.cursor = cursor
         self.limit = limit
+        self.last_version = last_version
+        """The last version the views wrote, in this read's snapshot."""
         self.changes: list[Any] = []
         self.backfills: list[Backfill] = []
         self.version = cursor.version
@@ -210,8 +210,7 @@ class _PageReader:
     def room(self) -> int:
         return self.limit - len(self.changes)
 
-    async def read_backfills(self) -> None:
-        active = await self._active_boards()
+    async def read_backfills(self, active: set[str]) -> None:
         for backfill in self.cursor.backfills:
             if backfill.board not in active:
                 continue  # access lost again: the removal comes with the member row
@@ -229,20 +228,21 @@ class _PageReader:
             taken = rows[: self.room]
             self._emit(taken)
             if len(rows) > len(taken):
-                self.backfills.append(Backfill(backfill.board, backfill.upper, taken[-1].version))
+                self.backfills.append(Backfill(backfill.board, backfill.upper, taken[-1][3]))
         self.has_more = bool(self.backfills)
 
-    async def read_new_changes(self) -> None:
+    async def read_new_changes(self, active: set[str]) -> None:
         if self.room <= 0:
             self.has_more = True
             return
         start = self.cursor.version
-        active = await self._active_boards()
-        rows = await self._rows(and_(View.board.in_(active), View.version > start), self.room + 1)
+        rows = await self._rows(
+            and_(View.board.in_(sorted(active)), View.version > start), self.room + 1
+        )
         taken = rows[: self.room]
         if len(rows) > len(taken):
             self.has_more = True
-            end = taken[-1].version
+            end = taken[-1][3]
         else:
             end = self.last_version
         own = await self.conn.execute(
@@ -268,17 +268,16 @@ class _PageReader:
     def next_cursor(self) -> Cursor:
         return Cursor(self.cursor.generation, self.version, self.backfills)
 
-    async def _active_boards(self) -> list[str]:
-        if self._active is None:  # once per page: the snapshot does not change
-            rows = await self.conn.execute(
-                select(Membership.board).where(
-                    Membership.username == self.username, Membership.active.is_(True)
-                )
+    async def active_boards(self) -> set[str]:
+        rows = await self.conn.execute(
+            select(Membership.board).where(
+                Membership.username == self.username, Membership.active.is_(True)
             )
-            self._active = list(rows.scalars())
-        return self._active
+        )
+        return set(rows.scalars())
 
     async def _rows(self, condition: Any, limit: int) -> list[Any]:
+        """(kind, id, board, version, values, meta) of the visible rows, by version."""
         visible = or_(View.audience.is_(None), View.audience == self.username)
         query = (
             select(View.kind, View.id, View.board, View.version, View.values, View.meta)
@@ -286,21 +285,15 @@ class _PageReader:
             .order_by(View.version)
             .limit(limit)
         )
-        return list(await self.conn.execute(query))
+        return list(await self.conn.execute(query))  # rows unpack as tuples
 
     def _emit(self, rows: list[Any]) -> None:
-        for row in rows:
-            if row.values is not None:  # not created yet: it comes once it is
-                self.changes.append(
-                    RowChange(
-                        row.kind,
-                        row.id,
-                        row.board,
-                        row.version,
-                        msgspec.Raw(row.values.encode()),
-                        msgspec.Raw(row.meta.encode()),
-                    )
-                )
+        raw = msgspec.Raw
+        self.changes += [
+            RowChange(kind, id_, board, version, raw(values), raw(meta))
+            for kind, id_, board, version, values, meta in rows
+            if values is not None  # not created yet: it comes once it is
+        ]
 
 
 async def _info(conn: AsyncConnection) -> tuple[str, int]:

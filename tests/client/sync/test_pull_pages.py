@@ -1,0 +1,74 @@
+"""A download of many pages asks for the next page before it stores the one it has (the
+server reads it meanwhile), yet stores pages strictly in order: a download cut off keeps
+every page stored before the cut, with the cursor of the last, and the next cycle goes on
+from there without taking any change twice."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from client.errors import ServerUnreachable
+from client.store.settings import Setting
+from client.sync import engine as engine_module
+from tests.support.backend import BackendProcess
+from tests.support.phone import Phone, phone_factory
+from tests.support.transport import AnsweringTransport, error
+
+pytestmark = pytest.mark.integration
+
+PAGE = 4
+
+
+@pytest.fixture
+def answering(tmp_path: Path) -> Iterator[Callable[[str], Phone]]:
+    yield from phone_factory(tmp_path, AnsweringTransport)
+
+
+def test_a_download_cut_off_keeps_every_page_before_the_cut_and_resumes_after_it(
+    module_backend: BackendProcess,
+    answering: Callable[[str], Phone],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine_module, "PULL_LIMIT", PAGE)
+    username = f"pages{uuid.uuid4().hex[:8]}"
+    writer = answering(module_backend.url).signup(username)
+    board = writer.device.create_board("Pages")
+    titles = [f"task {i}" for i in range(3 * PAGE)]
+    for title in titles:
+        writer.device.add_task(board, title)
+    writer.settle()
+
+    reader = answering(module_backend.url).login(username)
+    transport = reader.transport
+    assert isinstance(transport, AnsweringTransport)
+    asked: list[httpx.Request] = []
+    stored_when_asked: list[str | None] = []
+
+    def cut_at_the_third_page(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path != "/v1/sync/pull":
+            return None
+        asked.append(request)
+        stored_when_asked.append(reader.device.store.setting(Setting.CURSOR))
+        return error(503, "going away") if len(asked) == 3 else None
+
+    transport.answer = cut_at_the_third_page
+    with pytest.raises(ServerUnreachable):
+        reader.sync()
+
+    # The third page was asked for with the second's cursor before the second was stored...
+    third_from = asked[2].url.params["cursor"]
+    assert stored_when_asked[2] == asked[1].url.params["cursor"] != third_from
+    # ...and the second page was stored all the same: two pages, nothing after them.
+    assert reader.device.store.setting(Setting.CURSOR) == third_from
+    stored = [t["title"] for t in reader.device.tasks(board)]
+    assert stored == titles[: 2 * PAGE - 2]  # the board and its owner came first
+
+    transport.answer = lambda _request: None
+    result = reader.sync()
+    assert [t["title"] for t in reader.device.tasks(board)] == titles
+    assert result.pulled == len(titles) - len(stored)  # the rest, each once
