@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.types import TypeEngine
 
 from backend.errors import LeaseLost
-from backend.sqlite_inline import connector
+from backend.sqlite_inline import BUSY_TIMEOUT_MS, connector
 
 __all__ = ["Database", "Key", "insert_ignore", "upsert"]
 
@@ -227,16 +227,36 @@ _BEGIN_WAITING = "BEGIN IMMEDIATE, waiting"
 _WRITE_LOCK_WAIT_S = 30.0
 """How long a writer waits for another process's write lock (as ``busy_timeout`` did)."""
 
-_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+
+class _Turn:
+    """The writers' turn on one SQLite file: a lock, and the task that holds it."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.holder: asyncio.Task[Any] | None = None
+
+
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Turn]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _writers(path: Path) -> asyncio.Lock:
+@asynccontextmanager
+async def _writers(path: Path) -> AsyncIterator[None]:
     """The writers' turn on one SQLite file, shared by every engine of this event loop on it
-    (one process can open a file twice: the BFF and a component it runs)."""
-    per_loop = _locks.setdefault(asyncio.get_running_loop(), {})
-    return per_loop.setdefault(os.path.realpath(path), asyncio.Lock())
+    (one process can open a file twice: the BFF and a component it runs). A write inside a
+    write on the same file, in one task, would wait for itself: it raises instead."""
+    per_loop = _turns.setdefault(asyncio.get_running_loop(), {})
+    turn = per_loop.setdefault(os.path.realpath(path), _Turn())
+    task = asyncio.current_task()
+    if task is not None and turn.holder is task:
+        raise RuntimeError(f"a write on {path} inside another write on it, in the same task")
+    async with turn.lock:
+        turn.holder = task
+        try:
+            yield
+        finally:
+            turn.holder = None
 
 
 def _file_of(url: str) -> Path | None:
@@ -255,6 +275,9 @@ def _begin_waiting(conn: SyncConnection) -> None:
     deadline = time.monotonic() + _WRITE_LOCK_WAIT_S
     pause = 0.001
     while True:
+        # Each try fails at once while the lock is held (no busy handler blocking the loop);
+        # the connection's short busy timeout is back for the transaction's statements.
+        conn.exec_driver_sql("PRAGMA busy_timeout = 0")
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             return
@@ -264,6 +287,8 @@ def _begin_waiting(conn: SyncConnection) -> None:
             )
             if not locked or time.monotonic() >= deadline:
                 raise
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await_(asyncio.sleep(pause))
         pause = min(pause * 2, 0.05)
 

@@ -20,6 +20,7 @@ process holds the file's write lock. Readers in WAL mode take no lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -132,7 +133,16 @@ class InlineConnection:
         # on a thread, so the loop runs on meanwhile. The connection is this transaction's
         # alone until the commit returns.
         if self._conn.in_transaction:
-            await asyncio.to_thread(self._conn.commit)
+            done = asyncio.ensure_future(asyncio.to_thread(self._conn.commit))
+            try:
+                await asyncio.shield(done)
+            except asyncio.CancelledError:
+                # Cancelled while the commit runs on its thread: let it end before anything
+                # else (a rollback as the connection goes back to the pool) touches the
+                # connection, then go on being cancelled.
+                with contextlib.suppress(Exception):
+                    await done
+                raise
 
     async def rollback(self) -> None:
         self._conn.rollback()

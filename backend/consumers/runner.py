@@ -261,8 +261,8 @@ class ConsumerRunner:
             return []
         try:
             return list(await lane.subscription.fetch(room, timeout=0.01))
-        except (nats.errors.TimeoutError, TimeoutError):
-            return []
+        except (nats.errors.Error, TimeoutError):
+            return []  # the next fetch takes them: this one was only to gather a batch
 
     async def _failure(
         self, lane: Lane, messages: list[Msg], exc: Exception, backoff: float

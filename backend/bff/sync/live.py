@@ -53,6 +53,11 @@ Rendered = tuple[int, ServerSentEventMessage]
 """An ``event: changes`` message, and the size of its page's JSON (``max_bytes`` bounds)."""
 
 
+RENDER_FRESH_S = 1.0
+"""How long a shared page's encoding is reused (``ChangeHub.render``): its ``server_time``
+stays within this of the moment a connection gets it."""
+
+
 def render_page(page: Page) -> Rendered:
     """``event: changes`` with ``page`` as its data, encoded for the wire."""
     body = page_body(page, system_ms())
@@ -206,7 +211,7 @@ class ChangeHub:
         self._pages: dict[tuple[str, str, int], asyncio.Future[Page]] = {}
         """Pages read since the last change notice, by (user, cursor, limit): a user's
         connections at the same cursor (several devices, all caught up) share one read."""
-        self._rendered: dict[int, tuple[Page, Rendered]] = {}
+        self._rendered: dict[int, tuple[Page, Rendered, float]] = {}
         """Those pages encoded as messages (by the page's identity): a page shared by a
         thousand connections is encoded once, not a thousand times."""
 
@@ -324,12 +329,15 @@ class ChangeHub:
 
     def render(self, page: Page) -> Rendered:
         """``render_page``, once for each page shared by connections (``page_reader``)
-        until the next change notice; its ``server_time`` is when it was first rendered."""
+        until the next change notice, for at most ``RENDER_FRESH_S``: its ``server_time``
+        (which a device's clock takes in) is when it was rendered, so a connection that
+        comes later gets it rendered again."""
+        now = time.monotonic()
         cached = self._rendered.get(id(page))
-        if cached is not None and cached[0] is page:
+        if cached is not None and cached[0] is page and now - cached[2] < RENDER_FRESH_S:
             return cached[1]
         rendered = render_page(page)
-        self._rendered[id(page)] = (page, rendered)
+        self._rendered[id(page)] = (page, rendered, now)
         return rendered
 
     def _forget_failed(self, key: tuple[str, str, int], page: asyncio.Future[Page]) -> None:
