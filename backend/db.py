@@ -35,12 +35,6 @@ __all__ = ["Database", "Key", "insert_ignore", "upsert"]
 
 _BEGIN_OPTION = "outpost_sqlite_begin"
 
-COUNTERS_ONLY = frozenset({"limits"})
-"""Databases of counters that no user's data depends on (the abuse limits' buckets and
-failure records): on SQLite their commits are not fsynced (WAL with ``synchronous=NORMAL``:
-a crash of the process loses nothing, one of the machine the last moments' counts). Every
-other database fsyncs each commit."""
-
 
 def Key(length: int = 80) -> TypeEngine[str]:
     """A string compared bytewise: ids, hlcs and positions (``COLLATE "C"`` on PostgreSQL)."""
@@ -65,10 +59,9 @@ class Database:
             raise ValueError(f"component name {component!r} must be lowercase letters")
         if url is None or url.startswith("sqlite"):
             path = data_dir / f"{component}.db" if url is None else _file_of(url)
-            durable = component not in COUNTERS_ONLY
             if path is None:  # in memory: aiosqlite's thread, one connection
-                return cls(_sqlite_engine(str(url), durable=durable), component)
-            engine = _sqlite_engine(f"sqlite+aiosqlite:///{path}", path, durable=durable)
+                return cls(_sqlite_engine(str(url)), component)
+            engine = _sqlite_engine(f"sqlite+aiosqlite:///{path}", path)
             return cls(engine, component, path)
         if url.startswith("postgresql"):
             schema = f"outpost_{component}"
@@ -293,7 +286,7 @@ def _begin_waiting(conn: SyncConnection) -> None:
         pause = min(pause * 2, 0.05)
 
 
-def _sqlite_engine(url: str, path: Path | None = None, *, durable: bool = True) -> AsyncEngine:
+def _sqlite_engine(url: str, path: Path | None = None) -> AsyncEngine:
     if path is None:
         engine = create_async_engine(url, connect_args={"timeout": 30})
     else:
@@ -305,7 +298,7 @@ def _sqlite_engine(url: str, path: Path | None = None, *, durable: bool = True) 
         cursor = dbapi_connection.cursor()
         for pragma in (
             "journal_mode=WAL",
-            "synchronous=FULL" if durable else "synchronous=NORMAL",
+            "synchronous=FULL",
             *(("busy_timeout=30000",) if path is None else ()),  # in place: see sqlite_inline
             "foreign_keys=ON",
         ):
