@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import os
 import re
 import secrets
@@ -65,13 +66,13 @@ class TokenSigner:
         self.ttl_s = ttl_s
 
     def issue(self, principal: Principal) -> str:
-        now = int(time.time())
+        now = time.time()
         ttl_s = PASSWORD_TOKEN_TTL_S if principal.password_only else self.ttl_s
         claims = {
             "sub": principal.user_id,
             "usr": principal.username,
-            "iat": now,
-            "exp": now + ttl_s,
+            "iat": int(now),
+            "exp": math.ceil(now) + ttl_s,  # whole seconds, rounded up: it lives at least ttl_s
             "typ": "password" if principal.password_only else "access",
         }
         if principal.family is not None:

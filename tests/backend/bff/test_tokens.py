@@ -35,3 +35,17 @@ def test_an_access_token_from_before_the_type_claim_still_works_and_a_strange_ty
     strange = jwt.encode({**claims, "typ": "admin"}, secret, algorithm="HS256")
     with pytest.raises(Unauthorized, match="invalid token"):
         TokenSigner(secret, ttl_s=60).verify(strange)
+
+
+def test_a_token_issued_late_in_a_second_lives_its_whole_ttl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``exp`` is whole seconds: rounding the issue time down would give a token issued at
+    x.99 one hundredth of its one-second life (a CI run refreshed a session and was refused
+    125 ms later)."""
+    signer = TokenSigner("s" * 32, ttl_s=1)
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.99)
+    token = signer.issue(Principal("u1", "alice"))
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - 1_800_000_000.99 >= 1
+    assert claims["iat"] <= 1_800_000_000.99

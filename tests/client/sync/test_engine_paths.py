@@ -138,18 +138,18 @@ def test_an_expired_token_is_refreshed_once_and_a_dead_session_keeps_everything(
     tmp_path: Path, controlled_nats: ControlledNats, phones: Any
 ) -> None:
     backend = BackendProcess(
-        tmp_path / "b", nats_url=controlled_nats.url, env={"OUTPOST_TOKEN_TTL_S": "1"}
+        tmp_path / "b", nats_url=controlled_nats.url, env={"OUTPOST_TOKEN_TTL_S": "2"}
     ).start()
     try:
         username = name("token")
         phone = phones(backend.url).signup(username)
         board = phone.device.create_board("Tokens")
-        time.sleep(2)  # the access token has expired
+        time.sleep(3)  # the access token has expired
         phone.settle()
         assert phone.transport.statuses.count(401) >= 1  # refreshed, and went on
         with phone.device.store.write() as conn:
             write_setting(conn, Setting.REFRESH_TOKEN, "revoked")
-        time.sleep(2)
+        time.sleep(3)
         phone.device.add_task(board, "Kept while signed out")
         with pytest.raises(SignInRequired, match="sign in again"):
             phone.sync()
