@@ -154,16 +154,18 @@ class OutpostApp(App):
         self._open_profile()
         return root
 
-    def _open_profile(self) -> None:
+    def _open_profile(self, switched_from: str | None = None) -> None:
         """The view models over ``self.folder``'s device, handed to the screens; the first
-        screen shown (at start, and after switching account)."""
+        screen shown (at start, and after switching account). ``switched_from``: after a
+        switch, the server of the account left, which the sign-in form offers to a profile
+        that has none yet (``--server`` was for the profile the app started on)."""
         root = self.shell
         self.signin_model = SignInViewModel(
             self.folder,
             sign_in=self._sign_in,
             change_password=self._change_password,
             on_answer=on_ui,
-            default_server=self.server_arg or DEFAULT_SERVER,
+            default_server=switched_from or self.server_arg or DEFAULT_SERVER,
         )
         self.device = self.signin_model.device
         self.status_model = StatusViewModel(self.device)
@@ -176,7 +178,7 @@ class OutpostApp(App):
         )
         if self.device is not None:
             self._attach_device(self.device)
-        self._open_first_screen()
+        self._open_first_screen(None if switched_from else self.server_arg)
 
     def _attach_device(self, device: Device) -> None:
         self.sync = BackgroundSync(device, self._on_progress)
@@ -186,19 +188,20 @@ class OutpostApp(App):
         self.shell.ids.boards_screen.attach(self.boards_model, self._user_text())
         self.shell.ids.notices.attach(self.notices_model)
 
-    def _open_first_screen(self) -> None:
+    def _open_first_screen(self, asked: str | None) -> None:
+        """``asked``: the server the app was started for (``--server``)."""
         device, settings = self.device, self.settings
         if device is None:
             self._show("signin")  # the store could not be opened: the screen says why
             return
-        other_server = self.server_arg is not None and self.server_arg != device.server
+        other_server = asked is not None and asked != device.server
         signed_in_or_offline = self.signin_model.has_session or settings.offline_chosen
         if signed_in_or_offline and not other_server:
             self._connect()
             self._open_last_board()
         else:
-            if self.server_arg:
-                self.signin_model.server_url = self.server_arg
+            if asked:
+                self.signin_model.server_url = asked
             self.shell.ids.signin_screen.render()
             self._show("signin")
 
@@ -261,10 +264,12 @@ class OutpostApp(App):
         self.shell.ids.signin_screen.render()
         self._show("signin")
 
-    def switch_profile(self, folder: Path, message: str | None) -> None:
+    def switch_profile(self, folder: Path, message: str | None, username: str | None) -> None:
         """Another account's profile (its own device id): the sync of this one stops, its
         unsent changes stay in its folder; the app opens the other and remembers it."""
         self.settings.save(self.folder)
+        self.shell.ids.account_screen.detach()
+        server = self.device.server if self.device is not None else None
         if self.sync is not None:
             self.sync.stop()
         if self.device is not None:
@@ -274,10 +279,12 @@ class OutpostApp(App):
         home.active_profile = None if folder == self.home else folder.name
         home.save(self.home)
         self.folder, self.settings = folder, AppSettings.load(folder)
-        self._open_profile()
-        if message:
-            self.signin_model.error = message
-            self.shell.ids.signin_screen.render()
+        self._open_profile(server)  # a new account's profile starts on the same server
+        model = self.signin_model
+        if username and not model.username:  # a new profile: its form names the account
+            model.username = username
+        model.error = message or model.error
+        self.shell.ids.signin_screen.render()
 
     def _change_password(
         self, server: str, username: str, password: str, new_password: str
@@ -384,6 +391,7 @@ class OutpostApp(App):
         width, height = Window.size
         self.settings.window_width, self.settings.window_height = int(width), int(height)
         self.settings.save(self.folder)
+        self.shell.ids.account_screen.detach()
         if self.sync is not None:
             self.sync.stop()
         if self.device is not None:

@@ -33,6 +33,9 @@ SignInAction = Literal["signup", "login"]
 SIGN_IN_TIMEOUT_S = 10.0
 """How long a sign-in waits for the server before it counts as unreachable (the user can
 cancel sooner, and continue offline at any time)."""
+STOP_GRACE_S = 0.5
+"""How long a stopping sync thread may take to end its cycle before its requests are
+cancelled (a server that does not answer must not hold up the next one)."""
 
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
@@ -302,14 +305,25 @@ class SyncThread:
         return self.submit(self.sync.log_out())
 
     def stop(self, timeout: float = 10) -> None:
+        """Stop and wait for the thread to end: a cycle between requests ends on its own
+        within ``STOP_GRACE_S``; one waiting on a server that does not answer is cancelled
+        (what it sent is sent again later: the server takes an event once)."""
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self.sync.stop)
+            self._thread.join(min(timeout, STOP_GRACE_S))
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._cancel_all)
             self._thread.join(timeout)
+
+    def _cancel_all(self) -> None:
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            self._loop.run_until_complete(self.sync.run())
+            with contextlib.suppress(asyncio.CancelledError):  # a stop that could not wait
+                self._loop.run_until_complete(self.sync.run())
             self._loop.run_until_complete(self._http.aclose())
         finally:
             self._loop.close()

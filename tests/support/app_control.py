@@ -26,7 +26,8 @@ line. Commands act through Kivy's own input paths, never through the view models
   pixels and its text (``_layout``; a drag's ``screenshot`` answers the same);
 - ``{"op": "audit"}``: the look, read from the whole widget tree (the open picker's sheet
   too): every shown touch target (button, toggle, tab, spinner and its options, picker
-  field, text input) smaller than 48 dp either way, or whose text is drawn cut short, every
+  field, text input) smaller than 48 dp either way, or whose text is drawn cut short or
+  wider than itself, every
   widget still drawn with a stock Kivy background image, and the scheme on screen;
 - ``{"op": "quit"}``.
 
@@ -373,9 +374,19 @@ def _audit(root: Widget) -> dict[str, Any]:
             targets += 1
             if widget.width < dp(TOUCH_DP) - 0.5 or widget.height < dp(TOUCH_DP) - 0.5:
                 small.append(f"{name}: {widget.width:.0f}x{widget.height:.0f}")
-            if getattr(widget, "is_shortened", False):  # drawn as "Any la…"
+            if getattr(widget, "is_shortened", False) or _overflows(widget):  # "Any la…"
                 cut.append(f"{name}: {widget.text!r} in {widget.width:.0f}")
     return {"targets": targets, "small": small, "stock": stock, "cut": cut, "scheme": theme.scheme}
+
+
+def _overflows(widget: Widget) -> bool:
+    """A button's one line of text (with its padding) wider than the button: drawn past
+    its edges, under its neighbours."""
+    text_size = getattr(widget, "text_size", (0, 0))
+    unwrapped = text_size[0] is None
+    return bool(
+        unwrapped and getattr(widget, "text", "") and widget.texture_size[0] > widget.width + 1
+    )
 
 
 def _line_of(widget: Widget) -> Iterator[Widget]:

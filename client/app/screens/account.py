@@ -27,6 +27,13 @@ class AccountScreen(AppScreen):
         self._unsubscribe = model.subscribe(ui_callback(self.render))
         self.render()
 
+    def detach(self) -> None:
+        """Forget the model: its profile is closing (an account switch), and an answer on
+        its way must not draw from a closed store."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.model, self._unsubscribe = None, None
+
     def on_pre_enter(self, *_args: object) -> None:
         if self.model is not None:
             self.render()
@@ -56,7 +63,7 @@ class AccountScreen(AppScreen):
         if model is not None and model.switch(self.ids.switch_input.text):
             self.ids.switch_input.text = ""
             if model.switch_to is not None:
-                self.nav.switch_profile(model.switch_to, model.message)
+                self.nav.switch_profile(model.switch_to, model.message, model.switch_name)
 
     def render(self) -> None:
         model, ids = self.model, self.ids

@@ -42,8 +42,8 @@ class Navigation(Protocol):
         """The account signed out: back to the sign-in screen, saying what was kept."""
         ...
 
-    def switch_profile(self, folder: Path, message: str | None) -> None:
-        """Reopen the app on another account's profile folder."""
+    def switch_profile(self, folder: Path, message: str | None, username: str | None) -> None:
+        """Reopen the app on another account's profile folder (``username``'s)."""
         ...
 
     def changed_locally(self) -> None:

@@ -55,6 +55,7 @@ class BoardsScreen(AppScreen):
             self.open(board)
 
     def select(self, board_id: str) -> None:
+        self.ids.share_error.text = self.ids.share_note.text = ""  # said of another board
         self._model().select(board_id)
 
     def open(self, board_id: str) -> None:
@@ -88,14 +89,17 @@ class BoardsScreen(AppScreen):
             return
         dialog = self._model().share_dialog(board["id"])
 
-        def answered() -> None:
+        def answered() -> None:  # said under the share field, where the user looks
+            ids = self.ids
             if dialog.busy:
-                self.ids.boards_error.text = "Checking the name…"
+                ids.share_error.text, ids.share_note.text = "", "Checking the name…"
                 return
             if dialog.shared is not None:
                 field.text = ""
                 self.nav.changed_locally()
-            self.ids.boards_error.text = dialog.error or dialog.note or ""
+            shared = f"Shared with {dialog.shared}" if dialog.shared is not None else ""
+            ids.share_error.text = dialog.error or ""
+            ids.share_note.text = "" if dialog.error else (dialog.note or shared)
 
         dialog.subscribe(ui_callback(answered))
         dialog.submit(field.text)

@@ -21,6 +21,12 @@ class StatusBar(BoxLayout):
     signed_in = BooleanProperty(False)
     sync_controls = BooleanProperty(False)
     """"Sync now" is shown only once the profile has an account."""
+    form_shown = BooleanProperty(False)
+    """The sign-in form is on screen: its own "Sign in" is the one shown."""
+
+    _unsubscribe: Callable[[], None] | None = None
+    _sync_now: Callable[[], None]
+    _sign_in: Callable[[], None]
 
     def attach(
         self,
@@ -30,11 +36,15 @@ class StatusBar(BoxLayout):
         sign_in: Callable[[], None],
         signed_in: Callable[[], bool],
     ) -> None:
-        self.model = model
-        self._signed_in = signed_in
-        self.ids.sync_now_button.bind(on_release=lambda *_: sync_now())
-        self.ids.sign_in_button.bind(on_release=lambda *_: sign_in())
-        model.subscribe(ui_callback(self.render))
+        """Again after an account switch: the new profile's model replaces the old one."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        else:  # the buttons are bound once, to whatever is attached
+            self.ids.sync_now_button.bind(on_release=lambda *_: self._sync_now())
+            self.ids.sign_in_button.bind(on_release=lambda *_: self._sign_in())
+        self.model, self._signed_in = model, signed_in
+        self._sync_now, self._sign_in = sync_now, sign_in
+        self._unsubscribe = model.subscribe(ui_callback(self.render))
         self.render()
 
     def render(self) -> None:

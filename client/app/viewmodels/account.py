@@ -100,6 +100,8 @@ class AccountViewModel(ViewModel):
         """What happened, in words: signed out and what was kept, the password changed."""
         self.signed_out = False
         self.switch_to: Path | None = None
+        self.switch_name: str | None = None
+        """After ``switch``: the account's username, for its sign-in form."""
         """After ``switch``: the profile folder the app reopens on."""
 
     @property
@@ -166,7 +168,7 @@ class AccountViewModel(ViewModel):
             if name == self.username:
                 raise check.Refused(f"You are signed in as {name} already")
             kept = self.kept_text
-            self.switch_to = profile_folder(self.home, name)
+            self.switch_to, self.switch_name = profile_folder(self.home, name), name
             if self.switch_to == self.device.folder:  # the home profile, no one's yet
                 self.switch_to = self.home.with_name(f"{self.home.name}@{name}")
             self.message = f"{kept[:1].upper()}{kept[1:]}." if kept else None

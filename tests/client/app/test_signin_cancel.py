@@ -5,6 +5,7 @@ waits, and a short timeout ends the wait on its own."""
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -98,3 +99,18 @@ def test_a_server_that_never_answers_is_unreachable_after_the_timeout(
         assert (model.error, model.offer_offline, model.busy) == (UNREACHABLE, True, False)
     finally:
         stop(threads)
+
+
+def test_a_sync_thread_waiting_on_a_silent_server_stops_when_asked(
+    tmp_path: Path, silent_server: str
+) -> None:
+    """Typing another server after a timeout swaps the sync thread, and the new one starts
+    only once the old has ended (never two engines on one store): the old one, waiting on a
+    server that never answers, must end when asked instead of holding up the user's next
+    sign-in for its whole request timeout (it did: 10 s, then both ran)."""
+    model, threads = form(tmp_path, silent_server, timeout_s=0.5)
+    before = set(threading.enumerate())
+    assert model.sign_in().result(10) is False
+    (started,) = [t for t in set(threading.enumerate()) - before if t.name == "outpost-sync"]
+    threads[0].stop()  # as the app swaps threads: its default wait
+    assert not started.is_alive()
