@@ -10,7 +10,8 @@ One user's day, at each width:
 - undo from the snackbar after a delete, a move and an edit in the editor: the card comes
   back, goes back to its column, takes its old title;
 - the owner sets the board's WIP limit on the boards screen and Doing's header shows it
-  (``you 0/1``), on a phone in its tab;
+  (``you 0/1``), on a phone in its tab; one save that moves a task into Doing and assigns
+  it over the limit is undone by the backend's saga, and its notice names both changes;
 - share: a name no one has is refused before anything is queued, a real member's is
   checked and shared, and both answers show under the share field;
 - the account: the password changed, then a switch to another account, which signs in
@@ -97,7 +98,7 @@ def test_sign_in_undo_wip_limit_share_and_accounts_like_a_user(
         app.wait_until("three cards", lambda seen: len(titles(seen, "todo")) == 3)
 
         undo_delete_move_and_edit(app, shots, width)
-        set_the_wip_limit(app, shots, width)
+        set_the_wip_limit(app, shots, width, user)
         share_with_a_check(app, shots, bob)
         change_password_and_switch_account(app, shots, module_backend, user, bob)
     finally:
@@ -205,7 +206,7 @@ def undo_text(seen: Query) -> str | None:
     return texts(seen).get("undo_text")
 
 
-def set_the_wip_limit(app: AppProcess, shots: Shots, width: str) -> None:
+def set_the_wip_limit(app: AppProcess, shots: Shots, width: str, user: str) -> None:
     app.tap("card:Order lunch")
     app.tap("move_right_button")  # one card in Doing, no one's
     app.wait_until("a card in Doing", lambda seen: "Order lunch" not in titles(seen, "todo"))
@@ -231,10 +232,53 @@ def set_the_wip_limit(app: AppProcess, shots: Shots, width: str) -> None:
             inside={"card:Order lunch": "column:doing"},
         ),
     )
-    if width == "phone":
-        app.tap("tab_todo")
+    over_the_limit_in_one_save(app, shots, width, user)
     app.tap("back_button")
     app.wait_until("the boards", lambda seen: seen["screen"] == "boards")
+
+
+def over_the_limit_in_one_save(app: AppProcess, shots: Shots, width: str, user: str) -> None:
+    """At the limit, one save moves a task into Doing and assigns it to the user: the
+    backend's saga undoes both, and the notice names both, in plain words."""
+    edit("Order lunch", app)
+    app.tap("assignee_picker")
+    app.tap(f"option:{user} (you)")
+    app.tap("save_button")
+    app.key("escape")
+    seen = app.wait_until("the load", lambda seen: "you 1/1" in header(seen, width))
+    if width == "phone":
+        app.tap("tab_todo")
+    edit("Book a room", app)
+    app.tap("status_picker")
+    app.tap("option:Doing")
+    app.tap("assignee_picker")
+    app.tap(f"option:{user} (you)")
+    app.tap("save_button")
+    app.key("escape")
+    seen = app.wait_until("the saga's notice", lambda seen: "notice:0" in seen["rows"])
+    told = " ".join(seen["rows"]["notice:0"])
+    assert (
+        f"Moved back to To do and no longer assigned to {user}: {user} already has 1 task "
+        "in Doing, the board's limit"
+    ) in told, told
+    shots.check("wip-notice", Expected("board", {"notice:0": None, "status_bar": None}))
+    app.tap("notice:0/dismiss_button")
+    seen = app.wait_until("the task back", lambda seen: "Book a room" in titles(seen, "todo"))
+    assert "notice:0" not in seen["rows"]
+    assert header(seen, width) == "Doing · 1 · you 1/1"
+
+
+def edit(title: str, app: AppProcess) -> None:
+    app.tap(f"card:{title}")
+    app.key("enter")
+    app.wait_until("the editor", lambda seen: seen["screen"] == "task")
+
+
+def header(seen: Query, width: str) -> str:
+    """Doing's header: its tab's title on a phone (the column may not be the one shown)."""
+    if width == "phone":
+        return texts(seen)["tab_doing"]
+    return str(seen["columns"]["doing"]["title"])
 
 
 def share_with_a_check(app: AppProcess, shots: Shots, bob: str) -> None:
