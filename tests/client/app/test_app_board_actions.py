@@ -6,11 +6,12 @@ One user's day, at each width:
 - sign-in against a server that never answers: the form waits with a Cancel and with
   "Continue offline" still open; Cancel gives the form back at once; a second try ends on
   its own after the short timeout and says the server cannot be reached;
-- the right server typed in, an account made, a board with cards;
+- the right server typed in, an account made, a new board that says what to do, cards;
 - undo from the snackbar after a delete, a move and an edit in the editor: the card comes
   back, goes back to its column, takes its old title;
 - the owner sets the board's WIP limit on the boards screen and Doing's header shows it
-  (``you 0/1``), on a phone in its tab; one save that moves a task into Doing and assigns
+  (``you 0/1``), on a phone in its tab; a task assigned with the member picker, a named
+  priority, notes and a comment, all on its card; one save that moves a task into Doing and assigns
   it over the limit is undone by the backend's saga, and its notice names both changes;
 - share: a name no one has is refused before anything is queued, a real member's is
   checked and shared, and both answers show under the share field;
@@ -36,9 +37,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from client.app.viewmodels.board import EMPTY_BOARD
 from client.app.viewmodels.signin import CANCELLED, ONE_TIME, UNREACHABLE
 from client.sync.runner import SIGN_IN_TIMEOUT_S
-from tests.client.app.test_app_e2e import STARTUP_S, AppProcess, Query, titles
+from tests.client.app.test_app_e2e import STARTUP_S, AppProcess, Query, card, titles
 from tests.client.app.test_app_look import DESKTOP, PHONE, check_look
 from tests.support.backend import BackendProcess
 from tests.support.device import PASSWORD
@@ -92,7 +94,8 @@ def test_sign_in_undo_wip_limit_share_and_accounts_like_a_user(
         app.tap("sign_up_button")
         app.wait_until("the boards, signed in", lambda seen: seen["screen"] == "boards")
         app.type("new_board_input", "Plans", enter=True)
-        app.wait_until("the new board", lambda seen: seen["screen"] == "board")
+        seen = app.wait_until("the new board", lambda seen: seen["screen"] == "board")
+        assert seen["columns"]["todo"]["empty"] == EMPTY_BOARD["todo"], "it says what to do"
         for title in ("Write the plan", "Book a room", "Order lunch"):
             app.type("quick_add_input", title, enter=True)
         app.wait_until("three cards", lambda seen: len(titles(seen, "todo")) == 3)
@@ -243,9 +246,17 @@ def over_the_limit_in_one_save(app: AppProcess, shots: Shots, width: str, user: 
     edit("Order lunch", app)
     app.tap("assignee_picker")
     app.tap(f"option:{user} (you)")
+    app.tap("priority_picker")
+    app.tap("option:High")
+    app.type("notes_input", "Sandwiches for six")
+    app.type("comment_input", "Ask about allergies", enter=True)
     app.tap("save_button")
     app.key("escape")
     seen = app.wait_until("the load", lambda seen: "you 1/1" in header(seen, width))
+    if width == "phone":
+        app.tap("tab_doing")
+    seen = app.wait_until("the card", lambda seen: "Order lunch" in titles(seen, "doing"))
+    assert card(seen, "Order lunch")["meta"] == f"@{user} · High priority · notes · 1 comment"
     if width == "phone":
         app.tap("tab_todo")
     edit("Book a room", app)
