@@ -11,8 +11,9 @@ One user's day, at each width:
   back, goes back to its column, takes its old title;
 - the owner sets the board's WIP limit on the boards screen and Doing's header shows it
   (``you 0/1``), on a phone in its tab; a task assigned with the member picker, a named
-  priority, notes and a comment, all on its card; one save that moves a task into Doing and assigns
-  it over the limit is undone by the backend's saga, and its notice names both changes;
+  priority, notes and a comment, all on its card; one save that moves a task into Doing
+  and assigns it over the limit is undone by the backend's saga, and its notice names both
+  changes;
 - share: a name no one has is refused before anything is queued, a real member's is
   checked and shared, and both answers show under the share field;
 - the account: the password changed, then a switch to another account, which signs in
