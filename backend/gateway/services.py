@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import delete, func, insert, select, update
 
-from backend.bff.models import BoardAuthority
+from backend.bff.owners import board_owner
 from backend.db import Database, upsert
 from backend.errors import BadRequest, StreamUnavailable
 from backend.gateway.allow import AllowList
@@ -88,23 +88,11 @@ class GatewayService:
     # -- owners ---------------------------------------------------------------------------
 
     async def _require_owner(self, board: str, username: str) -> None:
-        owner = await self._owner_of(board)
+        owner = await board_owner(self._bff_db, board)
         if owner is None:
             raise NotRegistered(f"no board {board}")
         if owner != username:
             raise NotBoardOwner("only the board's owner manages its webhooks and sources")
-
-    async def _owner_of(self, board: str) -> str | None:
-        if not is_uuid(board):
-            return None
-        async with self._bff_db.read() as conn:
-            state = (
-                await conn.execute(select(BoardAuthority.state).where(BoardAuthority.id == board))
-            ).scalar()
-        if state is None:
-            return None
-        owner = _state_decoder.decode(state).value("owner")
-        return owner if isinstance(owner, str) else None
 
     # -- outbound endpoints ---------------------------------------------------------------
 

@@ -11,23 +11,18 @@ orchestrator's planning and firing take turns with it (``lock_leads``).
 
 from __future__ import annotations
 
-import msgspec
 from nats.errors import Error as NatsError
 from sqlalchemy import delete, select
 
-from backend.bff.models import BoardAuthority
+from backend.bff.owners import board_owner
 from backend.db import Database, upsert
 from backend.errors import StreamUnavailable
 from backend.orchestrator.component import BoardReminders, lock_leads, replan_board
 from backend.orchestrator.errors import LeadOutOfRange, NotBoardOwner, UnknownBoard
 from backend.orchestrator.schemas import MAX_LEAD_S, ReminderSettings
 from backend.orchestrator.timers import Timers
-from protocol import is_uuid
-from protocol.merge import EntityState
 
 __all__ = ["ReminderService"]
-
-_state_decoder = msgspec.json.Decoder(EntityState)
 
 
 class ReminderService:
@@ -83,20 +78,8 @@ class ReminderService:
         )
 
     async def _require_owner(self, board: str, username: str) -> None:
-        owner = await self._owner_of(board)
+        owner = await board_owner(self._bff_db, board)
         if owner is None:
             raise UnknownBoard(f"no board {board}")
         if owner != username:
             raise NotBoardOwner("only the board's owner sets its reminder lead time")
-
-    async def _owner_of(self, board: str) -> str | None:
-        if not is_uuid(board):
-            return None
-        async with self._bff_db.read() as conn:
-            state = (
-                await conn.execute(select(BoardAuthority.state).where(BoardAuthority.id == board))
-            ).scalar()
-        if state is None:
-            return None
-        owner = _state_decoder.decode(state).value("owner")
-        return owner if isinstance(owner, str) else None
