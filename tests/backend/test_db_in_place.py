@@ -30,13 +30,14 @@ async def _database(folder: Path) -> Database:
 
 
 def test_a_write_waits_out_another_process_lock_while_the_loop_runs_on(tmp_path: Path) -> None:
-    async def scenario() -> tuple[list[str], int]:
+    async def scenario() -> tuple[list[str], list[tuple[bool, int]]]:
         db = await _database(tmp_path)
         other = sqlite3.connect(tmp_path / "bff.db", isolation_level=None, timeout=0)
         other.execute("BEGIN IMMEDIATE")  # another process's writer, holding the lock
         other.execute("INSERT INTO notes (id, text) VALUES (1, 'theirs')")
         released = threading.Event()
         ticks = 0
+        waited: list[tuple[bool, int]] = []
         try:
 
             async def ticker() -> None:
@@ -51,7 +52,10 @@ def test_a_write_waits_out_another_process_lock_while_the_loop_runs_on(tmp_path:
                 released.set()
 
             async def ours() -> None:
+                nonlocal ticks
+                ticks = 0  # counted from here: while our write waits for the lock
                 async with db.write() as conn:
+                    waited.append((released.is_set(), ticks))
                     await conn.execute(insert(notes).values(id=2, text="ours"))
 
             ticking = asyncio.create_task(ticker())
@@ -61,14 +65,17 @@ def test_a_write_waits_out_another_process_lock_while_the_loop_runs_on(tmp_path:
                 texts = list(
                     (await conn.execute(select(notes.c.text).order_by(notes.c.id))).scalars()
                 )
-            return texts, ticks
+            return texts, waited
         finally:
             other.close()
             await db.dispose()
 
-    texts, ticks = asyncio.run(scenario())
+    texts, waited = asyncio.run(scenario())
     assert texts == ["theirs", "ours"]  # it waited for the lock, then wrote
-    assert ticks >= 3, "the loop went on with other work while the write waited"
+    ((after_release, ticks),) = waited
+    assert after_release, "the write began only once the other writer committed"
+    # a write that blocked the loop would see no tick (nor the release, which runs on it)
+    assert ticks >= 10, f"the loop went on with other work while the write waited: {ticks}"
 
 
 def test_writers_of_one_process_take_turns_and_lose_nothing(tmp_path: Path) -> None:
