@@ -13,7 +13,7 @@ import pytest
 
 from client.device import Device
 from client.store.settings import Setting
-from tests.support.backend import BackendProcess
+from tests.support.backend import BackendProcess, one_time_password
 
 pytestmark = pytest.mark.integration
 
@@ -107,15 +107,7 @@ def test_passwd_changes_a_one_time_password_from_reset_password(
 ) -> None:
     server = module_backend.url
     phone, username = signed_up(tmp_path, server)
-    command = ["users", "reset-password", username, "--data-dir", str(module_backend.data_dir)]
-    reset = subprocess.run(
-        [sys.executable, "-m", "outpost", *command],
-        capture_output=True,
-        text=True,
-        env={**module_backend.env, "OUTPOST_PASSWORD_TIME_COST": "1"},
-    )
-    assert reset.returncode == 0, reset.stderr
-    one_time = reset.stdout.strip()
+    one_time = one_time_password(module_backend, username)
     tablet = tmp_path / "tablet"  # a new profile: the user lost the phone
     refused = client(tablet, server, "login", username, "--password", one_time)
     assert refused.returncode == 1

@@ -4,6 +4,9 @@ and a nats-server the test controls (kill, restart) from a background event loop
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -279,3 +282,33 @@ def two_processes(
     finally:
         second.stop()
         first.stop()
+
+
+def reset_password(backend: BackendProcess, username: str) -> subprocess.CompletedProcess[str]:
+    """``outpost users reset-password`` on ``backend``'s data (and database), as its operator
+    runs it: the one-time password on stdout."""
+    command = ["users", "reset-password", username, "--data-dir", str(backend.data_dir)]
+    if backend.db_url is not None:
+        command += ["--db-url", backend.db_url]
+    return subprocess.run(
+        [sys.executable, "-m", "outpost", *command],
+        capture_output=True,
+        text=True,
+        env={**backend.env, "OUTPOST_PASSWORD_TIME_COST": "1"},
+    )
+
+
+def one_time_password(backend: BackendProcess, username: str) -> str:
+    """A one-time password set for ``username`` (``reset_password``, which must succeed)."""
+    reset = reset_password(backend, username)
+    assert reset.returncode == 0, reset.stderr
+    return reset.stdout.strip()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A server that takes connections and never reads nor answers (one that hangs)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"

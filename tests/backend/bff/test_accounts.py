@@ -9,8 +9,6 @@ the other refuses on the very next request.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.backend import BackendProcess, ControlledNats, two_processes
+from tests.support.backend import BackendProcess, ControlledNats, reset_password, two_processes
 from tests.support.device import PASSWORD, Device
 
 pytestmark = pytest.mark.integration
@@ -64,18 +62,6 @@ def logout(url: str, token: str | None, refresh_token: str | None) -> httpx.Resp
         f"{url}/v1/auth/logout",
         json={"refresh_token": refresh_token},
         headers={"Authorization": f"Bearer {token}"},
-    )
-
-
-def reset_password(backend: BackendProcess, username: str) -> subprocess.CompletedProcess[str]:
-    command = ["users", "reset-password", username, "--data-dir", str(backend.data_dir)]
-    if backend.db_url is not None:
-        command += ["--db-url", backend.db_url]
-    return subprocess.run(
-        [sys.executable, "-m", "outpost", *command],
-        capture_output=True,
-        text=True,
-        env={**backend.env, "OUTPOST_PASSWORD_TIME_COST": "1"},
     )
 
 

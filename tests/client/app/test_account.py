@@ -4,8 +4,6 @@ own device id), and a one-time password that must be changed at sign-in."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -20,7 +18,7 @@ from client.app.viewmodels.signin import ONE_TIME
 from client.device import Device
 from client.store.settings import Setting, write_setting
 from client.sync.runner import SignInAction, SyncThread
-from tests.support.backend import BackendProcess
+from tests.support.backend import BackendProcess, one_time_password
 
 PASSWORD = "correct horse"
 NEW_PASSWORD = "battery staple"
@@ -183,21 +181,7 @@ def test_switching_account_opens_a_new_profile_with_its_own_device_and_keeps_the
 def test_a_one_time_password_asks_for_a_new_one_at_sign_in(
     tmp_path: Path, module_backend: BackendProcess, profile: Profile
 ) -> None:
-    command = [
-        "users",
-        "reset-password",
-        profile.username,
-        "--data-dir",
-        str(module_backend.data_dir),
-    ]
-    reset = subprocess.run(
-        [sys.executable, "-m", "outpost", *command],
-        capture_output=True,
-        text=True,
-        env={**module_backend.env, "OUTPOST_PASSWORD_TIME_COST": "1"},
-    )
-    assert reset.returncode == 0, reset.stderr
-    one_time = reset.stdout.strip()
+    one_time = one_time_password(module_backend, profile.username)
 
     tablet = tmp_path / "tablet"
     threads: list[SyncThread] = []

@@ -28,9 +28,6 @@ as the look test audits every screen.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +40,7 @@ from client.app.viewmodels.signin import CANCELLED, ONE_TIME, UNREACHABLE
 from client.sync.runner import SIGN_IN_TIMEOUT_S
 from tests.client.app.test_app_e2e import STARTUP_S, AppProcess, Query, card, titles
 from tests.client.app.test_app_look import DESKTOP, PHONE, check_look
-from tests.support.backend import BackendProcess
+from tests.support.backend import BackendProcess, one_time_password
 from tests.support.device import PASSWORD
 from tests.support.device import Device as Phone
 from tests.support.screenshots import Expected, assert_screenshot
@@ -59,15 +56,6 @@ BOB_PASSWORD = "bobs own passphrase"
 def display(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Xvfb]:
     with running_xvfb(tmp_path_factory.mktemp("xvfb") / "xvfb.log") as server:
         yield server
-
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """Takes connections and never answers (a server that hangs)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
 @pytest.mark.parametrize(("width", "window"), [("phone", PHONE), ("desktop", DESKTOP)])
@@ -338,7 +326,7 @@ def change_password_and_switch_account(
     assert not texts(seen).get("account_error")
     check_password(backend, user, NEW_PASSWORD)  # it works from another device
 
-    one_time = reset_password(backend, bob)
+    one_time = one_time_password(backend, bob)
     app.type("switch_input", bob, enter=True)
     seen = app.wait_until("bob's sign-in", lambda seen: seen["screen"] == "signin")
     assert (texts(seen)["server_input"], texts(seen)["username_input"]) == (backend.url, bob)
@@ -370,18 +358,6 @@ def change_password_and_switch_account(
     assert texts(seen)["signin_error"] == "Signed out."
     assert app.quit() == 0
     assert (app.profile.parent / f"{app.profile.name}@{bob}").is_dir(), "bob's own profile"
-
-
-def reset_password(backend: BackendProcess, username: str) -> str:
-    command = ["users", "reset-password", username, "--data-dir", str(backend.data_dir)]
-    reset = subprocess.run(
-        [sys.executable, "-m", "outpost", *command],
-        capture_output=True,
-        text=True,
-        env={**backend.env, "OUTPOST_PASSWORD_TIME_COST": "1"},
-    )
-    assert reset.returncode == 0, reset.stderr
-    return reset.stdout.strip()
 
 
 def check_password(backend: BackendProcess, username: str, password: str) -> None:

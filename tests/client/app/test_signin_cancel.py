@@ -4,9 +4,7 @@ waits, and a short timeout ends the wait on its own."""
 
 from __future__ import annotations
 
-import socket
 import threading
-from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -19,15 +17,6 @@ from client.sync.runner import SignInAction, SyncThread
 PASSWORD = "correct horse"
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """Listens, so connections are made, and never reads nor answers."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
 def form(
