@@ -18,8 +18,16 @@ from typing import Any
 import msgspec
 
 from client.store.outbox import Outbox
-from protocol import Event, EventRejected, UnreadableEvent, Writer, decode_event, merge
-from protocol.merge import EntityKey, EntityState
+from protocol import (
+    Event,
+    EventRejected,
+    MergeError,
+    UnreadableEvent,
+    Writer,
+    decode_event,
+    merge,
+)
+from protocol.merge import EntityKey, EntityState, PulledChange
 
 log = logging.getLogger(__name__)
 _state_decoder = msgspec.json.Decoder(EntityState)
@@ -158,7 +166,7 @@ def _board_of(conn: sqlite3.Connection, key: EntityKey) -> str | None:
 def confirm(
     conn: sqlite3.Connection, change: dict[str, Any], table: str = "confirmed"
 ) -> EntityKey:
-    """Store one pulled change as the confirmed state of its entity."""
+    """Store one pulled change (as JSON decodes it) as the confirmed state of its entity."""
     ((state, _),) = confirm_many(conn, [change], table)
     return state.key
 
@@ -166,11 +174,20 @@ def confirm(
 def confirm_many(
     conn: sqlite3.Connection, changes: list[dict[str, Any]], table: str = "confirmed"
 ) -> list[tuple[EntityState, bytes]]:
-    """Store pulled changes as the confirmed states of their entities, in order, in one
-    statement; return each state with the JSON stored for it."""
+    """``confirm_pulled`` of changes as JSON decodes them."""
+    return confirm_pulled(conn, msgspec.convert(changes, list[PulledChange]), table)
+
+
+def confirm_pulled(
+    conn: sqlite3.Connection, changes: list[PulledChange], table: str = "confirmed"
+) -> list[tuple[EntityState, bytes]]:
+    """Store pulled entity changes as the confirmed states of their entities, in order, in
+    one statement; return each state with the JSON stored for it."""
     confirmed = []
     for c in changes:
-        state = merge.from_change(c["kind"], c["id"], c["board"], c["values"], c["meta"])
+        if c.kind == "notice" or c.values is None or c.meta is None:
+            raise MergeError(f"the pulled {c.kind} {c.id} is not an entity's state")
+        state = merge.from_change(c.kind, c.id, c.board, c.values, c.meta)
         confirmed.append((state, _encode(state)))
     conn.executemany(
         f"INSERT INTO {table} (kind, id, board, state) VALUES (?, ?, ?, ?) "
@@ -183,7 +200,7 @@ def confirm_many(
 def refold_confirmed(
     conn: sqlite3.Connection, confirmed: list[tuple[EntityState, bytes]], username: str | None
 ) -> None:
-    """``refold`` of entities whose confirmed states were just written (``confirm_many``'s
+    """``refold`` of entities whose confirmed states were just written (``confirm_pulled``'s
     answer): the same view rows, without reading those states back, in one statement."""
     if not confirmed:
         return

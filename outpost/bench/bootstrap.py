@@ -28,6 +28,7 @@ from outpost.bench.harness import (
     BenchError,
     Timer,
     Workspace,
+    cpu_spent,
     progress,
     unique_name,
 )
@@ -66,12 +67,22 @@ async def measure(
     progress(f"{name}: plain HTTP pull (warm-up)")
     await _plain_pull(ws.url, token)
     progress(f"{name}: a new device pulls the board")
+    cpu_before = ws.cpu_seconds()
     pulled, device_mb = await _device_in_child(ws, username, "bootstrap")
+    cpu_after = ws.cpu_seconds()
     if pulled["tasks"] != count:
         raise BenchError(f"the new device has {pulled['tasks']} tasks, not {count}")
     progress(f"{name}: plain HTTP pull")
     plain_seconds = await _plain_pull(ws.url, token)
     idle, idle_mb = await _device_in_child(ws, username, "idle")
+    result.params["cpu_seconds"] = {
+        "device": round(pulled["cpu_seconds"], 2),
+        **{
+            process: round(spent, 2)
+            for process, spent in cpu_spent(cpu_before, cpu_after).items()
+            if process != "devices"  # the bench process only waits for the child
+        },
+    }
     result.params["ru_maxrss_mb"] = {
         "bootstrap": pulled["ru_maxrss_mb"],
         "idle": idle["ru_maxrss_mb"],

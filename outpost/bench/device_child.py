@@ -2,7 +2,8 @@
 
 ``python -m outpost.bench.device_child bootstrap|idle --server URL --username U
 --password P --folder DIR`` signs in a new device; ``bootstrap`` then pulls everything
-once. It prints ``{"seconds", "tasks", "peak_mb"}`` as JSON; ``idle`` stops after signing in
+once. It prints ``{"seconds", "cpu_seconds", "tasks", "peak_mb"}`` as JSON (``cpu_seconds``:
+the process's own user + system time during the pull, every thread); ``idle`` stops after signing in
 (the baseline: what a device process weighs before it holds any board). It imports only
 the device side, never the bench's harness or the backend, so the memory is the device's.
 
@@ -43,12 +44,17 @@ async def _main(args: argparse.Namespace) -> dict[str, float | None]:
         engine = SyncEngine(device, http)
         await engine.login(args.username, args.password)
         if args.mode == "idle":
-            return {"seconds": 0.0, "tasks": 0, "peak_mb": peak_mb()}
-        started = time.perf_counter()
+            return {"seconds": 0.0, "cpu_seconds": 0.0, "tasks": 0, "peak_mb": peak_mb()}
+        started, cpu_started = time.perf_counter(), time.process_time()
         await engine.sync()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         peak = peak_mb()  # before the count: listing a million tasks would weigh more
-        return {"seconds": seconds, "tasks": _count_tasks(device), "peak_mb": peak}
+        return {
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "tasks": _count_tasks(device),
+            "peak_mb": peak,
+        }
     finally:
         await http.aclose()
         device.close()

@@ -12,7 +12,14 @@ from typing import Any
 import httpx
 
 from outpost.bench import shared
-from outpost.bench.harness import BenchError, Timer, Workspace, progress, unique_name
+from outpost.bench.harness import (
+    BenchError,
+    Timer,
+    Workspace,
+    cpu_spent,
+    progress,
+    unique_name,
+)
 from outpost.bench.jetstream import raw_jetstream
 from outpost.bench.plan import Plan
 from outpost.bench.report import Figure, ScenarioResult, Target
@@ -81,6 +88,7 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
     progress(f"drain: {len(bodies):,} events pending; reconnecting")
     clock = PushClock()
     engine.http = ws.connect(clock)  # the same device and session, over the clock
+    cpu_before = ws.cpu_seconds()
     timer = Timer()
     deadline = time.monotonic() + 300
     while True:
@@ -91,6 +99,10 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
             raise BenchError(f"{device.pending_count()} events still pending after 300 s")
         await asyncio.sleep(0.005)
     seconds = timer.seconds
+    cpu_after = ws.cpu_seconds()
+    result.params["cpu_seconds"] = {
+        process: round(spent, 2) for process, spent in cpu_spent(cpu_before, cpu_after).items()
+    }
     accepted = clock.last_push_at - timer.started
     await _check_every_event_landed(ws, real, written)
     progress(f"drain: {seconds:.2f} s; raw JetStream baseline")

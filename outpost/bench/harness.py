@@ -264,6 +264,13 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each process spent between two ``Workspace.cpu_seconds`` readings."""
+    return {
+        process: after[process] - spent for process, spent in before.items() if process in after
+    }
+
+
 class Timer:
     """Seconds since it was made, by the monotonic high-resolution clock."""
 

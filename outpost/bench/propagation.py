@@ -17,7 +17,7 @@ from client.sync.engine import Progress
 from client.sync.runner import LiveSync
 from outpost.bench import budget, shared
 from outpost.bench.budget import Action, ClientStamps
-from outpost.bench.harness import Workspace, percentile, progress, unique_name, wait_for
+from outpost.bench.harness import Workspace, cpu_spent, percentile, progress, unique_name, wait_for
 from outpost.bench.jetstream import raw_jetstream
 from outpost.bench.plan import Plan
 from outpost.bench.report import Figure, ScenarioResult, Target
@@ -94,9 +94,8 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
     ]
     result.budget = budget.measure(actions, stamps, ws.hop_trace)
     result.budget.cpu_ms = {
-        process: [(cpu_after[process] - spent) * 1000 / len(made)]
-        for process, spent in cpu_before.items()
-        if process in cpu_after
+        process: [spent * 1000 / len(made)]
+        for process, spent in cpu_spent(cpu_before, cpu_after).items()
     }
     progress("propagation: raw JetStream publish-to-delivery at the same rate")
     async with raw_jetstream(ws.nats.url) as raw:

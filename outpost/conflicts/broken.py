@@ -33,6 +33,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from protocol.merge.state import Register
 
 __all__ = ["BREAK_ENV", "CAUGHT_BY", "RULES", "break_backend", "break_device"]
@@ -81,7 +83,7 @@ def _drop_labels() -> None:
     def from_change(kind: str, id: str, board: str, values: Any, meta: Any) -> Any:
         if kind == "task" and values is not None:
             values = {**values, "labels": []}
-            meta = {**meta, "labels": {}}
+            meta = msgspec.structs.replace(merge.as_change_meta(meta), labels={})
         return original(kind, id, board, values, meta)
 
     merge.from_change = from_change

@@ -7,9 +7,13 @@ member is on its board. Per kind: ``board``, ``member``, ``task``, ``comment``.
 """
 
 from protocol.merge.fold import (
+    ChangeMeta,
     Meta,
+    PulledChange,
+    Stamp,
     Values,
     apply,
+    as_change_meta,
     fold,
     from_change,
     keys_of,
@@ -23,12 +27,16 @@ from protocol.merge.member import member_id
 from protocol.merge.state import EntityKey, EntityState, Register, merge
 
 __all__ = [
+    "ChangeMeta",
     "EntityKey",
     "EntityState",
     "Meta",
+    "PulledChange",
     "Register",
+    "Stamp",
     "Values",
     "apply",
+    "as_change_meta",
     "fold",
     "from_change",
     "is_active_member",

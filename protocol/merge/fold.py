@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from protocol.catalog import (
     CATALOG,
@@ -21,9 +23,13 @@ from protocol.merge import board, comment, member, task
 from protocol.merge.state import EntityKey, EntityState, Register, merge
 
 __all__ = [
+    "ChangeMeta",
     "Meta",
+    "PulledChange",
+    "Stamp",
     "Values",
     "apply",
+    "as_change_meta",
     "fold",
     "from_change",
     "keys_of",
@@ -46,6 +52,40 @@ _KINDS: Mapping[EntityKind, ModuleType] = {
 _APPLY: Mapping[EntityKind, Callable[[EntityState, Event], EntityState]] = {
     kind: module.apply for kind, module in _KINDS.items()
 }
+
+
+class Stamp(msgspec.Struct, frozen=True, gc=False):
+    """The stamp of a field's last write, as a pulled change's ``meta`` carries it."""
+
+    hlc: str
+    id: str
+
+
+class ChangeMeta(msgspec.Struct, frozen=True, gc=False):
+    """A pulled change's ``meta`` (``Meta``), decoded into structs: a device decodes a page
+    of pulled changes so (``PulledChange``), eight stamps a task, instead of as many dicts,
+    which take twice as long to decode. Like ``Register``, not tracked by the collector."""
+
+    fields: dict[str, Stamp] = msgspec.field(default_factory=dict)
+    labels: dict[str, list[str]] = msgspec.field(default_factory=dict)
+
+
+class PulledChange(msgspec.Struct, gc=False):
+    """One change of a pull page as a device reads it (SPEC section 6): an entity's state
+    (``values`` and ``meta``), a board taken away (``removed``), or a notice (its
+    ``values``). The ``version`` it also carries is the server's business."""
+
+    kind: EntityKind | Literal["notice"]
+    id: str
+    board: str
+    values: Values | None = None
+    meta: ChangeMeta | None = None
+    removed: bool = False
+
+
+def as_change_meta(meta: Meta | ChangeMeta) -> ChangeMeta:
+    """``meta`` as a ``ChangeMeta`` (a dict is checked and converted)."""
+    return meta if isinstance(meta, ChangeMeta) else msgspec.convert(meta, ChangeMeta)
 
 
 def keys_of(event: Event) -> tuple[EntityKey, ...]:
@@ -108,16 +148,21 @@ def meta(state: EntityState) -> Meta:
 
 
 def from_change(
-    kind: EntityKind, entity_id: str, board_id: str, change_values: Values, change_meta: Meta
+    kind: EntityKind,
+    entity_id: str,
+    board_id: str,
+    change_values: Values,
+    change_meta: Meta | ChangeMeta,
 ) -> EntityState:
     """The state a pulled change stands for, ready to have pending events folded on top."""
+    stamps = as_change_meta(change_meta)
     fields = {}
-    for name, stamp in change_meta.get("fields", {}).items():
+    for name, stamp in stamps.fields.items():
         value = change_values.get(name)
         if kind == "member" and name == "removed" and change_values.get("role") == "owner":
             value = False
-        fields[name] = Register(value, stamp["hlc"], stamp["id"])
-    tags = {label: tuple(sorted(ids)) for label, ids in change_meta.get("labels", {}).items()}
+        fields[name] = Register(value, stamp.hlc, stamp.id)
+    tags = {label: tuple(sorted(ids)) for label, ids in stamps.labels.items()}
     return EntityState(
         kind=kind, id=entity_id, board=board_id, created=True, fields=fields, tags=tags
     )

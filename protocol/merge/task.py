@@ -55,7 +55,11 @@ def apply(state: EntityState, event: Event) -> EntityState:
     return state
 
 
+_DEFAULTS = tuple((name, TASK_DEFAULTS.get(name)) for name in FIELDS)
+
+
 def values(state: EntityState) -> dict[str, Any]:
-    result = {name: state.value(name, TASK_DEFAULTS.get(name)) for name in FIELDS}
+    fields = state.fields  # read in place: a bootstrap makes this of every task pulled
+    result = {name: fields[name].value if name in fields else d for name, d in _DEFAULTS}
     result["labels"] = sorted(state.labels())
     return result
