@@ -50,6 +50,8 @@ class Database:
         self._path = path
         """The SQLite file, when its connections run in place (``backend/sqlite_inline.py``):
         its writers then take turns on an asyncio lock before ``BEGIN IMMEDIATE``."""
+        self._file = "" if path is None else os.path.realpath(path)
+        """The file's one name (the writers' turn is per file): resolved once, not per write."""
 
     @classmethod
     def for_component(cls, component: str, *, data_dir: Path, url: str | None) -> Database:
@@ -106,7 +108,7 @@ class Database:
                 async with conn.begin():
                     yield conn
             return
-        async with _writers(self._path), self.engine.connect() as conn:
+        async with _writers(self._file), self.engine.connect() as conn:
             conn = await conn.execution_options(**{_BEGIN_OPTION: _BEGIN_WAITING})
             async with conn.begin():
                 yield conn
@@ -235,12 +237,13 @@ _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Turn]] =
 
 
 @asynccontextmanager
-async def _writers(path: Path) -> AsyncIterator[None]:
-    """The writers' turn on one SQLite file, shared by every engine of this event loop on it
-    (one process can open a file twice: the BFF and a component it runs). A write inside a
-    write on the same file, in one task, would wait for itself: it raises instead."""
+async def _writers(path: str) -> AsyncIterator[None]:
+    """The writers' turn on one SQLite file (``path``: its real path), shared by every engine
+    of this event loop on it (one process can open a file twice: the BFF and a component it
+    runs). A write inside a write on the same file, in one task, would wait for itself: it
+    raises instead."""
     per_loop = _turns.setdefault(asyncio.get_running_loop(), {})
-    turn = per_loop.setdefault(os.path.realpath(path), _Turn())
+    turn = per_loop.setdefault(path, _Turn())
     task = asyncio.current_task()
     if task is not None and turn.holder is task:
         raise RuntimeError(f"a write on {path} inside another write on it, in the same task")
