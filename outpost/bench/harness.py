@@ -27,6 +27,7 @@ from typing import Any, Self
 import httpx
 import msgspec
 
+from backend.config import Settings
 from backend.hops import TRACE_ENV
 from backend.launcher import BackendLauncher, LaunchError
 from backend.nats import EmbeddedNats
@@ -97,9 +98,11 @@ async def wait_for(
 RAISED_LIMITS = {
     "OUTPOST_RATE_LIMIT_PER_S": "1000000",  # never throttle the bench
     "OUTPOST_RATE_LIMIT_BURST": "1000000",
-    "OUTPOST_SIGNUP_LIMIT": "1000000",  # every bench user signs up from 127.0.0.1
 }
-"""The abuse limits the bench raises on its backend (printed when it starts)."""
+"""The abuse limits the bench raises on its backend (printed when it starts). The sign-up
+limit stays at its default: the bench's users sign up from loopback addresses of their own,
+``Settings.signup_limit`` to an address (``Workspace.signup_address``), as many people
+would from their own machines."""
 BENCH_ENV = {
     "OUTPOST_PASSWORD_TIME_COST": "1",  # sign-ups are not what is measured
     **RAISED_LIMITS,
@@ -124,6 +127,7 @@ class Workspace:
         self._children: list[subprocess.Popen[bytes]] = []
         self._clients: list[httpx.AsyncClient] = []
         self._devices: list[Device] = []
+        self._signups = itertools.count()
 
     async def __aenter__(self) -> Self:
         try:
@@ -182,16 +186,24 @@ class Workspace:
         """A real device (store, engine, HTTP transport) signed in as ``username``."""
         device = Device(self.folder(f"devices/{name}"))
         self._devices.append(device)
-        engine = SyncEngine(device, self.connect())
+        address = self.signup_address() if signup else None
+        engine = SyncEngine(device, self.connect(from_address=address))
         if signup:
             await engine.signup(username, PASSWORD)
         else:
             await engine.login(username, PASSWORD)
         return device, engine
 
-    def connect(self, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-        """A device's HTTP client for the backend (over ``transport``: httpx's seam), closed
-        with the workspace."""
+    def connect(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        from_address: str | None = None,
+    ) -> httpx.AsyncClient:
+        """A device's HTTP client for the backend (over ``transport``: httpx's seam; or from
+        the loopback address ``from_address``), closed with the workspace."""
+        if from_address is not None:
+            transport = httpx.AsyncHTTPTransport(local_address=from_address)
         client = connect(self.url, transport=transport)
         self._clients.append(client)
         return client
@@ -199,12 +211,23 @@ class Workspace:
     async def session(self, username: str, *, signup: bool = True) -> str:
         """A bearer token for ``username``, through the HTTP contract."""
         path = "/v1/auth/signup" if signup else "/v1/auth/token"
-        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+        address = self.signup_address() if signup else None
+        transport = None if address is None else httpx.AsyncHTTPTransport(local_address=address)
+        async with httpx.AsyncClient(base_url=self.url, timeout=30, transport=transport) as http:
             reply = await http.post(path, json={"username": username, "password": PASSWORD})
         if reply.status_code not in (200, 201):
             raise BenchError(f"{path} for {username}: HTTP {reply.status_code} {reply.text}")
         token: str = reply.json()["token"]
         return token
+
+    def signup_address(self) -> str:
+        """The loopback address the next sign-up comes from: ``Settings.signup_limit``
+        sign-ups to each (127.0.0.2, 127.0.0.3, ...), so the backend's default limit on
+        sign-ups per client address holds for the bench as for everyone."""
+        n = next(self._signups) // Settings.signup_limit
+        if n > 250:
+            raise BenchError("more sign-ups than the loopback addresses 127.0.0.2-252 allow")
+        return f"127.0.0.{2 + n}"
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds (user + system) spent so far by the backend, nats-server and this
