@@ -67,6 +67,12 @@ log = logging.getLogger(__name__)
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 1024 * 1024 - 4096  # room for the batch's own envelope
 PULL_LIMIT = 1000
+RATE_LIMIT_WAITS = 3
+"""How many times in a row a request refused for the user's request rate (429) is sent
+again after the server's ``Retry-After``, before the sync gives up for now (ServerUnreachable,
+and the runner's backoff): a big first sync goes on at the rate the server allows."""
+RATE_LIMIT_MAX_WAIT_S = 10.0
+"""The longest ``Retry-After`` waited out in a request; a longer one gives up at once."""
 MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
 """How far ahead of the server's clock an hlc may be (SPEC section 6)."""
 REMOVED_BOARD = "removed_from_board"
@@ -681,24 +687,32 @@ class SyncEngine:
         params: dict[str, Any] | None = None,
         trace: _Trace | None = None,
     ) -> httpx.Response:
-        """One request with the session's token; a 401 refreshes the session once.
+        """One request with the session's token; a 401 refreshes the session once; a 429
+        waits out its ``Retry-After`` and goes again, up to ``RATE_LIMIT_WAITS`` times.
         ``trace``: httpcore's trace extension (``_request_ahead``)."""
-        for attempt in range(2):
+        refreshed, waits = False, 0
+        while True:
             token = self.device.store.setting(Setting.TOKEN)
             if token is None:
                 raise SignInRequired("sign in to sync: your changes are kept on this device")
             reply = await self._request(
                 method, path, body=body, params=params, token=token, trace=trace
             )
-            if reply.status_code == 401 and attempt == 0:
+            if reply.status_code == 401 and not refreshed:
+                refreshed = True
                 await self._refresh(token)
                 continue
             if reply.status_code == 401:
                 raise SignInRequired("your session has expired: sign in again")
+            wait = _retry_after(reply) if reply.status_code == 429 else None
+            if wait is not None and waits < RATE_LIMIT_WAITS:
+                waits += 1
+                log.info("%s %s: too many requests, again in %.1f s", method, path, wait)
+                await asyncio.sleep(wait)
+                continue
             if reply.status_code in (429, 503):
                 raise ServerUnreachable(f"the server is busy: {detail_of(reply)}")
             return reply
-        raise AssertionError("unreachable")
 
     async def _probe(self) -> None:
         """Can the server be reached at all? (So a signed-out device says the right thing.)"""
@@ -790,6 +804,16 @@ def _retrieved(task: asyncio.Task[Any]) -> None:
 
 def _pull_params(cursor: str | None) -> dict[str, Any]:
     return {"limit": PULL_LIMIT, "cursor": cursor} if cursor else {"limit": PULL_LIMIT}
+
+
+def _retry_after(reply: httpx.Response) -> float | None:
+    """The answer's ``Retry-After`` in seconds, if it is one worth waiting out in a request
+    (at most ``RATE_LIMIT_MAX_WAIT_S``); None otherwise."""
+    try:
+        wait = float(reply.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return wait if 0 <= wait <= RATE_LIMIT_MAX_WAIT_S else None
 
 
 def _password_token(reply: httpx.Response) -> bool:

@@ -26,6 +26,7 @@ import pytest
 
 from client.device import Device
 from client.errors import ServerUnreachable, SignInRequired
+from client.sync.engine import RATE_LIMIT_WAITS
 from tests.support.backend import BackendProcess
 from tests.support.device import Device as Remote
 from tests.support.phone import Phone, phone_factory
@@ -305,13 +306,52 @@ def test_busy_or_unauthorized_answers_never_split_a_batch(
     with pytest.raises(raised):
         phone.sync()
     pushes = phone.transport.pushes
-    assert len(pushes) == (2 if status == 401 else 1)  # 401: once more after the refresh
+    again = {401: 1, 429: RATE_LIMIT_WAITS, 503: 0}[status]  # after a refresh, a Retry-After
+    assert len(pushes) == 1 + again
     assert all(body == pushes[0] for body in pushes), "the batch was split"
     assert phone.transport.push_sizes()[0][0] == 21
     assert phone.device.rejected() == [] and unsent(phone.device) == 21
     transport(phone).answer = lambda _request: None
     phone.settle()
     assert len(pulled_titles(module_backend.url, username, board, 20)) == 20
+
+
+@pytest.mark.parametrize(("retry_after", "sent"), [("0.2", 3), ("60", 1)])
+def test_a_rate_limited_request_waits_out_a_short_retry_after_and_goes_again(
+    module_backend: BackendProcess,
+    answering: Callable[[str], Phone],
+    retry_after: str,
+    sent: int,
+) -> None:
+    """A big first sync meets the server's per-user rate: it goes on at the rate allowed
+    (the server's ``Retry-After``) instead of giving up into the runner's backoff; a wait
+    too long for a request gives up at once, and nothing is lost either way."""
+    username = name("s429")
+    phone = answering(module_backend.url).signup(username)
+    board = phone.device.create_board("Rate")
+    for i in range(5):
+        phone.device.add_task(board, f"t{i}")
+    refused: list[int] = []
+
+    def twice(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/v1/sync/push" and len(refused) < 2:
+            refused.append(429)
+            return error(429, "too many requests", **{"Retry-After": retry_after})
+        return None
+
+    transport(phone).answer = twice
+    if sent == 1:
+        with pytest.raises(ServerUnreachable, match="busy"):
+            phone.sync()
+        assert unsent(phone.device) == 6
+    else:
+        result = phone.sync()
+        assert (result.pushed, result.rejected) == (6, 0)
+    pushes = phone.transport.pushes
+    assert len(pushes) == sent and all(body == pushes[0] for body in pushes)
+    transport(phone).answer = lambda _request: None
+    phone.settle()
+    assert len(pulled_titles(module_backend.url, username, board, 5)) == 5
 
 
 def test_a_503_during_a_split_resends_that_batch_byte_for_byte(
