@@ -173,8 +173,14 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         started_at=started_at,
         seconds=time.perf_counter() - began,
         peer=None if peer is None else peer.summary(),
-        settings_differ=SETTINGS_DIFFER,
+        settings_differ={**SETTINGS_DIFFER, **(_cluster_limits() if args.cluster else {})},
     )
+
+
+def _cluster_limits() -> dict[str, str]:
+    from outpost.bench.cluster import CLUSTER_LIMITS
+
+    return {name: f"{value} (the cluster only)" for name, value in CLUSTER_LIMITS.items()}
 
 
 async def _cluster_results(names: list[str], plan: Any) -> list[Any]:
