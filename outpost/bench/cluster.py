@@ -35,6 +35,9 @@ BFF_COUNTS = (1, 2, 4)
 @dataclass
 class _NatsUrl:
     url: str
+    pid: int | None = None
+    """The cluster's three nats-servers are the supervisor's: the CPU per action is not
+    split among them (``Workspace.cpu_seconds`` reads the devices' own)."""
 
 
 CLUSTER_LIMITS = {"OUTPOST_SIGNUP_LIMIT": "1000000"}
