@@ -190,19 +190,24 @@ def decode_typed(data: bytes, writer: Writer) -> Event | None:
         return None
     if writer is Writer.DEVICE and not _a_devices(stored, spec.backend_only, payload):
         return None
+    return _event(stored, stored.schema, payload, writer)
+
+
+def _event(head: Envelope | _Stored, schema: int, payload: Payload, writer: Writer) -> Event:
+    """The event of a checked envelope: the backend's stamps only from the backend."""
     backend = writer is Writer.BACKEND
     return Event(
-        id=stored.id,
-        type=stored.type,
-        schema=stored.schema,
-        board=stored.board,
-        entity=stored.entity,
-        hlc=stored.hlc,
-        device=stored.device,
+        id=head.id,
+        type=head.type,
+        schema=schema,
+        board=head.board,
+        entity=head.entity,
+        hlc=head.hlc,
+        device=head.device,
         payload=payload,
-        actor=stored.actor if backend else None,
-        seq=stored.seq if backend else None,
-        received_at=stored.received_at if backend else None,
+        actor=head.actor if backend else None,
+        seq=head.seq if backend else None,
+        received_at=head.received_at if backend else None,
     )
 
 
@@ -278,20 +283,7 @@ def _validate(raw: object, writer: Writer) -> Event:
         raise _invalid(_where(exc, "payload")) from exc
     if spec.entity == "board" and envelope.entity != envelope.board:
         raise _invalid(f"entity: a {envelope.type} names its board as its entity")
-    stamps: dict[str, Any] = {}
-    if writer is Writer.BACKEND:
-        stamps = {"actor": envelope.actor, "seq": envelope.seq, "received_at": envelope.received_at}
-    return Event(
-        id=envelope.id,
-        type=envelope.type,
-        schema=spec.current_schema,
-        board=envelope.board,
-        entity=envelope.entity,
-        hlc=envelope.hlc,
-        device=envelope.device,
-        payload=payload,
-        **stamps,
-    )
+    return _event(envelope, spec.current_schema, payload, writer)
 
 
 def _check_ids(raw: dict[str, Any], writer: Writer) -> None:
