@@ -73,6 +73,7 @@ def _gateway(db: Database, context: ComponentContext) -> Component:
         allow=AllowList.parse(settings.webhook_allow),
         retries=settings.webhook_retries,
         timeout_s=settings.webhook_timeout_s,
+        nc=context.nc,
     )
 
 

@@ -118,12 +118,41 @@ class Settings:
     """How long one webhook try may take before it counts as failed."""
     components: str = "projector,workload,lake,gateway,orchestrator"
     """The stream consumers this process runs (comma-separated; empty: none)."""
+    consumers_apart: str = "workload,lake,gateway,orchestrator"
+    """Which of ``components`` ``outpost backend`` runs in a child process of its own
+    (``outpost backend consume``, started, restarted and stopped with it), so that they work
+    on another core than the BFF (comma-separated; empty: all in this process). The
+    projector stays beside the BFF: its commits are what every device waits for."""
+    health_subject: str = ""
+    """Where ``outpost backend consume`` answers with its consumers' health (a NATS subject;
+    empty: nowhere). ``outpost backend`` sets it for its child, so ``/v1/health`` lists them."""
     db_urls: str | None = None
     """Per-component database URLs over ``db_url``: ``projector=postgresql+asyncpg://...,lake=...``."""
 
     @property
     def component_names(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.components.split(",") if name.strip())
+
+    @property
+    def apart_names(self) -> tuple[str, ...]:
+        """The consumers ``outpost backend`` runs in its child process."""
+        apart = {name.strip() for name in self.consumers_apart.split(",")}
+        return tuple(name for name in self.component_names if name in apart)
+
+    @property
+    def beside_names(self) -> tuple[str, ...]:
+        """The consumers ``outpost backend`` runs in its own process, beside the BFF."""
+        return tuple(name for name in self.component_names if name not in self.apart_names)
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``OUTPOST_<NAME>`` variables (``from_env`` reads them back):
+        how ``outpost backend`` hands its own to its child process."""
+        env = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if value is not None:
+                env[f"OUTPOST_{spec.name.upper()}"] = str(value)
+        return env
 
     def db_url_for(self, component: str) -> str | None:
         """The database URL of one component: its own in ``db_urls``, else ``db_url``."""

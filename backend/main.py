@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import functools
 import logging
 import signal
 import sys
@@ -21,28 +22,31 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import nats
+import nats.errors
 import uvicorn
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from sqlalchemy import select
 
 from backend.bff.app import Services, create_app
 from backend.bff.auth.hashing import PasswordHashing
 from backend.bff.auth.services import AuthService
 from backend.bff.auth.tokens import RefreshTokens, TokenSigner, load_secret
-from backend.bff.health import HealthProbe
+from backend.bff.health import HealthProbe, consumer_reports, stream_last_seq
 from backend.bff.limits.store import LimitStore
 from backend.bff.sync.live import ChangeHub
 from backend.bff.sync.pull import CursorSigner, PullService
 from backend.bff.sync.push import PushService
 from backend.components import ComponentContext, build, open_database
 from backend.config import Settings
+from backend.consumers.child import ApartConsumers
 from backend.consumers.component import BackgroundWork
 from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
 from backend.errors import ComponentBusy
 from backend.gateway.allow import AllowList
-from backend.gateway.component import Gateway
 from backend.gateway.services import GatewayService
 from backend.http_timeouts import timed_h11_protocol
 from backend.nats import EmbeddedNats, find_running
@@ -67,6 +71,8 @@ class Backend:
     views_db: Database
     nats_access: StoreAccess | None
     """How the embedded store is reached (None with ``--nats-url``)."""
+    nats_url: str
+    """The server (or the cluster's, comma-separated) the backend is connected to."""
 
     @property
     def embedded(self) -> EmbeddedNats | None:
@@ -123,7 +129,7 @@ async def _connected(
         await views_db.migrate()
         await ensure_generation(views_db)
         try:
-            yield Backend(settings, nc, bff_db, views_db, access)
+            yield Backend(settings, nc, bff_db, views_db, access, url)
         finally:
             await bff_db.dispose()
             await views_db.dispose()
@@ -208,13 +214,6 @@ class Consumers:
         self._beside_stop = asyncio.Event()
         self._timers: list[Timers] = []
 
-    @property
-    def gateway(self) -> Gateway | None:
-        """The gateway component, when this process runs it."""
-        runner = self.runners.get("gateway")
-        component = runner.component if runner is not None else None
-        return component if isinstance(component, Gateway) else None
-
     async def start(self) -> None:
         for runner in self.runners.values():
             await runner.component.prepare()
@@ -254,6 +253,10 @@ async def consume(settings: Settings) -> None:
     async with open_backend(settings, share_nats=True) as backend:
         consumers = Consumers(backend, settings.component_names)
         await consumers.start()
+        if settings.health_subject:  # the parent's /v1/health asks here
+            await backend.nc.subscribe(
+                settings.health_subject, cb=functools.partial(_answer_health, backend, consumers)
+            )
         print(
             f"outpost consumers running: {', '.join(consumers.runners) or 'none'} "
             f"(data {settings.data_dir}; {backend.nats_description()})",
@@ -266,6 +269,13 @@ async def consume(settings: Settings) -> None:
             await consumers.stop()
 
 
+async def _answer_health(backend: Backend, consumers: Consumers, msg: Msg) -> None:
+    stream_last = await stream_last_seq(backend.nc)
+    reports = await consumer_reports(consumers.runners, backend.nc.is_connected, stream_last)
+    with contextlib.suppress(nats.errors.Error):
+        await msg.respond(msgspec.json.encode(reports))
+
+
 async def serve(settings: Settings) -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` shows every stack
     async with (
@@ -274,7 +284,8 @@ async def serve(settings: Settings) -> None:
         _component_db(settings, "gateway") as gateway_db,
         _component_db(settings, "orchestrator") as orchestrator_db,
     ):
-        consumers = Consumers(backend, settings.component_names)
+        consumers = Consumers(backend, settings.beside_names)
+        apart = ApartConsumers(settings, backend.nats_url)
         gateway = GatewayService(
             gateway_db,
             backend.bff_db,
@@ -284,7 +295,7 @@ async def serve(settings: Settings) -> None:
                 JetStreamPublisher(backend.nc),
                 publish_timeout_s=settings.publish_timeout_s,
             ),
-            component=consumers.gateway,
+            nc=backend.nc,
         )
         secret = load_secret(settings.secret, settings.data_dir)
         signer = TokenSigner(secret, settings.token_ttl_s)
@@ -318,7 +329,13 @@ async def serve(settings: Settings) -> None:
             ),
             pull=pull,
             hub=hub,
-            health=HealthProbe(backend.nc, pull, consumers.runners, gateway.queue),
+            health=HealthProbe(
+                backend.nc,
+                pull,
+                consumers.runners,
+                gateway.queue,
+                apart=apart,
+            ),
             limits=limits,
             gateway=gateway,
             reminders=ReminderService(
@@ -328,8 +345,12 @@ async def serve(settings: Settings) -> None:
                 default_s=settings.reminder_lead_s,
             ),
         )
+        for runner in consumers.runners.values():
+            if runner.component.serves_pull:
+                runner.notify_here(hub.origin, hub.offer_notice)
         await hub.start()
         await consumers.start()
+        await apart.start()
         config = uvicorn.Config(
             create_app(services),
             host=settings.host,
@@ -356,7 +377,7 @@ async def serve(settings: Settings) -> None:
         finally:
             log.info("stopping: the HTTP server is closed")
             services.stopping.set()
-            await consumers.stop()
+            await asyncio.gather(consumers.stop(), apart.stop())
             log.info("stopping: the consumers have committed their last batches")
             await hub.stop()
 

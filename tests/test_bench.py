@@ -73,6 +73,7 @@ def _check_budget(doc: dict[str, Any], table: str) -> None:
     assert "latency budget" in table and "| **total** | A's action to B's view |" in table
     # What each process on the path spends per action, the figure load leaves standing.
     cpu = budget["cpu_ms_per_action"]
-    assert set(cpu) == {"backend", "nats-server", "devices"} and cpu["backend"] > 0, cpu
+    assert set(cpu) == {"backend", "consumers", "nats-server", "devices"}, cpu
+    assert cpu["backend"] > 0 and cpu["consumers"] > 0, cpu
     assert "CPU time per action" in table
     assert all(s["budget"] is None for s in doc["scenarios"] if s["name"] != "propagation")

@@ -1,9 +1,12 @@
 """Health: is NATS connected, is the views database there, how far behind is each consumer.
 
-``consumers`` has one entry per stream consumer this process runs: its circuit breaker
-(``closed``, or ``open`` while its database or NATS is away), its lag in events and in
-milliseconds (the age of the oldest event it has not processed: the "iterator age"), and
-its last error. An open breaker makes the status ``degraded``.
+``consumers`` has one entry per stream consumer this process runs, and per consumer its
+child process runs (``outpost backend consume``, asked over NATS on its ``health_subject``):
+its circuit breaker (``closed``, or ``open`` while its database or NATS is away), its lag in
+events and in milliseconds (the age of the oldest event it has not processed: the
+"iterator age"), and its last error. An open breaker makes the status ``degraded``, and so
+does a child that does not answer (its consumers show the breaker ``unknown``), except in
+the moment after it was started (``starting``).
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import msgspec
+import nats.errors
 from nats.aio.client import Client as NatsClient
 from sqlalchemy.exc import DBAPIError
 
 from backend.bff.sync.pull import PullService
+from backend.consumers.child import ApartConsumers
 from backend.consumers.runner import ConsumerRunner
 from backend.nats.streams import EVENTS_STREAM
 
@@ -31,10 +37,14 @@ class HealthProbe:
         pull: PullService,
         runners: Mapping[str, ConsumerRunner],
         webhooks: Callable[[], Awaitable[dict[str, int]]] | None = None,
+        *,
+        apart: ApartConsumers | None = None,
     ) -> None:
         self._nc = nc
         self._pull = pull
         self._runners = runners
+        self._apart = apart
+        """The consumers the child process runs, asked on its health subject."""
         self._webhooks = webhooks
         """The gateway's delivery queue by status (``GatewayService.queue``), if any."""
 
@@ -45,19 +55,13 @@ class HealthProbe:
             database = "ok"
         except (DBAPIError, OSError):
             watermark, database = 0, "unavailable"
-        stream_last: int | None = None  # read once, for the projector lag and every consumer
-        if connected:
-            with contextlib.suppress(Exception):
-                info = await asyncio.wait_for(
-                    self._nc.jetstream().stream_info(EVENTS_STREAM), _STATUS_TIMEOUT_S
-                )
-                stream_last = info.state.last_seq
+        stream_last = await stream_last_seq(self._nc)  # once: the projector lag, every consumer
         last_seq = watermark if stream_last is None else stream_last
-        statuses = await asyncio.gather(
-            *(_consumer(runner, connected, stream_last) for runner in self._runners.values())
+        consumers, apart = await asyncio.gather(
+            consumer_reports(self._runners, connected, stream_last), self._apart_reports()
         )
-        consumers = dict(zip(self._runners, statuses, strict=True))
-        breakers_closed = all(c["breaker"] == "closed" for c in consumers.values())
+        consumers.update(apart)
+        breakers_closed = all(c["breaker"] in ("closed", "starting") for c in consumers.values())
         healthy = connected and database == "ok" and breakers_closed
         report: dict[str, Any] = {
             "status": "ok" if healthy else "degraded",
@@ -72,6 +76,49 @@ class HealthProbe:
             except (DBAPIError, OSError, TimeoutError):
                 report["webhooks"] = None
         return report
+
+    async def _apart_reports(self) -> dict[str, Any]:
+        """The child's consumers, as it reports them; while it does not answer, ``starting``
+        for a moment after it was (re)started, else ``unknown`` (which degrades the status)."""
+        apart = self._apart
+        if apart is None or not apart.names:
+            return {}
+        try:
+            reply = await self._nc.request(apart.health_subject, b"", timeout=_STATUS_TIMEOUT_S)
+            reports: dict[str, Any] = msgspec.json.decode(reply.data)
+            apart.answered()
+        except (nats.errors.Error, TimeoutError, msgspec.DecodeError):
+            reports = {}
+        starting = apart.starting
+        silent = {
+            "breaker": "starting" if starting else "unknown",
+            "standby": None,
+            "lag_events": None,
+            "lag_ms": None,
+            "last_error": None if starting else "the consumers' process does not answer",
+            "faults": None,
+        }
+        return {name: reports.get(name, silent) for name in apart.names}
+
+
+async def consumer_reports(
+    runners: Mapping[str, ConsumerRunner], connected: bool, stream_last: int | None
+) -> dict[str, Any]:
+    """Each runner's health, by component name."""
+    statuses = await asyncio.gather(
+        *(_consumer(runner, connected, stream_last) for runner in runners.values())
+    )
+    return dict(zip(runners, statuses, strict=True))
+
+
+async def stream_last_seq(nc: NatsClient) -> int | None:
+    """The events stream's last sequence, or None if NATS does not say within a second."""
+    if not nc.is_connected:
+        return None
+    with contextlib.suppress(Exception):
+        info = await asyncio.wait_for(nc.jetstream().stream_info(EVENTS_STREAM), _STATUS_TIMEOUT_S)
+        return int(info.state.last_seq)
+    return None
 
 
 async def _consumer(

@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -429,15 +430,26 @@ class ConsumerRunner:
         )
         self.stats.faults += 1
 
+    def notify_here(self, origin: str, offer: Callable[[bytes], None]) -> None:
+        """Hand each change notice to ``offer`` (this process's live hub) at once, and mark
+        the one sent on NATS with ``origin``, which that hub skips: the poke goes out
+        without the notice's round trip through nats-server. Other processes still hear it
+        there."""
+        self._origin, self._offer = origin, offer
+
     async def _notify(self, outcome: Outcome, watermark: int) -> None:
         notice = {
             "component": self.component.name,
             "boards": sorted(outcome.boards),
             "usernames": sorted(outcome.usernames),
             "watermark": watermark,
+            "origin": self._origin,
         }
+        data = msgspec.json.encode(notice)
+        if self._offer is not None:
+            self._offer(data)
         try:
-            await self.publisher.notify(CHANGES_SUBJECT, msgspec.json.encode(notice))
+            await self.publisher.notify(CHANGES_SUBJECT, data)
         except nats.errors.Error as exc:  # pokes are a hint; the periodic pull is the fallback
             log.info("change notice not sent: %s", exc)
 

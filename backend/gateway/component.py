@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -32,6 +33,10 @@ from typing import Any
 
 import httpx
 import msgspec
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,7 +52,11 @@ from backend.nats.streams import event_subject, fault_subject
 from protocol import Event
 from protocol.ids import derived_id, new_id
 
-__all__ = ["DELIVERED_TYPES", "Gateway", "delivery_id", "webhook_body"]
+__all__ = ["DELIVERED_TYPES", "WAKE_SUBJECT", "Gateway", "delivery_id", "webhook_body"]
+
+WAKE_SUBJECT = "outpost.gateway.wake"
+"""A redelivery was asked for at a BFF: the gateway looks for due deliveries now, in
+whichever process it runs (core NATS; a lost wake costs at most ``_IDLE_S``)."""
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +116,11 @@ class Gateway(BackgroundWork):
         retries: Sequence[float],
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        nc: NatsClient | None = None,
     ) -> None:
         self.db = db
+        self._nc = nc
+        """Where a redelivery asked at any BFF wakes it (``WAKE_SUBJECT``)."""
         self.publisher = publisher
         self.allow = allow
         self.retries = tuple(retries)
@@ -178,9 +190,15 @@ class Gateway(BackgroundWork):
 
     async def run_beside(self, stop: asyncio.Event) -> None:
         """Send due deliveries until ``stop``; survives its database being away."""
-        async with httpx.AsyncClient(
-            transport=self._transport, timeout=self.timeout_s, follow_redirects=False
-        ) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=self._transport, timeout=self.timeout_s, follow_redirects=False
+                )
+            )
+            if self._nc is not None:
+                woken = await self._nc.subscribe(WAKE_SUBJECT, cb=self._woken)
+                stack.push_async_callback(_unsubscribe, woken)
             while not stop.is_set():
                 busy = await self._round(client, stop)
                 if busy:
@@ -356,6 +374,14 @@ class Gateway(BackgroundWork):
     def wake(self) -> None:
         """Look for due deliveries now (a redelivery was asked for)."""
         self._wake.set()
+
+    async def _woken(self, _msg: Msg) -> None:
+        self._wake.set()
+
+
+async def _unsubscribe(subscription: Subscription) -> None:
+    with contextlib.suppress(nats.errors.Error):
+        await subscription.unsubscribe()
 
 
 def _ms_since(started: float) -> int:

@@ -10,19 +10,22 @@ authority of the source's owner and the per-board serialization).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+import nats.errors
+from nats.aio.client import Client as NatsClient
 from sqlalchemy import delete, func, insert, select, update
 
 from backend.bff.owners import board_owner
 from backend.db import Database, upsert
 from backend.errors import BadRequest, StreamUnavailable
 from backend.gateway.allow import AllowList
-from backend.gateway.component import Gateway
+from backend.gateway.component import WAKE_SUBJECT
 from backend.gateway.errors import DeliveryUnreadable, NotBoardOwner, NotRegistered
 from backend.gateway.models import Attempt, Delivery, Endpoint, InboundSource, Login
 from backend.gateway.schemas import (
@@ -66,14 +69,14 @@ class GatewayService:
         allow: AllowList,
         writer: EventWriter | None,
         *,
-        component: Gateway | None = None,
+        nc: NatsClient | None = None,
     ) -> None:
         self.db = db
         self._bff_db = bff_db
         self._allow = allow
         self._writer = writer
-        self._component = component
-        """The gateway running in this process, if it does: woken for a redelivery."""
+        self._nc = nc
+        """Where a redelivery wakes the gateway, in whichever process it runs."""
 
     async def queue(self) -> dict[str, int]:
         """Deliveries by status, for the health and the metrics."""
@@ -206,8 +209,9 @@ class GatewayService:
             await conn.execute(
                 update(Endpoint).where(Endpoint.id == endpoint).values(paused_until=0)
             )
-        if self._component is not None:
-            self._component.wake()
+        if self._nc is not None:
+            with contextlib.suppress(nats.errors.Error):  # else it looks within a second
+                await self._nc.publish(WAKE_SUBJECT, b"")
 
     async def _endpoint(self, conn: Any, board: str, endpoint: str) -> None:
         found = (

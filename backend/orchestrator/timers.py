@@ -108,7 +108,7 @@ class Timers:
             while not self._stop.is_set():
                 try:
                     messages = await subscription.fetch(16, timeout=0.5)
-                except NatsTimeoutError:
+                except (NatsTimeoutError, TimeoutError):  # nats-py raises either when idle
                     continue
                 except Exception as exc:  # NATS away: keep trying until it is back
                     log.warning("orchestrator timers: %r; trying again", exc)

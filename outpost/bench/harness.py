@@ -230,6 +230,8 @@ class Workspace:
         pids = {"devices": os.getpid()}
         if self.backend is not None and self.backend.process is not None:
             pids["backend"] = self.backend.process.pid
+            for n, child in enumerate(child_pids(self.backend.process.pid)):
+                pids[f"consumers{n or ''}"] = child  # Settings.consumers_apart
         if self.nats.pid is not None:
             pids["nats-server"] = self.nats.pid
         spent = {}
@@ -280,6 +282,15 @@ def process_cpu_seconds(pid: int) -> float | None:
     except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The child processes of ``pid``, from ``/proc`` (none where there is no such file)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError, ValueError):
+            children += [int(word) for word in task.read_text().split()]
+    return sorted(children)
 
 
 def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

@@ -59,6 +59,8 @@ class _Launcher(BackendLauncher):
     def __init__(self, data_dir: Path, *, broken: str | None, **options: Any) -> None:
         super().__init__(data_dir, **options)
         self.broken = broken
+        if broken:  # every consumer in the one process the break is applied to
+            self.env["OUTPOST_CONSUMERS_APART"] = ""
 
     def command(self) -> list[str]:
         command = super().command()

@@ -70,6 +70,9 @@ class ChangeNotice(msgspec.Struct):
     boards: list[str]
     usernames: list[str]
     watermark: int
+    origin: str = ""
+    """The hub that was handed this notice in its own process (``ConsumerRunner.notify_here``)
+    and skips it when it comes back on NATS; empty for every other hub."""
 
 
 class Listener:
@@ -237,12 +240,24 @@ class ChangeHub:
         for listener in self._listeners:
             listener.dirty.set()
 
+    @property
+    def origin(self) -> str:
+        """This hub's id, as the ``origin`` of notices handed to it in place."""
+        return self._cap.origin
+
     async def _on_notice(self, message: Msg) -> None:
+        self.offer_notice(message.data, from_nats=True)
+
+    def offer_notice(self, data: bytes, *, from_nats: bool = False) -> None:
+        """A change notice: from NATS, or handed over in place by the projector that runs
+        in this process (``ConsumerRunner.notify_here``), whose NATS copy is then skipped."""
         try:
-            notice = self._decoder.decode(message.data)
+            notice = self._decoder.decode(data)
         except msgspec.DecodeError:
             log.warning("ignoring a malformed change notice")
             return
+        if from_nats and notice.origin == self.origin:
+            return  # handed over in place already
         if hops.enabled():
             hops.mark("bff.notice", [notice.watermark])
         self._pages.clear()  # a commit since: pages read before it may lack its rows

@@ -1,0 +1,139 @@
+"""The child process in which ``outpost backend`` runs the consumers set apart.
+
+The BFF and the projector share one event loop: the projector's commits are what devices
+wait for, and its views are what the pull reads. The other consumers (the saga's workload,
+the lake, the gateway, the orchestrator) read every event too; on that loop they took
+four fifths of its time under load. ``ApartConsumers`` runs them as
+``outpost backend consume`` in a process of its own, so that they work on another core:
+
+- it gets the parent's settings as ``OUTPOST_*`` variables, the embedded nats-server's
+  URL, and a NATS subject on which it answers with its consumers' health
+  (``backend/bff/health.py`` asks there for ``/v1/health``);
+- its output is the parent's (the same terminal or ``backend.log``);
+- it ends with the parent: stopped in order on a stop (each consumer commits its batch),
+  and on Linux sent SIGTERM by the kernel if the parent dies without one;
+- if it exits on its own, it is started again, after a pause that doubles up to 30 s.
+  Its consumers hold leases (``backend/consumers/lease.py``): a new child that starts
+  while an old one is still stopping waits on standby instead of consuming twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+import uuid
+from asyncio.subprocess import Process
+
+from backend.config import Settings
+
+__all__ = ["ApartConsumers"]
+
+log = logging.getLogger("outpost.backend")
+
+_RESTART_FIRST_S = 1.0
+_RESTART_MAX_S = 30.0
+_STOP_TIMEOUT_S = 15.0
+START_GRACE_S = 30.0
+"""How long after a (re)start the child may stay silent on its health subject before
+``/v1/health`` calls it ``unknown`` (and the backend ``degraded``) instead of ``starting``."""
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before it runs: SIGTERM when the parent dies (Linux's prctl), so a
+    backend killed with SIGKILL leaves no consumers behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class ApartConsumers:
+    """Runs, watches and stops ``outpost backend consume`` for ``settings.apart_names``."""
+
+    def __init__(self, settings: Settings, nats_url: str) -> None:
+        self.names = settings.apart_names
+        self.health_subject = f"outpost.health.consumers.{uuid.uuid4().hex}"
+        self._env = {
+            **os.environ,
+            **settings.to_env(),
+            "OUTPOST_NATS_URL": nats_url,
+            "OUTPOST_COMPONENTS": ",".join(self.names),
+            "OUTPOST_HEALTH_SUBJECT": self.health_subject,
+        }
+        self._process: Process | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._started_at: float | None = None
+        self._answered = False
+
+    @property
+    def starting(self) -> bool:
+        """Started (or restarted) a moment ago and not heard from since: not yet a fault."""
+        if self._answered or self._started_at is None:
+            return False
+        return time.monotonic() - self._started_at < START_GRACE_S
+
+    def answered(self) -> None:
+        """The child answered on its health subject: it runs."""
+        self._answered = True
+
+    async def start(self) -> None:
+        if self.names:
+            self._watch = asyncio.create_task(self._keep_running())
+
+    async def _spawn(self) -> Process:
+        command = [sys.executable, "-m", "outpost", "backend", "consume"]
+        self._started_at, self._answered = time.monotonic(), False
+        return await asyncio.create_subprocess_exec(
+            *command,
+            env=self._env,
+            stdin=asyncio.subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+
+    async def _keep_running(self) -> None:
+        pause = _RESTART_FIRST_S
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            started = loop.time()
+            try:
+                self._process = await self._spawn()
+                code: int | str = await self._process.wait()
+            except OSError as exc:
+                code = f"an error: {exc}"
+            if self._stopping.is_set():
+                return
+            if loop.time() - started > _RESTART_MAX_S:
+                pause = _RESTART_FIRST_S  # it ran a while: this is a new failure
+            log.error(
+                "the consumers' process (%s) exited with %s; starting it again in %.0f s",
+                ", ".join(self.names),
+                code,
+                pause,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), pause)
+            pause = min(pause * 2, _RESTART_MAX_S)
+
+    async def stop(self) -> None:
+        """SIGTERM, and wait while each consumer commits its batch; killed after 15 s."""
+        self._stopping.set()
+        process = self._process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), _STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.error("the consumers' process did not stop in %.0f s: killed", _STOP_TIMEOUT_S)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        if self._watch is not None:
+            await self._watch

@@ -1,0 +1,148 @@
+"""``outpost backend`` runs the consumers set apart in a child process of its own
+(``backend/consumers/child.py``): one that works, reports its health, is started again when
+it dies, and never outlives the backend."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+
+from backend.bff.health import HealthProbe
+from backend.config import Settings
+from backend.consumers.child import ApartConsumers
+from outpost.bench.harness import child_pids
+from tests.support.backend import BackendProcess, ControlledNats
+from tests.support.device import Device
+
+pytestmark = pytest.mark.integration
+
+APART = ("workload", "lake", "gateway", "orchestrator")
+
+
+def _health(backend: BackendProcess) -> dict[str, Any]:
+    reply = httpx.get(f"{backend.url}/v1/health", timeout=10)
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def _wait(what: str, check: Any, timeout_s: float = 30) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _child(backend: BackendProcess) -> int:
+    assert backend.process is not None
+    children = _wait("the consumers' process", lambda: child_pids(backend.process.pid))
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def _all_closed(backend: BackendProcess) -> dict[str, Any] | None:
+    health = _health(backend)
+    consumers = health["consumers"]
+    closed = all(consumers.get(name, {}).get("breaker") == "closed" for name in APART)
+    return health if closed and consumers["projector"]["breaker"] == "closed" else None
+
+
+def test_the_consumers_apart_work_report_their_health_and_come_back_when_killed(
+    backend: BackendProcess, controlled_nats: ControlledNats
+) -> None:
+    health = _wait("every consumer's breaker closed", lambda: _all_closed(backend))
+    assert set(health["consumers"]) == {"projector", *APART}
+    assert health["status"] == "ok"
+    first = _child(backend)
+
+    # The child does its work: an event reaches the workload and the lake there.
+    ann = Device(backend.url, "apart-ann").signup()
+    board, created = ann.new_board("Apart")
+    [result] = ann.push(created)
+    for durable in APART:
+        controlled_nats.wait_consumed(durable, result["seq"])
+
+    os.kill(first, signal.SIGKILL)
+    assert backend.process is not None
+    parent = backend.process.pid
+    second = _wait(
+        "a new consumers' process",
+        lambda: [p for p in child_pids(parent) if p != first and _alive(p)],
+    )[0]
+    _wait("every consumer's breaker closed again", lambda: _all_closed(backend))
+    assert "starting it again" in backend.tail(200)
+
+    _, task = ann.new_task(board, "After the restart")
+    [result] = ann.push(task)
+    assert result["status"] == "accepted"
+    for durable in APART:
+        controlled_nats.wait_consumed(durable, result["seq"])
+
+    assert backend.stop() == 0
+    assert not _alive(second), "the consumers' process outlived a stopped backend"
+
+
+def test_the_consumers_apart_end_with_a_backend_killed_outright(
+    backend: BackendProcess,
+) -> None:
+    child = _child(backend)
+    backend.kill()
+    _wait("the consumers' process to end", lambda: not _alive(child), timeout_s=20)
+
+
+def test_a_backend_with_nothing_apart_runs_every_consumer_itself(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    process = BackendProcess(
+        tmp_path / "one", nats_url=controlled_nats.url, env={"OUTPOST_CONSUMERS_APART": ""}
+    ).start()
+    try:
+        health = _wait("every consumer's breaker closed", lambda: _all_closed(process))
+        assert set(health["consumers"]) == {"projector", *APART}
+        assert process.process is not None
+        assert child_pids(process.process.pid) == []
+    finally:
+        process.stop()
+
+
+def test_health_says_degraded_when_the_consumers_process_does_not_answer(
+    controlled_nats: ControlledNats,
+) -> None:
+    class NoViews:
+        async def status(self) -> tuple[int, int]:
+            return 0, 0
+
+    async def report() -> dict[str, Any]:
+        nc = await nats.connect(controlled_nats.url)
+        try:
+            views: Any = NoViews()
+            settings = Settings.from_env({"OUTPOST_COMPONENTS": "projector,lake"})
+            apart = ApartConsumers(settings, controlled_nats.url)  # never started: silent
+            probe = HealthProbe(nc, views, {}, apart=apart)
+            return await probe.report()
+        finally:
+            await nc.close()
+
+    health = asyncio.run(report())
+    assert health["status"] == "degraded"
+    assert health["consumers"]["lake"]["breaker"] == "unknown"
+    assert "does not answer" in health["consumers"]["lake"]["last_error"]
