@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Outcome
@@ -181,8 +181,7 @@ async def _load_states(
 ) -> dict[EntityKey, EntityState]:
     if not keys:
         return {}
-    ids = list({k.id for k in keys})
-    rows = await conn.execute(select(View.state).where(View.id.in_(ids), View.kind != "notice"))
+    rows = await conn.execute(states_query(keys))
     wanted = set(keys)
     states = {}
     for state_json in rows.scalars():
@@ -190,6 +189,15 @@ async def _load_states(
         if state.key in wanted:
             states[state.key] = state
     return states
+
+
+def states_query(keys: list[EntityKey]) -> Select[tuple[str]]:
+    """The stored states of ``keys`` (and perhaps a few more, of the same ids), looked up by
+    the primary key (kind, id): by the id alone, every row of the views would be read, and
+    each batch would take longer as the views grow."""
+    kinds = sorted({k.kind for k in keys})
+    ids = sorted({k.id for k in keys})
+    return select(View.state).where(View.kind.in_(kinds), View.id.in_(ids))
 
 
 async def next_versions(conn: AsyncConnection, count: int) -> int:
