@@ -191,7 +191,7 @@ async def _load_states(
     return states
 
 
-def states_query(keys: list[EntityKey]) -> Select[tuple[str]]:
+def states_query(keys: list[EntityKey]) -> Select[str]:
     """The stored states of ``keys`` (and perhaps a few more, of the same ids), looked up by
     the primary key (kind, id): by the id alone, every row of the views would be read, and
     each batch would take longer as the views grow."""
