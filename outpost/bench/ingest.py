@@ -15,8 +15,9 @@ from outpost.bench.report import Figure, ScenarioResult, Target
 NAME = "ingest"
 TITLE = "2. end-to-end ingest"
 TARGET_EVENTS_PER_S = 5000.0
-ATOMIC_SHARE = 0.4
-"""Second target: at least 40% of the raw atomic-batch publish rate of the same run."""
+"""With the peer (``--peer``): also at least twice its documents per second. The old second
+target, 40% of the raw atomic-batch publish rate, is retired (issue 15: the peer is the
+bar); that rate stays in the table as a baseline."""
 
 
 async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
@@ -82,7 +83,6 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
                 rate,
                 baseline=atomic,
                 baseline_label="raw JetStream atomic batches of 500, one ack each",
-                target=Target(">=", ATOMIC_SHARE * atomic),
             )
         )
     result.params["seconds_end_to_end"] = seconds
