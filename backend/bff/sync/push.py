@@ -373,10 +373,17 @@ async def _create_lock_rows(conn: AsyncConnection, boards: list[str]) -> set[str
     their lock would find them gone and decide unlocked."""
     if not boards:
         return set()
+    # Nearly always every row exists (a board's first event made it): a plain read finds
+    # them, and the insert below (built anew for each batch's boards) is not run at all. A
+    # row once committed is never deleted, so what this read sees is there to lock.
+    existing = await conn.execute(select(BoardAuthority.id).where(BoardAuthority.id.in_(boards)))
+    missing = sorted(set(boards) - set(existing.scalars()))
+    if not missing:
+        return set()
     insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = (
         insert(BoardAuthority)
-        .values([{"id": b, "state": None} for b in boards])
+        .values([{"id": b, "state": None} for b in missing])
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(BoardAuthority.id)
     )
