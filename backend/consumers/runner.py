@@ -117,6 +117,9 @@ class ConsumerRunner:
         self.stats = RunnerStats()
         self.breaker = Breaker()
         self.lease = ComponentLease(component)
+        self._origin = ""
+        self._offer: Callable[[bytes], None] | None = None
+        """This process's live hub, for a component a pull reads (``notify_here``)."""
         self._stop = asyncio.Event()
         self._lease: Lease | None = None
         self._lock = asyncio.Lock()
@@ -447,7 +450,10 @@ class ConsumerRunner:
         }
         data = msgspec.json.encode(notice)
         if self._offer is not None:
-            self._offer(data)
+            try:
+                self._offer(data)
+            except Exception:  # the batch is committed; pokes are a hint (the NATS copy too)
+                log.exception("the live hub could not take a change notice")
         try:
             await self.publisher.notify(CHANGES_SUBJECT, data)
         except nats.errors.Error as exc:  # pokes are a hint; the periodic pull is the fallback

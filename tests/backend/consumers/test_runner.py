@@ -4,6 +4,7 @@ A small real component with its own SQLite database records the events it applie
 fails on command, so each kind of failure can be watched: a transient one is retried
 without a fault, one past the retry budget faults only that message, an outage opens the
 breaker and faults nothing, and a resubmission reaches only the component it is meant for.
+A component a pull reads sends its change notices on NATS, and to a hub beside it in place.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
 from backend.faults import stream
 from backend.faults.events import HEADER_ORIGINAL_SEQ, HEADER_ORIGINAL_SUBJECT
-from backend.nats.streams import FAULTS_STREAM, ensure_streams, event_subject, resubmit_subject
+from backend.nats.streams import (
+    CHANGES_SUBJECT,
+    FAULTS_STREAM,
+    ensure_streams,
+    event_subject,
+    resubmit_subject,
+)
 from protocol import Event, HybridLogicalClock, new_device_id, new_id
 from tests.support.nats import connected, run, running_nats, wait_until
 
@@ -109,10 +116,12 @@ class Stage:
             seqs.append(ack.seq)
         return seqs
 
-    async def component(self, name: str, fail: Callable[[Event], None]) -> Recorder:
+    async def component(
+        self, name: str, fail: Callable[[Event], None], kind: type[Recorder] = Recorder
+    ) -> Recorder:
         db = Database.for_component(name, data_dir=self.tmp, url=None)
         self.databases.append(db)
-        component = Recorder(name, db, fail)
+        component = kind(name, db, fail)
         await component.prepare()
         return component
 
@@ -300,3 +309,62 @@ async def wait_until_async(
         if loop.time() > deadline:
             pytest.fail(f"expected {expected}, got {got}")
         await asyncio.sleep(0.05)
+
+
+class Serving(Recorder):
+    """A recorder a pull reads: its batches send change notices."""
+
+    serves_pull = True
+
+    async def handle(self, conn: AsyncConnection, events: list[Event]) -> Outcome:
+        await super().handle(conn, events)
+        return Outcome(boards={BOARD})
+
+
+def test_change_notices_go_on_nats_and_to_a_hub_in_the_same_process(tmp_path: Path) -> None:
+    """A component a pull reads sends a change notice after each batch: on NATS, alone (as
+    ``outpost backend consume`` runs it, where no hub listens); handed over in place too
+    with ``notify_here`` (beside the BFF), the NATS copy marked with the hub's origin. A
+    hub that fails to take one costs no batch."""
+
+    async def body() -> None:
+        async with stage(tmp_path) as s:
+            heard: list[dict[str, Any]] = []
+
+            async def on_notice(message: Any) -> None:
+                heard.append(msgspec.json.decode(message.data))
+
+            await s.nc.subscribe(CHANGES_SUBJECT, cb=on_notice)
+            alone = await s.component("alone", lambda e: None, Serving)
+            [first] = await s.publish(1)
+            async with running(fast(s.nc, alone)) as runner:
+                await wait_until_async(lambda: alone.seqs(), [first])
+                await wait_until(lambda: [n["watermark"] for n in heard] == [first])
+                assert runner.stats.retries == 0 and runner.breaker.state == "closed"
+            assert heard[0]["origin"] == "" and heard[0]["boards"] == [BOARD]
+
+            beside = await s.component("beside", lambda e: None, Serving)
+            handed: list[bytes] = []
+            runner = fast(s.nc, beside)
+            runner.notify_here("hub-1", handed.append)
+            heard.clear()
+            [second] = await s.publish(1)
+            async with running(runner):
+                await wait_until_async(lambda: beside.seqs(), [first, second])
+                await wait_until(lambda: len(heard) == 1)
+            assert [msgspec.json.decode(h)["origin"] for h in handed] == ["hub-1"]
+            assert heard[0]["origin"] == "hub-1"
+
+            def broken_hub(data: bytes) -> None:
+                raise RuntimeError("a hub that cannot take it")
+
+            third = await s.component("third", lambda e: None, Serving)
+            runner = fast(s.nc, third)
+            runner.notify_here("hub-2", broken_hub)
+            heard.clear()
+            async with running(runner):
+                await wait_until_async(lambda: third.seqs(), [first, second])
+                await wait_until(lambda: len(heard) == 1)
+                assert runner.stats.retries == 0 and runner.breaker.state == "closed"
+
+    run(body())
