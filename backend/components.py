@@ -3,8 +3,9 @@
 Every component owns its own database (SQLite ``<data>/<name>.db`` or the PostgreSQL
 schema ``outpost_<name>``) and consumes ``OUTPOST_EVENTS`` through the one shared
 ``ConsumerRunner``. ``outpost backend`` runs the ones named in ``OUTPOST_COMPONENTS`` (all
-by default) beside the BFF; ``outpost backend consume --components lake`` runs some alone,
-which is how they scale out or restart on their own.
+by default): beside the BFF, or in its child process those of ``OUTPOST_CONSUMERS_APART``;
+``outpost backend consume --components lake`` runs some alone, which is how they scale out
+or restart on their own.
 """
 
 from __future__ import annotations

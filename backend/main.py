@@ -1,11 +1,13 @@
-"""``outpost backend``: the whole backend in one process.
+"""``outpost backend``: the whole backend, in two processes by default.
 
 It starts (or connects to) NATS, makes sure the streams exist, opens each component's
-database, runs the stream consumers it is asked for (projector, workload, lake) each through
-the consumer runner, and serves the BFF with uvicorn, with header and body read timeouts
-(``http_timeouts.py``). Ctrl-C or SIGTERM stops it in order: no new requests, live streams
-closed, each consumer's current batch committed, NATS drained, the embedded nats-server
-stopped. That server is the only one on its store (``backend/nats/ownership.py``).
+database, runs the stream consumers it is asked for each through the consumer runner (the
+projector here, the others in a child process of its own: ``consumers/child.py``,
+``Settings.consumers_apart``), and serves the BFF with uvicorn, with header and body read
+timeouts (``http_timeouts.py``). Ctrl-C or SIGTERM stops it in order: no new requests, live
+streams closed, each consumer's current batch committed (the child's too), NATS drained,
+the embedded nats-server stopped. That server is the only one on its store
+(``backend/nats/ownership.py``).
 """
 
 from __future__ import annotations
@@ -270,7 +272,9 @@ async def consume(settings: Settings) -> None:
 
 
 async def _answer_health(backend: Backend, consumers: Consumers, msg: Msg) -> None:
-    stream_last = await stream_last_seq(backend.nc)
+    """The parent's ``/v1/health`` asks (with the stream's last seq, when it knows it)."""
+    asked = msg.data.decode(errors="replace")
+    stream_last = int(asked) if asked.isdigit() else await stream_last_seq(backend.nc)
     reports = await consumer_reports(consumers.runners, backend.nc.is_connected, stream_last)
     with contextlib.suppress(nats.errors.Error):
         await msg.respond(msgspec.json.encode(reports))

@@ -198,8 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     backend = commands.add_parser(
         "backend",
-        help="run the whole backend in one process",
-        description="Run the backend (the default: the BFF and every stream consumer), run "
+        help="run the whole backend (the BFF and the projector, the other consumers in a "
+        "child process)",
+        description="Run the backend (the default: the BFF and every stream consumer, those "
+        "of OUTPOST_CONSUMERS_APART in a child process), run "
         "only stream consumers (consume), list the projector's ledger, empty the views "
         "into a new generation that the projector rebuilds from the stream (rebuild), or "
         "back up and restore the stopped backend's data folder (backup, restore).",

@@ -58,7 +58,8 @@ class HealthProbe:
         stream_last = await stream_last_seq(self._nc)  # once: the projector lag, every consumer
         last_seq = watermark if stream_last is None else stream_last
         consumers, apart = await asyncio.gather(
-            consumer_reports(self._runners, connected, stream_last), self._apart_reports()
+            consumer_reports(self._runners, connected, stream_last),
+            self._apart_reports(stream_last),
         )
         consumers.update(apart)
         breakers_closed = all(c["breaker"] in ("closed", "starting") for c in consumers.values())
@@ -77,25 +78,31 @@ class HealthProbe:
                 report["webhooks"] = None
         return report
 
-    async def _apart_reports(self) -> dict[str, Any]:
+    async def _apart_reports(self, stream_last: int | None) -> dict[str, Any]:
         """The child's consumers, as it reports them; while it does not answer, ``starting``
         for a moment after it was (re)started, else ``unknown`` (which degrades the status)."""
         apart = self._apart
         if apart is None or not apart.names:
             return {}
+        # The stream's last seq goes with the question (the child need not ask NATS again);
+        # the child bounds each consumer's answer by _STATUS_TIMEOUT_S, and this waits a
+        # little longer for the reply to come back.
+        question = b"" if stream_last is None else str(stream_last).encode()
         try:
-            reply = await self._nc.request(apart.health_subject, b"", timeout=_STATUS_TIMEOUT_S)
+            reply = await self._nc.request(
+                apart.health_subject, question, timeout=_STATUS_TIMEOUT_S + 0.5
+            )
             reports: dict[str, Any] = msgspec.json.decode(reply.data)
             apart.answered()
         except (nats.errors.Error, TimeoutError, msgspec.DecodeError):
             reports = {}
-        starting = apart.starting
+        breaker, why = apart.silence()
         silent = {
-            "breaker": "starting" if starting else "unknown",
+            "breaker": breaker,
             "standby": None,
             "lag_events": None,
             "lag_ms": None,
-            "last_error": None if starting else "the consumers' process does not answer",
+            "last_error": why,
             "faults": None,
         }
         return {name: reports.get(name, silent) for name in apart.names}

@@ -46,7 +46,8 @@ class Metrics:
         )
         self.consumer_breaker_open = Gauge(
             "outpost_consumer_breaker_open",
-            "1 while a consumer's circuit breaker is open (its database or NATS is away)",
+            "1 while a consumer's circuit breaker is open (its database or NATS is away), or "
+            "its process (the consumers apart) does not answer",
             ["component"],
             registry=self.registry,
         )
@@ -97,11 +98,17 @@ class Metrics:
                 self.consumer_lag_seconds.labels(name).set(status["lag_ms"] / 1000)
             if status.get("lag_events") is not None:
                 self.consumer_lag_events.labels(name).set(status["lag_events"])
-            self.consumer_breaker_open.labels(name).set(1 if status["breaker"] == "open" else 0)
-            faults = int(status.get("faults") or 0)
+            # ``unknown``: its process (the consumers apart) does not answer: not running.
+            stopped = status["breaker"] in ("open", "unknown")
+            self.consumer_breaker_open.labels(name).set(1 if stopped else 0)
+            if status.get("faults") is None:
+                continue  # not known now: nothing to add
+            faults = int(status["faults"])
             seen = self._faults_seen.get(name, 0)
+            if faults < seen:
+                seen = 0  # counted by a process started since (the consumers' was restarted)
             if faults > seen:
                 self.consumer_faults.labels(name).inc(faults - seen)
-            self._faults_seen[name] = max(seen, faults)
+            self._faults_seen[name] = faults
         for status, count in (report.get("webhooks") or {}).items():
             self.webhook_deliveries.labels(status).set(count)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -31,6 +30,7 @@ import uuid
 from asyncio.subprocess import Process
 
 from backend.config import Settings
+from backend.processes import die_with_parent
 
 __all__ = ["ApartConsumers"]
 
@@ -42,15 +42,6 @@ _STOP_TIMEOUT_S = 15.0
 START_GRACE_S = 30.0
 """How long after a (re)start the child may stay silent on its health subject before
 ``/v1/health`` calls it ``unknown`` (and the backend ``degraded``) instead of ``starting``."""
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before it runs: SIGTERM when the parent dies (Linux's prctl), so a
-    backend killed with SIGKILL leaves no consumers behind."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ApartConsumers:
@@ -71,17 +62,26 @@ class ApartConsumers:
         self._stopping = asyncio.Event()
         self._started_at: float | None = None
         self._answered = False
-
-    @property
-    def starting(self) -> bool:
-        """Started (or restarted) a moment ago and not heard from since: not yet a fault."""
-        if self._answered or self._started_at is None:
-            return False
-        return time.monotonic() - self._started_at < START_GRACE_S
+        self._exited: str | None = None
+        """How the last child ended, until the next one starts."""
 
     def answered(self) -> None:
         """The child answered on its health subject: it runs."""
         self._answered = True
+
+    def silence(self) -> tuple[str, str | None]:
+        """What ``/v1/health`` says of the child's consumers when it does not answer: the
+        breaker ``starting`` while a child started a moment ago runs and has not answered
+        yet, else ``unknown``, with why (``degraded``)."""
+        process = self._process
+        alive = process is not None and process.returncode is None
+        started_at = self._started_at
+        recent = started_at is not None and time.monotonic() - started_at < START_GRACE_S
+        if alive and recent and not self._answered:
+            return "starting", None
+        if self._exited is not None:
+            return "unknown", f"the consumers' process {self._exited}"
+        return "unknown", "the consumers' process does not answer"
 
     async def start(self) -> None:
         if self.names:
@@ -89,51 +89,63 @@ class ApartConsumers:
 
     async def _spawn(self) -> Process:
         command = [sys.executable, "-m", "outpost", "backend", "consume"]
-        self._started_at, self._answered = time.monotonic(), False
-        return await asyncio.create_subprocess_exec(
+        process = await asyncio.create_subprocess_exec(
             *command,
             env=self._env,
             stdin=asyncio.subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent(signal.SIGTERM),
+            start_new_session=True,  # a Ctrl-C reaches the backend, which stops it in order
         )
+        self._started_at, self._answered, self._exited = time.monotonic(), False, None
+        return process
 
     async def _keep_running(self) -> None:
+        """Start the child, and again whenever it ends, until a stop; a stop ends it here."""
         pause = _RESTART_FIRST_S
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             started = loop.time()
             try:
                 self._process = await self._spawn()
-                code: int | str = await self._process.wait()
             except OSError as exc:
-                code = f"an error: {exc}"
+                code: int | str = f"could not start: {exc}"
+            else:
+                code = await self._until_exit_or_stop(self._process)
             if self._stopping.is_set():
                 return
+            self._exited = f"exited with {code}" if isinstance(code, int) else code
             if loop.time() - started > _RESTART_MAX_S:
                 pause = _RESTART_FIRST_S  # it ran a while: this is a new failure
             log.error(
-                "the consumers' process (%s) exited with %s; starting it again in %.0f s",
+                "the consumers' process (%s) %s; starting it again in %.0f s",
                 ", ".join(self.names),
-                code,
+                self._exited,
                 pause,
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), pause)
             pause = min(pause * 2, _RESTART_MAX_S)
 
-    async def stop(self) -> None:
-        """SIGTERM, and wait while each consumer commits its batch; killed after 15 s."""
-        self._stopping.set()
-        process = self._process
-        if process is not None and process.returncode is None:
+    async def _until_exit_or_stop(self, process: Process) -> int:
+        """The child's exit status: when it exits by itself, or after a stop, when SIGTERM
+        has ended it (each consumer commits its batch), or SIGKILL after 15 s."""
+        exited = asyncio.ensure_future(process.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not exited.done():
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(process.wait(), _STOP_TIMEOUT_S)
+                await asyncio.wait_for(asyncio.shield(exited), _STOP_TIMEOUT_S)
             except TimeoutError:
                 log.error("the consumers' process did not stop in %.0f s: killed", _STOP_TIMEOUT_S)
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
-                await process.wait()
+        return await exited
+
+    async def stop(self) -> None:
+        """End the child in order (``_until_exit_or_stop``) and stop starting it again."""
+        self._stopping.set()
         if self._watch is not None:
             await self._watch

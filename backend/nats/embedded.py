@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import ipaddress
 import json
 import logging
@@ -33,7 +32,6 @@ import shutil
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -51,12 +49,12 @@ from backend.nats.ownership import (
     take_store,
     write_record,
 )
+from backend.processes import die_with_parent
 
 logger = logging.getLogger(__name__)
 
 # This machine (and many developer machines) runs its own NATS on the default ports.
 _RESERVED_PORTS = frozenset({4222, 6222, 8222})
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _LOG_NAME = "nats-server.log"
 _LOG_TAIL_LINES = 30
 _POLL_INTERVAL_S = 0.02
@@ -282,7 +280,7 @@ class EmbeddedNats:
                     stdout=log,
                     stderr=asyncio.subprocess.STDOUT,
                     pass_fds=(self._lock.fd,),
-                    preexec_fn=_die_with_parent(),
+                    preexec_fn=die_with_parent(signal.SIGTERM),
                 )
             except OSError as exc:
                 raise NatsStartError(f"could not run {binary}: {exc}") from exc
@@ -417,25 +415,6 @@ def _host_port(host: str, port: int) -> str:
 
 def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A `preexec_fn` that has the kernel SIGTERM the child when this thread dies (Linux);
-    None elsewhere. `prctl` is looked up here, before the fork, so the child only calls it."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def arm() -> None:
-        prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the prctl: nobody will signal us
-            os._exit(1)
-
-    return arm
 
 
 def _reusable_port(host: str, previous: int | None) -> int:

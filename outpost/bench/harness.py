@@ -230,8 +230,8 @@ class Workspace:
         pids = {"devices": os.getpid()}
         if self.backend is not None and self.backend.process is not None:
             pids["backend"] = self.backend.process.pid
-            for n, child in enumerate(child_pids(self.backend.process.pid)):
-                pids[f"consumers{n or ''}"] = child  # Settings.consumers_apart
+            for child in child_pids(self.backend.process.pid):  # Settings.consumers_apart
+                pids[f"consumers@{child}"] = child  # a restarted child is another process
         if self.nats.pid is not None:
             pids["nats-server"] = self.nats.pid
         spent = {}
@@ -294,10 +294,14 @@ def child_pids(pid: int) -> list[int]:
 
 
 def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """CPU seconds each process spent between two ``Workspace.cpu_seconds`` readings."""
-    return {
-        process: after[process] - spent for process, spent in before.items() if process in after
-    }
+    """CPU seconds each process spent between two ``Workspace.cpu_seconds`` readings (a
+    child process counts only if it is the same one in both: ``consumers@<pid>``)."""
+    spent: dict[str, float] = {}
+    for process, seconds in before.items():
+        if process in after:
+            name = process.partition("@")[0]
+            spent[name] = spent.get(name, 0.0) + after[process] - seconds
+    return spent
 
 
 class Timer:

@@ -30,10 +30,12 @@ Propagation carries ``BUDGET``, where one action's time goes (``budget.py``)::
 
     {"actions", "traced", "total": {"p50", "p99", "mean"}, "unattributed_share",
      "hops": [{"name", "what", "p50", "p99", "mean", "share"}],
-     "cpu_ms_per_action": {"backend", "nats-server", "devices": float}}
+     "cpu_ms_per_action": {"backend", "consumers", "nats-server", "devices": float}}
 
 (``cpu_ms_per_action``: user + system CPU time of each process during the actions, per
-action, a median over the rounds; empty where ``/proc`` does not exist.)
+action, a median over the rounds; empty where ``/proc`` does not exist. ``backend`` is the
+BFF with the projector; ``consumers`` its child process of the other consumers, since
+2026-11-30: before, ``backend`` held both.)
 
 ``value`` and ``ratio`` are medians over the rounds (Outpost's own ``value`` too, then); the
 ratio is Outpost/peer for latencies and peer/Outpost for throughput, so below 1.0 Outpost

@@ -58,7 +58,7 @@ def up(folder: Path, spec: Spec, *, timeout_s: float = 180.0, tied: bool = False
     (folder / STATE_NAME).unlink(missing_ok=True)
     (folder / SPEC_NAME).write_text(json.dumps(spec.to_json(), indent=2) + "\n")
     with (folder / SUPERVISOR_LOG).open("ab") as out:
-        from outpost.cluster.supervisor import die_with_parent  # imports the backend
+        from backend.processes import die_with_parent
 
         process = subprocess.Popen(
             [sys.executable, "-m", "outpost.cluster.supervisor", str(folder)],

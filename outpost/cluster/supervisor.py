@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -39,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,7 @@ import nats
 
 from backend.nats.embedded import find_binary
 from backend.nats.streams import ensure_streams
+from backend.processes import die_with_parent
 from outpost.cluster.front import Front
 from outpost.cluster.state import (
     SPEC_NAME,
@@ -79,25 +78,6 @@ def free_port(taken: set[int]) -> int:
             taken.add(port)
             return port
     raise ClusterError("found no free port on 127.0.0.1")
-
-
-def die_with_parent(sig: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that has the kernel send ``sig`` to the child when the thread that
-    forked it ends (Linux); None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def arm() -> None:
-        prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(sig), 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return arm
 
 
 class Part:

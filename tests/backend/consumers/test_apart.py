@@ -146,3 +146,34 @@ def test_health_says_degraded_when_the_consumers_process_does_not_answer(
     assert health["status"] == "degraded"
     assert health["consumers"]["lake"]["breaker"] == "unknown"
     assert "does not answer" in health["consumers"]["lake"]["last_error"]
+
+
+def test_a_child_that_keeps_failing_is_reported_as_such_not_as_starting(
+    tmp_path: Path, controlled_nats: ControlledNats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child that exits at its start (here: a database URL it cannot use) is started
+    again and again; between its tries ``/v1/health`` calls its consumers ``unknown`` and
+    says how it ended, instead of ``starting`` for ever."""
+    monkeypatch.setenv("OUTPOST_DB_URL", "nosuchdb://nowhere")  # the child inherits it
+    settings = Settings.from_env(
+        {"OUTPOST_COMPONENTS": "projector,lake"}, data_dir=tmp_path / "data"
+    )
+
+    async def watch() -> tuple[str, str | None]:
+        apart = ApartConsumers(settings, controlled_nats.url)
+        await apart.start()
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while loop.time() < deadline:
+                breaker, why = apart.silence()
+                if breaker == "unknown" and why and "exited with" in why:
+                    return breaker, why
+                await asyncio.sleep(0.05)
+            return apart.silence()
+        finally:
+            await apart.stop()
+
+    breaker, why = asyncio.run(watch())
+    assert breaker == "unknown"
+    assert why is not None and "the consumers' process exited with 1" in why

@@ -1,0 +1,39 @@
+"""Child processes that end with the process that started them.
+
+``die_with_parent`` is the ``preexec_fn`` every long-lived child of ours gets (the embedded
+nats-server, the consumers' process of ``outpost backend``, the parts of ``outpost
+cluster``): on Linux the kernel sends the child a signal when the thread that forked it
+ends (``PR_SET_PDEATHSIG``), so a backend killed with SIGKILL leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Callable
+
+__all__ = ["die_with_parent"]
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(sig: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send ``sig`` to the child when the thread that
+    forked it ends (Linux); None elsewhere. ``prctl`` is looked up here, before the fork, so
+    the child only calls it; a parent that died before the ``prctl`` ends the child at once
+    (nobody would signal it)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(sig), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
