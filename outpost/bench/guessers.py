@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import httpx
 
+from backend.config import Settings
 from backend.launcher import BackendLauncher
 from outpost.bench.harness import BenchError, Workspace, percentile, progress
 from outpost.bench.plan import Plan
@@ -104,10 +105,19 @@ async def _sign_in(http: httpx.AsyncClient, username: str) -> tuple[float, httpx
     return time.perf_counter() - started, reply
 
 
+PULLS_PER_S = 0.8 * Settings.rate_limit_per_s
+"""The reader pulls at a steady rate under ``make run``'s per-user request limit (as a device
+does), so that every pull is answered: back to back, the limit refused them after its burst."""
+
+
 async def _pulls(http: httpx.AsyncClient, token: str, count: int) -> list[float]:
     headers = {"Authorization": f"Bearer {token}"}
     took = []
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
     for _ in range(count):
+        await asyncio.sleep(max(0.0, next_at - loop.time()))
+        next_at += 1 / PULLS_PER_S
         started = time.perf_counter()
         reply = await http.get("/v1/sync/pull", headers=headers)
         took.append((time.perf_counter() - started) * 1000)
