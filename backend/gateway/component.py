@@ -197,8 +197,12 @@ class Gateway(BackgroundWork):
                 )
             )
             if self._nc is not None:
-                woken = await self._nc.subscribe(WAKE_SUBJECT, cb=self._woken)
-                stack.push_async_callback(_unsubscribe, woken)
+                try:
+                    woken = await self._nc.subscribe(WAKE_SUBJECT, cb=self._woken)
+                except nats.errors.Error as exc:  # NATS closed: the idle rounds still send
+                    log.warning("gateway: no wake-ups from the BFFs: %r", exc)
+                else:
+                    stack.push_async_callback(_unsubscribe, woken)
             while not stop.is_set():
                 busy = await self._round(client, stop)
                 if busy:
@@ -371,11 +375,8 @@ class Gateway(BackgroundWork):
             at=now,
         )
 
-    def wake(self) -> None:
-        """Look for due deliveries now (a redelivery was asked for)."""
-        self._wake.set()
-
     async def _woken(self, _msg: Msg) -> None:
+        """A redelivery was asked for at a BFF (``WAKE_SUBJECT``): look for due ones now."""
         self._wake.set()
 
 
