@@ -1,4 +1,4 @@
-"""Child processes that end with the process that started them.
+"""Child processes that end with the process that started them, and finding them.
 
 ``die_with_parent`` is the ``preexec_fn`` every long-lived child of ours gets (the embedded
 nats-server, the consumers' process of ``outpost backend``, the parts of ``outpost
@@ -8,12 +8,14 @@ ends (``PR_SET_PDEATHSIG``), so a backend killed with SIGKILL leaves nothing run
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["die_with_parent"]
+__all__ = ["child_pids", "die_with_parent"]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -37,3 +39,12 @@ def die_with_parent(sig: int) -> Callable[[], None] | None:
             os._exit(1)
 
     return arm
+
+
+def child_pids(pid: int) -> list[int]:
+    """The child processes of ``pid``, from Linux's ``/proc`` (none where it is missing)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError, ValueError):
+            children += [int(word) for word in task.read_text().split()]
+    return sorted(children)

@@ -31,6 +31,7 @@ from backend.config import Settings
 from backend.hops import TRACE_ENV
 from backend.launcher import BackendLauncher, LaunchError
 from backend.nats import EmbeddedNats
+from backend.processes import child_pids
 from client.device import Device
 from client.sync.engine import SyncEngine
 from client.sync.transport import connect
@@ -225,8 +226,9 @@ class Workspace:
         return f"127.0.0.{2 + n}"
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds (user + system) spent so far by the backend, nats-server and this
-        process, where the system tells (Linux's ``/proc``); an empty dict elsewhere."""
+        """CPU seconds (user + system) spent so far by the backend, its consumers' process,
+        nats-server and this process, where the system tells (Linux's ``/proc``); an empty
+        dict elsewhere."""
         pids = {"devices": os.getpid()}
         if self.backend is not None and self.backend.process is not None:
             pids["backend"] = self.backend.process.pid
@@ -282,15 +284,6 @@ def process_cpu_seconds(pid: int) -> float | None:
     except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def child_pids(pid: int) -> list[int]:
-    """The child processes of ``pid``, from ``/proc`` (none where there is no such file)."""
-    children = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError, ValueError):
-            children += [int(word) for word in task.read_text().split()]
-    return sorted(children)
 
 
 def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

@@ -18,7 +18,7 @@ import pytest
 from backend.bff.health import HealthProbe
 from backend.config import Settings
 from backend.consumers.child import ApartConsumers
-from outpost.bench.harness import child_pids
+from backend.processes import child_pids
 from tests.support.backend import BackendProcess, ControlledNats
 from tests.support.device import Device
 
