@@ -20,6 +20,7 @@ from typing import TextIO
 TRACE_ENV = "OUTPOST_HOP_TRACE"
 
 _sink: TextIO | None = None
+_highest: dict[str, int] = {}
 
 
 def _open() -> TextIO | None:
@@ -46,3 +47,13 @@ def mark(hop: str, keys: Iterable[object], at: int | None = None) -> None:
         return
     stamp = now() if at is None else at
     _sink.write(f"{hop}\t{stamp}\t{','.join(map(str, keys))}\n")
+
+
+def mark_rising(hop: str, value: int) -> None:
+    """``mark(hop, [value])`` when ``value`` is above every value marked for ``hop`` before:
+    a page shared by a thousand live connections is marked by the first, not written a
+    thousand times (the budget takes the first stamp of a watermark)."""
+    if _sink is None or value <= _highest.get(hop, -1):
+        return
+    _highest[hop] = value
+    mark(hop, [value])

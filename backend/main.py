@@ -32,6 +32,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from sqlalchemy import select
 
+from backend import runtime
 from backend.bff.app import Services, create_app
 from backend.bff.auth.hashing import PasswordHashing
 from backend.bff.auth.services import AuthService
@@ -259,6 +260,7 @@ async def consume(settings: Settings) -> None:
             await backend.nc.subscribe(
                 settings.health_subject, cb=functools.partial(_answer_health, backend, consumers)
             )
+        runtime.settle()
         print(
             f"outpost consumers running: {', '.join(consumers.runners) or 'none'} "
             f"(data {settings.data_dir}; {backend.nats_description()})",
@@ -369,10 +371,11 @@ async def serve(settings: Settings) -> None:
             lifespan="on",
         )
         server = _Server(config, services.stopping)
+        runtime.settle()
         print(
             f"outpost backend ready on http://{settings.host}:{settings.port} "
             f"({backend.nats_description()}, "
-            f"data {settings.data_dir})",
+            f"data {settings.data_dir}, {runtime.loop_name()} loop)",
             file=sys.stderr,
             flush=True,
         )

@@ -21,6 +21,7 @@ def _backend(args: argparse.Namespace) -> int:
     import logging
 
     from backend import main as backend_main
+    from backend import runtime
     from backend.config import Settings
     from backend.errors import ComponentBusy
 
@@ -62,7 +63,7 @@ def _backend(args: argparse.Namespace) -> int:
     run = backend_main.consume if args.action == "consume" else backend_main.serve
     try:
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn already stopped in order
-            asyncio.run(run(settings))
+            runtime.run(run(settings))
     except StoreInUseError as exc:
         running = exc.running
         share = f" or pass --nats-url {running.url} to use it" if running and running.url else ""

@@ -21,6 +21,7 @@ def test_it_starts_a_backend_that_answers_and_stops_it_cleanly(tmp_path: Path) -
         assert launcher.stop() == 0
     assert not answers(launcher.url)
     assert "outpost backend ready" in launcher.tail()
+    assert "uvloop loop)" in launcher.tail()  # the faster loop, where it is installed
 
 
 def test_a_backend_that_cannot_start_fails_with_its_log(tmp_path: Path) -> None:

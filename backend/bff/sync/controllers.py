@@ -147,7 +147,9 @@ class SyncController(Controller):
             pull_service.check_cursor(since)  # 400 for a cursor this server never made
             feed = ChangeFeed(
                 read=hub.page_reader(
-                    principal.username, functools.partial(pull_service.pull, principal)
+                    principal.username,
+                    functools.partial(pull_service.pull, principal),
+                    pull_service.read_shared,
                 ),
                 cursor=since,
                 limit=settings.live_page_limit,

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from litestar.response import ServerSentEventMessage
@@ -27,7 +28,7 @@ from sqlalchemy import select
 
 from backend import hops
 from backend.bff.sync.live_cap import CapRegistry, LiveConnections
-from backend.bff.sync.pull import Page, page_body
+from backend.bff.sync.pull import Page, SharedChanges, page_body
 from backend.bff.sync.push import system_ms
 from backend.db import Database
 from backend.nats.streams import CHANGES_SUBJECT, LIVE_SUBJECT
@@ -48,6 +49,9 @@ class PreparedMessage(ServerSentEventMessage):
     def encode(self) -> bytes:
         return self.prepared
 
+
+SharedRead = Callable[[str, int, frozenset[str]], Awaitable[SharedChanges | None]]
+"""``PullService.read_shared``: (cursor, limit, users) -> what changed after the cursor."""
 
 Rendered = tuple[int, ServerSentEventMessage]
 """An ``event: changes`` message, and the size of its page's JSON (``max_bytes`` bounds)."""
@@ -166,8 +170,7 @@ class ChangeFeed:
             if size > self.max_bytes:
                 break
             self.cursor = page.cursor
-            if hops.enabled():
-                hops.mark("bff.poke", [page.watermark])
+            hops.mark_rising("bff.poke", page.watermark)
             yield message
             if not page.has_more:
                 return
@@ -176,8 +179,7 @@ class ChangeFeed:
 
 
 def _poke(watermark: int) -> ServerSentEventMessage:
-    if hops.enabled():
-        hops.mark("bff.poke", [watermark])
+    hops.mark_rising("bff.poke", watermark)
     return ServerSentEventMessage(event="poke", data=f'{{"watermark":{watermark}}}')
 
 
@@ -214,6 +216,11 @@ class ChangeHub:
         self._pages: dict[tuple[str, str, int], asyncio.Future[Page]] = {}
         """Pages read since the last change notice, by (user, cursor, limit): a user's
         connections at the same cursor (several devices, all caught up) share one read."""
+        self._shared: dict[tuple[str, int], asyncio.Future[SharedChanges | None]] = {}
+        """What changed after each (cursor, limit) since the last change notice, read once
+        for the users it poked: every caught-up connection of every user shares it."""
+        self._poked: set[str] = set()
+        """The users whose connections the last change notices poked."""
         self._rendered: dict[int, tuple[Page, Rendered, float]] = {}
         """Those pages encoded as messages (by the page's identity): a page shared by a
         thousand connections is encoded once, not a thousand times."""
@@ -261,9 +268,14 @@ class ChangeHub:
         if hops.enabled():
             hops.mark("bff.notice", [notice.watermark])
         self._pages.clear()  # a commit since: pages read before it may lack its rows
+        self._shared.clear()
         self._rendered.clear()
+        poked = self._poked
+        poked.clear()
         for listener in self._listeners:
             listener.offer(notice)
+            if listener.dirty.is_set():
+                poked.add(listener.username)
 
     async def _on_live(self, message: Msg) -> None:
         try:
@@ -327,12 +339,22 @@ class ChangeHub:
                     break
 
     def page_reader(
-        self, username: str, read: Callable[[str, int], Awaitable[Page]]
+        self,
+        username: str,
+        read: Callable[[str, int], Awaitable[Page]],
+        read_shared: SharedRead | None = None,
     ) -> Callable[[str, int], Awaitable[Page]]:
         """``read`` (a pull for ``username``), shared by that user's connections at one
-        cursor until the next change notice."""
+        cursor until the next change notice; with ``read_shared``, the users a notice
+        poked first share one read of what changed after their cursor, and the pull of
+        their own is for what that cannot answer (a backfill, a removal, a reset)."""
 
         async def shared(cursor: str, limit: int) -> Page:
+            if read_shared is not None:
+                changes = await self._changes_after(cursor, limit, read_shared)
+                ready = changes.page_for(username) if changes is not None else None
+                if ready is not None:
+                    return ready
             key = (username, cursor, limit)
             page = self._pages.get(key)
             if page is None:
@@ -341,6 +363,26 @@ class ChangeHub:
             return await asyncio.shield(page)
 
         return shared
+
+    async def _changes_after(
+        self, cursor: str, limit: int, read_shared: SharedRead
+    ) -> SharedChanges | None:
+        key = (cursor, limit)
+        changes = self._shared.get(key)
+        if changes is None:
+            changes = self._shared[key] = asyncio.ensure_future(
+                read_shared(cursor, limit, frozenset(self._poked))
+            )
+            changes.add_done_callback(_retrieve)  # every waiter may have gone meanwhile
+        try:
+            return await asyncio.shield(changes)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # each connection's own pull answers, or fails, as before
+            if self._shared.get(key) is changes:
+                del self._shared[key]
+            log.debug("a shared read of live changes failed: %r", exc)
+            return None
 
     def render(self, page: Page) -> Rendered:
         """``render_page``, once for each page shared by connections (``page_reader``)
@@ -380,7 +422,10 @@ class ChangeHub:
                     changes = listener.unread_changes
                     listener.boards_read(await self._boards_of(username), changes)
                 try:
-                    await asyncio.wait_for(listener.dirty.wait(), timeout=keepalive_s)
+                    # A deadline on this task, not wait_for's task and timer per wait: a
+                    # notice wakes a thousand connections at once.
+                    async with asyncio.timeout(keepalive_s):
+                        await listener.dirty.wait()
                 except TimeoutError:
                     yield ServerSentEventMessage(comment="keep-alive", data=None)
                     continue
@@ -394,8 +439,7 @@ class ChangeHub:
                         yield message
                 # Notices of the next moment join the next poke instead of making their own:
                 # a burst of commits costs a connection a few pokes, not one per commit.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=self._poke_interval_s)
+                await _pause(self._poke_interval_s, stopping)
             if listener.closed is not None and not stopping.is_set():
                 yield ServerSentEventMessage(comment=listener.closed, data=None)
         finally:
@@ -410,6 +454,21 @@ class ChangeHub:
                 )
             )
             return set(rows.scalars())
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def _pause(seconds: float, stopping: asyncio.Event) -> None:
+    """Sleep ``seconds``, or less once a stop is asked (seen within a quarter second). Not
+    ``wait_for(stopping.wait())``: a thousand connections waiting on one event make every
+    timeout a search of its list of waiters."""
+    while seconds > 0 and not stopping.is_set():
+        step = min(seconds, 0.25)
+        await asyncio.sleep(step)
+        seconds -= step
 
 
 async def _wake_on_stop(stopping: asyncio.Event, listener: Listener) -> None:

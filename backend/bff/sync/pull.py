@@ -137,6 +137,65 @@ class Page(msgspec.Struct):
     reset: bool
 
 
+_SHARED_USERS_PER_QUERY = 500
+"""Users per membership query of a shared read: well within SQLite's bound parameters."""
+
+
+class SharedChanges:
+    """What changed after one cursor, read once for every live connection at that cursor
+    (``PullService.read_shared``): a thousand caught-up connections over fifty users cost
+    one snapshot read, not fifty pulls. ``page_for`` gives a user the page their own pull
+    would answer, or None where that takes the user's own read (a membership of theirs
+    changed in the range: a backfill or a removal; or they were not among the users read)."""
+
+    def __init__(
+        self,
+        *,
+        generation: str,
+        watermark: int,
+        cursor: str,
+        rows: list[Any],
+        members: dict[str, set[str]],
+        moved: set[str],
+    ) -> None:
+        self._generation = generation
+        self._watermark = watermark
+        self._cursor = cursor
+        self._rows = rows
+        self._members = members
+        """For each user read: the boards of ``rows`` they are an active member of."""
+        self._moved = moved
+        """Users whose memberships changed after the cursor."""
+        self._pages: dict[tuple[int, ...], Page] = {}
+
+    def page_for(self, username: str) -> Page | None:
+        boards = self._members.get(username)
+        if boards is None or username in self._moved:
+            return None
+        seen = tuple(
+            i
+            for i, (_, _, board, _, values, _, audience) in enumerate(self._rows)
+            if board in boards and values is not None and audience in (None, username)
+        )
+        page = self._pages.get(seen)
+        if page is None:  # users who see the same rows share one page (encoded once)
+            raw = msgspec.Raw
+            page = self._pages[seen] = Page(
+                changes=[
+                    RowChange(kind, id_, board, version, raw(values), raw(meta))
+                    for kind, id_, board, version, values, meta, _ in map(
+                        self._rows.__getitem__, seen
+                    )
+                ],
+                cursor=self._cursor,
+                has_more=False,
+                watermark=self._watermark,
+                generation=self._generation,
+                reset=False,
+            )
+        return page
+
+
 class PullService:
     def __init__(self, views: Database, signer: CursorSigner) -> None:
         self._views = views
@@ -163,6 +222,74 @@ class PullService:
     def check_cursor(self, cursor_text: str) -> None:
         """BadRequest unless this server made ``cursor_text`` (as a pull would answer)."""
         self._signer.decode(cursor_text)
+
+    async def read_shared(
+        self, cursor_text: str, limit: int, usernames: frozenset[str]
+    ) -> SharedChanges | None:
+        """The changes after ``cursor_text`` for any of ``usernames``, in one snapshot; None
+        where the cursor takes a pull of its own (a reset, a backfill, more than a page)."""
+        try:
+            cursor = self._signer.decode(cursor_text)
+        except BadRequest:
+            return None
+        if cursor is None or cursor.backfills or not usernames:
+            return None
+        start = cursor.version
+        async with self._views.read() as conn:
+            generation, last_version = await _info(conn)
+            if cursor.generation != generation or start > last_version:
+                return None
+            watermark = await _watermark(conn)
+            query = (
+                select(
+                    View.kind,
+                    View.id,
+                    View.board,
+                    View.version,
+                    View.values,
+                    View.meta,
+                    View.audience,
+                )
+                .where(View.version > start)
+                .order_by(View.version)
+                .limit(limit + 1)
+            )
+            rows = list(await conn.execute(query))
+            if len(rows) > limit:
+                return None  # more than a page: each user's own pull pages it
+            boards = sorted({row[2] for row in rows})
+            members: dict[str, set[str]] = {}
+            moved: set[str] = set()
+            names = sorted(usernames)
+            for at in range(0, len(names), _SHARED_USERS_PER_QUERY):
+                chunk = names[at : at + _SHARED_USERS_PER_QUERY]
+                members.update((name, set()) for name in chunk)
+                changed = await conn.execute(
+                    select(Membership.username).where(
+                        Membership.username.in_(chunk),
+                        Membership.version > start,
+                        Membership.version <= last_version,
+                    )
+                )
+                moved.update(changed.scalars())
+                if boards:
+                    active = await conn.execute(
+                        select(Membership.username, Membership.board).where(
+                            Membership.username.in_(chunk),
+                            Membership.board.in_(boards),
+                            Membership.active.is_(True),
+                        )
+                    )
+                    for name, board in active:
+                        members[name].add(board)
+        return SharedChanges(
+            generation=generation,
+            watermark=watermark,
+            cursor=self._signer.encode(Cursor(generation, last_version)),
+            rows=rows,
+            members=members,
+            moved=moved,
+        )
 
     async def pull(self, principal: Principal, cursor_text: str | None, limit: int) -> Page:
         async with self._views.read() as conn:

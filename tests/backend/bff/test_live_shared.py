@@ -1,0 +1,230 @@
+"""Live connections at one cursor share one read of what changed (``PullService.read_shared``,
+``ChangeHub.page_reader``): a thousand caught-up connections over fifty users cost one
+snapshot read per change instead of fifty pulls. Each user must still get exactly the page
+their own pull answers (their boards, their notices, nothing of a board they are not on);
+whatever the shared read cannot answer (a membership of theirs changed, a backfill, more
+than a page, a reset) goes to their own pull. On a real views database (SQLite file)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.response import ServerSentEventMessage
+from nats.aio.client import Client as NatsClient
+from sqlalchemy import insert, update
+
+from backend.bff.auth.tokens import Principal
+from backend.bff.sync.live import ChangeFeed, ChangeHub
+from backend.bff.sync.pull import (
+    Backfill,
+    Cursor,
+    CursorSigner,
+    Page,
+    PullService,
+    SharedChanges,
+    page_body,
+)
+from backend.db import Database
+from backend.projector.models import Info, Membership, View, positions
+
+GENERATION = "gen-1"
+B1 = "b1"
+B2 = "b2"
+CURSOR_AT = 3
+"""The version every connection in these tests is caught up to."""
+
+
+def _view(version: int, board: str, *, audience: str | None = None, created: bool = True) -> Any:
+    return {
+        "kind": "notice" if audience else "task",
+        "id": f"e{version}",
+        "board": board,
+        "version": version,
+        "state": "{}",
+        "values": f'{{"title":"v{version}"}}' if created else None,
+        "meta": "{}",
+        "audience": audience,
+    }
+
+
+def _member(board: str, username: str, version: int, *, active: bool = True) -> Any:
+    return {"board": board, "username": username, "active": active, "version": version}
+
+
+async def _views(tmp_path: Path) -> Database:
+    """Rows up to version 8: alice on both boards, bob and dave on B1 (dave joined after the
+    cursor), carol off B1 since before it, erin on no board."""
+    db = Database.for_component("projector", data_dir=tmp_path, url=None)
+    await db.migrate()
+    async with db.write() as conn:
+        await conn.execute(
+            insert(Info),
+            [{"key": "generation", "value": GENERATION}, {"key": "version", "value": "8"}],
+        )
+        await conn.execute(insert(positions), [{"component": "projector", "seq": 42}])
+        await conn.execute(
+            insert(View),
+            [
+                _view(1, B1),
+                _view(2, B2),
+                _view(4, B1),  # after the cursor: every member of B1 sees it
+                _view(5, B1, audience="bob"),  # a notice to bob alone
+                _view(6, B2),  # only alice is on B2
+                _view(7, B1, created=False),  # not created yet: nobody gets it
+            ],
+        )
+        await conn.execute(
+            insert(Membership),
+            [
+                _member(B1, "alice", 1),
+                _member(B2, "alice", 2),
+                _member(B1, "bob", 1),
+                _member(B1, "carol", 3, active=False),
+                _member(B1, "dave", 8),  # joined after the cursor: a backfill, their own pull
+            ],
+        )
+    return db
+
+
+def _cursor(signer: CursorSigner, version: int = CURSOR_AT, **kwargs: Any) -> str:
+    return signer.encode(Cursor(kwargs.pop("generation", GENERATION), version, **kwargs))
+
+
+def _body(page: Page) -> bytes:
+    return page_body(page, 0)
+
+
+USERS = frozenset({"alice", "bob", "carol", "dave", "erin"})
+
+
+def test_each_user_gets_exactly_the_page_their_own_pull_answers(tmp_path: Path) -> None:
+    signer = CursorSigner("secret")
+    cursor = _cursor(signer)
+
+    async def check() -> dict[str, Any]:
+        db = await _views(tmp_path)
+        pull = PullService(db, signer)
+        try:
+            shared = await pull.read_shared(cursor, 10, USERS)
+            assert isinstance(shared, SharedChanges)
+            pages = {u: shared.page_for(u) for u in [*sorted(USERS), "frank"]}
+            own = {u: await pull.pull(Principal(u, u), cursor, 10) for u in USERS}
+        finally:
+            await db.dispose()
+        return {"pages": pages, "own": own}
+
+    found = asyncio.run(check())
+    pages, own = found["pages"], found["own"]
+    for user in ("alice", "bob", "carol", "erin"):
+        assert pages[user] is not None, user
+        assert _body(pages[user]) == _body(own[user]), user
+    assert [c.id for c in pages["alice"].changes] == ["e4", "e6"]
+    assert [c.id for c in pages["bob"].changes] == ["e4", "e5"]  # and his notice
+    assert pages["carol"].changes == [] and pages["erin"].changes == []
+    assert pages["carol"] is pages["erin"]  # the same rows: one page, encoded once
+    assert pages["alice"].watermark == 42 and not pages["alice"].has_more
+    # dave's membership changed after the cursor (a backfill is due): his own pull answers,
+    # as for frank, who was not among the users read.
+    assert pages["dave"] is None and pages["frank"] is None
+    assert own["dave"].has_more and own["dave"].changes  # what his own pull is there for
+
+
+@pytest.mark.parametrize(
+    ("why", "limit", "cursor_of"),
+    [
+        ("more than a page", 3, lambda s: _cursor(s)),
+        ("a backfill to page", 10, lambda s: _cursor(s, backfills=[Backfill(B1, 3)])),
+        ("another generation", 10, lambda s: _cursor(s, generation="gen-0")),
+        ("past the last version", 10, lambda s: _cursor(s, version=9)),
+        ("an unsigned cursor", 10, lambda s: "WyJnZW4tMSIsM10"),
+        ("a forged cursor", 10, lambda s: "v2.e30.forged"),
+    ],
+)
+def test_a_cursor_the_shared_read_cannot_answer_goes_to_each_users_own_pull(
+    tmp_path: Path, why: str, limit: int, cursor_of: Callable[[CursorSigner], str]
+) -> None:
+    signer = CursorSigner("secret")
+
+    async def shared() -> SharedChanges | None:
+        db = await _views(tmp_path)
+        try:
+            return await PullService(db, signer).read_shared(cursor_of(signer), limit, USERS)
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(shared()) is None, why
+
+
+# The hub: many connections of many users, one shared read per change.
+
+
+async def _next(stream: AsyncIterator[ServerSentEventMessage]) -> ServerSentEventMessage:
+    while True:
+        message = await anext(stream)
+        if message.comment is None:
+            return message
+
+
+def _notice(watermark: int) -> bytes:
+    return b'{"component":"projector","boards":["b1"],"usernames":[],"watermark":%d}' % watermark
+
+
+def test_many_connections_of_many_users_at_one_cursor_cost_one_read(tmp_path: Path) -> None:
+    signer = CursorSigner("secret")
+    cursor = _cursor(signer, version=8)  # caught up
+    reads: dict[str, int] = {"shared": 0, "own": 0}
+
+    def counted(name: str, read: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def wrapper(*args: Any) -> Any:
+            reads[name] += 1
+            return await read(*args)
+
+        return wrapper
+
+    async def run() -> list[ServerSentEventMessage]:
+        db = await _views(tmp_path)
+        pull = PullService(db, signer)
+        hub = ChangeHub(NatsClient(), db, poke_interval_s=0.01)
+        stopping = asyncio.Event()
+        streams = []
+        for user in ("alice", "bob") * 4:
+            feed = ChangeFeed(
+                read=hub.page_reader(
+                    user,
+                    counted("own", functools.partial(pull.pull, Principal(user, user))),
+                    counted("shared", pull.read_shared),
+                ),
+                cursor=cursor,
+                limit=10,
+                max_bytes=1_000_000,
+                render=hub.render,
+            )
+            streams.append(hub.stream(user, 30.0, stopping, feed))
+        try:
+            waiting = [asyncio.ensure_future(_next(s)) for s in streams]
+            await asyncio.sleep(0.3)  # connected, boards read, nothing new after the cursor
+            assert not any(w.done() for w in waiting)
+            reads.update(shared=0, own=0)
+            async with db.write() as conn:
+                await conn.execute(insert(View), [_view(9, B1), _view(10, B1, audience="bob")])
+                await conn.execute(update(Info).where(Info.key == "version").values(value="10"))
+            hub.offer_notice(_notice(43))
+            return list(await asyncio.wait_for(asyncio.gather(*waiting), 10))
+        finally:
+            stopping.set()
+            for stream in streams:
+                await stream.aclose()
+            await db.dispose()
+
+    messages = asyncio.run(run())
+    assert reads == {"shared": 1, "own": 0}
+    bodies = [m.encode().decode() for m in messages]
+    assert all(b.startswith("event: changes") for b in bodies)
+    alice, bob = bodies[0::2], bodies[1::2]
+    assert all('"e9"' in b and '"e10"' not in b for b in alice)  # bob's notice is bob's
+    assert all('"e9"' in b and '"e10"' in b for b in bob)
