@@ -37,7 +37,7 @@ OWN_ACTOR = "(you)"
 """Who a pending event is by, before this profile has signed in anywhere."""
 
 
-DECODED_KEPT = 16_384
+DECODED_KEPT = 65_536
 """Outbox events kept decoded (``event_of``): a refold reads every pending event of its
 boards again, and a backlog of thousands would be decoded and validated on each pull."""
 _decoded: dict[tuple[bytes, str], Event] = {}

@@ -16,7 +16,7 @@ import hmac
 from typing import Annotated, Any
 
 import msgspec
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Text, and_, cast, literal, or_, select, union_all
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -205,7 +205,8 @@ class PullService:
     async def status(self) -> tuple[int, str]:
         """(watermark, generation), for push answers and sync info."""
         async with self._views.read() as conn:
-            self._last_status = (await _watermark(conn), await _generation(conn))
+            generation, _, watermark = await _info(conn)
+            self._last_status = (watermark, generation)
             return self._last_status
 
     async def status_or_last(self) -> tuple[int, str]:
@@ -236,10 +237,9 @@ class PullService:
             return None
         start = cursor.version
         async with self._views.read() as conn:
-            generation, last_version = await _info(conn)
+            generation, last_version, watermark = await _info(conn)
             if cursor.generation != generation or start > last_version:
                 return None
-            watermark = await _watermark(conn)
             query = (
                 select(
                     View.kind,
@@ -257,30 +257,30 @@ class PullService:
             rows = list(await conn.execute(query))
             if len(rows) > limit:
                 return None  # more than a page: each user's own pull pages it
-            boards = sorted({row[2] for row in rows})
+            boards = {row[2] for row in rows}
             members: dict[str, set[str]] = {}
             moved: set[str] = set()
             names = sorted(usernames)
             for at in range(0, len(names), _SHARED_USERS_PER_QUERY):
                 chunk = names[at : at + _SHARED_USERS_PER_QUERY]
                 members.update((name, set()) for name in chunk)
-                changed = await conn.execute(
-                    select(Membership.username).where(
+                # Their memberships that changed after the cursor, and their active ones on
+                # the boards of these rows, in one query.
+                found = await conn.execute(
+                    select(
+                        Membership.username,
+                        Membership.board,
+                        Membership.active,
+                        Membership.version,
+                    ).where(
                         Membership.username.in_(chunk),
-                        Membership.version > start,
-                        Membership.version <= last_version,
+                        or_(Membership.board.in_(boards), Membership.version > start),
                     )
                 )
-                moved.update(changed.scalars())
-                if boards:
-                    active = await conn.execute(
-                        select(Membership.username, Membership.board).where(
-                            Membership.username.in_(chunk),
-                            Membership.board.in_(boards),
-                            Membership.active.is_(True),
-                        )
-                    )
-                    for name, board in active:
+                for name, board, active, version in found:
+                    if start < version <= last_version:
+                        moved.add(name)
+                    if active and board in boards:
                         members[name].add(board)
         return SharedChanges(
             generation=generation,
@@ -293,8 +293,7 @@ class PullService:
 
     async def pull(self, principal: Principal, cursor_text: str | None, limit: int) -> Page:
         async with self._views.read() as conn:
-            generation, last_version = await _info(conn)
-            watermark = await _watermark(conn)
+            generation, last_version, watermark = await _info(conn)
             cursor = self._signer.decode(cursor_text) if cursor_text else None
             # A cursor past the last version these views wrote comes from a lifetime they
             # do not have (a restore by hand put older views back): walking on from it
@@ -423,28 +422,21 @@ class _PageReader:
         ]
 
 
-async def _info(conn: AsyncConnection) -> tuple[str, int]:
-    """(generation, last version) of the views, in one query."""
-    rows = await conn.execute(
-        select(Info.key, Info.value).where(Info.key.in_(("generation", "version")))
-    )
+async def _info(conn: AsyncConnection) -> tuple[str, int, int]:
+    """(generation, last version, watermark) of the views, in one query: every pull and
+    every live page asks for all three."""
+    rows = await conn.execute(_INFO_QUERY)
     values = {key: value for key, value in rows}
-    return values.get("generation") or "0", int(values.get("version") or 0)
+    seqs = [int(values.get(f"position:{component}") or 0) for component in PULL_SERVING]
+    return values.get("generation") or "0", int(values.get("version") or 0), min(seqs)
 
 
-async def _generation(conn: AsyncConnection) -> str:
-    value = (await conn.execute(select(Info.value).where(Info.key == "generation"))).scalar()
-    return value or "0"
-
-
-async def _watermark(conn: AsyncConnection) -> int:
-    rows = await conn.execute(
-        select(positions.c.component, positions.c.seq).where(
-            positions.c.component.in_(PULL_SERVING)
-        )
-    )
-    seqs = {component: seq for component, seq in rows}
-    return min(int(seqs.get(component, 0)) for component in PULL_SERVING)
+_INFO_QUERY = union_all(
+    select(Info.key, Info.value).where(Info.key.in_(("generation", "version"))),
+    select(literal("position:") + positions.c.component, cast(positions.c.seq, Text)).where(
+        positions.c.component.in_(PULL_SERVING)
+    ),
+)
 
 
 def page_body(page: Page, server_time: int) -> bytes:

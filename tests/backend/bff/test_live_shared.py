@@ -57,9 +57,12 @@ def _member(board: str, username: str, version: int, *, active: bool = True) -> 
 
 
 async def _views(tmp_path: Path) -> Database:
+    return await fill_views(Database.for_component("projector", data_dir=tmp_path, url=None))
+
+
+async def fill_views(db: Database) -> Database:
     """Rows up to version 8: alice on both boards, bob and dave on B1 (dave joined after the
     cursor), carol off B1 since before it, erin on no board."""
-    db = Database.for_component("projector", data_dir=tmp_path, url=None)
     await db.migrate()
     async with db.write() as conn:
         await conn.execute(
@@ -102,24 +105,23 @@ def _body(page: Page) -> bytes:
 USERS = frozenset({"alice", "bob", "carol", "dave", "erin"})
 
 
-def test_each_user_gets_exactly_the_page_their_own_pull_answers(tmp_path: Path) -> None:
+async def shared_and_own_pages(db: Database) -> tuple[dict[str, Any], dict[str, Page]]:
+    """Each user's page from one shared read (None: their own pull must answer), and from
+    their own pull, after the same cursor of ``fill_views``'s rows."""
     signer = CursorSigner("secret")
     cursor = _cursor(signer)
+    pull = PullService(await fill_views(db), signer)
+    try:
+        shared = await pull.read_shared(cursor, 10, USERS)
+        assert isinstance(shared, SharedChanges)
+        pages = {u: shared.page_for(u) for u in [*sorted(USERS), "frank"]}
+        own = {u: await pull.pull(Principal(u, u), cursor, 10) for u in USERS}
+    finally:
+        await db.dispose()
+    return pages, own
 
-    async def check() -> dict[str, Any]:
-        db = await _views(tmp_path)
-        pull = PullService(db, signer)
-        try:
-            shared = await pull.read_shared(cursor, 10, USERS)
-            assert isinstance(shared, SharedChanges)
-            pages = {u: shared.page_for(u) for u in [*sorted(USERS), "frank"]}
-            own = {u: await pull.pull(Principal(u, u), cursor, 10) for u in USERS}
-        finally:
-            await db.dispose()
-        return {"pages": pages, "own": own}
 
-    found = asyncio.run(check())
-    pages, own = found["pages"], found["own"]
+def check_shared_and_own_pages(pages: dict[str, Any], own: dict[str, Page]) -> None:
     for user in ("alice", "bob", "carol", "erin"):
         assert pages[user] is not None, user
         assert _body(pages[user]) == _body(own[user]), user
@@ -132,6 +134,11 @@ def test_each_user_gets_exactly_the_page_their_own_pull_answers(tmp_path: Path) 
     # as for frank, who was not among the users read.
     assert pages["dave"] is None and pages["frank"] is None
     assert own["dave"].has_more and own["dave"].changes  # what his own pull is there for
+
+
+def test_each_user_gets_exactly_the_page_their_own_pull_answers(tmp_path: Path) -> None:
+    db = Database.for_component("projector", data_dir=tmp_path, url=None)
+    check_shared_and_own_pages(*asyncio.run(shared_and_own_pages(db)))
 
 
 @pytest.mark.parametrize(

@@ -202,6 +202,18 @@ class StorageSuite:
 
         asyncio.run(body())
 
+    def test_a_shared_read_of_live_changes_answers_each_user_as_their_own_pull(
+        self, open_db: Any
+    ) -> None:
+        """The views' info (generation, last version, watermark) is one query of both tables,
+        and a shared read filters one snapshot per user: the same on every database."""
+        from tests.backend.bff.test_live_shared import (
+            check_shared_and_own_pages,
+            shared_and_own_pages,
+        )
+
+        check_shared_and_own_pages(*asyncio.run(shared_and_own_pages(open_db("projector"))))
+
     def test_an_older_views_database_gets_the_audience_column_and_keeps_its_rows(
         self, open_db: Any
     ) -> None:
