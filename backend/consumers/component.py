@@ -14,6 +14,21 @@ from backend.db import Database
 from protocol import Event
 
 
+@dataclass(frozen=True)
+class WrittenViews:
+    """The rows a pull-serving component wrote to its views in one batch, handed to the live
+    hub of its own process with the change notice: the page of changes for a connection
+    caught up to ``after`` needs no read of the views (``PullService.read_shared``)."""
+
+    generation: str
+    after: int
+    """The views' last version before the batch."""
+    last: int
+    """The last version the batch wrote."""
+    rows: list[tuple[str, str, str, int, str | None, str, str | None]]
+    """(kind, id, board, version, values, meta, audience) of every row written, by version."""
+
+
 @dataclass
 class Outcome:
     """What one batch did: events that cannot succeed, and what changed for the pokes."""
@@ -22,6 +37,8 @@ class Outcome:
     """stream seq -> why this event can never be applied (it goes to the fault stream)."""
     boards: set[str] = field(default_factory=set)
     usernames: set[str] = field(default_factory=set)
+    written: WrittenViews | None = None
+    """For the live hub beside a pull-serving component: what the batch wrote."""
 
 
 @dataclass(frozen=True)

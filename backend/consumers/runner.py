@@ -62,7 +62,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backend import hops
 from backend.consumers import batches, health
 from backend.consumers.breaker import Breaker, outage_kind
-from backend.consumers.component import Component, Outcome
+from backend.consumers.component import Component, Outcome, WrittenViews
 from backend.consumers.health import RunnerStats
 from backend.consumers.lanes import (
     Lane,
@@ -118,7 +118,7 @@ class ConsumerRunner:
         self.breaker = Breaker()
         self.lease = ComponentLease(component)
         self._origin = ""
-        self._offer: Callable[[bytes], None] | None = None
+        self._offer: Callable[[bytes, WrittenViews | None], None] | None = None
         """This process's live hub, for a component a pull reads (``notify_here``)."""
         self._stop = asyncio.Event()
         self._lease: Lease | None = None
@@ -433,11 +433,12 @@ class ConsumerRunner:
         )
         self.stats.faults += 1
 
-    def notify_here(self, origin: str, offer: Callable[[bytes], None]) -> None:
-        """Hand each change notice to ``offer`` (this process's live hub) at once, and mark
-        the one sent on NATS with ``origin``, which that hub skips: the poke goes out
-        without the notice's round trip through nats-server. Other processes still hear it
-        there."""
+    def notify_here(self, origin: str, offer: Callable[[bytes, WrittenViews | None], None]) -> None:
+        """Hand each change notice to ``offer`` (this process's live hub) at once, with the
+        rows the batch wrote, and mark the one sent on NATS with ``origin``, which that hub
+        skips: the poke goes out without the notice's round trip through nats-server, and
+        a caught-up connection's page without a read of the views. Other processes still
+        hear the notice there."""
         self._origin, self._offer = origin, offer
 
     async def _notify(self, outcome: Outcome, watermark: int) -> None:
@@ -451,7 +452,7 @@ class ConsumerRunner:
         data = msgspec.json.encode(notice)
         if self._offer is not None:
             try:
-                self._offer(data)
+                self._offer(data, outcome.written)
             except Exception:  # the batch is committed; pokes are a hint (the NATS copy too)
                 log.exception("the live hub could not take a change notice")
         try:

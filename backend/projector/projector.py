@@ -21,7 +21,7 @@ import msgspec
 from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backend.consumers.component import Outcome
+from backend.consumers.component import Outcome, WrittenViews
 from backend.db import Database, add_counts, upsert
 from backend.nats.publisher import Publisher
 from backend.projector.models import (
@@ -119,8 +119,9 @@ class Projector:
     ) -> None:
         if not changed and not notices:
             return
-        version = await next_versions(conn, len(changed) + len(notices))
-        rows, memberships = [], []
+        version, generation = await next_versions(conn, len(changed) + len(notices))
+        rows: list[dict[str, Any]] = []
+        memberships: list[dict[str, Any]] = []
         for offset, (key, state) in enumerate(changed.items()):
             values = merge.values(state)
             rows.append(
@@ -151,6 +152,27 @@ class Projector:
             outcome.boards.add(notice["board"])
         await upsert(conn, View, rows, ["kind", "id"])
         await upsert(conn, Membership, memberships, ["board", "username"])
+        outcome.written = WrittenViews(
+            generation,
+            after=version - 1,
+            last=version + len(rows) - 1,
+            rows=[
+                (
+                    r["kind"],
+                    r["id"],
+                    r["board"],
+                    r["version"],
+                    r["values"],
+                    r["meta"],
+                    r["audience"],
+                )
+                for r in rows
+            ],
+        )
+
+
+_PAGE_COLUMNS = ("kind", "id", "board", "version", "values", "meta", "audience")
+"""A written row's fields as a pull page (and ``WrittenViews``) carries them."""
 
 
 def _keys(event: Event) -> tuple[EntityKey, ...]:
@@ -200,12 +222,16 @@ def states_query(keys: list[EntityKey]) -> Select[str]:
     return select(View.state).where(View.kind.in_(kinds), View.id.in_(ids))
 
 
-async def next_versions(conn: AsyncConnection, count: int) -> int:
-    """Reserve ``count`` versions; return the first. Only the projector writes views."""
-    row = (await conn.execute(select(Info.value).where(Info.key == "version"))).scalar()
-    first = int(row or 0) + 1
+async def next_versions(conn: AsyncConnection, count: int) -> tuple[int, str]:
+    """Reserve ``count`` versions; return the first, and the views' generation they belong
+    to (read in the same query). Only the projector writes views."""
+    found = await conn.execute(
+        select(Info.key, Info.value).where(Info.key.in_(("version", "generation")))
+    )
+    info = {key: value for key, value in found}
+    first = int(info.get("version") or 0) + 1
     await upsert(conn, Info, [{"key": "version", "value": str(first + count - 1)}], ["key"])
-    return first
+    return first, info.get("generation") or "0"
 
 
 async def start_over(conn: AsyncConnection) -> str:

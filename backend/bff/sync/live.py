@@ -28,8 +28,9 @@ from sqlalchemy import select
 
 from backend import hops
 from backend.bff.sync.live_cap import CapRegistry, LiveConnections
-from backend.bff.sync.pull import Page, SharedChanges, page_body
+from backend.bff.sync.pull import InPlace, Page, SharedChanges, page_body
 from backend.bff.sync.push import system_ms
+from backend.consumers.component import WrittenViews
 from backend.db import Database
 from backend.nats.streams import CHANGES_SUBJECT, LIVE_SUBJECT
 from backend.projector.models import Membership
@@ -50,8 +51,9 @@ class PreparedMessage(ServerSentEventMessage):
         return self.prepared
 
 
-SharedRead = Callable[[str, int, frozenset[str]], Awaitable[SharedChanges | None]]
-"""``PullService.read_shared``: (cursor, limit, users) -> what changed after the cursor."""
+SharedRead = Callable[[str, int, frozenset[str], InPlace | None], Awaitable[SharedChanges | None]]
+"""``PullService.read_shared``: (cursor, limit, users, what the last notice handed over in
+place) -> what changed after the cursor."""
 
 Rendered = tuple[int, ServerSentEventMessage]
 """An ``event: changes`` message, and the size of its page's JSON (``max_bytes`` bounds)."""
@@ -221,6 +223,9 @@ class ChangeHub:
         for the users it poked: every caught-up connection of every user shares it."""
         self._poked: set[str] = set()
         """The users whose connections the last change notices poked."""
+        self._in_place: InPlace | None = None
+        """The rows the last notice's batch wrote, when the projector of this process
+        handed them over with it, and the boards of the users it poked."""
         self._rendered: dict[int, tuple[Page, Rendered, float]] = {}
         """Those pages encoded as messages (by the page's identity): a page shared by a
         thousand connections is encoded once, not a thousand times."""
@@ -255,9 +260,12 @@ class ChangeHub:
     async def _on_notice(self, message: Msg) -> None:
         self.offer_notice(message.data, from_nats=True)
 
-    def offer_notice(self, data: bytes, *, from_nats: bool = False) -> None:
+    def offer_notice(
+        self, data: bytes, written: WrittenViews | None = None, *, from_nats: bool = False
+    ) -> None:
         """A change notice: from NATS, or handed over in place by the projector that runs
-        in this process (``ConsumerRunner.notify_here``), whose NATS copy is then skipped."""
+        in this process (``ConsumerRunner.notify_here``), whose NATS copy is then skipped,
+        with the rows its batch ``written``."""
         try:
             notice = self._decoder.decode(data)
         except msgspec.DecodeError:
@@ -272,10 +280,25 @@ class ChangeHub:
         self._rendered.clear()
         poked = self._poked
         poked.clear()
+        # The boards of each poked user whose connections all know theirs: a notice that
+        # names a user (a membership of theirs changed) leaves their connections reading
+        # them again, and that user's page is then a pull of their own.
+        boards: dict[str, set[str]] = {}
+        unsure: set[str] = set()
         for listener in self._listeners:
             listener.offer(notice)
-            if listener.dirty.is_set():
-                poked.add(listener.username)
+            if not listener.dirty.is_set():
+                continue
+            name = listener.username
+            poked.add(name)
+            if written is None:
+                continue
+            known = boards.setdefault(name, listener.boards)
+            if listener.stale_boards or known != listener.boards:
+                unsure.add(name)
+        for name in unsure:
+            del boards[name]
+        self._in_place = None if written is None else InPlace(written, notice.watermark, boards)
 
     async def _on_live(self, message: Msg) -> None:
         try:
@@ -371,7 +394,7 @@ class ChangeHub:
         changes = self._shared.get(key)
         if changes is None:
             changes = self._shared[key] = asyncio.ensure_future(
-                read_shared(cursor, limit, frozenset(self._poked))
+                read_shared(cursor, limit, frozenset(self._poked), self._in_place)
             )
             changes.add_done_callback(_retrieve)  # every waiter may have gone meanwhile
         try:

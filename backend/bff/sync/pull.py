@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.bff.auth.tokens import Principal
+from backend.consumers.component import WrittenViews
 from backend.db import Database
 from backend.errors import BadRequest
 from backend.projector.models import Info, Membership, View, positions
@@ -141,6 +143,18 @@ _SHARED_USERS_PER_QUERY = 500
 """Users per membership query of a shared read: well within SQLite's bound parameters."""
 
 
+@dataclass(frozen=True)
+class InPlace:
+    """What a change notice handed over in place (by the projector of the live hub's own
+    process) tells a shared read: the rows its batch wrote, the watermark after it, and
+    the boards of the users it poked whose boards the hub knows for sure (a user whose
+    membership the batch changed is not among them)."""
+
+    written: WrittenViews
+    watermark: int
+    boards: dict[str, set[str]]
+
+
 class SharedChanges:
     """What changed after one cursor, read once for every live connection at that cursor
     (``PullService.read_shared``): a thousand caught-up connections over fifty users cost
@@ -225,10 +239,16 @@ class PullService:
         self._signer.decode(cursor_text)
 
     async def read_shared(
-        self, cursor_text: str, limit: int, usernames: frozenset[str]
+        self,
+        cursor_text: str,
+        limit: int,
+        usernames: frozenset[str],
+        in_place: InPlace | None = None,
     ) -> SharedChanges | None:
         """The changes after ``cursor_text`` for any of ``usernames``, in one snapshot; None
-        where the cursor takes a pull of its own (a reset, a backfill, more than a page)."""
+        where the cursor takes a pull of its own (a reset, a backfill, more than a page).
+        A cursor caught up to just before the batch ``in_place`` wrote needs no read: its
+        changes are that batch's rows."""
         try:
             cursor = self._signer.decode(cursor_text)
         except BadRequest:
@@ -236,6 +256,21 @@ class PullService:
         if cursor is None or cursor.backfills or not usernames:
             return None
         start = cursor.version
+        if in_place is not None:
+            written = in_place.written
+            if (cursor.generation, start) == (written.generation, written.after):
+                if len(written.rows) > limit:
+                    return None
+                boards = {row[2] for row in written.rows}
+                known = in_place.boards
+                return SharedChanges(
+                    generation=written.generation,
+                    watermark=in_place.watermark,
+                    cursor=self._signer.encode(Cursor(written.generation, written.last)),
+                    rows=written.rows,
+                    members={u: known[u] & boards for u in usernames if u in known},
+                    moved=set(),
+                )
         async with self._views.read() as conn:
             generation, last_version, watermark = await _info(conn)
             if cursor.generation != generation or start > last_version:

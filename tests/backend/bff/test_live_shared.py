@@ -11,12 +11,13 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import msgspec
 import pytest
 from litestar.response import ServerSentEventMessage
 from nats.aio.client import Client as NatsClient
-from sqlalchemy import insert, update
+from sqlalchemy import event, insert, update
 
 from backend.bff.auth.tokens import Principal
 from backend.bff.sync.live import ChangeFeed, ChangeHub
@@ -29,6 +30,7 @@ from backend.bff.sync.pull import (
     SharedChanges,
     page_body,
 )
+from backend.consumers.component import WrittenViews
 from backend.db import Database
 from backend.projector.models import Info, Membership, View, positions
 
@@ -177,14 +179,31 @@ async def _next(stream: AsyncIterator[ServerSentEventMessage]) -> ServerSentEven
             return message
 
 
-def _notice(watermark: int) -> bytes:
-    return b'{"component":"projector","boards":["b1"],"usernames":[],"watermark":%d}' % watermark
+def _notice(watermark: int, named: list[str]) -> bytes:
+    body = {"component": "projector", "boards": [B1], "usernames": named, "watermark": watermark}
+    return msgspec.json.encode(body)
 
 
-def test_many_connections_of_many_users_at_one_cursor_cost_one_read(tmp_path: Path) -> None:
+NEW_ROWS = [_view(9, B1), _view(10, B1, audience="bob")]
+"""The batch of every hub test: a task on B1, and a notice to bob alone."""
+COLUMNS = ("kind", "id", "board", "version", "values", "meta", "audience")
+
+
+class Round(NamedTuple):
+    reads: dict[str, int]
+    statements: int
+    """SQL statements run on the views from the notice until every connection had its page."""
+    pages: dict[str, list[dict[str, Any]]]
+    """Each user's pages (``server_time`` left out), one per connection."""
+
+
+def _round(tmp_path: Path, *, handed: bool, named: list[str] = []) -> Round:  # noqa: B006
+    """Eight connections of alice and bob, caught up at version 8; a batch writes
+    ``NEW_ROWS`` and its notice comes from NATS, or ``handed`` over in place with them."""
     signer = CursorSigner("secret")
-    cursor = _cursor(signer, version=8)  # caught up
+    cursor = _cursor(signer, version=8)
     reads: dict[str, int] = {"shared": 0, "own": 0}
+    statements = 0
 
     def counted(name: str, read: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def wrapper(*args: Any) -> Any:
@@ -193,13 +212,18 @@ def test_many_connections_of_many_users_at_one_cursor_cost_one_read(tmp_path: Pa
 
         return wrapper
 
-    async def run() -> list[ServerSentEventMessage]:
+    def statement(*_: Any) -> None:
+        nonlocal statements
+        statements += 1
+
+    async def run() -> list[tuple[str, ServerSentEventMessage]]:
         db = await _views(tmp_path)
         pull = PullService(db, signer)
         hub = ChangeHub(NatsClient(), db, poke_interval_s=0.01)
         stopping = asyncio.Event()
         streams = []
-        for user in ("alice", "bob") * 4:
+        users = ["alice", "bob"] * 4
+        for user in users:
             feed = ChangeFeed(
                 read=hub.page_reader(
                     user,
@@ -216,22 +240,67 @@ def test_many_connections_of_many_users_at_one_cursor_cost_one_read(tmp_path: Pa
             waiting = [asyncio.ensure_future(_next(s)) for s in streams]
             await asyncio.sleep(0.3)  # connected, boards read, nothing new after the cursor
             assert not any(w.done() for w in waiting)
-            reads.update(shared=0, own=0)
             async with db.write() as conn:
-                await conn.execute(insert(View), [_view(9, B1), _view(10, B1, audience="bob")])
+                await conn.execute(insert(View), NEW_ROWS)
                 await conn.execute(update(Info).where(Info.key == "version").values(value="10"))
-            hub.offer_notice(_notice(43))
-            return list(await asyncio.wait_for(asyncio.gather(*waiting), 10))
+                await conn.execute(update(positions).values(seq=43))
+            reads.update(shared=0, own=0)
+            event.listen(db.engine.sync_engine, "before_cursor_execute", statement)
+            written = WrittenViews(
+                GENERATION, 8, 10, [tuple(r[c] for c in COLUMNS) for r in NEW_ROWS]
+            )
+            hub.offer_notice(_notice(43, named), written if handed else None)
+            messages = await asyncio.wait_for(asyncio.gather(*waiting), 10)
+            event.remove(db.engine.sync_engine, "before_cursor_execute", statement)
+            return list(zip(users, messages, strict=True))
         finally:
             stopping.set()
             for stream in streams:
                 await stream.aclose()
             await db.dispose()
 
-    messages = asyncio.run(run())
-    assert reads == {"shared": 1, "own": 0}
-    bodies = [m.encode().decode() for m in messages]
-    assert all(b.startswith("event: changes") for b in bodies)
-    alice, bob = bodies[0::2], bodies[1::2]
-    assert all('"e9"' in b and '"e10"' not in b for b in alice)  # bob's notice is bob's
-    assert all('"e9"' in b and '"e10"' in b for b in bob)
+    pages: dict[str, list[dict[str, Any]]] = {"alice": [], "bob": []}
+    for user, message in asyncio.run(run()):
+        text = message.encode().decode()
+        assert text.startswith("event: changes\r\n"), text
+        page = msgspec.json.decode(text.split("data: ", 1)[1].strip())
+        del page["server_time"]
+        pages[user].append(page)
+    assert pages["alice"][0]["cursor"] == _cursor(signer, version=10)
+    return Round(reads, statements, pages)
+
+
+def _ids(round_: Round, user: str) -> set[tuple[str, ...]]:
+    return {tuple(c["id"] for c in page["changes"]) for page in round_.pages[user]}
+
+
+def test_many_connections_of_many_users_at_one_cursor_cost_one_read(tmp_path: Path) -> None:
+    found = _round(tmp_path, handed=False)
+    assert found.reads == {"shared": 1, "own": 0}
+    assert _ids(found, "alice") == {("e9",)}  # bob's notice is bob's
+    assert _ids(found, "bob") == {("e9", "e10")}
+
+
+def test_a_batch_handed_over_in_place_gives_the_same_pages_without_reading_the_views(
+    tmp_path: Path,
+) -> None:
+    """The projector beside the hub hands over the rows its batch wrote: a connection caught
+    up to just before it gets its page without one SQL statement, the page a read gives."""
+    (tmp_path / "read").mkdir()
+    (tmp_path / "handed").mkdir()
+    read = _round(tmp_path / "read", handed=False)
+    handed = _round(tmp_path / "handed", handed=True)
+    assert handed.statements == 0 and read.statements > 0
+    assert handed.reads == {"shared": 1, "own": 0}
+    assert handed.pages == read.pages
+
+
+def test_a_user_whose_membership_the_batch_changed_gets_a_pull_of_their_own(
+    tmp_path: Path,
+) -> None:
+    """The notice names bob (a membership of his changed): his connections read their boards
+    again and his page is his own pull; alice's still comes from the batch in place."""
+    found = _round(tmp_path, handed=True, named=["bob"])
+    assert found.reads["own"] == 1  # bob's four connections share one pull
+    assert _ids(found, "alice") == {("e9",)}
+    assert _ids(found, "bob") == {("e9", "e10")}

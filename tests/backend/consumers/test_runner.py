@@ -346,7 +346,7 @@ def test_change_notices_go_on_nats_and_to_a_hub_in_the_same_process(tmp_path: Pa
             beside = await s.component("beside", lambda e: None, Serving)
             handed: list[bytes] = []
             runner = fast(s.nc, beside)
-            runner.notify_here("hub-1", handed.append)
+            runner.notify_here("hub-1", lambda data, written: handed.append(data))
             heard.clear()
             [second] = await s.publish(1)
             async with running(runner):
@@ -355,7 +355,7 @@ def test_change_notices_go_on_nats_and_to_a_hub_in_the_same_process(tmp_path: Pa
             assert [msgspec.json.decode(h)["origin"] for h in handed] == ["hub-1"]
             assert heard[0]["origin"] == "hub-1"
 
-            def broken_hub(data: bytes) -> None:
+            def broken_hub(data: bytes, written: object) -> None:
                 raise RuntimeError("a hub that cannot take it")
 
             third = await s.component("third", lambda e: None, Serving)
