@@ -13,7 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import msgspec
@@ -155,6 +155,7 @@ class InPlace:
     boards: dict[str, set[str]]
 
 
+@dataclass
 class SharedChanges:
     """What changed after one cursor, read once for every live connection at that cursor
     (``PullService.read_shared``): a thousand caught-up connections over fifty users cost
@@ -162,33 +163,25 @@ class SharedChanges:
     would answer, or None where that takes the user's own read (a membership of theirs
     changed in the range: a backfill or a removal; or they were not among the users read)."""
 
-    def __init__(
-        self,
-        *,
-        generation: str,
-        watermark: int,
-        cursor: str,
-        rows: list[Any],
-        members: dict[str, set[str]],
-        moved: set[str],
-    ) -> None:
-        self._generation = generation
-        self._watermark = watermark
-        self._cursor = cursor
-        self._rows = rows
-        self._members = members
-        """For each user read: the boards of ``rows`` they are an active member of."""
-        self._moved = moved
-        """Users whose memberships changed after the cursor."""
-        self._pages: dict[tuple[int, ...], Page] = {}
+    generation: str
+    watermark: int
+    cursor: str
+    """Where every page of these changes leaves a connection."""
+    rows: list[Any]
+    """(kind, id, board, version, values, meta, audience) after the cursor, by version."""
+    members: dict[str, set[str]]
+    """For each user read: the boards of ``rows`` they are an active member of."""
+    moved: set[str]
+    """Users whose memberships changed after the cursor."""
+    _pages: dict[tuple[int, ...], Page] = field(default_factory=dict)
 
     def page_for(self, username: str) -> Page | None:
-        boards = self._members.get(username)
-        if boards is None or username in self._moved:
+        boards = self.members.get(username)
+        if boards is None or username in self.moved:
             return None
         seen = tuple(
             i
-            for i, (_, _, board, _, values, _, audience) in enumerate(self._rows)
+            for i, (_, _, board, _, values, _, audience) in enumerate(self.rows)
             if board in boards and values is not None and audience in (None, username)
         )
         page = self._pages.get(seen)
@@ -198,13 +191,13 @@ class SharedChanges:
                 changes=[
                     RowChange(kind, id_, board, version, raw(values), raw(meta))
                     for kind, id_, board, version, values, meta, _ in map(
-                        self._rows.__getitem__, seen
+                        self.rows.__getitem__, seen
                     )
                 ],
-                cursor=self._cursor,
+                cursor=self.cursor,
                 has_more=False,
-                watermark=self._watermark,
-                generation=self._generation,
+                watermark=self.watermark,
+                generation=self.generation,
                 reset=False,
             )
         return page

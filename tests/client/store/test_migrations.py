@@ -11,6 +11,7 @@ from client.device import Device
 from client.store.database import STORE_FILE
 from client.store.migrations import MIGRATIONS, migrate
 from client.store.notices import NoticeKind
+from client.store.outbox import Outbox
 
 BEFORE_KINDS = MIGRATIONS[:1]
 """The schema before this change: notices told apart by an id prefix, and the reset
@@ -102,3 +103,46 @@ def test_a_board_from_before_the_column_index_keeps_adding_at_the_end(tmp_path: 
         device.close()
     assert "view_task_column" in indexes
     assert order == [*tasks[1:], tasks[0], added]
+
+
+def test_the_outbox_counts_sent_events_and_finds_the_next_batch_by_index(tmp_path: Path) -> None:
+    """After every upload the engine counts the sent events and takes the next unsent
+    batch: by ``0006_outbox_sent_unsent``'s partial indexes, not by reading every row of a
+    backlog. A profile from before gets them, and the answers are the same."""
+    device = Device(tmp_path / "profile")
+    board = device.create_board("Backlog")
+    task = device.add_task(board, "Edited")
+    for i in range(30):
+        device.set_task(task, title=f"Edit {i}")
+    device.close()
+    conn = sqlite3.connect(tmp_path / "profile" / STORE_FILE, isolation_level=None)
+    try:  # as the version before the indexes left it, with the first ten events sent
+        conn.execute("DROP INDEX outbox_sent")
+        conn.execute("DROP INDEX outbox_unsent")
+        conn.execute("DELETE FROM migrations WHERE name = '0006_outbox_sent_unsent'")
+        conn.execute("UPDATE outbox SET seq = position WHERE position <= 10")
+    finally:
+        conn.close()
+    device = Device(tmp_path / "profile")
+    try:
+        with device.store.read() as conn:
+            outbox = Outbox(conn)
+            counts = (outbox.count(), outbox.sent_count(), len(outbox.unsent(None, 500)))
+            first = outbox.unsent(None, 1)[0][0]
+            plans = [
+                " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", args))
+                for query, args in (
+                    ("SELECT COUNT(*) FROM outbox WHERE seq IS NOT NULL", ()),
+                    (
+                        "SELECT id, body FROM outbox WHERE seq IS NULL "
+                        "AND (? IS NULL OR position <= ?) ORDER BY position LIMIT ?",
+                        (None, None, 500),
+                    ),
+                )
+            ]
+            eleventh = conn.execute("SELECT id FROM outbox WHERE position = 11").fetchone()[0]
+    finally:
+        device.close()
+    assert counts == (32, 10, 22)  # the board, the task and 30 edits; ten of them sent
+    assert first == eleventh  # the next batch starts at the first unsent event
+    assert "outbox_sent" in plans[0] and "outbox_unsent" in plans[1], plans
