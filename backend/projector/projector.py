@@ -171,10 +171,6 @@ class Projector:
         )
 
 
-_PAGE_COLUMNS = ("kind", "id", "board", "version", "values", "meta", "audience")
-"""A written row's fields as a pull page (and ``WrittenViews``) carries them."""
-
-
 def _keys(event: Event) -> tuple[EntityKey, ...]:
     try:
         keys = merge.keys_of(event)
