@@ -100,6 +100,9 @@ class Listener:
         self.dirty = asyncio.Event()
         self.unread_changes = 1
         """Notices naming the user since the boards were last read (1: never read)."""
+        self.boards_run = -1
+        """The hub's run of in-place notices in which the boards were last read
+        (``ChangeHub.offer_notice``): only boards read in the current run decide pages."""
         self._undecided: dict[str, int] = {}
 
     @property
@@ -226,6 +229,11 @@ class ChangeHub:
         self._in_place: InPlace | None = None
         """The rows the last notice's batch wrote, when the projector of this process
         handed them over with it, and the boards of the users it poked."""
+        self._in_place_last: int | None = None
+        """The last version of the last notice handed over in place, while every notice
+        since has been (None after one from NATS): a run without a gap."""
+        self._run = 0
+        """Which run of in-place notices this is: one more after every gap."""
         self._rendered: dict[int, tuple[Page, Rendered, float]] = {}
         """Those pages encoded as messages (by the page's identity): a page shared by a
         thousand connections is encoded once, not a thousand times."""
@@ -278,6 +286,14 @@ class ChangeHub:
         self._pages.clear()  # a commit since: pages read before it may lack its rows
         self._shared.clear()
         self._rendered.clear()
+        # Boards a connection read decide an in-place page only if every notice since came
+        # here in place: one from NATS (another process's projector, before this one took
+        # the lease) can be lost, and a membership change it named with it. So a run of
+        # in-place notices starts afresh after a gap, and only boards read during it count
+        # (a connection reads its boards again at its next turn).
+        if written is not None and written.after != self._in_place_last:
+            self._run += 1
+        self._in_place_last = None if written is None else written.last
         poked = self._poked
         poked.clear()
         # The boards of each poked user whose connections all know theirs: a notice that
@@ -294,7 +310,11 @@ class ChangeHub:
             if written is None:
                 continue
             known = boards.setdefault(name, listener.boards)
-            if listener.stale_boards or known != listener.boards:
+            if (
+                listener.stale_boards
+                or listener.boards_run != self._run
+                or known != listener.boards
+            ):
                 unsure.add(name)
         for name in unsure:
             del boards[name]
@@ -400,7 +420,12 @@ class ChangeHub:
         try:
             return await asyncio.shield(changes)
         except asyncio.CancelledError:
-            raise
+            task = asyncio.current_task()
+            if not changes.cancelled() or (task is not None and task.cancelling()):
+                raise  # this connection is being cancelled, not the read
+            if self._shared.get(key) is changes:
+                del self._shared[key]
+            return None  # the read was cancelled: each connection's own pull answers
         except Exception as exc:  # each connection's own pull answers, or fails, as before
             if self._shared.get(key) is changes:
                 del self._shared[key]
@@ -442,8 +467,7 @@ class ChangeHub:
             yield ServerSentEventMessage(comment="connected", data=None)
             while not stopping.is_set() and listener.closed is None:
                 while listener.stale_boards:
-                    changes = listener.unread_changes
-                    listener.boards_read(await self._boards_of(username), changes)
+                    await self._read_boards(listener)
                 try:
                     # A deadline on this task, not wait_for's task and timer per wait: a
                     # notice wakes a thousand connections at once.
@@ -458,6 +482,8 @@ class ChangeHub:
                 if feed is None:
                     yield _poke(listener.watermark)
                 else:
+                    if listener.boards_run != self._run:  # read before the current run
+                        await self._read_boards(listener)
                     async for message in feed.messages(listener.watermark):
                         yield message
                 # Notices of the next moment join the next poke instead of making their own:
@@ -468,6 +494,11 @@ class ChangeHub:
         finally:
             waker.cancel()
             self._forget(listener)
+
+    async def _read_boards(self, listener: Listener) -> None:
+        changes, run = listener.unread_changes, self._run
+        listener.boards_read(await self._boards_of(listener.username), changes)
+        listener.boards_run = run
 
     async def _boards_of(self, username: str) -> set[str]:
         async with self._views.read() as conn:

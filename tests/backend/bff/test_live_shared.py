@@ -179,8 +179,8 @@ async def _next(stream: AsyncIterator[ServerSentEventMessage]) -> ServerSentEven
             return message
 
 
-def _notice(watermark: int, named: list[str]) -> bytes:
-    body = {"component": "projector", "boards": [B1], "usernames": named, "watermark": watermark}
+def _notice(watermark: int, named: list[str], boards: list[str] = [B1]) -> bytes:  # noqa: B006
+    body = {"component": "projector", "boards": boards, "usernames": named, "watermark": watermark}
     return msgspec.json.encode(body)
 
 
@@ -197,7 +197,13 @@ class Round(NamedTuple):
     """Each user's pages (``server_time`` left out), one per connection."""
 
 
-def _round(tmp_path: Path, *, handed: bool, named: list[str] = []) -> Round:  # noqa: B006
+def _round(
+    tmp_path: Path,
+    *,
+    handed: bool,
+    named: list[str] = [],  # noqa: B006
+    cancelled_read: bool = False,
+) -> Round:
     """Eight connections of alice and bob, caught up at version 8; a batch writes
     ``NEW_ROWS`` and its notice comes from NATS, or ``handed`` over in place with them."""
     signer = CursorSigner("secret")
@@ -208,6 +214,8 @@ def _round(tmp_path: Path, *, handed: bool, named: list[str] = []) -> Round:  # 
     def counted(name: str, read: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def wrapper(*args: Any) -> Any:
             reads[name] += 1
+            if name == "shared" and cancelled_read:
+                raise asyncio.CancelledError  # the read itself ends cancelled
             return await read(*args)
 
         return wrapper
@@ -220,6 +228,8 @@ def _round(tmp_path: Path, *, handed: bool, named: list[str] = []) -> Round:  # 
         db = await _views(tmp_path)
         pull = PullService(db, signer)
         hub = ChangeHub(NatsClient(), db, poke_interval_s=0.01)
+        if handed:  # the projector beside the hub has handed over its batches since version 8
+            hub.offer_notice(_notice(42, [], boards=[]), WrittenViews(GENERATION, 7, 8, []))
         stopping = asyncio.Event()
         streams = []
         users = ["alice", "bob"] * 4
@@ -302,5 +312,76 @@ def test_a_user_whose_membership_the_batch_changed_gets_a_pull_of_their_own(
     again and his page is his own pull; alice's still comes from the batch in place."""
     found = _round(tmp_path, handed=True, named=["bob"])
     assert found.reads["own"] == 1  # bob's four connections share one pull
+    assert _ids(found, "alice") == {("e9",)}
+    assert _ids(found, "bob") == {("e9", "e10")}
+
+
+def test_after_notices_the_hub_may_have_missed_a_batch_in_place_waits_for_boards_read_again(
+    tmp_path: Path,
+) -> None:
+    """Boards a connection read decide its in-place pages only while every notice came to the
+    hub in place. Here bob lost B1 in a batch whose notice never reached this hub (another
+    process's projector, before this one took the lease), and his own pull already took him
+    past it; the first batch handed over in place makes every connection read its boards
+    again, so he gets nothing of B1 while alice gets her page."""
+    signer = CursorSigner("secret")
+
+    async def run() -> tuple[list[str], list[str]]:
+        db = await _views(tmp_path)
+        pull = PullService(db, signer)
+        hub = ChangeHub(NatsClient(), db, poke_interval_s=0.01)
+        stopping = asyncio.Event()
+        feeds, streams = [], []
+        for user in ("alice", "bob"):
+            feed = ChangeFeed(
+                read=hub.page_reader(
+                    user, functools.partial(pull.pull, Principal(user, user)), pull.read_shared
+                ),
+                cursor=_cursor(signer, version=8),
+                limit=10,
+                max_bytes=1_000_000,
+                render=hub.render,
+            )
+            feeds.append(feed)
+            streams.append(hub.stream(user, 30.0, stopping, feed))
+        try:
+            waiting = [asyncio.ensure_future(_next(s)) for s in streams]
+            await asyncio.sleep(0.3)  # connected: bob's boards read, B1 among them
+            async with db.write() as conn:  # version 9: bob leaves B1; no notice comes here
+                await conn.execute(
+                    update(Membership)
+                    .where(Membership.username == "bob", Membership.board == B1)
+                    .values(active=False, version=9)
+                )
+                await conn.execute(insert(View), [_view(10, B1)])
+                await conn.execute(update(Info).where(Info.key == "version").values(value="10"))
+            feeds[1].cursor = _cursor(signer, version=9)  # his own pull took him past it
+            written = WrittenViews(GENERATION, 9, 10, [tuple(_view(10, B1)[c] for c in COLUMNS)])
+            hub.offer_notice(_notice(43, []), written)
+            alice = (await asyncio.wait_for(waiting[0], 10)).encode().decode()
+            await asyncio.sleep(0.5)  # bob's connection: boards read again, nothing to send
+            bob = [waiting[1].result().encode().decode()] if waiting[1].done() else []
+            return [alice], bob
+        finally:
+            stopping.set()
+            for waiter in waiting:
+                waiter.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+            for stream in streams:
+                await stream.aclose()
+            await db.dispose()
+
+    alice, bob = asyncio.run(run())
+    assert '"e10"' in alice[0]
+    assert bob == []  # nothing of the board he lost
+
+
+def test_a_shared_read_that_ends_cancelled_leaves_each_connection_its_own_pull(
+    tmp_path: Path,
+) -> None:
+    """Only a connection that is itself cancelled ends: when the shared read is what was
+    cancelled, every connection waiting on it gets its page from its own pull."""
+    found = _round(tmp_path, handed=False, cancelled_read=True)
+    assert found.reads == {"shared": 1, "own": 2}  # one pull per user, shared by their four
     assert _ids(found, "alice") == {("e9",)}
     assert _ids(found, "bob") == {("e9", "e10")}
