@@ -185,8 +185,10 @@ def test_a_transient_failure_is_retried_without_a_fault(tmp_path: Path) -> None:
             component = await s.component("flaky", fail)
             async with running(fast(s.nc, component, max_attempts=5)) as runner:
                 await wait_until_async(lambda: component.seqs(), seqs)
+                # The batch is committed (and readable) a moment before the runner closes
+                # its breaker: wait for that, as a health check would see it.
+                await wait_until(lambda: runner.breaker.state == "closed", what="closed")
                 assert runner.stats.retries >= 3
-                assert runner.breaker.state == "closed"
                 status = await runner.status()
                 assert status["lag_events"] == 0 and status["lag_ms"] == 0
             assert await s.faults() == []
@@ -249,7 +251,7 @@ def test_a_database_outage_opens_the_breaker_and_faults_nothing(tmp_path: Path) 
                 assert await component.seqs() == []
                 down["now"] = False
                 await wait_until_async(lambda: component.seqs(), seqs)
-                assert runner.breaker.state == "closed"
+                await wait_until(lambda: runner.breaker.state == "closed", what="closed")
                 assert runner.breaker.openings == 1
             assert await s.faults() == []
 
