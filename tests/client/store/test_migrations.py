@@ -79,6 +79,17 @@ def test_a_rebuild_under_way_keeps_what_it_had_pulled(tmp_path: Path) -> None:
     assert rows == [("board", "b")]
 
 
+def before_migration(profile: Path, name: str, *statements: str) -> None:
+    """Leave a closed profile as the version before migration ``name`` left it."""
+    conn = sqlite3.connect(profile / STORE_FILE, isolation_level=None)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("DELETE FROM migrations WHERE name = ?", (name,))
+    finally:
+        conn.close()
+
+
 def test_a_board_from_before_the_column_index_keeps_adding_at_the_end(tmp_path: Path) -> None:
     """A profile whose tasks were stored before ``0005_view_task_column``: the index is
     built over them, and a new task still goes after the last of its column."""
@@ -87,12 +98,7 @@ def test_a_board_from_before_the_column_index_keeps_adding_at_the_end(tmp_path: 
     tasks = [device.add_task(board, f"Task {i}") for i in range(30)]
     device.move_task(tasks[0], index=29)
     device.close()
-    conn = sqlite3.connect(tmp_path / "profile" / STORE_FILE, isolation_level=None)
-    try:  # as the version before the index left it
-        conn.execute("DROP INDEX view_task_column")
-        conn.execute("DELETE FROM migrations WHERE name = '0005_view_task_column'")
-    finally:
-        conn.close()
+    before_migration(tmp_path / "profile", "0005_view_task_column", "DROP INDEX view_task_column")
     device = Device(tmp_path / "profile")
     try:
         added = device.add_task(board, "Added after the upgrade")
@@ -115,14 +121,13 @@ def test_the_outbox_counts_sent_events_and_finds_the_next_batch_by_index(tmp_pat
     for i in range(30):
         device.set_task(task, title=f"Edit {i}")
     device.close()
-    conn = sqlite3.connect(tmp_path / "profile" / STORE_FILE, isolation_level=None)
-    try:  # as the version before the indexes left it, with the first ten events sent
-        conn.execute("DROP INDEX outbox_sent")
-        conn.execute("DROP INDEX outbox_unsent")
-        conn.execute("DELETE FROM migrations WHERE name = '0006_outbox_sent_unsent'")
-        conn.execute("UPDATE outbox SET seq = position WHERE position <= 10")
-    finally:
-        conn.close()
+    before_migration(  # with the first ten events sent
+        tmp_path / "profile",
+        "0006_outbox_sent_unsent",
+        "DROP INDEX outbox_sent",
+        "DROP INDEX outbox_unsent",
+        "UPDATE outbox SET seq = position WHERE position <= 10",
+    )
     device = Device(tmp_path / "profile")
     try:
         with device.store.read() as conn:
