@@ -61,6 +61,22 @@ def profile(tmp_path: Path, module_backend: BackendProcess) -> Iterator[Profile]
         made.close()
 
 
+class PushRefused(httpx.AsyncBaseTransport):
+    """Real HTTP, except that every upload is answered 503: what the device makes stays on
+    it however soon the sync thread runs a cycle."""
+
+    def __init__(self) -> None:
+        self._real = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/sync/push":
+            return httpx.Response(503, json={"detail": "uploads held by the test"})
+        return await self._real.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._real.aclose()
+
+
 def refresh_status(server: str, refresh_token: str | None) -> int:
     reply = httpx.post(f"{server}/v1/auth/refresh", json={"refresh_token": refresh_token})
     return reply.status_code
@@ -70,8 +86,10 @@ def refresh_status(server: str, refresh_token: str | None) -> int:
 def test_sign_out_ends_the_session_and_announces_the_changes_kept(profile: Profile) -> None:
     device = profile.device
     refresh_token = device.store.setting(Setting.REFRESH_TOKEN)
-    profile.thread.stop()  # nothing syncs meanwhile: the changes stay unsent
-    profile.thread = SyncThread(device, profile.server, periodic_s=3600)
+    profile.thread.stop()
+    # the new thread's cycles run whenever they like, but no upload gets through: the
+    # changes are still the device's at sign-out
+    profile.thread = SyncThread(device, profile.server, periodic_s=3600, transport=PushRefused())
     board = device.create_board("Kept")
     device.add_task(board, "unsent")
     profile.thread.start()
@@ -80,9 +98,10 @@ def test_sign_out_ends_the_session_and_announces_the_changes_kept(profile: Profi
     assert model.signed_out and not model.busy
     assert device.store.setting(Setting.TOKEN) is None
     assert refresh_status(profile.server, refresh_token) == 401, "ended on the server"
-    message = model.message or ""
-    assert message.startswith("Signed out. ")
-    assert f"kept on this device for {profile.username}: sent at the next sign-in" in message
+    assert model.message == (
+        f"Signed out. 2 changes waiting to send kept on this device for {profile.username}: "
+        "sent at the next sign-in."
+    )
 
 
 @pytest.mark.integration
