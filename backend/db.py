@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import re
 import sqlite3
@@ -319,10 +320,36 @@ def _sqlite_engine(url: str, path: Path | None = None) -> AsyncEngine:
     return engine
 
 
-def _insert(conn: AsyncConnection, model: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql_insert(model)
-    return sqlite_insert(model)
+# The statements below are built once per shape (dialect, table, columns, keys) and kept:
+# building one anew costs more than executing it (SQLAlchemy makes a fresh cache key for
+# every new statement object; a kept one has its key already), and the hot paths (a push's
+# decision, a projector batch, a position) run several per transaction.
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert_statement(
+    dialect: str, model: Any, columns: tuple[str, ...], keys: tuple[str, ...]
+) -> Any:
+    statement = postgresql_insert(model) if dialect == "postgresql" else sqlite_insert(model)
+    excluded = statement.excluded  # a new alias at every access: read it once
+    updates = {c: excluded[c] for c in columns if c not in keys}
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=updates)
+
+
+@functools.lru_cache(maxsize=64)
+def _add_counts_statement(dialect: str, model: Any, keys: tuple[str, ...], column: str) -> Any:
+    statement = postgresql_insert(model) if dialect == "postgresql" else sqlite_insert(model)
+    total = getattr(model, column) + statement.excluded[column]
+    return statement.on_conflict_do_update(index_elements=list(keys), set_={column: total})
+
+
+@functools.lru_cache(maxsize=128)
+def _insert_ignore_statement(
+    dialect: str, model: Any, keys: tuple[str, ...], returning: Any
+) -> Any:
+    statement = postgresql_insert(model) if dialect == "postgresql" else sqlite_insert(model)
+    statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+    return statement if returning is None else statement.returning(returning)
 
 
 async def upsert(
@@ -330,14 +357,12 @@ async def upsert(
 ) -> None:
     """``INSERT ... ON CONFLICT (keys) DO UPDATE`` the other columns (SQLite and PostgreSQL).
 
-    Rows go as parameter sets of one statement (like ``insert_ignore`` and ``add_counts``):
-    it is compiled once and cached, where a multi-row ``VALUES`` was compiled at each call."""
+    Rows go as parameter sets of one statement (like ``insert_ignore`` and ``add_counts``),
+    built once for each shape of row and kept."""
     if not rows:
         return
-    statement = _insert(conn, model)
-    excluded = statement.excluded  # a new alias at every access: read it once
-    columns = {c: excluded[c] for c in rows[0] if c not in keys}
-    await conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=columns), rows)
+    statement = _upsert_statement(conn.dialect.name, model, tuple(rows[0]), tuple(keys))
+    await conn.execute(statement, rows)
 
 
 async def add_counts(
@@ -346,11 +371,8 @@ async def add_counts(
     """``INSERT ... ON CONFLICT (keys) DO UPDATE SET column = column + excluded.column``:
     a counter that adds up across writes (SQLite and PostgreSQL). One row per key."""
     if rows:
-        statement = _insert(conn, model)
-        total = getattr(model, column) + statement.excluded[column]
-        await conn.execute(
-            statement.on_conflict_do_update(index_elements=keys, set_={column: total}), rows
-        )
+        statement = _add_counts_statement(conn.dialect.name, model, tuple(keys), column)
+        await conn.execute(statement, rows)
 
 
 async def insert_ignore(
@@ -365,8 +387,8 @@ async def insert_ignore(
     ``returning`` (a column), that column of the rows actually inserted."""
     if not rows:
         return []
-    statement = _insert(conn, model).on_conflict_do_nothing(index_elements=keys)
+    statement = _insert_ignore_statement(conn.dialect.name, model, tuple(keys), returning)
     if returning is None:
         await conn.execute(statement, rows)
         return []
-    return list((await conn.execute(statement.returning(returning), rows)).scalars())
+    return list((await conn.execute(statement, rows)).scalars())

@@ -11,12 +11,14 @@ position is the truth, and every subscription starts right after it.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 import nats.js.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
-from sqlalchemy import select
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Component
@@ -135,9 +137,14 @@ def resubmit_lane(component: Component) -> Lane:
 async def read_position(conn: AsyncConnection, component: Component, key: str | None = None) -> int:
     """The last sequence ``component`` passed: in ``OUTPOST_EVENTS`` by default, or of
     another lane (``<component>:resubmit``) when ``key`` names it."""
-    table = component.positions
-    query = select(table.c.seq).where(table.c.component == (key or component.name))
-    return int((await conn.execute(query)).scalar() or 0)
+    query = _position_query(component.positions)
+    return int((await conn.execute(query, {"key": key or component.name})).scalar() or 0)
+
+
+@functools.lru_cache(maxsize=32)
+def _position_query(table: Table) -> Select[Any]:
+    """Built once per table, not per batch (``backend.db`` says why)."""
+    return select(table.c.seq).where(table.c.component == bindparam("key"))
 
 
 async def write_position(conn: AsyncConnection, component: Component, lane: Lane, seq: int) -> None:

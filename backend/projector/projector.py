@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Outcome, WrittenViews
@@ -183,9 +183,7 @@ def _keys(event: Event) -> tuple[EntityKey, ...]:
 
 async def _not_yet_applied(conn: AsyncConnection, events: list[Event]) -> list[Event]:
     ids = list({e.id for e in events})
-    seen = set(
-        (await conn.execute(select(Applied.event_id).where(Applied.event_id.in_(ids)))).scalars()
-    )
+    seen = set((await conn.execute(_APPLIED, {"ids": ids})).scalars())
     fresh = []
     for event in events:
         if event.id not in seen:
@@ -199,7 +197,8 @@ async def _load_states(
 ) -> dict[EntityKey, EntityState]:
     if not keys:
         return {}
-    rows = await conn.execute(states_query(keys))
+    kinds, ids = sorted({k.kind for k in keys}), sorted({k.id for k in keys})
+    rows = await conn.execute(STATES, {"kinds": kinds, "ids": ids})
     wanted = set(keys)
     states = {}
     for state_json in rows.scalars():
@@ -209,21 +208,22 @@ async def _load_states(
     return states
 
 
-def states_query(keys: list[EntityKey]) -> Select[str]:
-    """The stored states of ``keys`` (and perhaps a few more, of the same ids), looked up by
-    the primary key (kind, id): by the id alone, every row of the views would be read, and
-    each batch would take longer as the views grow."""
-    kinds = sorted({k.kind for k in keys})
-    ids = sorted({k.id for k in keys})
-    return select(View.state).where(View.kind.in_(kinds), View.id.in_(ids))
+# A batch's statements, built once (``backend.db`` says why); ``expanding`` binds take the
+# batch's lists.
+_APPLIED = select(Applied.event_id).where(Applied.event_id.in_(bindparam("ids", expanding=True)))
+STATES = select(View.state).where(
+    View.kind.in_(bindparam("kinds", expanding=True)), View.id.in_(bindparam("ids", expanding=True))
+)
+"""The stored states of some keys (and perhaps a few more, of the same ids), looked up by the
+primary key (kind, id) with ``kinds`` and ``ids``: by the id alone, every row of the views
+would be read, and each batch would take longer as the views grow."""
+_VERSIONS = select(Info.key, Info.value).where(Info.key.in_(("version", "generation")))
 
 
 async def next_versions(conn: AsyncConnection, count: int) -> tuple[int, str]:
     """Reserve ``count`` versions; return the first, and the views' generation they belong
     to (read in the same query). Only the projector writes views."""
-    found = await conn.execute(
-        select(Info.key, Info.value).where(Info.key.in_(("version", "generation")))
-    )
+    found = await conn.execute(_VERSIONS)
     info = {key: value for key, value in found}
     first = int(info.get("version") or 0) + 1
     await upsert(conn, Info, [{"key": "version", "value": str(first + count - 1)}], ["key"])

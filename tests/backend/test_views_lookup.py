@@ -15,7 +15,7 @@ from sqlalchemy.dialects import sqlite
 
 from backend.db import Database
 from backend.projector.models import View
-from backend.projector.projector import _load_states, states_query
+from backend.projector.projector import STATES, _load_states
 from protocol import merge
 from protocol.merge import EntityKey
 
@@ -55,8 +55,9 @@ def test_states_are_found_by_the_primary_key_never_by_reading_every_row(tmp_path
     states = asyncio.run(found())
     assert set(states) == set(keys[:2])  # exactly the asked for, nothing of the same ids
 
-    statement = states_query(keys).compile(
-        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+    kinds, ids = sorted({k.kind for k in keys}), sorted({k.id for k in keys})
+    statement = STATES.params(kinds=kinds, ids=ids).compile(
+        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True, "render_postcompile": True}
     )
     with sqlite3.connect(tmp_path / "projector.db") as conn:
         plan = " / ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}"))

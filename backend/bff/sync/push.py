@@ -43,7 +43,7 @@ from backend.bff.models import (
 from backend.bff.sync.authority import Authority, Binding
 from backend.bff.sync.intake import check_usable, read_device_event
 from backend.bff.sync.schemas import PushRequest, PushResult
-from backend.db import Database, upsert
+from backend.db import Database, insert_ignore, upsert
 from backend.errors import BackendError, StreamUnavailable, UnprocessableBatch
 from backend.nats.publisher import Ack, Outgoing, Publisher
 from backend.nats.streams import event_subject
@@ -199,9 +199,7 @@ class PushService:
         if stored:
             async with self._db.write() as conn:
                 await conn.execute(
-                    update(EventRecord)
-                    .where(EventRecord.id == bindparam("event_id"), EventRecord.seq.is_(None))
-                    .values(seq=bindparam("stored_seq")),
+                    _STORED_SEQ,
                     [{"event_id": c.event.id, "stored_seq": ack.seq} for c, ack in stored],
                 )
         for candidate, ack in stored:
@@ -316,8 +314,33 @@ def _repeat_of(first: PushResult | None, event_id: str) -> PushResult | None:
     return PushResult(event_id, "duplicate", seq=first.seq)
 
 
+# The decision's statements, built once (see ``backend.db``: a statement built anew for each
+# push cost more than running it); ``expanding`` binds take each batch's list of keys.
+_RECORDS = select(EventRecord).where(EventRecord.id.in_(bindparam("ids", expanding=True)))
+_BOARD_ROWS = select(BoardAuthority.id).where(
+    BoardAuthority.id.in_(bindparam("boards", expanding=True))
+)
+_LOCK_BOARDS = (
+    select(BoardAuthority.id, BoardAuthority.state)
+    .where(BoardAuthority.id.in_(bindparam("boards", expanding=True)))
+    .order_by(BoardAuthority.id)
+    .with_for_update()
+)
+_MEMBERS = select(MemberAuthority).where(
+    MemberAuthority.board.in_(bindparam("boards", expanding=True))
+)
+_BINDINGS = select(EntityBinding).where(EntityBinding.id.in_(bindparam("ids", expanding=True)))
+_DEVICES = select(Device).where(Device.id.in_(bindparam("ids", expanding=True)))
+_USERS = select(User.username).where(User.username.in_(bindparam("names", expanding=True)))
+_STORED_SEQ = (
+    update(EventRecord)
+    .where(EventRecord.id == bindparam("event_id"), EventRecord.seq.is_(None))
+    .values(seq=bindparam("stored_seq"))
+)
+
+
 async def _load_records(conn: AsyncConnection, ids: list[str]) -> dict[str, Any]:
-    rows = await conn.execute(select(EventRecord).where(EventRecord.id.in_(ids)))
+    rows = await conn.execute(_RECORDS, {"ids": ids})
     return {row.id: row for row in rows}
 
 
@@ -329,32 +352,27 @@ async def _load_authority(
     events = [c.event for c in candidates]
     boards = sorted({e.board for e in events})
     created = await _create_lock_rows(conn, boards)
-    locked = await conn.execute(
-        select(BoardAuthority.id, BoardAuthority.state)
-        .where(BoardAuthority.id.in_(boards))
-        .order_by(BoardAuthority.id)
-        .with_for_update()
-    )
+    locked = await conn.execute(_LOCK_BOARDS, {"boards": boards})
     authority = Authority()
     for board_id, state in locked:
         if state is not None:
             authority.boards[board_id] = _state_decoder.decode(state)
-    members = await conn.execute(select(MemberAuthority).where(MemberAuthority.board.in_(boards)))
+    members = await conn.execute(_MEMBERS, {"boards": boards})
     for member in members:
         authority.members[(member.board, member.username)] = _state_decoder.decode(member.state)
     entity_ids = {e.entity for e in events} | {e.board for e in events}
     entity_ids |= {e.payload.task for e in events if isinstance(e.payload, CommentAdded)}
-    bindings = await conn.execute(select(EntityBinding).where(EntityBinding.id.in_(entity_ids)))
+    bindings = await conn.execute(_BINDINGS, {"ids": sorted(entity_ids)})
     for binding in bindings:
         authority.bindings[binding.id] = Binding(binding.board, binding.kind, binding.author)
     if device is not None:  # the backend's own writes use no device of the user's
         device_ids = {device} | {e.device for e in events}
         device_ids |= {parse_hlc(e.hlc).node for e in events}
-        devices = await conn.execute(select(Device).where(Device.id.in_(device_ids)))
+        devices = await conn.execute(_DEVICES, {"ids": sorted(device_ids)})
         authority.devices = {d.id: d.username for d in devices}
     invited = {e.payload.username for e in events if isinstance(e.payload, MemberAdded)}
     if invited:
-        users = await conn.execute(select(User.username).where(User.username.in_(invited)))
+        users = await conn.execute(_USERS, {"names": sorted(invited)})
         authority.known_users = set(users.scalars())
     return authority, created
 
@@ -376,7 +394,7 @@ async def _create_lock_rows(conn: AsyncConnection, boards: list[str]) -> set[str
     # Nearly always every row exists (a board's first event made it): a plain read finds
     # them, and the insert below (built anew for each batch's boards) is not run at all. A
     # row once committed is never deleted, so what this read sees is there to lock.
-    existing = await conn.execute(select(BoardAuthority.id).where(BoardAuthority.id.in_(boards)))
+    existing = await conn.execute(_BOARD_ROWS, {"boards": boards})
     missing = sorted(set(boards) - set(existing.scalars()))
     if not missing:
         return set()
@@ -460,11 +478,9 @@ async def _insert_new(conn: AsyncConnection, model: Any, rows: list[dict[str, An
     if not rows:
         return
     # One statement executed for many rows (SQLAlchemy's "insertmanyvalues"), not one
-    # statement built with every row in it: its compiled form is cached, and building a
-    # batch's 500 id records as VALUES cost more than the rest of the decision.
-    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(model).on_conflict_do_nothing(index_elements=["id"]).returning(model.id)
-    inserted = (await conn.execute(statement, rows)).scalars()
+    # statement built with every row in it: building a batch's 500 id records as VALUES
+    # cost more than the rest of the decision.
+    inserted = await insert_ignore(conn, model, rows, ["id"], returning=model.id)
     missing = {row["id"] for row in rows} - set(inserted)
     if missing:
         raise _LostRace(f"{model.__tablename__} {sorted(missing)[0]} was written meanwhile")
