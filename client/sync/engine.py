@@ -465,6 +465,13 @@ class SyncEngine:
             self._report(state, detail)
             return True
 
+    def moved_past(self, since: str) -> bool:
+        """Whether this device's cursor has moved on from ``since`` (a pull took it further)
+        while no rebuild is under way: a live stream read from ``since`` is then followed
+        from the cursor instead, with no pull."""
+        store = self.device.store
+        return store.setting(Setting.REBUILDING) != "1" and store.setting(Setting.CURSOR) != since
+
     async def _pull(self, result: CycleResult) -> None:
         async with self._pull_lock:
             await self._pull_pages(result)

@@ -255,6 +255,13 @@ class LiveSync:
                 if await self.engine.apply_live_page(page, self._stream_cursor):
                     self._stream_cursor = page["cursor"]
                     continue
+                if not page.get("reset") and self.engine.moved_past(self._stream_cursor):
+                    # A pull took the cursor past this stream (its pages were on the way):
+                    # follow from the new cursor, which brings whatever comes after it. A
+                    # pull here would move the cursor again while the stream catches up,
+                    # and each page still on the way would ask for yet another.
+                    self._stream_stale.set()
+                    continue
             self._pull_soon()
 
 

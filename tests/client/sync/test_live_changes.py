@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -34,13 +34,34 @@ class Counting(httpx.AsyncBaseTransport):
         self.inner = httpx.AsyncHTTPTransport()
         self.pulls = 0
         self.streams: list[str | None] = []
+        self.flowing = asyncio.Event()
+        """Cleared: what the live streams send is held back (as a slow network would)."""
+        self.flowing.set()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/sync/pull":
             self.pulls += 1
         elif request.url.path == "/v1/sync/live":
             self.streams.append(request.url.params.get("since"))
+            response = await self.inner.handle_async_request(request)
+            response.stream = Held(response.stream, self.flowing)
+            return response
         return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class Held(httpx.AsyncByteStream):
+    """A response's bytes, passed on only while ``flowing`` is set."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, flowing: asyncio.Event) -> None:
+        self.inner, self.flowing = inner, flowing
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.inner:
+            await self.flowing.wait()
+            yield chunk
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -114,6 +135,55 @@ def test_a_pull_moves_the_stream_to_the_new_cursor(
             assert counting.streams[-1] == device.store.setting(Setting.CURSOR)
         finally:
             live.stop()
+            await runner
+
+    asyncio.run(scenario())
+
+
+def test_pages_behind_the_cursor_move_the_stream_to_it_without_a_pull(
+    module_backend: BackendProcess, tmp_path: Path
+) -> None:
+    """A pull that the stream did not see (here: the engine's own, beside the live loop)
+    takes the cursor past the stream's pages: the next page is behind the cursor, and the
+    stream reconnects from the cursor, bringing the edit, with no pull of its own."""
+    username = f"behind{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        a = Device(tmp_path / "a")
+        a_engine = SyncEngine(a, connect(module_backend.url))
+        await a_engine.signup(username, PASSWORD)
+        board = a.create_board("Behind")
+        task = a.add_task(board, "first")
+        await settle(a_engine)
+        b = Device(tmp_path / "b")
+        counting = Counting()
+        b_live = LiveSync(b, connect(module_backend.url, transport=counting), periodic_s=3600)
+        await b_live.engine.login(username, PASSWORD)
+        runner = asyncio.create_task(b_live.run())
+        try:
+            await _until("B has A's board", lambda: len(b.tasks(board)) == 1)
+            await _until("B's stream follows its cursor", lambda: b_live.stream_brings_changes)
+            connections = len(counting.streams)
+
+            counting.flowing.clear()  # the stream's page of the edit is held on the way
+            a.set_task(task, title="second")
+            await settle(a_engine)
+            await b_live.engine.sync()  # the pull the stream does not see
+            assert [t["title"] for t in b.tasks(board)] == ["second"]
+            pulls, pulled_to = counting.pulls, b.store.setting(Setting.CURSOR)
+            counting.flowing.set()  # the held page arrives, behind B's cursor
+
+            a.set_task(task, title="third")
+            await settle(a_engine)
+            await _until(
+                "B shows A's third edit", lambda: [t["title"] for t in b.tasks(board)] == ["third"]
+            )
+            await _until("the stream follows again", lambda: b_live.stream_brings_changes)
+
+            assert counting.pulls == pulls, "B pulled instead of following its cursor"
+            assert pulled_to in counting.streams[connections:], "not followed from the cursor"
+        finally:
+            b_live.stop()
             await runner
 
     asyncio.run(scenario())
