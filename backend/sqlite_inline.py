@@ -7,9 +7,21 @@ statements a push or a page makes. SQLite's own work for those statements is ten
 microseconds (an indexed lookup, an fsync of the WAL of 0.1 ms here). So the backend's
 SQLite files use this driver: the same ``sqlite3`` connection, called in place on the event
 loop, behind the small part of aiosqlite's interface that SQLAlchemy's aiosqlite dialect
-uses (``create_async_engine(..., async_creator=connector(path))``). Only a commit that
-waits for the disk (one that wrote a row) goes to a thread: one hop per write transaction
-instead of some twenty, and none for a read.
+uses (``create_async_engine(..., async_creator=connector(path))``).
+
+The commit too runs in place, fsync and all: the loop waits for the disk for that long
+(0.1 to 1 ms on the machines the bench ran on). It went to a thread until 2026-11-30, so
+that the loop could run on meanwhile; but the hop there and back cost more than the wait:
+in ``outpost bench --only propagation``, with the commit timed inside ``Database.write``,
+a write's commit took 3.3 to 4.2 ms at the median through the thread against 1.0 ms in
+place (the worker's and then the loop's wake-ups, on a machine whose other core is busy).
+Two runs of each, alternating, p50 / p99: the push's decision 5.9 to 6.5 / 18 to 20 ms
+through the thread, 5.4 / 9.4 in place; the projector's batch 7.8 to 8.9 / 17 to 24 ms,
+6.0 to 6.3 / 10 to 12.5; the whole action 33 to 35 / 93 to 101 ms, 31 / 45 to 56. A
+write that nothing waits for at its moment can still commit on a thread
+(``Database.write(aside=True)``): the push's second transaction, which records the
+stream's seqs just as the projector's fetch returns the same events, took the loop from
+the projector for its fsync (the projector's wait went from 2 to 5 ms).
 
 A call in place must never wait for a lock another coroutine of this loop holds: that
 coroutine could not run to release it. Hence ``busy_timeout`` is short on these
@@ -114,9 +126,10 @@ class InlineConnection:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._tx = _RunNow()
-        self._settled = conn.total_changes
-        """``total_changes`` when the last transaction ended: unchanged at a commit, the
-        transaction wrote no row (a read)."""
+        self.commit_aside = False
+        """Set for one transaction (``Database.write(aside=True)``): its commit waits for
+        the disk on a thread while the loop runs on, for a write that nothing on the loop
+        waits for at that moment. Reset by the commit or rollback."""
 
     @property
     def _connection(self) -> sqlite3.Connection | None:
@@ -133,34 +146,29 @@ class InlineConnection:
         return await self.cursor().execute(sql, parameters)
 
     async def commit(self) -> None:
-        # The one call that waits for the disk (the WAL's fsync, now and then a checkpoint):
-        # on a thread, so the loop runs on meanwhile. The connection is this transaction's
-        # alone until the commit returns.
-        if not self._conn.in_transaction:
-            return
-        if self._conn.total_changes == self._settled:
-            # A read (no row written): its commit only ends the snapshot, with nothing to
-            # wait for on disk, so it ends here instead of a thread's round trip (a live
-            # page's read took 3 ms, most of it that round trip).
+        if not self.commit_aside:
             self._conn.commit()
             return
+        self.commit_aside = False
+        done = asyncio.ensure_future(asyncio.to_thread(self._conn.commit))
         try:
-            done = asyncio.ensure_future(asyncio.to_thread(self._conn.commit))
-            try:
-                await asyncio.shield(done)
-            except asyncio.CancelledError:
-                # Cancelled while the commit runs on its thread: let it end before anything
-                # else (a rollback as the connection goes back to the pool) touches the
-                # connection, then go on being cancelled.
-                with contextlib.suppress(Exception):
-                    await done
-                raise
-        finally:
-            self._settled = self._conn.total_changes
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # Cancelled while the commit runs on its thread: let it end before anything else
+            # (a rollback as the connection goes back to the pool) touches the connection,
+            # then go on being cancelled.
+            with contextlib.suppress(Exception):
+                await done
+            raise
+
+    def run_now(self, sql: str) -> None:
+        """One statement with no result, at once: what ``Database.write`` begins its
+        transactions with (three of them through SQLAlchemy took most of a millisecond)."""
+        self._conn.execute(sql)
 
     async def rollback(self) -> None:
+        self.commit_aside = False
         self._conn.rollback()
-        self._settled = self._conn.total_changes
 
     async def close(self) -> None:
         self._conn.close()

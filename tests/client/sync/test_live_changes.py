@@ -5,9 +5,11 @@ cursor. Real devices, a real backend process, real HTTP."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -75,40 +77,59 @@ async def _until(what: str, ready: Callable[[], bool]) -> None:
         await asyncio.sleep(0.02)
 
 
+@dataclass
+class Pair:
+    """Device A syncing by hand, device B on the live stream through ``counting``, one
+    board of A's with one task, which B shows and whose stream follows B's cursor."""
+
+    a: Device
+    a_engine: SyncEngine
+    board: str
+    task: str
+    b: Device
+    b_live: LiveSync
+    counting: Counting
+
+
+@contextlib.asynccontextmanager
+async def _pair(url: str, folder: Path, board_name: str, title: str) -> AsyncIterator[Pair]:
+    a = Device(folder / "a")
+    a_engine = SyncEngine(a, connect(url))
+    username = f"live{uuid.uuid4().hex[:8]}"
+    await a_engine.signup(username, PASSWORD)
+    board = a.create_board(board_name)
+    task = a.add_task(board, title)
+    await settle(a_engine)
+    b = Device(folder / "b")
+    counting = Counting()
+    b_live = LiveSync(b, connect(url, transport=counting), periodic_s=3600)
+    await b_live.engine.login(username, PASSWORD)
+    runner = asyncio.create_task(b_live.run())
+    try:
+        await _until("B has A's board", lambda: len(b.tasks(board)) == 1)
+        await _until("B's stream follows its cursor", lambda: b_live.stream_brings_changes)
+        yield Pair(a, a_engine, board, task, b, b_live, counting)
+    finally:
+        b_live.stop()
+        await runner
+
+
 def test_an_edit_reaches_the_other_device_through_the_stream_without_a_pull(
     module_backend: BackendProcess, tmp_path: Path
 ) -> None:
-    username = f"pages{uuid.uuid4().hex[:8]}"
-
     async def scenario() -> None:
-        a = Device(tmp_path / "a")
-        a_engine = SyncEngine(a, connect(module_backend.url))
-        await a_engine.signup(username, PASSWORD)
-        board = a.create_board("Live pages")
-        task = a.add_task(board, "before")
-        await settle(a_engine)
-        b = Device(tmp_path / "b")
-        counting = Counting()
-        b_live = LiveSync(b, connect(module_backend.url, transport=counting), periodic_s=3600)
-        await b_live.engine.login(username, PASSWORD)
-        runner = asyncio.create_task(b_live.run())
-        try:
-            await _until("B has A's board", lambda: len(b.tasks(board)) == 1)
-            await _until("B's stream follows its cursor", lambda: b_live.stream_brings_changes)
-            assert counting.streams[-1] == b.store.setting(Setting.CURSOR)
-            pulls = counting.pulls
+        async with _pair(module_backend.url, tmp_path, "Live pages", "before") as p:
+            assert p.counting.streams[-1] == p.b.store.setting(Setting.CURSOR)
+            pulls = p.counting.pulls
 
-            a.set_task(task, title="after")
-            await settle(a_engine)
+            p.a.set_task(p.task, title="after")
+            await settle(p.a_engine)
             await _until(
-                "B shows A's edit", lambda: [t["title"] for t in b.tasks(board)] == ["after"]
+                "B shows A's edit", lambda: [t["title"] for t in p.b.tasks(p.board)] == ["after"]
             )
 
-            assert counting.pulls == pulls, "B pulled: the stream did not bring the change"
-            assert b_live.stream_brings_changes  # and it still follows B's cursor
-        finally:
-            b_live.stop()
-            await runner
+            assert p.counting.pulls == pulls, "B pulled: the stream did not bring the change"
+            assert p.b_live.stream_brings_changes  # and it still follows B's cursor
 
     asyncio.run(scenario())
 
@@ -146,44 +167,28 @@ def test_pages_behind_the_cursor_move_the_stream_to_it_without_a_pull(
     """A pull that the stream did not see (here: the engine's own, beside the live loop)
     takes the cursor past the stream's pages: the next page is behind the cursor, and the
     stream reconnects from the cursor, bringing the edit, with no pull of its own."""
-    username = f"behind{uuid.uuid4().hex[:8]}"
 
     async def scenario() -> None:
-        a = Device(tmp_path / "a")
-        a_engine = SyncEngine(a, connect(module_backend.url))
-        await a_engine.signup(username, PASSWORD)
-        board = a.create_board("Behind")
-        task = a.add_task(board, "first")
-        await settle(a_engine)
-        b = Device(tmp_path / "b")
-        counting = Counting()
-        b_live = LiveSync(b, connect(module_backend.url, transport=counting), periodic_s=3600)
-        await b_live.engine.login(username, PASSWORD)
-        runner = asyncio.create_task(b_live.run())
-        try:
-            await _until("B has A's board", lambda: len(b.tasks(board)) == 1)
-            await _until("B's stream follows its cursor", lambda: b_live.stream_brings_changes)
-            connections = len(counting.streams)
+        async with _pair(module_backend.url, tmp_path, "Behind", "first") as p:
+            connections = len(p.counting.streams)
 
-            counting.flowing.clear()  # the stream's page of the edit is held on the way
-            a.set_task(task, title="second")
-            await settle(a_engine)
-            await b_live.engine.sync()  # the pull the stream does not see
-            assert [t["title"] for t in b.tasks(board)] == ["second"]
-            pulls, pulled_to = counting.pulls, b.store.setting(Setting.CURSOR)
-            counting.flowing.set()  # the held page arrives, behind B's cursor
+            p.counting.flowing.clear()  # the stream's page of the edit is held on the way
+            p.a.set_task(p.task, title="second")
+            await settle(p.a_engine)
+            await p.b_live.engine.sync()  # the pull the stream does not see
+            assert [t["title"] for t in p.b.tasks(p.board)] == ["second"]
+            pulls, pulled_to = p.counting.pulls, p.b.store.setting(Setting.CURSOR)
+            p.counting.flowing.set()  # the held page arrives, behind B's cursor
 
-            a.set_task(task, title="third")
-            await settle(a_engine)
+            p.a.set_task(p.task, title="third")
+            await settle(p.a_engine)
             await _until(
-                "B shows A's third edit", lambda: [t["title"] for t in b.tasks(board)] == ["third"]
+                "B shows A's third edit",
+                lambda: [t["title"] for t in p.b.tasks(p.board)] == ["third"],
             )
-            await _until("the stream follows again", lambda: b_live.stream_brings_changes)
+            await _until("the stream follows again", lambda: p.b_live.stream_brings_changes)
 
-            assert counting.pulls == pulls, "B pulled instead of following its cursor"
-            assert pulled_to in counting.streams[connections:], "not followed from the cursor"
-        finally:
-            b_live.stop()
-            await runner
+            assert p.counting.pulls == pulls, "B pulled instead of following its cursor"
+            assert pulled_to in p.counting.streams[connections:], "not followed from the cursor"
 
     asyncio.run(scenario())
