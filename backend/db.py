@@ -102,11 +102,8 @@ class Database:
             await conn.run_sync(metadata.create_all)
 
     @asynccontextmanager
-    async def write(self, *, aside: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A transaction that holds the write lock from its first statement. ``aside``: its
-        commit waits for the disk on a thread while the loop runs on (SQLite used in place,
-        ``sqlite_inline``), for a write that nothing on the loop waits for at that moment;
-        every other commit is made in place, which is quicker for the one that waits."""
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that holds the write lock from its first statement."""
         if self._path is None:
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
@@ -117,11 +114,6 @@ class Database:
             conn = await conn.execution_options(**{_BEGIN_OPTION: _BEGIN_WAITING})
             async with conn.begin():
                 yield conn
-                if aside:
-                    raw = await conn.get_raw_connection()
-                    inline = raw.driver_connection
-                    if isinstance(inline, InlineConnection):
-                        inline.commit_aside = True
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -17,11 +17,12 @@ a write's commit took 3.3 to 4.2 ms at the median through the thread against 1.0
 place (the worker's and then the loop's wake-ups, on a machine whose other core is busy).
 Two runs of each, alternating, p50 / p99: the push's decision 5.9 to 6.5 / 18 to 20 ms
 through the thread, 5.4 / 9.4 in place; the projector's batch 7.8 to 8.9 / 17 to 24 ms,
-6.0 to 6.3 / 10 to 12.5; the whole action 33 to 35 / 93 to 101 ms, 31 / 45 to 56. A
-write that nothing waits for at its moment can still commit on a thread
-(``Database.write(aside=True)``): the push's second transaction, which records the
-stream's seqs just as the projector's fetch returns the same events, took the loop from
-the projector for its fsync (the projector's wait went from 2 to 5 ms).
+6.0 to 6.3 / 10 to 12.5; the whole action 33 to 35 / 93 to 101 ms, 31 / 45 to 56. (The
+push's second commit, which records the stream's seqs, was tried on a thread, since in
+place it holds the loop just as the projector's fetch returns the same events: the
+projector's wait went from 5 back to 1.6 ms, but the push's answer then ran when the
+projector's page was to be written, which took 3.5 ms instead of 1; the action as a whole
+was no quicker, and every commit stays in place.)
 
 A call in place must never wait for a lock another coroutine of this loop holds: that
 coroutine could not run to release it. Hence ``busy_timeout`` is short on these
@@ -33,7 +34,6 @@ process holds the file's write lock. Readers in WAL mode take no lock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -126,10 +126,6 @@ class InlineConnection:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._tx = _RunNow()
-        self.commit_aside = False
-        """Set for one transaction (``Database.write(aside=True)``): its commit waits for
-        the disk on a thread while the loop runs on, for a write that nothing on the loop
-        waits for at that moment. Reset by the commit or rollback."""
 
     @property
     def _connection(self) -> sqlite3.Connection | None:
@@ -146,20 +142,7 @@ class InlineConnection:
         return await self.cursor().execute(sql, parameters)
 
     async def commit(self) -> None:
-        if not self.commit_aside:
-            self._conn.commit()
-            return
-        self.commit_aside = False
-        done = asyncio.ensure_future(asyncio.to_thread(self._conn.commit))
-        try:
-            await asyncio.shield(done)
-        except asyncio.CancelledError:
-            # Cancelled while the commit runs on its thread: let it end before anything else
-            # (a rollback as the connection goes back to the pool) touches the connection,
-            # then go on being cancelled.
-            with contextlib.suppress(Exception):
-                await done
-            raise
+        self._conn.commit()
 
     def run_now(self, sql: str) -> None:
         """One statement with no result, at once: what ``Database.write`` begins its
@@ -167,7 +150,6 @@ class InlineConnection:
         self._conn.execute(sql)
 
     async def rollback(self) -> None:
-        self.commit_aside = False
         self._conn.rollback()
 
     async def close(self) -> None:

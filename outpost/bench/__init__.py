@@ -144,6 +144,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
         async def run_one(name: str) -> report.ScenarioResult:
             module: Any = importlib.import_module(f"outpost.bench.{name}")
+            await ws.wait_quiet()  # no backlog of the scenario before: each starts alike
             progress(f"{module.TITLE}: starting")
             scenario_began = time.perf_counter()
             try:
@@ -261,6 +262,7 @@ class _Peer:
             progress(f"peer: round {k} of {pouchdb.ROUNDS}: Outpost's {', '.join(self.workloads)}")
             for name in self.workloads:
                 self.outpost_rounds[name].append(await run_one(name))
+            await ws.wait_quiet()  # Outpost's backlog must not share the machine with the peer
             progress(f"peer: round {k} of {pouchdb.ROUNDS}: PouchDB's {', '.join(self.workloads)}")
             try:
                 self.peer_rounds.append(

@@ -96,6 +96,10 @@ async def wait_for(
         await asyncio.sleep(interval_s)
 
 
+UNKNOWN_LAG_WAIT_S = 30.0
+"""How long ``Workspace.wait_quiet`` waits on consumers that cannot say how far behind they
+are (their process does not answer), before it goes on."""
+
 BENCH_ENV = {
     "OUTPOST_PASSWORD_TIME_COST": "1",  # sign-ups are not what is measured
 }
@@ -255,6 +259,42 @@ class Workspace:
             return await self.projector_lag() == 0
 
         await wait_for(caught_up, timeout_s=timeout_s, what="the projector", interval_s=0.05)
+
+    async def wait_quiet(self, timeout_s: float = 600) -> None:
+        """Until the projector and every other consumer have taken in everything on the
+        stream, so that every scenario (and each of the peer's rounds) starts on a backend
+        with no backlog sharing the machine with it. At the start this waits for the
+        consumers' process to report (2 to 3 s); in the runs of 2026-11-30 nothing was left
+        behind after a scenario (ingest's baselines give the consumers time), but a slower
+        machine could leave some. Progress is shown while it lasts."""
+        began = last_shown = time.monotonic()
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+
+            async def behind() -> dict[str, int | None]:
+                health = msgspec.json.decode((await http.get("/v1/health")).content)
+                lags: dict[str, int | None] = {"projector": int(health["projector_lag"])}
+                for name, report in (health.get("consumers") or {}).items():
+                    if report.get("standby"):
+                        continue  # another process consumes for it
+                    lags[name] = report.get("lag_events")
+                return {name: lag for name, lag in lags.items() if lag != 0}
+
+            while waiting := await behind():
+                now = time.monotonic()
+                unknown = all(lag is None for lag in waiting.values())
+                if now - began > (UNKNOWN_LAG_WAIT_S if unknown else timeout_s):
+                    progress(f"the consumers are still behind ({waiting}): going on regardless")
+                    return
+                if now - last_shown >= 5:
+                    last_shown = now
+                    said = ", ".join(
+                        f"{name} {'?' if lag is None else f'{lag:,}'}"
+                        for name, lag in waiting.items()
+                    )
+                    progress(f"waiting for the consumers to catch up (events behind: {said})")
+                await asyncio.sleep(0.2)
+        if time.monotonic() - began >= 1:
+            progress(f"the consumers caught up in {time.monotonic() - began:.1f} s")
 
     async def close(self) -> None:
         for client in self._clients:

@@ -197,9 +197,7 @@ class PushService:
         if hops.enabled():
             hops.mark("push.stored", (f"{c.event.id}@{ack.seq}" for c, ack in stored))
         if stored:
-            # Aside: the projector's fetch returns these same events at this moment, and
-            # needs the loop more than this commit does.
-            async with self._db.write(aside=True) as conn:
+            async with self._db.write() as conn:
                 await conn.execute(
                     _STORED_SEQ,
                     [{"event_id": c.event.id, "stored_seq": ack.seq} for c, ack in stored],
