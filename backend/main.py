@@ -41,7 +41,7 @@ from backend.bff.health import HealthProbe, consumer_reports, stream_last_seq
 from backend.bff.limits.store import LimitStore
 from backend.bff.sync.live import ChangeHub
 from backend.bff.sync.pull import CursorSigner, PullService
-from backend.bff.sync.push import PushService
+from backend.bff.sync.push import SEQS_LATER_S, PushService
 from backend.components import ComponentContext, build, open_database
 from backend.config import Settings
 from backend.consumers.child import ApartConsumers
@@ -332,6 +332,7 @@ async def serve(settings: Settings) -> None:
                 max_batch_events=settings.max_batch_events,
                 max_clock_skew_ms=settings.max_clock_skew_ms,
                 publish_timeout_s=settings.publish_timeout_s,
+                seqs_later_s=SEQS_LATER_S,
             ),
             pull=pull,
             hub=hub,
@@ -384,6 +385,7 @@ async def serve(settings: Settings) -> None:
         finally:
             log.info("stopping: the HTTP server is closed")
             services.stopping.set()
+            await services.push.close()  # the seqs still waiting to be written
             await asyncio.gather(consumers.stop(), apart.stop())
             log.info("stopping: the consumers have committed their last batches")
             await hub.stop()

@@ -18,6 +18,8 @@ again: what the stream had stored comes back as ``duplicate`` with its first seq
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -65,6 +67,11 @@ _state_decoder = msgspec.json.Decoder(EntityState)
 
 log = logging.getLogger(__name__)
 
+SEQS_LATER_S = 0.25
+"""How long after a push the BFF writes the stream's seqs of its events (``PushService``'s
+``seqs_later_s``): pushes of the moment share one write, made while no action's projector
+batch is likely to be waiting for the loop."""
+
 _DECIDE_ATTEMPTS = 3
 """Decisions made again when another push took the same ids first (``_LostRace``)."""
 
@@ -90,13 +97,21 @@ class PushService:
         max_clock_skew_ms: int = 300_000,
         publish_timeout_s: float = 5.0,
         clock: Callable[[], int] = system_ms,
+        seqs_later_s: float = 0.0,
     ) -> None:
+        """``seqs_later_s``: write the stream's seqs of accepted events that long after the
+        push (together with any others by then) instead of before its answer; 0 writes them
+        before the answer. ``close`` writes what is still waiting."""
         self._db = db
         self._publisher = publisher
         self._max_batch_events = max_batch_events
         self._max_skew_ms = max_clock_skew_ms
         self._publish_timeout_s = publish_timeout_s
         self._clock = clock
+        self._seqs_later_s = seqs_later_s
+        self._seqs: dict[str, int] = {}
+        """Event id -> its stream seq, stored but not yet written to the id record."""
+        self._seqs_writer: asyncio.Task[None] | None = None
 
     async def push(self, principal: Principal, request: PushRequest) -> list[PushResult]:
         if not 1 <= len(request.events) <= self._max_batch_events:
@@ -197,11 +212,7 @@ class PushService:
         if hops.enabled():
             hops.mark("push.stored", (f"{c.event.id}@{ack.seq}" for c, ack in stored))
         if stored:
-            async with self._db.write() as conn:
-                await conn.execute(
-                    _STORED_SEQ,
-                    [{"event_id": c.event.id, "stored_seq": ack.seq} for c, ack in stored],
-                )
+            await self._record_seqs({c.event.id: ack.seq for c, ack in stored})
         for candidate, ack in stored:
             status = "duplicate" if ack.duplicate else "accepted"
             results[candidate.index] = PushResult(candidate.event.id, status, seq=ack.seq)
@@ -250,8 +261,9 @@ class PushService:
             if known is not None:
                 if known.actor != username or known.hash != candidate.hash:
                     results[candidate.index] = _conflict(event.id)
-                elif known.seq is not None:
-                    results[candidate.index] = PushResult(event.id, "duplicate", seq=known.seq)
+                elif known.seq is not None or event.id in self._seqs:
+                    seq = known.seq if known.seq is not None else self._seqs[event.id]
+                    results[candidate.index] = PushResult(event.id, "duplicate", seq=seq)
                 else:
                     to_publish.append(candidate)  # decided before, not known stored
                 continue
@@ -273,6 +285,57 @@ class PushService:
         await _save(conn, authority, decided, username)
         await _drop_unused_lock_rows(conn, lock_rows - authority.changed_boards)
         return to_publish, decided, first_in_batch
+
+    async def _record_seqs(self, seqs: dict[str, int]) -> None:
+        """Write the stream's seqs into the id records: at once, or (``seqs_later_s``) a
+        little later, many pushes' together, off the answer's way and out of the moment
+        when the projector's fetch returns these same events (its transaction would hold
+        the loop then). Until written, a resend of these events is answered from memory
+        here; in another process, or after a crash, the record's empty seq means "decided,
+        not known stored": the events are published again, and the stream's duplicate
+        window answers with their first seq."""
+        if self._seqs_later_s <= 0:
+            await self._write_seqs(seqs)
+            return
+        self._seqs.update(seqs)
+        if self._seqs_writer is None:
+            self._seqs_writer = asyncio.create_task(self._write_seqs_later())
+
+    async def _write_seqs_later(self) -> None:
+        try:
+            await asyncio.sleep(self._seqs_later_s)
+        finally:
+            self._seqs_writer = None
+        await self._flush_seqs()
+
+    async def _flush_seqs(self, *, again: bool = True) -> None:
+        seqs, self._seqs = self._seqs, {}
+        if not seqs:
+            return
+        try:
+            await self._write_seqs(seqs)
+        except Exception:
+            # Kept for the next try (the next push's write, or close): meanwhile an empty
+            # seq is only a republish that the stream answers as a duplicate.
+            log.warning("the stream's seqs of %d events not written yet", len(seqs), exc_info=True)
+            self._seqs = {**seqs, **self._seqs}
+            if again and self._seqs_writer is None and self._seqs_later_s > 0:
+                self._seqs_writer = asyncio.create_task(self._write_seqs_later())
+
+    async def _write_seqs(self, seqs: dict[str, int]) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                _STORED_SEQ, [{"event_id": i, "stored_seq": seq} for i, seq in seqs.items()]
+            )
+
+    async def close(self) -> None:
+        """Write the seqs still waiting (``seqs_later_s``): at shutdown."""
+        writer, self._seqs_writer = self._seqs_writer, None
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        await self._flush_seqs(again=False)
 
     async def _publish(
         self, accepted: list[_Candidate], now: int, *, all_new: bool

@@ -3,16 +3,17 @@ after the stream stored it) is answered exactly on resend, and its id cannot be 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import nats
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from backend.bff.auth.tokens import Principal
-from backend.bff.models import BffBase, User
+from backend.bff.models import BffBase, EventRecord, User
 from backend.bff.sync.push import PushService
 from backend.bff.sync.schemas import PushRequest, PushResult
 from backend.db import Database
@@ -158,5 +159,58 @@ def test_a_batch_the_stream_refuses_whole_is_stored_one_by_one(tmp_path: Path) -
         results = await service.push(alice.principal, alice.request(first, second))
         assert [(r.status, r.seq) for r in results] == [("duplicate", ack.seq), ("accepted", 3)]
         assert (await stored_ids(nc)).count(first["id"]) == 1
+
+    run(scenario(tmp_path, body))
+
+
+class Counting(JetStreamPublisher):
+    """The real publisher, counting what it is asked to publish."""
+
+    published = 0
+
+    async def publish_all(self, messages: Any, **options: Any) -> Any:
+        self.published += len(messages)
+        return await super().publish_all(messages, **options)
+
+    async def publish_atomic(self, messages: Any, **options: Any) -> Any:
+        self.published += len(messages)
+        return await super().publish_atomic(messages, **options)
+
+
+async def record_seqs(db: Database, ids: list[str]) -> list[int | None]:
+    async with db.read() as conn:
+        rows = await conn.execute(select(EventRecord.id, EventRecord.seq))
+        found = {event_id: seq for event_id, seq in rows}
+    return [found[i] for i in ids]
+
+
+def test_seqs_written_later_answer_a_resend_meanwhile_and_reach_the_records(
+    tmp_path: Path,
+) -> None:
+    """With ``seqs_later_s`` the answer carries the stream's seqs before they are written:
+    a resend meanwhile is answered from memory (nothing published again), the timer writes
+    them, and ``close`` writes what is still waiting (a shutdown)."""
+
+    async def body(nc: Any, db: Database) -> None:
+        publisher = Counting(nc)
+        service = PushService(db, publisher, seqs_later_s=60)
+        alice = Author("alice")
+        board, created = alice.device.new_board("Later")
+        first = await service.push(alice.principal, alice.request(created))
+        assert statuses(first) == [("accepted", None)]
+        assert await record_seqs(db, [created["id"]]) == [None], "written at once"
+        [again] = await service.push(alice.principal, alice.request(created))
+        assert (again.status, again.seq) == ("duplicate", first[0].seq)
+        assert publisher.published == 1, "published again, though its seq was known"
+        await service.close()
+        assert await record_seqs(db, [created["id"]]) == [first[0].seq]
+
+        soon = PushService(db, publisher, seqs_later_s=0.05)
+        _, task = alice.device.new_task(board, "soon")
+        [stored] = await soon.push(alice.principal, alice.request(task))
+        deadline = asyncio.get_running_loop().time() + 10
+        while await record_seqs(db, [task["id"]]) != [stored.seq]:
+            assert asyncio.get_running_loop().time() < deadline, "the timer never wrote it"
+            await asyncio.sleep(0.02)
 
     run(scenario(tmp_path, body))
