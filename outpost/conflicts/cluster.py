@@ -196,7 +196,7 @@ class ClusterBackend:
             raise ConflictToolError(f"outpost backend ledger failed: {err.decode()[-2000:]}")
         return [(r["id"], int(r["seq"]), int(r["times"])) for r in json.loads(out)]
 
-    async def projector_lag(self) -> int | None:
+    async def backlog(self) -> int | None:
         """The projector's lag (``/v1/health``) plus the events the saga's workload has not
         acknowledged: here the workload runs in a process of its own and may be behind after
         a fault, and a compensation it has yet to write would land after the heal."""

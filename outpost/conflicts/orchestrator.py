@@ -48,6 +48,8 @@ BACKEND_ENV = {
 }
 COMMAND_TIMEOUT_S = 90.0
 REMINDER_WAIT_S = 30.0
+EVENT_WRITERS = frozenset({"workload", "orchestrator", "gateway"})
+"""The consumers that write events after they consume: the heal waits for them too."""
 """How long the heal waits for the reminders that must exist to be pulled."""
 
 
@@ -151,16 +153,22 @@ class Backend:
             raise ConflictToolError(f"outpost backend ledger failed: {err.decode()[-2000:]}")
         return [(r["id"], int(r["seq"]), int(r["times"])) for r in json.loads(out)]
 
-    async def projector_lag(self) -> int | None:
-        """Events the projector (and the orchestrator) have yet to consume, from health."""
+    async def backlog(self) -> int | None:
+        """Events that may still bring more, from health: the projector's lag (it answers a
+        ``WipLimitExceeded`` with the compensation) plus that of every consumer that writes
+        events after it consumes (the saga's workload check, the orchestrator, the gateway).
+        None while unknown (health unreachable, a consumer starting after a restart): not 0."""
         try:
             async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
                 reply = await http.get("/v1/health")
             body = reply.json()
-            # The orchestrator writes after it consumes (a recurring task's next occurrence):
-            # until it has caught up, more events may come.
-            orchestrator = body.get("consumers", {}).get("orchestrator") or {}
-            return int(body["projector_lag"]) + int(orchestrator.get("lag_events") or 0)
+            backlog = int(body["projector_lag"])
+            for name, report in body.get("consumers", {}).items():
+                if name in EVENT_WRITERS:
+                    if report.get("lag_events") is None:
+                        return None
+                    backlog += int(report["lag_events"])
+            return backlog
         except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -536,9 +544,9 @@ class Runner:
                 pulled += int(answer.get("pulled", 0))
             for device in self.run.devices:
                 pending += int((await device.call({"cmd": "state"}))["pending"])
-            lag = await self.backend.projector_lag()
-            last = f"pulled {pulled}, pending {pending}, projector lag {lag}, errors {errors}"
-            if not errors and pulled == 0 and pending == 0 and lag in (0, None):
+            backlog = await self.backend.backlog()
+            last = f"pulled {pulled}, pending {pending}, backlog {backlog}, errors {errors}"
+            if not errors and pulled == 0 and pending == 0 and backlog == 0:
                 quiet += 1
                 await asyncio.sleep(0.5)  # let a saga answer that is on its way land
             else:
