@@ -112,6 +112,7 @@ class PushService:
         self._seqs: dict[str, int] = {}
         """Event id -> its stream seq, stored but not yet written to the id record."""
         self._seqs_writer: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     async def push(self, principal: Principal, request: PushRequest) -> list[PushResult]:
         if not 1 <= len(request.events) <= self._max_batch_events:
@@ -302,25 +303,27 @@ class PushService:
             self._seqs_writer = asyncio.create_task(self._write_seqs_later())
 
     async def _write_seqs_later(self) -> None:
+        """While seqs wait: wait ``seqs_later_s`` (or for ``close``), then write them all,
+        those recorded meanwhile included. A failed write keeps them for the next turn."""
         try:
-            await asyncio.sleep(self._seqs_later_s)
+            while self._seqs:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), self._seqs_later_s)
+                await self._flush_seqs()
+                if self._closing.is_set():
+                    return
         finally:
             self._seqs_writer = None
-        await self._flush_seqs()
 
-    async def _flush_seqs(self, *, again: bool = True) -> None:
+    async def _flush_seqs(self) -> None:
         seqs, self._seqs = self._seqs, {}
-        if not seqs:
-            return
         try:
             await self._write_seqs(seqs)
         except Exception:
-            # Kept for the next try (the next push's write, or close): meanwhile an empty
-            # seq is only a republish that the stream answers as a duplicate.
+            # Kept for the next try: meanwhile an empty seq is only a republish that the
+            # stream answers as a duplicate.
             log.warning("the stream's seqs of %d events not written yet", len(seqs), exc_info=True)
             self._seqs = {**seqs, **self._seqs}
-            if again and self._seqs_writer is None and self._seqs_later_s > 0:
-                self._seqs_writer = asyncio.create_task(self._write_seqs_later())
 
     async def _write_seqs(self, seqs: dict[str, int]) -> None:
         async with self._db.write() as conn:
@@ -329,13 +332,13 @@ class PushService:
             )
 
     async def close(self) -> None:
-        """Write the seqs still waiting (``seqs_later_s``): at shutdown."""
-        writer, self._seqs_writer = self._seqs_writer, None
-        if writer is not None:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-        await self._flush_seqs(again=False)
+        """Write the seqs still waiting (``seqs_later_s``) at once: at shutdown. A write
+        under way is finished, not cancelled."""
+        self._closing.set()
+        if self._seqs_writer is not None:
+            await self._seqs_writer
+        elif self._seqs:
+            await self._flush_seqs()
 
     async def _publish(
         self, accepted: list[_Candidate], now: int, *, all_new: bool

@@ -214,3 +214,23 @@ def test_seqs_written_later_answer_a_resend_meanwhile_and_reach_the_records(
             await asyncio.sleep(0.02)
 
     run(scenario(tmp_path, body))
+
+
+def test_a_shutdown_during_the_seqs_write_finishes_it(tmp_path: Path) -> None:
+    """``close`` while the later write waits for the database (another writer holds it)
+    lets that write finish: the seqs it had taken are not dropped by the shutdown."""
+
+    async def body(nc: Any, db: Database) -> None:
+        service = PushService(db, Counting(nc), seqs_later_s=0.01)
+        alice = Author("alice")
+        _, created = alice.device.new_board("Busy")
+        [stored] = await service.push(alice.principal, alice.request(created))
+        async with db.write():  # the write lock: the timer's write waits behind it
+            await asyncio.sleep(0.2)
+            closing = asyncio.create_task(service.close())
+            await asyncio.sleep(0.05)
+            assert not closing.done(), "closed while the write it should finish was waiting"
+        await asyncio.wait_for(closing, 10)
+        assert await record_seqs(db, [created["id"]]) == [stored.seq]
+
+    run(scenario(tmp_path, body))
