@@ -45,7 +45,7 @@ from backend.db import Database, insert_ignore
 from backend.faults.events import FaultEvent
 from backend.gateway.allow import AllowList
 from backend.gateway.errors import TargetRefused
-from backend.gateway.models import Attempt, Delivery, Endpoint, positions
+from backend.gateway.models import Attempt, Delivery, Endpoint, positions, started_again
 from backend.gateway.signatures import standard_headers
 from backend.nats.publisher import Outgoing, Publisher
 from backend.nats.streams import event_subject, fault_subject
@@ -181,7 +181,7 @@ class Gateway(BackgroundWork):
             await conn.execute(
                 update(Delivery)
                 .where(Delivery.id.in_([q["id"] for q in queued]), Delivery.status == "failed")
-                .values(status="pending", attempts=0, next_at=now, done_at=None)
+                .values(started_again(now))
             )
             self._wake.set()
         return Outcome()
@@ -320,7 +320,9 @@ class Gateway(BackgroundWork):
     async def _record(
         self, delivery: Delivery, status: int | None, error: str | None, took: int
     ) -> int | None:
-        """Log one try and move the delivery on; the time of its retry, if it has one."""
+        """Log one try and move the delivery on; the time of its retry, if it has one. A
+        delivery reset while it was tried (a redelivery asked for meanwhile) keeps its new
+        schedule: the try is logged, and it is sent again."""
         now = _now_ms()
         attempts = delivery.attempts + 1
         values: dict[str, Any] = {"attempts": attempts, "last_status": status, "last_error": error}
@@ -328,7 +330,6 @@ class Gateway(BackgroundWork):
         fault: FaultEvent | None = None
         if error is None:
             values.update(status="delivered", done_at=now)
-            self.sent += 1
         elif attempts > len(self.retries):
             values.update(status="failed", done_at=now)
             fault = self._fault(delivery, attempts, error, now)
@@ -349,7 +350,21 @@ class Gateway(BackgroundWork):
                     duration_ms=took,
                 )
             )
-            await conn.execute(update(Delivery).where(Delivery.id == delivery.id).values(values))
+            moved = await conn.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery.id,
+                    Delivery.status == "pending",
+                    Delivery.attempts == delivery.attempts,
+                    Delivery.next_at == delivery.next_at,
+                )
+                .values(values)
+            )
+            if moved.rowcount != 1:
+                log.info("gateway: delivery %s was reset during its try: sent again", delivery.id)
+                return None
+            if error is None:
+                self.sent += 1
             if fault is not None:  # before the commit: if it is not stored, it is tried again
                 await self.publisher.publish(
                     Outgoing(

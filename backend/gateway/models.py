@@ -3,7 +3,9 @@ sources with their secrets, and each board's map of outside logins."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, Integer, String, Text, case
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backend.consumers.component import positions_table
@@ -52,6 +54,19 @@ class Delivery(GatewayBase):
     done_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+def started_again(now: int) -> dict[str, Any]:
+    """The values that give a delivery a fresh schedule, due at ``now`` (a redelivery, a
+    resubmitted fault). ``next_at`` always moves (a millisecond on, when it is ``now``
+    already), so that a try under way when the delivery is reset sees it was reset and
+    does not record its outcome over the new schedule (``Gateway._record``)."""
+    return {
+        "status": "pending",
+        "attempts": 0,
+        "next_at": case((Delivery.next_at == now, now + 1), else_=now),
+        "done_at": None,
+    }
 
 
 class Attempt(GatewayBase):

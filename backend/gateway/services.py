@@ -27,7 +27,14 @@ from backend.errors import BadRequest, StreamUnavailable
 from backend.gateway.allow import AllowList
 from backend.gateway.component import WAKE_SUBJECT
 from backend.gateway.errors import DeliveryUnreadable, NotBoardOwner, NotRegistered
-from backend.gateway.models import Attempt, Delivery, Endpoint, InboundSource, Login
+from backend.gateway.models import (
+    Attempt,
+    Delivery,
+    Endpoint,
+    InboundSource,
+    Login,
+    started_again,
+)
 from backend.gateway.schemas import (
     DeliveryInfo,
     EndpointCreated,
@@ -202,7 +209,7 @@ class GatewayService:
             result = await conn.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery, Delivery.endpoint == endpoint)
-                .values(status="pending", attempts=0, next_at=now, done_at=None)
+                .values(started_again(now))
             )
             if result.rowcount != 1:
                 raise NotRegistered(f"no delivery {delivery} to endpoint {endpoint}")

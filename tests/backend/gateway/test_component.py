@@ -11,12 +11,12 @@ from pathlib import Path
 
 import httpx
 import msgspec
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from backend.db import Database
 from backend.gateway.allow import AllowList
 from backend.gateway.component import Gateway
-from backend.gateway.models import Attempt, Delivery, Endpoint
+from backend.gateway.models import Attempt, Delivery, Endpoint, started_again
 from backend.nats.memory import InMemoryPublisher
 from backend.nats.streams import FAULTS_STREAM
 from protocol import Event, HybridLogicalClock, Writer, new_device_id, new_id, validate_event
@@ -191,6 +191,47 @@ def test_a_stop_cuts_a_hanging_try_short_and_releases_the_endpoint(tmp_path: Pat
         async with h.db.read() as conn:
             paused = (await conn.execute(select(Endpoint.paused_until))).scalar()
         assert paused == 0  # released, not claimed for the lease
+        await h.db.dispose()
+
+    asyncio.run(body())
+
+
+def test_a_redelivery_asked_during_the_try_sends_it_again(tmp_path: Path) -> None:
+    """The owner asks to redeliver while the first try is still out (the receiver has it,
+    the gateway waits for the answer): the answer of that try does not mark the delivery
+    delivered over the redelivery's fresh schedule; it is sent a second time."""
+
+    async def body() -> None:
+        h = Harness(tmp_path, [], "http://127.0.0.1:9/hook")
+        await h.start()
+        received, answer = asyncio.Event(), asyncio.Event()
+
+        async def slow(request: httpx.Request) -> httpx.Response:
+            h.sent.append(request)
+            received.set()
+            await answer.wait()
+            return httpx.Response(200)
+
+        event = task_event("again", 1)
+        await h.queue(event)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as client:
+            first = asyncio.create_task(h.gateway.send_due(client))
+            await received.wait()
+            delivery = (await h.deliveries())[event.id]
+            async with h.db.write() as conn:  # what GatewayService.redeliver writes
+                await conn.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery.id)
+                    .values(started_again(delivery.next_at))
+                )
+            answer.set()
+            await first
+            assert (await h.deliveries())[event.id].status == "pending"
+            await h.gateway.send_due(client)
+        assert len(h.sent) == 2
+        again = (await h.deliveries())[event.id]
+        assert (again.status, again.attempts) == ("delivered", 1)
+        assert await h.tries() == 2  # both tries are in the log
         await h.db.dispose()
 
     asyncio.run(body())
