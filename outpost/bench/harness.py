@@ -247,20 +247,12 @@ class Workspace:
                 spent[name] = seconds
         return spent
 
-    async def projector_lag(self) -> int:
-        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
-            reply = await http.get("/v1/health")
-        return int(msgspec.json.decode(reply.content)["projector_lag"])
-
     async def wait_projected(self, timeout_s: float = 300) -> None:
-        """Until the projector has applied everything on the stream."""
+        """Until the projector has applied everything on the stream (the views are whole);
+        BenchError after ``timeout_s``."""
+        await self.wait_quiet(timeout_s, projector_only=True)
 
-        async def caught_up() -> bool:
-            return await self.projector_lag() == 0
-
-        await wait_for(caught_up, timeout_s=timeout_s, what="the projector", interval_s=0.05)
-
-    async def wait_quiet(self, timeout_s: float = 600) -> None:
+    async def wait_quiet(self, timeout_s: float = 600, *, projector_only: bool = False) -> None:
         """Until the projector and every other consumer have taken in everything on the
         stream, so that every scenario (and each of the peer's rounds) starts on a backend
         with no backlog sharing the machine with it. At the start this waits for the
@@ -274,7 +266,7 @@ class Workspace:
                 health = msgspec.json.decode((await http.get("/v1/health")).content)
                 lags: dict[str, int | None] = {"projector": int(health["projector_lag"])}
                 for name, report in (health.get("consumers") or {}).items():
-                    if report.get("standby"):
+                    if projector_only or report.get("standby"):
                         continue  # another process consumes for it
                     lags[name] = report.get("lag_events")
                 return {name: lag for name, lag in lags.items() if lag != 0}
@@ -283,6 +275,8 @@ class Workspace:
                 now = time.monotonic()
                 unknown = all(lag is None for lag in waiting.values())
                 if now - began > (UNKNOWN_LAG_WAIT_S if unknown else timeout_s):
+                    if projector_only:  # a scenario on views that are not whole means nothing
+                        raise BenchError(f"the projector is still behind after {timeout_s:.0f}s")
                     progress(f"the consumers are still behind ({waiting}): going on regardless")
                     return
                 if now - last_shown >= 5:
@@ -292,7 +286,7 @@ class Workspace:
                         for name, lag in waiting.items()
                     )
                     progress(f"waiting for the consumers to catch up (events behind: {said})")
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.05 if projector_only else 0.2)
         if time.monotonic() - began >= 1:
             progress(f"the consumers caught up in {time.monotonic() - began:.1f} s")
 
