@@ -104,7 +104,7 @@ def test_a_broken_merge_rule_fails_with_the_seed_and_a_shrunk_list(tmp_path: Pat
     out = tmp_path / "broken.json"
     done = _tool(
         "--seed", "5", "--ops", "60", "--break", "lww-arrival-order",
-        "--shrink-seconds", "60", "--json", str(out),
+        "--shrink-seconds", "20", "--json", str(out),
         timeout=400,
     )  # fmt: skip
     assert done.returncode == 1, done.stderr[-4000:]
