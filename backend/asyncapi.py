@@ -18,10 +18,13 @@ from typing import Any, Literal
 
 import msgspec
 
+from backend.bff.health import ConsumerStatus
 from backend.bff.sync.live import ChangeNotice
 from backend.bff.sync.live_cap import LiveConnections
 from backend.components import SPECS
+from backend.consumers.child import HEALTH_SUBJECT_PREFIX
 from backend.consumers.runner import FaultEvent
+from backend.gateway.component import WAKE_SUBJECT
 from backend.nats.streams import (
     CHANGES_SUBJECT,
     EVENTS_STREAM,
@@ -116,6 +119,20 @@ CHANNELS: dict[str, Channel] = {
         "alone.",
         (("task", "the task id the reminder is for"),),
     ),
+    "wake": Channel(
+        WAKE_SUBJECT,
+        "Core NATS (no stream): a redelivery asked for at any BFF process wakes the gateway, "
+        "in whichever process it runs, to send due deliveries at once (without it, the "
+        "gateway looks again within a second).",
+    ),
+    "health": Channel(
+        f"{HEALTH_SUBJECT_PREFIX}.{{process}}",
+        "Core NATS request and reply (no stream): `GET /v1/health` asks the consumers' "
+        "process the BFF started how each of its consumers is; the reply comes to the "
+        "request's inbox within about a second, else those consumers show `starting` or "
+        "`unknown`.",
+        (("process", "a random id the BFF gives its consumers' process when it starts it"),),
+    ),
     "faults": Channel(
         f"{FAULTS_SUBJECT_PREFIX}.{{component}}",
         f"Messages a component could not process, on stream {FAULTS_STREAM}: kept to be "
@@ -200,6 +217,18 @@ COMPONENTS: dict[str, ComponentApi] = {
                     "When its live connections change (coalesced) and every few seconds: the "
                     "ones it holds per user, with when each opened.",
                 ),
+                Flow(
+                    "wake",
+                    ("GatewayWake",),
+                    "After a redelivery is asked for (POST /v1/boards/{board}/webhooks/"
+                    "{endpoint}/deliveries/{delivery}/redeliver) and written.",
+                ),
+                Flow(
+                    "health",
+                    ("HealthQuestion",),
+                    "On GET /v1/health, to its consumers' process (when some consumers run "
+                    "apart): the stream's last seq, so the process need not ask NATS again.",
+                ),
             ),
             consumes=(
                 Flow(
@@ -213,6 +242,12 @@ COMPONENTS: dict[str, ComponentApi] = {
                     ("LiveConnections",),
                     "Every BFF process subscribes: it closes its own connections of a user "
                     "that are not among that user's newest N across all processes.",
+                ),
+                Flow(
+                    "health",
+                    ("ConsumerHealth",),
+                    "The reply of its consumers' process, on the request's inbox: each of its "
+                    "consumers as /v1/health reports it.",
                 ),
             ),
         ),
@@ -294,6 +329,11 @@ COMPONENTS: dict[str, ComponentApi] = {
                     WEBHOOK_TYPES,
                     "Every change of a board and its tasks, queued as one signed webhook "
                     "delivery per registered endpoint of the board (sent apart, retried).",
+                ),
+                Flow(
+                    "wake",
+                    ("GatewayWake",),
+                    "Any BFF's wake-up after a redelivery: it sends due deliveries now.",
                 ),
             ),
         ),
@@ -397,7 +437,8 @@ def _protocol_schemas() -> dict[str, Any]:
 
 def _struct_schemas() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [ChangeNotice, FaultEvent, LiveConnections, Plan], ref_template=SCHEMAS_REF + "{name}"
+        [ChangeNotice, ConsumerStatus, FaultEvent, LiveConnections, Plan],
+        ref_template=SCHEMAS_REF + "{name}",
     )
     return dict(components)
 
@@ -487,6 +528,30 @@ def _messages() -> dict[str, Any]:
         "contentType": "application/json",
         "payload": {"$ref": SCHEMAS_REF + "Plan"},
     }
+    messages["GatewayWake"] = {
+        "name": "GatewayWake",
+        "title": "Gateway wake-up",
+        "summary": "An empty message: look for due webhook deliveries now.",
+        "payload": {"type": "string", "maxLength": 0},
+    }
+    messages["HealthQuestion"] = {
+        "name": "HealthQuestion",
+        "title": "Health question",
+        "summary": "The events stream's last seq as decimal digits, or empty when the BFF "
+        "does not know it (the consumers' process then asks NATS itself).",
+        "contentType": "text/plain",
+        "payload": {"type": "string", "pattern": "^[0-9]*$"},
+    }
+    messages["ConsumerHealth"] = {
+        "name": "ConsumerHealth",
+        "title": "Consumers' health",
+        "summary": "Each consumer the process runs, by component name, as /v1/health reports it.",
+        "contentType": "application/json",
+        "payload": {
+            "type": "object",
+            "additionalProperties": {"$ref": SCHEMAS_REF + "ConsumerStatus"},
+        },
+    }
     messages["FaultEvent"] = {
         "name": "FaultEvent",
         "title": "Fault event",
@@ -502,6 +567,9 @@ MESSAGES: tuple[str, ...] = (
     "ChangeNotice",
     "LiveConnections",
     "ReminderPlan",
+    "GatewayWake",
+    "HealthQuestion",
+    "ConsumerHealth",
     "FaultEvent",
 )
 """Every message of the document, in the order it lists them."""

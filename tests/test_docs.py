@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -314,6 +315,9 @@ def test_the_declaration_says_what_the_components_do() -> None:
             ("receive", "changes"): ["ChangeNotice"],
             ("send", "live"): ["LiveConnections"],
             ("receive", "live"): ["LiveConnections"],
+            ("send", "wake"): ["GatewayWake"],
+            ("send", "health"): ["HealthQuestion"],
+            ("receive", "health"): ["ConsumerHealth"],
         },
         "projector": {
             ("receive", "events"): everything,
@@ -337,6 +341,7 @@ def test_the_declaration_says_what_the_components_do() -> None:
         "lake": {("receive", "events"): everything, ("send", "faults"): ["FaultEvent"]},
         "gateway": {
             ("receive", "events"): [t for t in everything if t != "WipLimitExceeded"],
+            ("receive", "wake"): ["GatewayWake"],
             ("send", "events"): ["TaskCreated", "TaskUpdated", "TaskLabelAdded"],
             ("send", "faults"): ["FaultEvent"],
         },
@@ -462,6 +467,25 @@ def test_the_backend_serves_the_asyncapi_document_without_auth(served: str) -> N
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("application/json")
     assert reply.content == (DOCS / "asyncapi.json").read_bytes()
+
+
+@pytest.mark.integration
+def test_the_consumers_health_message_is_what_health_reports(served: str) -> None:
+    """``ConsumerHealth`` describes what a consumers' process answers on its health subject,
+    which ``/v1/health`` passes on: the consumers of both processes match it."""
+    validator = _message_validator("ConsumerHealth")
+    deadline = time.monotonic() + 60
+    while True:  # the child's consumers show `starting` until it answers
+        consumers = httpx.get(f"{served}/v1/health", timeout=10).json()["consumers"]
+        if all(c["breaker"] == "closed" for c in consumers.values()):
+            break
+        assert time.monotonic() < deadline, consumers
+        time.sleep(0.2)
+    assert {"projector", "workload", "lake"} <= set(consumers)
+    validator.validate(consumers)
+    assert not validator.is_valid({"lake": {"breaker": "closed"}})  # the rest is required
+    assert _message_validator("HealthQuestion").is_valid("1234")
+    assert not _message_validator("HealthQuestion").is_valid("12 34")
 
 
 @pytest.mark.integration

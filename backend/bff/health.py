@@ -30,6 +30,23 @@ _STATUS_TIMEOUT_S = 1.0
 """Health answers in about a second whatever NATS does: beyond that, lags are unknown."""
 
 
+class ConsumerStatus(msgspec.Struct):
+    """One consumer's entry in ``/v1/health``'s ``consumers``; a consumers' process answers
+    its health subject with one per consumer it runs (``consumer_reports``)."""
+
+    breaker: str
+    """``closed``, ``open``; ``starting`` or ``unknown`` while its process does not answer."""
+    standby: bool | None
+    """True while another process holds its lease and consumes for it; None if unknown."""
+    lag_events: int | None
+    """Events on the stream past its position; None when NATS cannot say."""
+    lag_ms: int | None
+    """The age of the oldest of those events (the iterator age), 0 when caught up."""
+    last_error: str | None
+    faults: int | None
+    """Messages it sent to the fault stream since its process started."""
+
+
 class HealthProbe:
     def __init__(
         self,
@@ -97,14 +114,7 @@ class HealthProbe:
         except (nats.errors.Error, TimeoutError, msgspec.DecodeError):
             reports = {}
         breaker, why = apart.silence()
-        silent = {
-            "breaker": breaker,
-            "standby": None,
-            "lag_events": None,
-            "lag_ms": None,
-            "last_error": why,
-            "faults": None,
-        }
+        silent = msgspec.structs.asdict(ConsumerStatus(breaker, None, None, None, why, None))
         return {name: reports.get(name, silent) for name in apart.names}
 
 
@@ -144,11 +154,13 @@ async def _consumer(
             "last_error": breaker.last_error,
             "faults": runner.stats.faults,
         }
-    return {
-        "breaker": status["breaker"],
-        "standby": runner.standby,
-        "lag_events": status["lag_events"],
-        "lag_ms": status["lag_ms"],
-        "last_error": status["last_error"],
-        "faults": status["faults"],
-    }
+    return msgspec.structs.asdict(
+        ConsumerStatus(
+            breaker=status["breaker"],
+            standby=runner.standby,
+            lag_events=status["lag_events"],
+            lag_ms=status["lag_ms"],
+            last_error=status["last_error"],
+            faults=status["faults"],
+        )
+    )

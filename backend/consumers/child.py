@@ -45,12 +45,17 @@ START_GRACE_S = 30.0
 ``/v1/health`` calls it ``unknown`` (and the backend ``degraded``) instead of ``starting``."""
 
 
+HEALTH_SUBJECT_PREFIX = "outpost.health.consumers"
+"""``<prefix>.<random id>``: where ``/v1/health`` asks the consumers' process how its
+consumers are (core NATS request and reply)."""
+
+
 class ApartConsumers:
     """Runs, watches and stops ``outpost backend consume`` for ``settings.apart_names``."""
 
     def __init__(self, settings: Settings, nats_url: str) -> None:
         self.names = settings.apart_names
-        self.health_subject = f"outpost.health.consumers.{uuid.uuid4().hex}"
+        self.health_subject = f"{HEALTH_SUBJECT_PREFIX}.{uuid.uuid4().hex}"
         self._env = {
             **os.environ,
             **settings.to_env(),
