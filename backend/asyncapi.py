@@ -540,7 +540,7 @@ def _messages() -> dict[str, Any]:
         "summary": "The events stream's last seq as decimal digits, or empty when the BFF "
         "does not know it (the consumers' process then asks NATS itself).",
         "contentType": "text/plain",
-        "payload": {"type": "string", "pattern": "^[0-9]*$"},
+        "payload": {"type": "string"},
     }
     messages["ConsumerHealth"] = {
         "name": "ConsumerHealth",
