@@ -98,6 +98,7 @@ class Lane:
         self.subscription = await js.pull_subscribe(
             self.subject, durable=self.durable, stream=self.stream, config=config
         )
+        take_queued_at_once(self.subscription)
         return self.subscription
 
     async def unsubscribe(self) -> None:
@@ -115,6 +116,31 @@ class Lane:
             return False
         info = await self.subscription.consumer_info()
         return not info.num_pending and not info.num_ack_pending
+
+
+def take_queued_at_once(subscription: JetStreamContext.PullSubscription) -> None:
+    """Make ``fetch`` take the messages that have already arrived without a task each.
+
+    nats-py's ``fetch`` reads a batch one ``next_msg`` at a time, and each call makes a
+    task, a ``wait_for`` and a uuid4 even when the message is already in the queue: 17 µs
+    a message here, for every consumer (five read every event). A message that is there is
+    now taken as ``next_msg`` itself would take it, at once; an empty queue still waits
+    the library's way. Left as it is if nats-py's internals are not what this expects."""
+    inner = getattr(subscription, "_sub", None)
+    queue = getattr(inner, "_pending_queue", None)
+    if inner is None or queue is None or not hasattr(inner, "_pending_size"):
+        return
+    waiting = inner.next_msg
+
+    async def next_msg(timeout: float | None = 1.0) -> Any:
+        if queue.empty() or inner._cb is not None or inner._conn.is_closed:
+            return await waiting(timeout)
+        message = queue.get_nowait()
+        inner._pending_size -= len(message.data)
+        queue.task_done()
+        return message
+
+    inner.next_msg = next_msg
 
 
 def events_lane(component: Component, batch: int) -> Lane:
