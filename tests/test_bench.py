@@ -77,3 +77,8 @@ def _check_budget(doc: dict[str, Any], table: str) -> None:
     assert cpu["backend"] > 0 and cpu["consumers"] > 0, cpu
     assert "CPU time per action" in table
     assert all(s["budget"] is None for s in doc["scenarios"] if s["name"] != "propagation")
+    # Ingest says what each process spends per event, the consumers until they caught up.
+    [ingest] = [s for s in doc["scenarios"] if s["name"] == "ingest"]
+    per_event = ingest["params"]["cpu_us_per_event"]
+    assert set(per_event) == {"backend", "consumers", "nats-server", "devices"}, per_event
+    assert all(us > 0 for us in per_event.values()), per_event

@@ -7,7 +7,14 @@ from __future__ import annotations
 import asyncio
 
 from outpost.bench import shared
-from outpost.bench.harness import Timer, Workspace, progress, unique_name, wait_for
+from outpost.bench.harness import (
+    Timer,
+    Workspace,
+    cpu_spent,
+    progress,
+    unique_name,
+    wait_for,
+)
 from outpost.bench.jetstream import raw_jetstream
 from outpost.bench.plan import Plan
 from outpost.bench.report import Figure, ScenarioResult, Target
@@ -44,11 +51,22 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
 
         await wait_for(pulled, timeout_s=300, what="device B to see A's events")
 
+    cpu_before = ws.cpu_seconds()
     timer = Timer()
     await asyncio.gather(a.engine.sync(), b_pulls())
     seconds = timer.seconds
     rate = count / seconds
-    progress(f"ingest: {rate:,.0f} events/s end to end; raw JetStream baselines")
+    # Where the CPU goes, until every consumer has taken the events in too (the lake, the
+    # saga's check, the orchestrator and the gateway each read all of them): per event.
+    await ws.wait_quiet()
+    cpu_us = {
+        process: round(spent / count * 1e6)
+        for process, spent in cpu_spent(cpu_before, ws.cpu_seconds()).items()
+    }
+    result.params["cpu_us_per_event"] = cpu_us
+    said = ", ".join(f"{process} {us}" for process, us in cpu_us.items())
+    progress(f"ingest: {rate:,.0f} events/s end to end (CPU per event, µs: {said})")
+    progress("ingest: raw JetStream baselines")
     async with raw_jetstream(ws.nats.url) as raw:
         one_by_one = len(bodies) / await raw.publish_one_at_a_time(bodies)
         pipelined = len(bodies) / await raw.publish_pipelined(bodies)
