@@ -258,7 +258,8 @@ class Workspace:
         with no backlog sharing the machine with it. At the start this waits for the
         consumers' process to report (2 to 3 s); in the runs of 2026-11-30 nothing was left
         behind after a scenario (ingest's baselines give the consumers time), but a slower
-        machine could leave some. Progress is shown while it lasts."""
+        machine could leave some. Progress is shown while it lasts. ``projector_only``:
+        the projector alone (the views are whole), and BenchError after ``timeout_s``."""
         began = last_shown = time.monotonic()
         async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
 
@@ -267,7 +268,7 @@ class Workspace:
                 lags: dict[str, int | None] = {"projector": int(health["projector_lag"])}
                 for name, report in (health.get("consumers") or {}).items():
                     if projector_only or report.get("standby"):
-                        continue  # another process consumes for it
+                        continue  # not asked for, or another process consumes for it
                     lags[name] = report.get("lag_events")
                 return {name: lag for name, lag in lags.items() if lag != 0}
 
