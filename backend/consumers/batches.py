@@ -100,16 +100,49 @@ def _decode(messages: list[Msg]) -> tuple[list[Event], dict[int, str]]:
     events, poison = [], {}
     for message in messages:
         seq = event_seq(message)
-        try:
-            event = decode_stored_event(message.data)
-        except (EventRejected, UnreadableEvent) as exc:
-            poison[seq] = f"undecodable event: {exc}"
-            continue
-        if event.actor is None:
-            poison[seq] = "event has no actor: it did not come through the BFF"
-            continue
-        events.append(msgspec.structs.replace(event, seq=seq))
+        decoded = _decoded.read(seq, message.data)
+        if isinstance(decoded, str):
+            poison[seq] = decoded
+        else:
+            events.append(decoded)
     return events, poison
+
+
+class DecodedEvents:
+    """The events the consumers of one process decoded lately, by stream seq: each consumer
+    reads every event (the lake, the saga's check, the gateway and the orchestrator share
+    a process), and the first to read one decodes it for them all. An ``Event`` is frozen,
+    so sharing it is safe. A hit must have the same bytes: a stream made again after a loss
+    numbers new events from 1 again, and those are decoded afresh."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._entries: dict[int, tuple[bytes, Event | str]] = {}
+
+    def read(self, seq: int, data: bytes) -> Event | str:
+        """The event stored at ``seq`` with ``data``, its seq set; or why it is poison."""
+        entry = self._entries.get(seq)
+        if entry is not None and entry[0] == data:
+            return entry[1]
+        decoded = _decode_one(seq, data)
+        entries = self._entries
+        entries[seq] = (data, decoded)
+        if len(entries) > self._size:
+            del entries[next(iter(entries))]  # the oldest in, as the consumers move on
+        return decoded
+
+
+def _decode_one(seq: int, data: bytes) -> Event | str:
+    try:
+        event = decode_stored_event(data)
+    except (EventRejected, UnreadableEvent) as exc:
+        return f"undecodable event: {exc}"
+    if event.actor is None:
+        return "event has no actor: it did not come through the BFF"
+    return msgspec.structs.replace(event, seq=seq)
+
+
+_decoded = DecodedEvents()
 
 
 def _raw_records(

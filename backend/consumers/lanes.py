@@ -89,7 +89,11 @@ class Lane:
             await js.delete_consumer(self.stream, self.durable)
         config = ConsumerConfig(
             durable_name=self.durable,
-            ack_policy=AckPolicy.EXPLICIT,
+            # One acknowledgement per batch, for every message up to it: each message's own
+            # cost the consumer and nats-server a round of work per event and consumer, and
+            # nothing here needs a message acknowledged apart (the position is the truth;
+            # after any failure the consumer is made again right after it).
+            ack_policy=AckPolicy.ALL,
             ack_wait=60,
             max_ack_pending=self.batch * 4,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE if position else DeliverPolicy.ALL,

@@ -12,8 +12,8 @@ Failures come in three kinds, told apart by ``outage_kind``:
 
 - **Poison** (cannot succeed: not an event, no actor, an unknown type, ``Outcome.poison``):
   faulted at once. A ``FaultEvent`` goes to ``OUTPOST_FAULTS`` (``outpost.faults.<component>``)
-  with the original bytes, the error and the delivery count; the message is terminated and
-  the position moves past it, so one bad message never blocks the stream.
+  with the original bytes, the error and the delivery count; the position moves past it,
+  so one bad message never blocks the stream.
 - **Outage** (the component's database or NATS is unreachable: a connection-level
   SQLAlchemy error, an ``OSError``, a NATS error): nothing is wrong with the messages. The
   breaker *opens* (state, since when, last error, shown in ``/v1/health``), consumption pauses
@@ -23,10 +23,13 @@ Failures come in three kinds, told apart by ``outage_kind``:
 - **Message failure** (any other exception from the component: a bug, an integrity error,
   a ``ValueError``...): retried with backoff. A failing batch is first *isolated*: the runner
   goes back to the position and retries one message at a time until it is past the failed
-  batch, so the failure is pinned on one message. That message is retried (negative
-  acknowledgement with a delay, then a re-subscription from the position) up to
+  batch, so the failure is pinned on one message. That message is retried (after the
+  backoff, a re-subscription from the position) up to
   ``max_attempts`` times; then it alone is faulted (with its delivery count) and the runner
   moves on, in order.
+
+Each committed batch is acknowledged once, by its last message (``AckPolicy.ALL``): a
+faulted message included, since its fault is published and the position is past it.
 
 Resubmission (``outpost faults resubmit``) publishes a faulted event to
 ``outpost.resubmit.<component>`` (stream ``OUTPOST_RESUBMIT``). Each runner consumes its own
@@ -237,7 +240,7 @@ class ConsumerRunner:
                     await lane.unsubscribe()
                     continue
                 except Exception as exc:
-                    if await self._failure(lane, messages, exc, backoff):
+                    if await self._failure(lane, messages, exc):
                         backoff = self.initial_backoff  # faulted: go on at once
                         await lane.unsubscribe()
                         continue
@@ -268,16 +271,14 @@ class ConsumerRunner:
         except (nats.errors.Error, TimeoutError):
             return []  # the next fetch takes them: this one was only to gather a batch
 
-    async def _failure(
-        self, lane: Lane, messages: list[Msg], exc: Exception, backoff: float
-    ) -> bool:
+    async def _failure(self, lane: Lane, messages: list[Msg], exc: Exception) -> bool:
         """Open the breaker for an outage, else retry or fault; True when one was faulted."""
         kind = outage_kind(exc)
         if kind is not None:
             self._open_breaker(f"{kind} unavailable: {exc!r}")
             return False
         try:
-            return await self._message_failure(lane, messages, exc, backoff)
+            return await self._message_failure(lane, messages, exc)
         except asyncio.CancelledError:
             raise
         except Exception as again:  # faulting it needs the database and NATS too
@@ -289,9 +290,7 @@ class ConsumerRunner:
                 self._open_breaker(f"{kind} unavailable: {again!r}")
             return False
 
-    async def _message_failure(
-        self, lane: Lane, messages: list[Msg], exc: Exception, backoff: float
-    ) -> bool:
+    async def _message_failure(self, lane: Lane, messages: list[Msg], exc: Exception) -> bool:
         """Handle a failure that is about the messages; True when one was faulted."""
         error = f"{type(exc).__name__}: {exc}"
         self.stats.retries += 1
@@ -322,9 +321,7 @@ class ConsumerRunner:
                 error,
                 exc_info=exc if attempts == 1 else None,
             )
-            with contextlib.suppress(Exception):
-                await message.nak(delay=backoff)
-            return False
+            return False  # the lane subscribes again from the position after the backoff
         async with self._lock:
             await self._fault_alone(lane, message, f"failed {attempts} times: {error}", attempts)
         lane.attempts.pop(seq, None)
@@ -342,8 +339,7 @@ class ConsumerRunner:
         if not lane.resubmits:
             self._position = max(seq, position)
         lane.past(seq)
-        with contextlib.suppress(Exception):
-            await message.term()
+        await _acknowledge(self.component.name, message)
 
     def _open_breaker(self, error: str) -> None:
         self.stats.retries += 1
@@ -395,11 +391,9 @@ class ConsumerRunner:
             if not lane.resubmits and position:
                 _check_no_gap(component.name, position, fresh)
             applied = await batches.apply(conn, component, fresh)
-            faulted = set()
             for message in fresh:
                 event_seq = batches.event_seq(message)
                 if event_seq in applied.poison:
-                    faulted.add(message.metadata.sequence.stream)
                     await self._publish_fault(message, applied.poison[event_seq], None)
             last = max((m.metadata.sequence.stream for m in messages), default=position)
             if last > position:
@@ -408,15 +402,7 @@ class ConsumerRunner:
             hops.mark(f"{component.name}.committed", _ids(messages))
         if not lane.resubmits:
             self._position = max(last, position)
-        for message in messages:
-            seq = message.metadata.sequence.stream
-            try:
-                await (message.term() if seq in faulted else message.ack())
-            except (nats.errors.Error, nats.js.errors.Error, OSError) as exc:
-                # Committed already: a redelivery is skipped by the position, so a lost
-                # acknowledgement costs nothing, and the pokes below must still go out.
-                log.info("%s: acknowledgement not sent: %r", component.name, exc)
-                break
+        await _acknowledge(component.name, messages[-1] if messages else None)
         lane.past(last)
         self.stats.batches += 1
         self.stats.events += applied.events
@@ -463,6 +449,18 @@ class ConsumerRunner:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+
+async def _acknowledge(name: str, last: Msg | None) -> None:
+    """Acknowledge a committed batch: its last message, for all of it (``AckPolicy.ALL``).
+    A faulted message is acknowledged too: its fault is published and the position is past
+    it. Not sent (NATS away) costs nothing: a redelivery is skipped by the position."""
+    if last is None:
+        return
+    try:
+        await last.ack()
+    except (nats.errors.Error, nats.js.errors.Error, OSError) as exc:
+        log.info("%s: acknowledgement not sent: %r", name, exc)
 
 
 def _ids(messages: list[Msg]) -> list[str]:

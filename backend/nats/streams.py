@@ -180,7 +180,7 @@ async def _create_or_update(js: JetStreamManager, config: StreamConfig) -> None:
 
 
 def _token(value: str, what: str) -> str:
-    if not value or any(ch in _FORBIDDEN_IN_TOKEN for ch in value):
+    if not value or not _FORBIDDEN_IN_TOKEN.isdisjoint(value):
         raise ValueError(
             f"{what} {value!r} cannot be a NATS subject token: it must be non-empty, "
             "without '.', '*', '>' or whitespace"

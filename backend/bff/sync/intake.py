@@ -92,7 +92,7 @@ def decode_push_body(body: bytes) -> PushRequest:
         raise UnprocessableBatch(
             f"malformed batch: JSON nested deeper than {MAX_JSON_DEPTH} levels"
         ) from exc
-    problem = _unusable_key("device", request.device, Device.__table__.c.id)
+    problem = _unusable("device", request.device, _DEVICE_LENGTH)
     if problem is not None:
         raise UnprocessableBatch(f"malformed batch: {problem}")
     return request
@@ -139,20 +139,20 @@ def check_usable(event: Event) -> None:
         node = parse_hlc(event.hlc).node
     except ClockError as exc:
         raise EventRejected(Reason.INVALID, f"hlc: {exc}", event.id) from exc
-    keys: list[tuple[str, str, ColumnElement[Any]]] = [
-        ("id", event.id, EventRecord.__table__.c.id),
-        ("board", event.board, BoardAuthority.__table__.c.id),
-        ("entity", event.entity, EntityBinding.__table__.c.id),
-        ("device", event.device, Device.__table__.c.id),
-        ("hlc", node, Device.__table__.c.id),
+    keys: list[tuple[str, str, int]] = [
+        ("id", event.id, _ID_LENGTH),
+        ("board", event.board, _BOARD_LENGTH),
+        ("entity", event.entity, _ENTITY_LENGTH),
+        ("device", event.device, _DEVICE_LENGTH),
+        ("hlc", node, _DEVICE_LENGTH),
     ]
     payload = event.payload
     if isinstance(payload, (MemberAdded, MemberRemoved)):
-        keys.append(("payload.username", payload.username, MemberAuthority.__table__.c.username))
+        keys.append(("payload.username", payload.username, _USERNAME_LENGTH))
     if isinstance(payload, CommentAdded):
-        keys.append(("payload.task", payload.task, EntityBinding.__table__.c.id))
-    for name, value, column in keys:
-        problem = _unusable_key(name, value, column)
+        keys.append(("payload.task", payload.task, _ENTITY_LENGTH))
+    for name, value, length in keys:
+        problem = _unusable(name, value, length)
         if problem is not None:
             raise EventRejected(Reason.INVALID, problem, event.id)
     try:
@@ -161,10 +161,9 @@ def check_usable(event: Event) -> None:
         raise EventRejected(Reason.INVALID, f"board: {exc}", event.id) from exc
 
 
-def _unusable_key(name: str, value: str, column: ColumnElement[Any]) -> str | None:
+def _unusable(name: str, value: str, length: int) -> str | None:
     if not _KEY_RE.fullmatch(value):
         return f"{name}: {value!r} must be printable ASCII with no spaces or line breaks"
-    length = _length(column)
     if len(value) > length:
         return f"{name}: at most {length} characters, not {len(value)}"
     return None
@@ -175,6 +174,14 @@ def _length(column: ColumnElement[Any]) -> int:
     if not isinstance(kind, String) or kind.length is None:
         raise TypeError(f"{column} is no bounded string column")
     return kind.length
+
+
+# The columns each key of an event goes into, read once (``check_usable`` runs per event).
+_ID_LENGTH = _length(EventRecord.__table__.c.id)
+_BOARD_LENGTH = _length(BoardAuthority.__table__.c.id)
+_ENTITY_LENGTH = _length(EntityBinding.__table__.c.id)
+_DEVICE_LENGTH = _length(Device.__table__.c.id)
+_USERNAME_LENGTH = _length(MemberAuthority.__table__.c.username)
 
 
 def _may_be_too_deep(raw: msgspec.Raw) -> bool:

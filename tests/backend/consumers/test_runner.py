@@ -31,6 +31,7 @@ from backend.faults import stream
 from backend.faults.events import HEADER_ORIGINAL_SEQ, HEADER_ORIGINAL_SUBJECT
 from backend.nats.streams import (
     CHANGES_SUBJECT,
+    EVENTS_STREAM,
     FAULTS_STREAM,
     ensure_streams,
     event_subject,
@@ -298,6 +299,57 @@ def test_a_resubmission_reaches_only_its_component_and_keeps_its_seq(tmp_path: P
                 [resolved] = await stream.list_faults(js, include_resolved=True)
                 assert resolved.resolution is not None
                 assert resolved.resolution.action == "resubmitted"
+
+    run(body())
+
+
+class Keeper(Recorder):
+    """A recorder that also keeps each event object it was handed."""
+
+    def __init__(self, name: str, db: Database, fail: Callable[[Event], None]) -> None:
+        super().__init__(name, db, fail)
+        self.handed: dict[int, Event] = {}
+
+    async def handle(self, conn: AsyncConnection, events: list[Event]) -> Outcome:
+        self.handed.update((e.seq, e) for e in events if e.seq is not None)
+        return await super().handle(conn, events)
+
+
+def test_consumers_of_one_process_share_each_decoding_and_acknowledge_once_a_batch(
+    tmp_path: Path,
+) -> None:
+    """Two components in one process each apply all 300 events, from one decoding of each
+    (the same frozen object); each of their batches is acknowledged by one message, and
+    afterwards nothing of theirs waits for an acknowledgement."""
+
+    async def body() -> None:
+        async with stage(tmp_path) as s:
+            acks: dict[str, int] = {"archive": 0, "checker": 0}
+
+            async def count(message: Any) -> None:
+                consumer = message.subject.split(".")[3]
+                acks[consumer] = acks.get(consumer, 0) + 1
+
+            listening = await s.nc.subscribe(f"$JS.ACK.{EVENTS_STREAM}.*.>", cb=count)
+            seqs = await s.publish(300)
+            first = await s.component("archive", lambda e: None, kind=Keeper)
+            second = await s.component("checker", lambda e: None, kind=Keeper)
+            assert isinstance(first, Keeper) and isinstance(second, Keeper)
+            runners = [fast(s.nc, first, batch=64), fast(s.nc, second, batch=64)]
+            async with running(runners[0]), running(runners[1]):
+                await wait_until_async(lambda: first.seqs(), seqs)
+                await wait_until_async(lambda: second.seqs(), seqs)
+                await s.nc.flush()
+                for runner in runners:
+                    info = await s.nc.jetstream().consumer_info(EVENTS_STREAM, runner.durable)
+                    assert info.num_ack_pending == 0
+                    assert info.ack_floor.stream_seq == seqs[-1]
+            await listening.unsubscribe()
+            assert all(first.handed[seq] is second.handed[seq] for seq in seqs)
+            for runner in runners:
+                # one per batch: 300 events in batches of at most 64 take 5 or more
+                assert acks[runner.durable] == runner.stats.batches
+                assert 5 <= runner.stats.batches < 300
 
     run(body())
 
