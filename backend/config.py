@@ -101,6 +101,11 @@ class Settings:
     live_max_per_user: int = 20
     """Live connections one user may hold, across every BFF process: a new one beyond
     this closes that user's oldest."""
+    consumers_nice: int = 10
+    """How much lower the CPU priority of ``outpost backend consume`` (the consumers set
+    apart) is than the BFF's, as a nice value (0: the same). Their work never holds a
+    device up, so on a busy machine the push, the projector and the pull go first and they
+    catch up after (their lag is in ``/v1/health``); an idle core is theirs as before."""
     reminder_lead_s: float = 24 * 3600.0
     """How long before a task's due date (its 00:00 UTC) the orchestrator reminds its
     assignee (``OUTPOST_REMINDER_LEAD_S``)."""

@@ -59,6 +59,7 @@ from backend.nats.streams import ensure_streams
 from backend.orchestrator.component import Orchestrator
 from backend.orchestrator.services import ReminderService
 from backend.orchestrator.timers import Timers
+from backend.processes import lower_priority
 from backend.projector.models import Applied
 from backend.projector.projector import ensure_generation, start_over
 from backend.writer import BackendWriter
@@ -249,6 +250,7 @@ async def consume(settings: Settings) -> None:
     then be run, stopped and scaled on its own). Without ``--nats-url`` it uses the
     nats-server that runs on the data folder's store (the backend's), or starts its own."""
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    lower_priority(settings.consumers_nice)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["child_pids", "die_with_parent"]
+__all__ = ["child_pids", "die_with_parent", "lower_priority"]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -48,3 +48,16 @@ def child_pids(pid: int) -> list[int]:
         with contextlib.suppress(OSError, ValueError):
             children += [int(word) for word in task.read_text().split()]
     return sorted(children)
+
+
+def lower_priority(nice: int) -> None:
+    """Lower this process's CPU priority by ``nice`` (0 or less: leave it). Linux schedules
+    each session as a group first (autogroup), and a child started in a session of its own
+    is one: its group's nice is lowered as well, or the process's would only weigh against
+    its own threads. Call it before starting threads, which take it on."""
+    if nice <= 0:
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), nice))
+    with contextlib.suppress(OSError):
+        Path("/proc/self/autogroup").write_text(str(nice))

@@ -73,6 +73,11 @@ def test_the_consumers_apart_work_report_their_health_and_come_back_when_killed(
     assert set(health["consumers"]) == {"projector", *APART}
     assert health["status"] == "ok"
     first = _child(backend)
+    # Background work: on a busy machine the BFF and the projector go first
+    # (Settings.consumers_nice), and Linux weighs the child's session by it too.
+    assert os.getpriority(os.PRIO_PROCESS, first) == 10
+    assert os.getpriority(os.PRIO_PROCESS, backend.process.pid) == 0
+    assert Path(f"/proc/{first}/autogroup").read_text().split()[-1] == "10"
 
     # The child does its work: an event reaches the workload and the lake there.
     ann = Device(backend.url, "apart-ann").signup()
