@@ -11,6 +11,7 @@ lets a device's next edit of a field win over everything it has seen.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -70,11 +71,25 @@ def parse_hlc(value: str) -> Timestamp:
     """Parse ``"1764136800000:00000:d-7f3a"``; raise ClockError naming what is wrong.
 
     It accepts exactly what ``format_hlc`` writes: ASCII digits, a 13-digit wall that does
-    not start with 0, a device id as the node, and nothing after it (no newline)."""
-    match = _HLC_RE.fullmatch(value) if isinstance(value, str) else None
+    not start with 0, a device id as the node, and nothing after it (no newline).
+
+    The latest stamps parsed are kept: a push reads each event's stamp about five times
+    (its checks, the devices it names, the clock skew), and a ``Timestamp`` is immutable."""
+    if not isinstance(value, str):
+        raise _not_an_hlc(value)
+    return _parse(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(value: str) -> Timestamp:
+    match = _HLC_RE.fullmatch(value)
     if match is None:
-        raise ClockError(f"hlc {value!r} is not '<13-digit wall ms>:<5-digit counter>:<device id>'")
+        raise _not_an_hlc(value)
     return Timestamp(int(match.group(1)), int(match.group(2)), match.group(3))
+
+
+def _not_an_hlc(value: object) -> ClockError:
+    return ClockError(f"hlc {value!r} is not '<13-digit wall ms>:<5-digit counter>:<device id>'")
 
 
 def saga_hlc(cause_hlc: str) -> str:
