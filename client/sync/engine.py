@@ -265,15 +265,25 @@ class SyncEngine:
             if not batch:
                 self._suspect = None
                 return
-            reply = await self._send(batch)
+            ahead = self._batch_ahead(batch, size, upto)
+            reply, ahead_reply = await self._send_with_ahead(batch, ahead)
+            ahead_taken = ahead_reply is not None and ahead_reply.status_code == 200
             if reply.status_code == 200:
                 healthy = True
-                skewed = self._apply_push_results(batch, body_of(reply), result)
+                answers = [(batch, body_of(reply))]
+                if ahead_reply is not None and ahead_taken:
+                    answers.append((ahead, body_of(ahead_reply)))
+                unknown = set() if ahead_taken else {event_id for event_id, _ in ahead}
+                skewed = self._apply_push_results(answers, result, unknown=unknown)
                 self._narrow_suspect(len(batch) - skewed)
                 rounds += 1
                 if skewed and rounds > 5:
                     raise ServerUnreachable("the server keeps refusing this device's clock")
                 continue
+            if ahead_reply is not None and ahead_taken:
+                # The batch ahead went in whatever became of this one: take its answer in.
+                unknown = {event_id for event_id, _ in batch}
+                self._apply_push_results([(ahead, body_of(ahead_reply))], result, unknown=unknown)
             if reply.status_code == 408 and len(batch) > 1:
                 limit = max(1, len(batch) // 2)  # the link is too slow for this many bytes
                 continue
@@ -305,6 +315,52 @@ class SyncEngine:
             reply = await self._call("POST", "/v1/sync/push", body=body)
         return reply
 
+    async def _send_with_ahead(
+        self, batch: list[tuple[str, bytes]], ahead: list[tuple[str, bytes]]
+    ) -> tuple[httpx.Response, httpx.Response | None]:
+        """Push ``batch``, and ``ahead`` (``_batch_ahead``) at the same time: the answer of
+        each; None for ``ahead`` when it was not sent or could not be. Whatever went wrong
+        with it is for the next round to meet again, in turn: its events are still unsent,
+        and go again as they are. If ``batch`` cannot be sent, ``ahead`` is called off."""
+        if not ahead:
+            return await self._send(batch), None
+
+        async def send_ahead() -> httpx.Response | None:
+            try:
+                return await self._send(ahead)
+            except (ServerUnreachable, SignInRequired, PasswordChangeRequired) as exc:
+                log.info("the batch sent ahead did not go: %s", exc)
+                return None
+
+        going = asyncio.ensure_future(send_ahead())
+        try:
+            reply = await self._send(batch)
+        except BaseException:
+            going.cancel()
+            await asyncio.gather(going, return_exceptions=True)
+            raise
+        return reply, await going
+
+    def _batch_ahead(
+        self, batch: list[tuple[str, bytes]], size: int, upto: int
+    ) -> list[tuple[str, bytes]]:
+        """The batch after ``batch``, to send while ``batch`` is on its way, or none.
+
+        Only when nothing in ``batch`` can change how a later event is decided: edits of
+        tasks that exist (``SEND_AHEAD_AFTER``), no board, member, task or comment made.
+        The server decides each batch against every event accepted before it, so a board
+        made in one batch and a task of it in the next must arrive in that order; edits
+        decide nothing for anyone after them. Never while a refused batch is being split."""
+        if self._suspect is not None or size < MAX_BATCH_EVENTS or len(batch) < size:
+            return []
+        if any(_type_decoder.decode(body).type not in SEND_AHEAD_AFTER for _, body in batch):
+            return []
+        with self.device.store.read() as conn:
+            rows = Outbox(conn).unsent(upto, len(batch) + size)
+        if [event_id for event_id, _ in rows[: len(batch)]] != [i for i, _ in batch]:
+            return []
+        return _capped(rows[len(batch) :])
+
     def _narrow_suspect(self, answered: int) -> None:
         """A batch inside a split was answered: the event at fault is among the rest."""
         if self._suspect is not None:
@@ -335,15 +391,7 @@ class SyncEngine:
         """Unsent events up to outbox position ``upto``, in order, up to ``limit`` and
         MAX_BATCH_BYTES."""
         with self.device.store.read() as conn:
-            rows = Outbox(conn).unsent(upto, limit)
-        batch: list[tuple[str, bytes]] = []
-        size = 0
-        for event_id, body in rows:
-            if batch and size + len(body) + 1 > MAX_BATCH_BYTES:
-                break
-            batch.append((event_id, body))
-            size += len(body) + 1
-        return batch
+            return _capped(Outbox(conn).unsent(upto, limit))
 
     def _batch_body(self, batch: list[tuple[str, bytes]]) -> bytes:
         head = msgspec.json.encode(
@@ -352,38 +400,46 @@ class SyncEngine:
         return head[:-1] + b',"events":[' + b",".join(body for _, body in batch) + b"]}"
 
     def _apply_push_results(
-        self, batch: list[tuple[str, bytes]], answer: dict[str, Any], result: CycleResult
+        self,
+        answers: list[tuple[list[tuple[str, bytes]], dict[str, Any]]],
+        result: CycleResult,
+        *,
+        unknown: set[str] | frozenset[str] = frozenset(),
     ) -> int:
-        """Take in a push's results; return how many events were refused for their clock
-        (restamped, still unsent)."""
+        """Take in the results of one push, or of two sent together (each batch with its
+        answer); return how many events were refused for their clock (restamped, still
+        unsent). ``unknown``: events of a push that got no answer, which the stream may
+        have stored in part: never restamped, so that they are sent again as they were."""
         device = self.device
-        device.clock.receive_time(answer["server_time"])
-        bodies = dict(batch)
+        server_time = max(answer["server_time"] for _, answer in answers)
+        device.clock.receive_time(server_time)
         skewed: list[str] = []
         accepted_hlc = ""
         with device.store.write() as conn:
             touched: set[EntityKey] = set()
             stored: list[tuple[str, int]] = []
-            for outcome in answer["results"]:
-                event_id, status = outcome["id"], outcome["status"]
-                if status in ("accepted", "duplicate"):
-                    stored.append((event_id, outcome["seq"]))
-                    hlc = _stamp_decoder.decode(bodies[event_id]).hlc
-                    accepted_hlc = max(accepted_hlc, hlc, key=_wall_and_counter)
-                    result.pushed += 1
-                elif outcome.get("reason") == "clock_skew":
-                    skewed.append(event_id)
-                else:
-                    touched |= self._reject(
-                        conn, event_id, outcome["reason"], outcome.get("detail", "")
-                    )
-                    result.rejected += 1
+            for batch, answer in answers:
+                bodies = dict(batch)
+                for outcome in answer["results"]:
+                    event_id, status = outcome["id"], outcome["status"]
+                    if status in ("accepted", "duplicate"):
+                        stored.append((event_id, outcome["seq"]))
+                        hlc = _stamp_decoder.decode(bodies[event_id]).hlc
+                        accepted_hlc = max(accepted_hlc, hlc, key=_wall_and_counter)
+                        result.pushed += 1
+                    elif outcome.get("reason") == "clock_skew":
+                        skewed.append(event_id)
+                    else:
+                        touched |= self._reject(
+                            conn, event_id, outcome["reason"], outcome.get("detail", "")
+                        )
+                        result.rejected += 1
             Outbox(conn).mark_all_sent(stored)
             if accepted_hlc:
                 self._raise_floor(conn, accepted_hlc)
             if skewed:
-                device.clock.rebase(answer["server_time"], read_setting(conn, Setting.HLC_FLOOR))
-                restamped, more = self._restamp_ahead(conn, answer["server_time"])
+                device.clock.rebase(server_time, read_setting(conn, Setting.HLC_FLOOR))
+                restamped, more = self._restamp_ahead(conn, server_time, keep=unknown)
                 touched |= more
                 result.restamped += restamped
                 write_setting(conn, Setting.CLOCK_OFFSET, str(device.clock.offset_ms))
@@ -418,12 +474,13 @@ class SyncEngine:
         return set(merge.keys_of(event))
 
     def _restamp_ahead(
-        self, conn: sqlite3.Connection, server_time: int
+        self, conn: sqlite3.Connection, server_time: int, *, keep: set[str] | frozenset[str]
     ) -> tuple[int, set[EntityKey]]:
         """After a rebase: restamp, in outbox order, every unsent event the server would
         refuse as too far ahead (not only this batch's: the UI may have made more while the
         push was out), and keep the clock above the unsent events that stay, so the user's
-        next edit still wins over them."""
+        next edit still wins over them. Events in ``keep`` stay as they are (a push of
+        theirs got no answer: they are sent again byte for byte)."""
         touched: set[EntityKey] = set()
         restamped = 0
         outbox = Outbox(conn)
@@ -431,7 +488,7 @@ class SyncEngine:
             if readable_event(body, self.device.username) is None:
                 continue  # never restamped: it will be refused, and rejected alone
             raw = msgspec.json.decode(body)
-            if parse_hlc(raw["hlc"]).wall <= server_time + MAX_CLOCK_SKEW_MS:
+            if event_id in keep or parse_hlc(raw["hlc"]).wall <= server_time + MAX_CLOCK_SKEW_MS:
                 self.device.clock.receive(raw["hlc"])
                 continue
             raw["hlc"] = self.device.clock.now()
@@ -856,6 +913,34 @@ class _Stamp(msgspec.Struct):
 
 
 _stamp_decoder = msgspec.json.Decoder(_Stamp)
+
+
+class _Type(msgspec.Struct):
+    """An outbox event read for its type alone."""
+
+    type: str
+
+
+_type_decoder = msgspec.json.Decoder(_Type)
+
+SEND_AHEAD_AFTER = frozenset(
+    {"TaskUpdated", "TaskLabelAdded", "TaskLabelRemoved", "TaskDeleted", "TaskRestored"}
+)
+"""Event types after which the next batch may go before the answer
+(``SyncEngine._batch_ahead``): they make no board, member, task or comment, so the server
+decides nothing after them differently for them."""
+
+
+def _capped(rows: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """``rows`` in order up to MAX_BATCH_BYTES (at least the first)."""
+    batch: list[tuple[str, bytes]] = []
+    size = 0
+    for event_id, body in rows:
+        if batch and size + len(body) + 1 > MAX_BATCH_BYTES:
+            break
+        batch.append((event_id, body))
+        size += len(body) + 1
+    return batch
 
 
 def _wall_and_counter(hlc: str) -> str:

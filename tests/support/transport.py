@@ -15,6 +15,9 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         self.inner = inner or httpx.AsyncHTTPTransport()
         self.pushes: list[bytes] = []
         self.statuses: list[int] = []
+        self.most_pushes_at_once = 0
+        """The most push requests that were out together (awaiting their answers)."""
+        self._pushes_out = 0
 
     def push_sizes(self) -> list[tuple[int, int]]:
         """(events, bytes) of every push sent."""
@@ -22,11 +25,16 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         push = request.url.path == "/v1/sync/push"
-        if push:
-            self.pushes.append(request.content)
-        response = await self.inner.handle_async_request(request)
-        if push:
-            self.statuses.append(response.status_code)
+        if not push:
+            return await self.inner.handle_async_request(request)
+        self.pushes.append(request.content)
+        self._pushes_out += 1
+        self.most_pushes_at_once = max(self.most_pushes_at_once, self._pushes_out)
+        try:
+            response = await self.inner.handle_async_request(request)
+        finally:
+            self._pushes_out -= 1
+        self.statuses.append(response.status_code)
         return response
 
     async def aclose(self) -> None:
