@@ -353,7 +353,7 @@ class SyncEngine:
         decide nothing for anyone after them. Never while a refused batch is being split."""
         if self._suspect is not None or size < MAX_BATCH_EVENTS or len(batch) < size:
             return []
-        if any(_type_decoder.decode(body).type not in SEND_AHEAD_AFTER for _, body in batch):
+        if not all(_only_edits(body) for _, body in batch):
             return []
         with self.device.store.read() as conn:
             rows = Outbox(conn).unsent(upto, len(batch) + size)
@@ -929,6 +929,15 @@ SEND_AHEAD_AFTER = frozenset(
 """Event types after which the next batch may go before the answer
 (``SyncEngine._batch_ahead``): they make no board, member, task or comment, so the server
 decides nothing after them differently for them."""
+
+
+def _only_edits(body: bytes) -> bool:
+    """Whether an outbox event is of a type in SEND_AHEAD_AFTER (not if it is unreadable:
+    the server refuses such an event, and its batch is split)."""
+    try:
+        return _type_decoder.decode(body).type in SEND_AHEAD_AFTER
+    except msgspec.DecodeError:  # ValidationError is one
+        return False
 
 
 def _capped(rows: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:

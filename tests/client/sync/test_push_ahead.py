@@ -170,3 +170,25 @@ def test_a_batch_ahead_without_an_answer_is_sent_again_as_it_was_despite_a_resta
     assert unsent_bodies(phone.device) == {}
     assert not phone.device.rejected()
     assert titles_elsewhere(module_backend.url, username, last) == last
+
+
+def test_an_unreadable_event_in_a_full_batch_sends_nothing_ahead_and_is_rejected_alone(
+    module_backend: BackendProcess, answering: Callable[[str], Phone]
+) -> None:
+    username = name("unread")
+    phone = answering(module_backend.url).signup(username)
+    board, tasks = board_with_tasks(phone)
+    edit(phone.device, tasks, 499, "before")
+    row = str(uuid.uuid4())
+    with phone.device.store.write() as conn:  # behind the store's back, as a bug would
+        conn.execute(
+            "INSERT INTO outbox (id, board, body) VALUES (?, ?, ?)", (row, board, b"not json")
+        )
+    last = edit(phone.device, tasks, 500, "after")
+
+    result = phone.sync()
+
+    assert (result.pushed, result.rejected) == (999, 1)
+    assert [r["id"] for r in phone.device.rejected()] == [row]
+    assert unsent_bodies(phone.device) == {}
+    assert titles_elsewhere(module_backend.url, username, last) == last
