@@ -2,7 +2,8 @@
 pulls (``outpost.conflicts.reminders``), and what it reports when one is missing or twice.
 
 The oracle's whole run on real parts, reminders included, is ``tests/test_conflicts.py``
-(the sweep, and the ``reminders-off`` broken build it must catch)."""
+(the sweep) and ``tests/test_conflicts_oracle.py`` (the ``reminders-off`` broken build it
+must catch)."""
 
 from __future__ import annotations
 
