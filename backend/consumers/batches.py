@@ -28,7 +28,7 @@ from backend.faults.events import (
 from backend.nats.streams import RESUBMIT_STREAM
 from protocol import Event, EventRejected, UnreadableEvent, decode_stored_event
 
-__all__ = ["Applied", "apply", "event_seq", "fault_for"]
+__all__ = ["Applied", "DecodedEvents", "apply", "event_seq", "fault_for"]
 
 
 @dataclass(frozen=True)

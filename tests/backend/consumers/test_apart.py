@@ -75,8 +75,8 @@ def test_the_consumers_apart_work_report_their_health_and_come_back_when_killed(
     first = _child(backend)
     # Background work: on a busy machine the BFF and the projector go first
     # (Settings.consumers_nice), and Linux weighs the child's session by it too.
-    assert os.getpriority(os.PRIO_PROCESS, first) == 10
-    assert os.getpriority(os.PRIO_PROCESS, backend.process.pid) == 0
+    parent_nice = os.getpriority(os.PRIO_PROCESS, backend.process.pid)
+    assert os.getpriority(os.PRIO_PROCESS, first) == max(parent_nice, 10)
     assert Path(f"/proc/{first}/autogroup").read_text().split()[-1] == "10"
 
     # The child does its work: an event reaches the workload and the lake there.
