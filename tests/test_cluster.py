@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,18 +24,13 @@ from outpost.cli import main
 from outpost.cluster import State, read_state
 from outpost.cluster.state import alive
 from tests.backend.bff.test_signin_throttle import TWO_BFF_LIMITS, limits_hold_across
+from tests.support.cli import outpost
 
 STREAMS = (EVENTS_STREAM, FAULTS_STREAM, RESUBMIT_STREAM)
 
 
 def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "outpost", "cluster", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return outpost("cluster", *args, timeout=timeout)
 
 
 def processes_of(folder: Path) -> list[str]:

@@ -20,7 +20,7 @@ from outpost.conflicts.adversary import HOSTILE_KINDS
 from outpost.conflicts.oracle import CONFLICT_KINDS
 from outpost.conflicts.report import totals
 from outpost.conflicts.scenario import FAULT_KINDS, generate
-from tests.support.conflicts import conflicts_tool
+from tests.support.cli import conflicts_tool
 
 SWEEP_TIMEOUT_S = 660
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from outpost.conflicts.broken import CAUGHT_BY, RULES
-from tests.support.conflicts import conflicts_tool
+from tests.support.cli import conflicts_tool
 
 
 @pytest.mark.integration
