@@ -9,6 +9,7 @@ the long version.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -16,10 +17,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nats.js.errors
 import pytest
+from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 
+from backend.consumers.lanes import Lane
+from backend.nats.streams import (
+    EVENTS_STREAM,
+    EVENTS_SUBJECT_PREFIX,
+    ensure_streams,
+    event_subject,
+)
 from outpost.conflicts import main
+from outpost.conflicts.cluster import writers_behind
+from outpost.conflicts.orchestrator import EVENT_WRITERS
 from outpost.conflicts.scenario import CLUSTER_STEP_KINDS, generate
+from tests.support.nats import connected, run, running_nats
 
 RUN_TIMEOUT_S = 420
 
@@ -106,3 +120,46 @@ def test_cluster_argument_errors_are_clear(
 ) -> None:
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_the_heal_waits_for_every_consumer_that_writes_events(nats_store: Path) -> None:
+    """A cluster runs each consumer in a process of its own: the heal may end only once the
+    orchestrator (a recurring task), the gateway and the saga's workload have acknowledged
+    every event, or what they write after it lands on the backend alone."""
+
+    async def behind_becomes(js: JetStreamContext, expected: int) -> None:
+        for _ in range(100):
+            if await writers_behind(js) == expected:
+                return
+            await asyncio.sleep(0.05)
+        assert await writers_behind(js) == expected
+
+    async def body() -> None:
+        async with running_nats(nats_store) as server, connected(server) as nc:
+            js = nc.jetstream()
+            await ensure_streams(js)
+            lanes = [
+                Lane("events", EVENTS_STREAM, f"{EVENTS_SUBJECT_PREFIX}.>", name, name, 10)
+                for name in sorted(EVENT_WRITERS)
+            ]
+            with pytest.raises(nats.js.errors.NotFoundError):
+                await writers_behind(js)  # no durable yet: not known to be caught up
+            subscriptions = [await lane.subscribe(js, 0) for lane in lanes]
+            for _ in range(3):
+                await js.publish(event_subject("b1"), b"{}")
+            await behind_becomes(js, 3 * len(lanes))
+            held: list[Msg] = []
+            for lane, subscription in zip(lanes, subscriptions, strict=True):
+                messages = await subscription.fetch(3, timeout=5)
+                if lane.durable == "orchestrator":
+                    held = messages  # delivered, not acknowledged: still behind
+                else:
+                    await messages[-1].ack()  # one acknowledgement for the batch
+            await behind_becomes(js, 3)
+            await held[-1].ack()
+            await behind_becomes(js, 0)
+            for lane in lanes:
+                await lane.unsubscribe()
+
+    run(body())

@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 import nats
+from nats.js.client import JetStreamContext
 
 from backend.components import NAMES
 from backend.nats.streams import EVENTS_STREAM
@@ -197,28 +198,42 @@ class ClusterBackend:
         return [(r["id"], int(r["seq"]), int(r["times"])) for r in json.loads(out)]
 
     async def backlog(self) -> int | None:
-        """The projector's lag (``/v1/health``) plus the events the saga's workload has not
-        acknowledged: here the workload runs in a process of its own and may be behind after
-        a fault, and a compensation it has yet to write would land after the heal."""
+        """The projector's lag (``/v1/health``) plus the events not yet acknowledged by each
+        consumer that writes events after it consumes (``EVENT_WRITERS``: the saga's
+        workload, the orchestrator, the gateway). Here each runs in a process of its own and
+        may be behind after a fault, and a compensation or a recurring task it has yet to
+        write would land after the heal."""
         try:
             async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
                 reply = await http.get("/v1/health")
             lag = int(reply.json()["projector_lag"])
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return None
-        # Not known to be caught up (NATS unreachable, the durable being made again): not 0.
+        # Not known to be caught up (NATS unreachable, a durable being made again): not 0.
         try:
             nc = await nats.connect(self._state().nats_urls, connect_timeout=5)
         except Exception:
             return lag + 1
         try:
-            info = await nc.jetstream().consumer_info(EVENTS_STREAM, "workload")
-            return lag + int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            return lag + await writers_behind(nc.jetstream())
         except Exception:
             return lag + 1
         finally:
             with contextlib.suppress(Exception):
                 await nc.close()
+
+
+async def writers_behind(js: JetStreamContext) -> int:
+    """The events that the consumers writing events (``EVENT_WRITERS``) have yet to
+    acknowledge: waiting for them, or delivered and not acknowledged. Raises while one has
+    no durable (its process is starting, or making it again after a fault)."""
+    from outpost.conflicts.orchestrator import EVENT_WRITERS
+
+    behind = 0
+    for name in sorted(EVENT_WRITERS):
+        info = await js.consumer_info(EVENTS_STREAM, name)
+        behind += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+    return behind
 
 
 def _back(state: State, name: str, old: int) -> bool:

@@ -48,9 +48,9 @@ BACKEND_ENV = {
 }
 COMMAND_TIMEOUT_S = 90.0
 REMINDER_WAIT_S = 30.0
+"""How long the heal waits for the reminders that must exist to be pulled."""
 EVENT_WRITERS = frozenset({"workload", "orchestrator", "gateway"})
 """The consumers that write events after they consume: the heal waits for them too."""
-"""How long the heal waits for the reminders that must exist to be pulled."""
 
 
 class ConflictToolError(RuntimeError):
