@@ -41,7 +41,7 @@ xvfb:
 
 test: lint typecheck xvfb
 	$(BIN)/outpost docs --check
-	$(BIN)/pytest -n 2 --dist loadfile --durations=30
+	$(BIN)/pytest -n 3 --dist loadfile --durations=30
 
 docs: install
 	$(BIN)/outpost docs
