@@ -387,7 +387,7 @@ class ConsumerRunner:
         async with component.db.write() as conn:
             await self._fence(conn)
             position = await read_position(conn, component, lane.position_key)
-            fresh = [m for m in messages if m.metadata.sequence.stream > position]
+            fresh = [m for m in messages if batches.stream_seq(m) > position]
             if not lane.resubmits and position:
                 _check_no_gap(component.name, position, fresh)
             applied = await batches.apply(conn, component, fresh)
@@ -395,7 +395,7 @@ class ConsumerRunner:
                 event_seq = batches.event_seq(message)
                 if event_seq in applied.poison:
                     await self._publish_fault(message, applied.poison[event_seq], None)
-            last = max((m.metadata.sequence.stream for m in messages), default=position)
+            last = max((batches.stream_seq(m) for m in messages), default=position)
             if last > position:
                 await write_position(conn, component, lane, last)
         if hops.enabled() and component.serves_pull:
@@ -473,7 +473,7 @@ def _check_no_gap(name: str, position: int, fresh: list[Msg]) -> None:
     so a batch must go on exactly after the position. A hole means another consumer took
     the missing events from this durable consumer (one that lost its lease and has not
     noticed yet): committing past them would skip them for good."""
-    seqs = sorted(m.metadata.sequence.stream for m in fresh)
+    seqs = sorted(batches.stream_seq(m) for m in fresh)
     expected = list(range(position + 1, position + 1 + len(seqs)))
     if seqs != expected:
         raise DeliveryGap(

@@ -9,7 +9,6 @@ The runner refuses such a batch (``DeliveryGap``) and subscribes again from its 
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -20,10 +19,15 @@ from backend.errors import BackendError, DeliveryGap
 
 
 def _messages(*seqs: int) -> list[Msg]:
-    fake: list[Any] = [
-        SimpleNamespace(metadata=SimpleNamespace(sequence=SimpleNamespace(stream=s))) for s in seqs
+    """Messages as the projector's durable delivers them: the seq is in the reply subject."""
+    return [
+        Msg(
+            _client=cast(Any, None),
+            subject="outpost.events.b",
+            reply=f"$JS.ACK.OUTPOST_EVENTS.projector.1.{s}.{s}.1764500000000000000.0",
+        )
+        for s in seqs
     ]
-    return cast(list[Msg], fake)
 
 
 def test_a_batch_right_after_the_position_passes() -> None:
