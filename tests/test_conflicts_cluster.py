@@ -13,8 +13,6 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nats.js.errors
@@ -33,6 +31,7 @@ from outpost.conflicts import main
 from outpost.conflicts.cluster import writers_behind
 from outpost.conflicts.orchestrator import EVENT_WRITERS
 from outpost.conflicts.scenario import CLUSTER_STEP_KINDS, generate
+from tests.support.cli import conflicts_tool
 from tests.support.nats import connected, run, running_nats
 
 RUN_TIMEOUT_S = 420
@@ -53,17 +52,11 @@ def _processes_naming(*names: str) -> list[str]:
 @pytest.mark.integration
 def test_a_short_cluster_run_with_its_faults_loses_nothing_and_converges(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "outpost", "conflicts", "--cluster", "--faults",
-            "--cluster-faults", "stream_leader_kill",
-            "--clients", "2", "--ops", "20", "--seed", "11", "--shrink-seconds", "0",
-            "--keep", "--json", str(out),
-        ],
-        capture_output=True,
-        text=True,
+    done = conflicts_tool(
+        "--cluster", "--faults", "--cluster-faults", "stream_leader_kill",
+        "--clients", "2", "--ops", "20", "--seed", "11", "--shrink-seconds", "0",
+        "--keep", "--json", str(out),
         timeout=RUN_TIMEOUT_S,
-        check=False,
     )  # fmt: skip
     assert out.exists(), done.stderr[-4000:]
     report = json.loads(out.read_text())

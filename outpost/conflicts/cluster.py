@@ -41,6 +41,7 @@ from backend.nats.streams import EVENTS_STREAM
 from outpost.cluster import Spec, State, down, read_state, up
 from outpost.cluster.state import alive
 from outpost.cluster.status import lease_holders, stream_leader
+from outpost.conflicts.orchestrator import EVENT_WRITERS
 from outpost.conflicts.reminders import REMINDER_LEAD_S
 
 PROOF_TIMEOUT_S = 60.0
@@ -227,8 +228,6 @@ async def writers_behind(js: JetStreamContext) -> int:
     """The events that the consumers writing events (``EVENT_WRITERS``) have yet to
     acknowledge: waiting for them, or delivered and not acknowledged. Raises while one has
     no durable (its process is starting, or making it again after a fault)."""
-    from outpost.conflicts.orchestrator import EVENT_WRITERS
-
     behind = 0
     for name in sorted(EVENT_WRITERS):
         info = await js.consumer_info(EVENTS_STREAM, name)
