@@ -54,6 +54,7 @@ from backend.gateway.services import GatewayService
 from backend.http_timeouts import timed_h11_protocol
 from backend.nats import EmbeddedNats, find_running
 from backend.nats.access import StoreAccess, use_store
+from backend.nats.client import connect as connect_nats
 from backend.nats.publisher import JetStreamPublisher
 from backend.nats.streams import ensure_streams
 from backend.orchestrator.component import Orchestrator
@@ -111,7 +112,7 @@ async def open_backend(settings: Settings, *, share_nats: bool = False) -> Async
 async def _connected(
     settings: Settings, url: str, access: StoreAccess | None
 ) -> AsyncIterator[Backend]:
-    nc = await nats.connect(
+    nc = await connect_nats(
         nats_servers(url),
         name="outpost-backend",
         max_reconnect_attempts=-1,
