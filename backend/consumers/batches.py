@@ -29,7 +29,17 @@ from backend.faults.events import (
 from backend.nats.streams import RESUBMIT_STREAM
 from protocol import Event, EventRejected, UnreadableEvent, decode_stored_event
 
-__all__ = ["Applied", "DecodedEvents", "apply", "delivered", "event_seq", "fault_for", "stream_seq"]
+__all__ = [
+    "Applied",
+    "DecodedEvents",
+    "apply",
+    "delivered",
+    "event_seq",
+    "fault_for",
+    "keep_decoded",
+    "stored_ms",
+    "stream_seq",
+]
 
 
 @dataclass(frozen=True)
@@ -82,18 +92,29 @@ def delivered(message: Msg) -> tuple[str, int]:
     if position is None:
         metadata = message.metadata
         return metadata.stream, int(metadata.sequence.stream)
-    return position
+    return position[0], position[1]
+
+
+def stored_ms(message: Msg) -> int | None:
+    """When the stream stored ``message`` (Unix ms), from the same subject as
+    ``delivered``: the lake files every event under it. None when the subject has no time."""
+    position = _position(message.reply or "")
+    if position is None:
+        stored = message.metadata.timestamp
+        return int(stored.timestamp() * 1000) if stored else None
+    return position[2] // 1_000_000
 
 
 @functools.lru_cache(maxsize=16384)
-def _position(reply: str) -> tuple[str, int] | None:
-    """Kept for the few calls that follow (a batch reads each message's seq four times)."""
+def _position(reply: str) -> tuple[str, int, int] | None:
+    """Stream, stream seq and stored time (ns), kept for the few calls that follow (a batch
+    reads each message's seq four times)."""
     tokens = reply.split(".")
     if tokens[0] == "$JS" and tokens[1:2] == ["ACK"]:
         if len(tokens) == _V1_TOKENS:
-            return tokens[2], int(tokens[5])
+            return tokens[2], int(tokens[5]), int(tokens[7])
         if len(tokens) in _V2_TOKENS:
-            return tokens[4], int(tokens[7])
+            return tokens[4], int(tokens[7]), int(tokens[9])
     return None
 
 
@@ -156,17 +177,26 @@ class DecodedEvents:
         self._size = size
         self._entries: dict[int, tuple[bytes, Event | str]] = {}
 
+    def keep(self, seq: int, data: bytes, event: Event) -> None:
+        """The writer of ``data`` in this process hands over what it encoded: the BFF's
+        push, whose projector reads the event next. ``event`` must be what ``read``
+        would make of ``data`` (``decode_stored_event``'s, with ``seq`` set)."""
+        self._put(seq, (data, event))
+
     def read(self, seq: int, data: bytes) -> Event | str:
         """The event stored at ``seq`` with ``data``, its seq set; or why it is poison."""
         entry = self._entries.get(seq)
         if entry is not None and entry[0] == data:
             return entry[1]
         decoded = _decode_one(seq, data)
+        self._put(seq, (data, decoded))
+        return decoded
+
+    def _put(self, seq: int, entry: tuple[bytes, Event | str]) -> None:
         entries = self._entries
-        entries[seq] = (data, decoded)
+        entries[seq] = entry
         if len(entries) > self._size:
             del entries[next(iter(entries))]  # the oldest in, as the consumers move on
-        return decoded
 
 
 def _decode_one(seq: int, data: bytes) -> Event | str:
@@ -182,6 +212,11 @@ def _decode_one(seq: int, data: bytes) -> Event | str:
 _decoded = DecodedEvents()
 
 
+def keep_decoded(seq: int, data: bytes, event: Event) -> None:
+    """``DecodedEvents.keep`` on this process's events: see there."""
+    _decoded.keep(seq, data, event)
+
+
 def _raw_records(
     messages: list[Msg], events: list[Event], poison: dict[int, str]
 ) -> list[RawRecord]:
@@ -189,13 +224,13 @@ def _raw_records(
     records = []
     for message in messages:
         seq = event_seq(message)
-        stored = message.metadata.timestamp
+        stored = stored_ms(message)
         records.append(
             RawRecord(
                 seq=seq,
                 subject=(message.headers or {}).get(HEADER_ORIGINAL_SUBJECT, message.subject),
                 data=message.data,
-                time_ms=int(stored.timestamp() * 1000) if stored else int(time.time() * 1000),
+                time_ms=stored if stored is not None else int(time.time() * 1000),
                 event=by_seq.get(seq),
                 error=poison.get(seq),
             )

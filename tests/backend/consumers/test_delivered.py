@@ -11,7 +11,7 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from backend.consumers.batches import delivered, event_seq, stream_seq
+from backend.consumers.batches import delivered, event_seq, stored_ms, stream_seq
 from backend.faults.events import HEADER_ORIGINAL_SEQ
 from backend.nats.streams import EVENTS_STREAM, RESUBMIT_STREAM, ensure_streams, event_subject
 from tests.support.nats import connected, run, running_nats
@@ -35,6 +35,7 @@ def test_each_form_of_the_subject_gives_what_nats_py_reads(reply: str) -> None:
     assert delivered(read) == ("OUTPOST_EVENTS", 4711)
     assert delivered(read) == (read.metadata.stream, read.metadata.sequence.stream)
     assert stream_seq(read) == event_seq(read) == 4711
+    assert stored_ms(read) == 1764500000000 == int(read.metadata.timestamp.timestamp() * 1000)
 
 
 def test_a_resubmission_counts_as_its_original_event() -> None:
@@ -48,6 +49,8 @@ def test_a_resubmission_counts_as_its_original_event() -> None:
 def test_a_subject_that_is_no_acknowledgement_fails_as_in_nats_py(reply: str) -> None:
     with pytest.raises(NatsError):
         delivered(message(reply))
+    with pytest.raises(NatsError):
+        stored_ms(message(reply))
 
 
 @pytest.mark.integration
@@ -67,5 +70,7 @@ def test_messages_from_a_real_server_read_as_their_metadata(tmp_path: Path) -> N
                 (m.metadata.stream, m.metadata.sequence.stream) for m in messages
             ]
             assert [stream_seq(m) for m in messages] == [1, 2, 3, 4, 5]
+            for m in messages:  # whole ms here, a float in nats-py: within one ms
+                assert abs(stored_ms(m) - m.metadata.timestamp.timestamp() * 1000) < 1
 
     run(body())
