@@ -45,10 +45,11 @@ from backend.bff.models import (
 from backend.bff.sync.authority import Authority, Binding
 from backend.bff.sync.intake import check_usable, read_device_event
 from backend.bff.sync.schemas import PushRequest, PushResult
+from backend.consumers.batches import keep_decoded
 from backend.db import Database, insert_ignore, upsert
 from backend.errors import BackendError, StreamUnavailable, UnprocessableBatch
 from backend.nats.publisher import Ack, Outgoing, Publisher
-from backend.nats.streams import event_subject
+from backend.nats.streams import EVENTS_STREAM, event_subject
 from protocol import (
     Event,
     EventRejected,
@@ -350,20 +351,19 @@ class PushService:
         503."""
         if not accepted:
             return []
-        messages = [
-            Outgoing(
-                event_subject(c.event.board),
-                encode_event(msgspec.structs.replace(c.event, received_at=now)),
-                c.event.id,
-            )
-            for c in accepted
-        ]
+        stamped = [msgspec.structs.replace(c.event, received_at=now) for c in accepted]
+        messages = [Outgoing(event_subject(e.board), encode_event(e), e.id) for e in stamped]
         timeout = self._publish_timeout_s
+        acks = None
         if all_new and len(messages) > 1:
             acks = await self._publisher.publish_atomic(messages, timeout=timeout)
-            if acks is not None:
-                return acks
-        return await self._publisher.publish_all(messages, timeout=timeout)
+        if acks is None:
+            acks = await self._publisher.publish_all(messages, timeout=timeout)
+        for event, message, ack in zip(stamped, messages, acks, strict=True):
+            if ack is not None and not ack.duplicate and ack.stream == EVENTS_STREAM:
+                # The projector beside this BFF reads these next: spare it decoding them.
+                keep_decoded(ack.seq, message.data, msgspec.structs.replace(event, seq=ack.seq))
+        return acks
 
 
 def _conflict(event_id: str) -> PushResult:

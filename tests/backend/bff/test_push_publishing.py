@@ -12,6 +12,7 @@ from sqlalchemy import insert
 
 from backend.bff.models import BffBase, User
 from backend.bff.sync.push import PushService
+from backend.consumers import batches
 from backend.db import Database
 from backend.nats.memory import InMemoryPublisher
 from backend.nats.publisher import Outgoing
@@ -83,5 +84,82 @@ def test_a_batch_the_stream_refuses_whole_is_stored_one_by_one(tmp_path: Path) -
         ack = await twin.publish(Outgoing(event_subject(board), stamped, first["id"]))
         results = await service.push(alice.principal, alice.request(first, second))
         assert [(r.status, r.seq) for r in results] == [("duplicate", ack.seq), ("accepted", 3)]
+
+    scenario(tmp_path, body)
+
+
+def test_what_the_push_hands_its_projector_is_what_decoding_the_stream_gives(
+    tmp_path: Path,
+) -> None:
+    """The push keeps each stored event, decoded, for the projector beside it
+    (``keep_decoded``): a projector that took it instead of decoding the stored bytes must
+    see exactly the event a rebuild from the stream would see, for every kind of event."""
+
+    async def body(service: PushService, twin: InMemoryPublisher) -> None:
+        alice = Author("alice")
+        device = alice.device
+        board, created = device.new_board("Kept", wip_limit=3)
+        task, plain = device.new_task(board, "plain")
+        _, full = device.new_task(
+            board,
+            "full",
+            notes="n\u00e9",
+            status="doing",
+            priority=2,
+            due="2026-12-24",
+            assignee="alice",
+            labels=["red"],
+            position="a1",
+        )
+        events = [
+            created,
+            plain,
+            full,
+            device.event(
+                "BoardUpdated", {"fields": {"name": "Kept 2", "wip_limit": None}}, board=board
+            ),
+            device.event(
+                "TaskUpdated",
+                {"fields": {"title": "t", "due": None, "priority": 0}},
+                board=board,
+                entity=task,
+            ),
+            device.event("TaskLabelAdded", {"label": "blue"}, board=board, entity=task),
+            device.event(
+                "CommentAdded", {"task": task, "body": "hi"}, board=board, entity=new_id()
+            ),
+            device.event("TaskDeleted", {}, board=board, entity=task),
+            device.event("TaskRestored", {}, board=board, entity=task),
+        ]
+        results = await service.push(alice.principal, alice.request(*events))
+        assert [r.status for r in results] == ["accepted"] * len(events)
+        stored = twin.stored(EVENTS_STREAM)
+        assert len(stored) == len(events)
+        for message in stored:
+            # kept by the push (nothing here decodes the stream), then read as a projector would
+            assert batches._decoded._entries[message.seq][0] == message.data
+            kept = batches._decoded.read(message.seq, message.data)
+            assert kept == batches._decode_one(message.seq, message.data)
+            assert not isinstance(kept, str) and kept.seq == message.seq
+            assert kept.actor == "alice" and kept.received_at is not None
+
+    scenario(tmp_path, body)
+
+
+def test_the_push_hands_over_nothing_that_the_stream_did_not_store_as_new(
+    tmp_path: Path,
+) -> None:
+    async def body(service: PushService, twin: InMemoryPublisher) -> None:
+        alice = Author("alice")
+        _, created = alice.device.new_board("Once")
+        [first] = await service.push(alice.principal, alice.request(created))
+        data, kept = batches._decoded._entries[first.seq or 0]
+        assert data == twin.stored(EVENTS_STREAM)[0].data
+        assert not isinstance(kept, str) and kept.id == created["id"]
+        # a resend is a duplicate: the stream holds the first copy, nothing new is kept
+        before = dict(batches._decoded._entries)
+        [again] = await service.push(alice.principal, alice.request(created))
+        assert again.status == "duplicate"
+        assert batches._decoded._entries == before
 
     scenario(tmp_path, body)
