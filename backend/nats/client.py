@@ -1,4 +1,4 @@
-"""The backend's NATS client: nats-py's, with a quicker reading of message headers.
+"""The backend's NATS client: nats-py's, with quicker reading and writing of headers.
 
 Every event on ``OUTPOST_EVENTS`` carries three or four headers (``Nats-Msg-Id`` and the
 atomic batch's ``Nats-Batch-Id``/``-Sequence``/``-Commit``), and every consumer that reads
@@ -11,18 +11,27 @@ mapping for any input (``tests/backend/nats/test_client.py`` compares the two on
 kind of line). The consumers' process spent about 9% of its time in header parsing during
 an ingest (py-spy, 2026-11-30).
 
-If a later nats-py stops calling ``_parse_header_lines``, the override is simply not used:
-headers are read nats-py's way, as correctly, and the test that reads a real message
-through this client fails to say so.
+Writing is the same story the other way: the push publishes every event with three
+headers, and nats-py checks each name against a pattern and encodes each name and value
+apart, 7.5 µs a message. ``header_block`` checks a name once (names repeat: the same few
+on every message) and gives the same bytes (compared in the tests), in about 1.5 µs.
+
+If a later nats-py stops calling ``_parse_header_lines`` or ``_send_publish``, the
+overrides are simply not used: headers are handled nats-py's way, as correctly, and the
+tests that send and read real messages through this client fail to say so.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
+from nats import errors
 from nats.aio.client import Client
+from nats.protocol.command import hpub_cmd
 
-__all__ = ["OutpostClient", "parse_header_lines"]
+__all__ = ["OutpostClient", "connect", "header_block", "parse_header_lines"]
 
 _ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
 """What ``bytes.strip()`` removes, which is what nats-py strips from names and values."""
@@ -48,10 +57,63 @@ def parse_header_lines(raw: bytes) -> dict[str, str]:
     return out
 
 
+_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A header name nats-py sends: an HTTP token (its ``_HEADER_KEY_RE``)."""
+_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+"""A value's line breaks become spaces, as in nats-py: a value cannot end the block."""
+_NAMES: dict[str, bytes] = {}
+"""Names seen and checked, as ``b"Name: "`` (``b""`` for one that is only blanks)."""
+_NAMES_KEPT = 256
+
+
+def header_block(headers: Mapping[str, str]) -> bytes:
+    """The ``NATS/1.0`` block nats-py's ``_send_publish`` makes of ``headers``: names
+    stripped, a blank one skipped, any other that is not a token refused
+    (``BadHeaderError``); values stripped, their line breaks made spaces."""
+    parts = [b"NATS/1.0\r\n"]
+    for name, value in headers.items():
+        line = _NAMES.get(name)
+        if line is None:
+            line = _checked(name)
+        if line:
+            parts.append(line + value.strip().translate(_NEWLINES).encode() + b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def _checked(name: str) -> bytes:
+    stripped = name.strip()
+    if stripped and not _NAME.fullmatch(stripped):
+        raise errors.BadHeaderError(stripped)
+    line = stripped.encode() + b": " if stripped else b""
+    if len(_NAMES) < _NAMES_KEPT:
+        _NAMES[name] = line
+    return line
+
+
 class OutpostClient(Client):
-    """nats-py's client, reading headers with ``parse_header_lines``."""
+    """nats-py's client, reading headers with ``parse_header_lines`` and writing them with
+    ``header_block``."""
 
     _parse_header_lines = staticmethod(parse_header_lines)
+
+    async def _send_publish(
+        self,
+        subject: str,
+        reply: str,
+        payload: bytes,
+        payload_size: int,
+        headers: dict[str, Any] | None,
+    ) -> None:
+        if headers is None or subject == "":
+            await super()._send_publish(subject, reply, payload, payload_size, headers)
+            return
+        command = hpub_cmd(subject, reply, header_block(headers), payload)
+        self.stats["out_msgs"] += 1
+        self.stats["out_bytes"] += payload_size
+        await self._send_command(command)
+        if self._flush_queue is not None and self._flush_queue.empty():
+            await self._flush_pending()
 
 
 async def connect(servers: str | list[str], **options: Any) -> OutpostClient:
