@@ -59,8 +59,6 @@ def parse_header_lines(raw: bytes) -> dict[str, str]:
 
 _NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 """A header name nats-py sends: an HTTP token (its ``_HEADER_KEY_RE``)."""
-_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
-"""A value's line breaks become spaces, as in nats-py: a value cannot end the block."""
 _NAMES: dict[str, bytes] = {}
 """Names seen and checked, as ``b"Name: "`` (``b""`` for one that is only blanks)."""
 _NAMES_KEPT = 256
@@ -76,7 +74,10 @@ def header_block(headers: Mapping[str, str]) -> bytes:
         if line is None:
             line = _checked(name)
         if line:
-            parts.append(line + value.strip().translate(_NEWLINES).encode() + b"\r\n")
+            value = value.strip()
+            if "\r" in value or "\n" in value:  # a value cannot end the block
+                value = value.replace("\r", " ").replace("\n", " ")
+            parts.append(line + value.encode() + b"\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
 
