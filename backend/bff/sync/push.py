@@ -49,7 +49,7 @@ from backend.consumers.batches import keep_decoded
 from backend.db import Database, insert_ignore, upsert
 from backend.errors import BackendError, StreamUnavailable, UnprocessableBatch
 from backend.nats.publisher import Ack, Outgoing, Publisher
-from backend.nats.streams import EVENTS_STREAM, event_subject
+from backend.nats.streams import event_subject
 from protocol import (
     Event,
     EventRejected,
@@ -354,15 +354,13 @@ class PushService:
         stamped = [msgspec.structs.replace(c.event, received_at=now) for c in accepted]
         messages = [Outgoing(event_subject(e.board), encode_event(e), e.id) for e in stamped]
         timeout = self._publish_timeout_s
+        for event, message in zip(stamped, messages, strict=True):
+            keep_decoded(message.data, event)  # the projector beside this BFF reads it next
         acks = None
         if all_new and len(messages) > 1:
             acks = await self._publisher.publish_atomic(messages, timeout=timeout)
         if acks is None:
             acks = await self._publisher.publish_all(messages, timeout=timeout)
-        for event, message, ack in zip(stamped, messages, acks, strict=True):
-            if ack is not None and not ack.duplicate and ack.stream == EVENTS_STREAM:
-                # The projector beside this BFF reads these next: spare it decoding them.
-                keep_decoded(ack.seq, message.data, msgspec.structs.replace(event, seq=ack.seq))
         return acks
 
 

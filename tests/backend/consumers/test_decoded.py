@@ -44,6 +44,30 @@ def test_new_bytes_at_a_known_seq_are_decoded_afresh() -> None:
     assert after.payload.title == "after the loss"  # type: ignore[union-attr]
 
 
+def test_the_same_bytes_at_another_seq_are_that_seq() -> None:
+    """A stream made again from the lake may store the same event at another seq."""
+    decoded = DecodedEvents()
+    data = stored("moved")
+    first, second = decoded.read(5, data), decoded.read(9, data)
+    assert isinstance(first, Event) and isinstance(second, Event)
+    assert (first.seq, second.seq) == (5, 9)
+    assert msgspec.structs.replace(first, seq=9) == second
+
+
+def test_what_the_writer_kept_is_read_without_decoding_with_its_seq() -> None:
+    decoded = DecodedEvents()
+    data = stored("written here")
+    cold = decoded.read(1, data)
+    assert isinstance(cold, Event)
+    written = msgspec.structs.replace(cold, seq=None)
+    elsewhere = DecodedEvents()
+    elsewhere.keep(data, written)
+    read = elsewhere.read(2, data)
+    assert read == msgspec.structs.replace(written, seq=2)
+    assert isinstance(read, Event) and read.payload is written.payload  # not decoded again
+    assert elsewhere.read(2, data) is read  # the next reader at that seq takes it as is
+
+
 def test_poison_is_said_the_same_way_to_every_reader() -> None:
     decoded = DecodedEvents()
     assert decoded.read(3, b"not json") == decoded.read(3, b"not json")
