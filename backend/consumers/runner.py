@@ -387,15 +387,16 @@ class ConsumerRunner:
         async with component.db.write() as conn:
             await self._fence(conn)
             position = await read_position(conn, component, lane.position_key)
-            fresh = [m for m in messages if batches.stream_seq(m) > position]
+            seqs = [batches.stream_seq(m) for m in messages]  # once: read again below
+            fresh = [m for m, seq in zip(messages, seqs, strict=True) if seq > position]
             if not lane.resubmits and position:
-                _check_no_gap(component.name, position, fresh)
+                _check_no_gap(component.name, position, [s for s in seqs if s > position])
             applied = await batches.apply(conn, component, fresh)
-            for message in fresh:
+            for message in fresh if applied.poison else ():
                 event_seq = batches.event_seq(message)
                 if event_seq in applied.poison:
                     await self._publish_fault(message, applied.poison[event_seq], None)
-            last = max((batches.stream_seq(m) for m in messages), default=position)
+            last = max(seqs, default=position)
             if last > position:
                 await write_position(conn, component, lane, last)
         if hops.enabled() and component.serves_pull:
@@ -468,12 +469,13 @@ def _ids(messages: list[Msg]) -> list[str]:
     return [(m.headers or {}).get("Nats-Msg-Id", "") for m in messages]
 
 
-def _check_no_gap(name: str, position: int, fresh: list[Msg]) -> None:
+def _check_no_gap(name: str, position: int, fresh: list[int]) -> None:
     """The event stream's sequence numbers have no holes (nothing is ever deleted from it),
-    so a batch must go on exactly after the position. A hole means another consumer took
-    the missing events from this durable consumer (one that lost its lease and has not
-    noticed yet): committing past them would skip them for good."""
-    seqs = sorted(batches.stream_seq(m) for m in fresh)
+    so a batch's seqs past the position (``fresh``) must go on exactly after it. A hole
+    means another consumer took the missing events from this durable consumer (one that
+    lost its lease and has not noticed yet): committing past them would skip them for
+    good."""
+    seqs = sorted(fresh)
     expected = list(range(position + 1, position + 1 + len(seqs)))
     if seqs != expected:
         raise DeliveryGap(
