@@ -336,6 +336,7 @@ async def serve(settings: Settings) -> None:
                 max_clock_skew_ms=settings.max_clock_skew_ms,
                 publish_timeout_s=settings.publish_timeout_s,
                 seqs_later_s=SEQS_LATER_S,
+                hand_over=bool(settings.beside_names),
             ),
             pull=pull,
             hub=hub,

@@ -99,10 +99,13 @@ class PushService:
         publish_timeout_s: float = 5.0,
         clock: Callable[[], int] = system_ms,
         seqs_later_s: float = 0.0,
+        hand_over: bool = True,
     ) -> None:
         """``seqs_later_s``: write the stream's seqs of accepted events that long after the
         push (together with any others by then) instead of before its answer; 0 writes them
-        before the answer. ``close`` writes what is still waiting."""
+        before the answer. ``close`` writes what is still waiting. ``hand_over``: keep each
+        event written for this process's consumers (``batches.keep_decoded``); a BFF with no
+        consumer beside it (the cluster's) would only fill memory with them."""
         self._db = db
         self._publisher = publisher
         self._max_batch_events = max_batch_events
@@ -110,6 +113,7 @@ class PushService:
         self._publish_timeout_s = publish_timeout_s
         self._clock = clock
         self._seqs_later_s = seqs_later_s
+        self._hand_over = hand_over
         self._seqs: dict[str, int] = {}
         """Event id -> its stream seq, stored but not yet written to the id record."""
         self._seqs_writer: asyncio.Task[None] | None = None
@@ -354,7 +358,7 @@ class PushService:
         stamped = [msgspec.structs.replace(c.event, received_at=now) for c in accepted]
         messages = [Outgoing(event_subject(e.board), encode_event(e), e.id) for e in stamped]
         timeout = self._publish_timeout_s
-        for event, message in zip(stamped, messages, strict=True):
+        for event, message in zip(stamped, messages, strict=True) if self._hand_over else ():
             keep_decoded(message.data, event)  # the projector beside this BFF reads it next
         acks = None
         if all_new and len(messages) > 1:

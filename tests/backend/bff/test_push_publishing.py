@@ -146,3 +146,18 @@ def test_what_the_push_hands_its_projector_is_what_decoding_the_stream_gives(
             assert kept.actor == "alice" and kept.received_at is not None
 
     scenario(tmp_path, body)
+
+
+def test_a_bff_with_no_consumer_beside_it_keeps_nothing(tmp_path: Path) -> None:
+    """The cluster's BFFs run no consumer: what they wrote would only fill their memory."""
+
+    async def body(service: PushService, twin: InMemoryPublisher) -> None:
+        quiet = PushService(service._db, twin, hand_over=False)
+        alice = Author("alice")
+        _, created = alice.device.new_board("Not kept")
+        [result] = await quiet.push(alice.principal, alice.request(created))
+        assert result.status == "accepted"
+        [message] = twin.stored(EVENTS_STREAM)
+        assert message.data not in batches._decoded._entries
+
+    scenario(tmp_path, body)
