@@ -108,8 +108,9 @@ def stored_ms(message: Msg) -> int | None:
 
 @functools.lru_cache(maxsize=16384)
 def _position(reply: str) -> tuple[str, int, int] | None:
-    """Stream, stream seq and stored time (ns), kept for the few calls that follow (a batch
-    reads each message's seq four times)."""
+    """Stream, stream seq and stored time (ns), kept for the calls that follow: each
+    consumer reads a message's seq in the runner and again to decode it, and the lake reads
+    its seq and time once more for the record it files."""
     tokens = reply.split(".")
     if tokens[0] == "$JS" and tokens[1:2] == ["ACK"]:
         if len(tokens) == _V1_TOKENS:
