@@ -46,6 +46,7 @@ from backend.components import ComponentContext, build, open_database
 from backend.config import Settings
 from backend.consumers.child import ApartConsumers
 from backend.consumers.component import BackgroundWork
+from backend.consumers.feed import SharedFetch
 from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
 from backend.errors import ComponentBusy
@@ -201,6 +202,10 @@ class Consumers:
             backend.settings, backend.nc.jetstream(), publisher, writer, backend.nc
         )
         self.runners: dict[str, ConsumerRunner] = {}
+        self.feed: SharedFetch | None = None
+        """One fetch of the stream for all the runners, where there are several."""
+        if len(names) > 1 and backend.settings.consumer_shared_fetch:
+            self.feed = SharedFetch(backend.nc)
         self._databases: list[Database] = []
         for name in names:
             if name == "projector":
@@ -214,6 +219,7 @@ class Consumers:
                 component,
                 publisher=publisher,
                 linger_s=backend.settings.consumer_linger_s,
+                feed=self.feed,
             )
         self._tasks: list[asyncio.Task[None]] = []
         self._beside_stop = asyncio.Event()
@@ -222,6 +228,8 @@ class Consumers:
     async def start(self) -> None:
         for runner in self.runners.values():
             await runner.component.prepare()
+        if self.feed is not None:
+            self.feed.start()
         self._tasks = [asyncio.create_task(r.run()) for r in self.runners.values()]
         self._tasks += [
             asyncio.create_task(r.component.run_beside(self._beside_stop))
@@ -242,6 +250,8 @@ class Consumers:
         for timers in self._timers:
             timers.stop()
         await asyncio.gather(*self._tasks)
+        if self.feed is not None:
+            await self.feed.stop()
         for db in self._databases:
             await db.dispose()
 

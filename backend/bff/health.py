@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import nats.errors
@@ -45,6 +45,12 @@ class ConsumerStatus(msgspec.Struct):
     last_error: str | None
     faults: int | None
     """Messages it sent to the fault stream since its process started."""
+    position: int | None = None
+    """The last seq of the events stream it has passed (committed, or faulted); None if
+    unknown. Its progress, whichever way it fetches."""
+    fetch: Literal["shared", "own"] | None = None
+    """Whether its events come from its process's shared fetch, or a durable consumer of
+    its own (``backend/consumers/feed.py``); None if unknown."""
 
 
 class HealthProbe:
@@ -153,6 +159,8 @@ async def _consumer(
             "lag_ms": None,
             "last_error": breaker.last_error,
             "faults": runner.stats.faults,
+            "position": None,
+            "fetch": None,
         }
     return msgspec.structs.asdict(
         ConsumerStatus(
@@ -162,5 +170,7 @@ async def _consumer(
             lag_ms=status["lag_ms"],
             last_error=status["last_error"],
             faults=status["faults"],
+            position=status["position"],
+            fetch=status["fetch"],
         )
     )

@@ -1,8 +1,10 @@
-"""How a runner is doing, for ``/v1/health`` and the metrics: its breaker, its lag, its
-errors. ``lag_events`` is the number of events in the stream past the component's
-position; ``lag_ms`` the age of the oldest of them (the "iterator age": now minus the
-stream time of the event at position + 1), 0 when caught up. Both None when NATS cannot
-say.
+"""How a runner is doing, for ``/v1/health`` and the metrics: its breaker, its place, its
+lag, its errors. ``position`` is the last seq of ``OUTPOST_EVENTS`` the component has
+passed (committed or faulted); ``fetch`` says whether its events come from the process's
+shared fetch (``shared``) or a durable consumer of its own (``own``). ``lag_events`` is the
+number of events in the stream past the position; ``lag_ms`` the age of the oldest of them
+(the "iterator age": now minus the stream time of the event at position + 1), 0 when
+caught up. Both None when NATS cannot say.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def report(
     stats: RunnerStats,
     *,
     standby: bool,
+    position: int | None,
+    shared: bool,
     lag_events: int | None,
     lag_ms: int | None,
 ) -> dict[str, Any]:
@@ -69,6 +73,8 @@ def report(
         "breaker": breaker.state,
         "standby": standby,
         "breaker_since": breaker.since,
+        "position": position,
+        "fetch": "shared" if shared else "own",
         "lag_events": lag_events,
         "lag_ms": lag_ms,
         "last_error": breaker.last_error if breaker.is_open else stats.last_error,

@@ -6,6 +6,10 @@ A component has two lanes: its events on ``OUTPOST_EVENTS``, and its resubmissio
 reaches only the component that faulted it. Each lane keeps its position in the
 component's own database, written in the same transaction as the component's work: that
 position is the truth, and every subscription starts right after it.
+
+Where the process runs several components, the events lane is fed by the process's
+``SharedFetch`` (``feed.py``) whenever the component is at the fetch's place: its
+``subscription`` is then a ``Tap`` and it has no durable consumer of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.consumers.component import Component
+from backend.consumers.feed import SharedFetch, Tap
 from backend.db import upsert
+from backend.nats.client import take_queued_at_once
 from backend.nats.streams import (
     EVENTS_STREAM,
     EVENTS_SUBJECT_PREFIX,
@@ -43,7 +49,8 @@ class Lane:
     durable: str
     position_key: str
     batch: int
-    subscription: JetStreamContext.PullSubscription | None = None
+    subscription: JetStreamContext.PullSubscription | Tap | None = None
+    """Its own durable consumer, or its share of the process's ``SharedFetch``."""
     isolate_until: int | None = None
     """After a failed batch: go one message at a time until past this sequence."""
     attempts: dict[int, int] = field(default_factory=dict)
@@ -60,8 +67,16 @@ class Lane:
         return self.stream == RESUBMIT_STREAM
 
     @property
+    def shared(self) -> bool:
+        """Fed by the process's ``SharedFetch``: nothing to acknowledge, no durable."""
+        return isinstance(self.subscription, Tap)
+
+    @property
     def fetch_size(self) -> int:
-        """A whole batch, or one message while isolating a failure or when idle."""
+        """A whole batch, or one message while isolating a failure or when idle (on its own
+        durable: a tap never isolates, and hands what the shared fetch has taken)."""
+        if self.shared:
+            return self.batch
         return self.batch if self.isolate_until is None and self.backlog else 1
 
     def past(self, seq: int) -> None:
@@ -76,17 +91,23 @@ class Lane:
         return attempts
 
     async def subscribe(
-        self, js: JetStreamContext, position: int
-    ) -> JetStreamContext.PullSubscription:
-        """A fresh durable consumer that starts right after ``position``.
+        self, js: JetStreamContext, position: int, feed: SharedFetch | None = None
+    ) -> JetStreamContext.PullSubscription | Tap:
+        """A tap of ``feed`` if it is at ``position`` (this lane's durable consumer is then
+        deleted), else a fresh durable consumer that starts right after ``position``.
 
         The database is the truth: after a start, a crash or a failed batch, delivery
         resumes exactly after the last committed event, never from the consumer's own
         memory (which would hold the failed batch back until its ack wait while later
         events went ahead, leaving a gap behind the position).
         """
+        tap = feed.attach(self.durable, position) if feed and not self.resubmits else None
+        if tap is not None:
+            self.subscription = tap  # before any wait: a failure below detaches it
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_consumer(self.stream, self.durable)
+        if tap is not None:
+            return tap
         config = ConsumerConfig(
             durable_name=self.durable,
             # One acknowledgement per batch, for every message up to it: each message's own
@@ -118,33 +139,10 @@ class Lane:
         have delivered yet): ask the consumer whether anything is waiting."""
         if self.subscription is None:
             return False
+        if isinstance(self.subscription, Tap):
+            return await self.subscription.nothing_waiting()
         info = await self.subscription.consumer_info()
         return not info.num_pending and not info.num_ack_pending
-
-
-def take_queued_at_once(subscription: JetStreamContext.PullSubscription) -> None:
-    """Make ``fetch`` take the messages that have already arrived without a task each.
-
-    nats-py's ``fetch`` reads a batch one ``next_msg`` at a time, and each call makes a
-    task, a ``wait_for`` and a uuid4 even when the message is already in the queue: 17 µs
-    a message here, for every consumer (five read every event). A message that is there is
-    now taken as ``next_msg`` itself would take it, at once; an empty queue still waits
-    the library's way. Left as it is if nats-py's internals are not what this expects."""
-    inner = getattr(subscription, "_sub", None)
-    queue = getattr(inner, "_pending_queue", None)
-    if inner is None or queue is None or not hasattr(inner, "_pending_size"):
-        return
-    waiting = inner.next_msg
-
-    async def next_msg(timeout: float | None = 1.0) -> Any:
-        if queue.empty() or inner._cb is not None or inner._conn.is_closed:
-            return await waiting(timeout)
-        message = queue.get_nowait()
-        inner._pending_size -= len(message.data)
-        queue.task_done()
-        return message
-
-    inner.next_msg = next_msg
 
 
 def events_lane(component: Component, batch: int) -> Lane:

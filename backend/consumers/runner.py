@@ -31,6 +31,12 @@ Failures come in three kinds, told apart by ``outage_kind``:
 Each committed batch is acknowledged once, by its last message (``AckPolicy.ALL``): a
 faulted message included, since its fault is published and the position is past it.
 
+Where one process runs several components, their events lanes share one fetch
+(``feed.py``): a runner at the fetch's place takes its batches from a ``Tap`` instead of
+a durable consumer of its own, and acknowledges nothing (that consumer has no
+acknowledgements). Any failure sends it back to its own durable consumer from its
+position, as above; it attaches again once its position is the fetch's.
+
 Resubmission (``outpost faults resubmit``) publishes a faulted event to
 ``outpost.resubmit.<component>`` (stream ``OUTPOST_RESUBMIT``). Each runner consumes its own
 component's subject there with a second durable consumer (``<component>_resubmit``) and a
@@ -66,6 +72,7 @@ from backend import hops
 from backend.consumers import batches, health
 from backend.consumers.breaker import Breaker, outage_kind
 from backend.consumers.component import Component, Outcome, WrittenViews
+from backend.consumers.feed import SharedFetch
 from backend.consumers.health import RunnerStats
 from backend.consumers.lanes import (
     Lane,
@@ -101,6 +108,7 @@ class ConsumerRunner:
         max_attempts: int = 5,
         publisher: Publisher | None = None,
         linger_s: float = 0.0,
+        feed: SharedFetch | None = None,
     ) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
@@ -117,6 +125,8 @@ class ConsumerRunner:
         """After a lone event (caught up): wait this long, then take what came meanwhile
         with it (``Settings.consumer_linger_s``). Never for a component a pull reads."""
         """Tries of one message before it is faulted (a message failure, not an outage)."""
+        self.feed = feed
+        """The fetch this process's runners share, if it runs several (``feed.py``)."""
         self.stats = RunnerStats()
         self.breaker = Breaker()
         self.lease = ComponentLease(component)
@@ -157,7 +167,13 @@ class ConsumerRunner:
                 position = await self.position()
         lag_events, lag_ms = await health.lag(self.js, position, last_seq)
         return health.report(
-            self.breaker, self.stats, standby=self.standby, lag_events=lag_events, lag_ms=lag_ms
+            self.breaker,
+            self.stats,
+            standby=self.standby,
+            position=position,
+            shared=self._events.shared,
+            lag_events=lag_events,
+            lag_ms=lag_ms,
         )
 
     # -- the loop ---------------------------------------------------------------------------
@@ -226,11 +242,15 @@ class ConsumerRunner:
                         if lane.probing and not lane.resubmits and await lane.nothing_waiting():
                             lane.probing = False
                             self._close_breaker()
+                        if self._may_share(lane):
+                            await lane.unsubscribe()  # the next turn attaches
                         continue
                     async with self._lock:
                         await self._process(lane, messages)
                     self._close_breaker()
                     backoff = self.initial_backoff
+                    if self._may_share(lane):
+                        await lane.unsubscribe()
                     continue
                 except (asyncio.CancelledError, LeaseLost):
                     raise
@@ -249,6 +269,19 @@ class ConsumerRunner:
                 backoff = min(backoff * 2, self.max_backoff)
         finally:
             await lane.unsubscribe()
+
+    def _may_share(self, lane: Lane) -> bool:
+        """On its own durable consumer, and at a place where the shared fetch would take
+        it: the lane unsubscribes, and its next subscription attaches (``feed.py``)."""
+        return (
+            self.feed is not None
+            and lane is self._events
+            and lane.subscription is not None
+            and not lane.shared
+            and lane.isolate_until is None
+            and self._position is not None
+            and self.feed.takes(self._position)
+        )
 
     def _lingers(self, lane: Lane, messages: list[Msg]) -> bool:
         """Caught up on the events lane, with room in the batch, not isolating a failure."""
@@ -339,7 +372,7 @@ class ConsumerRunner:
         if not lane.resubmits:
             self._position = max(seq, position)
         lane.past(seq)
-        await _acknowledge(self.component.name, message)
+        await _acknowledge(self.component.name, lane, message)
 
     def _open_breaker(self, error: str) -> None:
         self.stats.retries += 1
@@ -378,7 +411,7 @@ class ConsumerRunner:
             position = 0
         if not lane.resubmits:
             self._position = position
-        await lane.subscribe(self.js, position)
+        await lane.subscribe(self.js, position, self.feed)
 
     # -- one batch --------------------------------------------------------------------------
 
@@ -403,7 +436,7 @@ class ConsumerRunner:
             hops.mark(f"{component.name}.committed", _ids(messages))
         if not lane.resubmits:
             self._position = max(last, position)
-        await _acknowledge(component.name, messages[-1] if messages else None)
+        await _acknowledge(component.name, lane, messages[-1] if messages else None)
         lane.past(last)
         self.stats.batches += 1
         self.stats.events += applied.events
@@ -452,11 +485,12 @@ class ConsumerRunner:
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
 
 
-async def _acknowledge(name: str, last: Msg | None) -> None:
+async def _acknowledge(name: str, lane: Lane, last: Msg | None) -> None:
     """Acknowledge a committed batch: its last message, for all of it (``AckPolicy.ALL``).
     A faulted message is acknowledged too: its fault is published and the position is past
-    it. Not sent (NATS away) costs nothing: a redelivery is skipped by the position."""
-    if last is None:
+    it. Not sent (NATS away) costs nothing: a redelivery is skipped by the position. Nothing
+    is sent for a batch from the shared fetch, whose consumer takes no acknowledgements."""
+    if last is None or lane.shared:
         return
     try:
         await last.ack()

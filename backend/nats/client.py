@@ -19,6 +19,9 @@ on every message) and gives the same bytes (compared in the tests), in about 1.5
 If a later nats-py stops calling ``_parse_header_lines`` or ``_send_publish``, the
 overrides are simply not used: headers are handled nats-py's way, as correctly, and the
 tests that send and read real messages through this client fail to say so.
+
+Reading a fetched batch has the same kind of cost: ``take_queued_at_once`` makes a pull
+subscription's ``fetch`` take what has already arrived without a task a message.
 """
 
 from __future__ import annotations
@@ -29,9 +32,16 @@ from typing import Any
 
 from nats import errors
 from nats.aio.client import Client
+from nats.js.client import JetStreamContext
 from nats.protocol.command import hpub_cmd
 
-__all__ = ["OutpostClient", "connect", "header_block", "parse_header_lines"]
+__all__ = [
+    "OutpostClient",
+    "connect",
+    "header_block",
+    "parse_header_lines",
+    "take_queued_at_once",
+]
 
 _ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
 """What ``bytes.strip()`` removes, which is what nats-py strips from names and values."""
@@ -122,3 +132,28 @@ async def connect(servers: str | list[str], **options: Any) -> OutpostClient:
     client = OutpostClient()
     await client.connect(servers, **options)
     return client
+
+
+def take_queued_at_once(subscription: JetStreamContext.PullSubscription) -> None:
+    """Make ``fetch`` take the messages that have already arrived without a task each.
+
+    nats-py's ``fetch`` reads a batch one ``next_msg`` at a time, and each call makes a
+    task, a ``wait_for`` and a uuid4 even when the message is already in the queue: 17 µs
+    a message here, for every consumer (five read every event). A message that is there is
+    now taken as ``next_msg`` itself would take it, at once; an empty queue still waits
+    the library's way. Left as it is if nats-py's internals are not what this expects."""
+    inner = getattr(subscription, "_sub", None)
+    queue = getattr(inner, "_pending_queue", None)
+    if inner is None or queue is None or not hasattr(inner, "_pending_size"):
+        return
+    waiting = inner.next_msg
+
+    async def next_msg(timeout: float | None = 1.0) -> Any:
+        if queue.empty() or inner._cb is not None or inner._conn.is_closed:
+            return await waiting(timeout)
+        message = queue.get_nowait()
+        inner._pending_size -= len(message.data)
+        queue.task_done()
+        return message
+
+    inner.next_msg = next_msg

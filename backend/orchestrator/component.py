@@ -1,7 +1,7 @@
 """The orchestrator: a mediator per business process (SPEC 6c), a stream component.
 
-It follows ``OUTPOST_EVENTS`` through the shared ``ConsumerRunner`` (its own durable
-consumer, breaker and lease) and keeps in its own database each board's owner and each
+It follows ``OUTPOST_EVENTS`` through the shared ``ConsumerRunner`` (its own position,
+breaker and lease) and keeps in its own database each board's owner and each
 task's merged state, with the state of its two processes (``rules.py``: reminders and
 recurring tasks). For every task event it compares the task's state before and after (in
 stream order, with the protocol's merge rules), turns the difference into signals, looks

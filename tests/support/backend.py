@@ -4,6 +4,7 @@ and a nats-server the test controls (kill, restart) from a background event loop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import msgspec
 import nats
 import nats.js.errors
@@ -110,7 +112,9 @@ class ControlledNats:
         return int(info.delivered.stream_seq or 0), int(info.ack_floor.stream_seq or 0)
 
     def wait_consumed(self, durable: str, seq: int, timeout: float = 30) -> None:
-        """Until ``durable`` has acknowledged (so committed) every event up to ``seq``."""
+        """Until ``durable`` has acknowledged (so committed) every event up to ``seq``: for a
+        component with a durable consumer of its own (alone in its process). One fed by its
+        process's shared fetch has none: ``wait_passed`` asks the backend instead."""
         deadline = time.monotonic() + timeout
         while self.consumer_progress(durable)[1] < seq:
             if time.monotonic() > deadline:
@@ -213,11 +217,31 @@ class BackendProcess(BackendLauncher):
             pytest.fail(str(exc))
         return self
 
+    def wait_passed(self, component: str, seq: int, timeout: float = 30) -> None:
+        """Until ``component`` has passed every event up to ``seq`` (``wait_passed``)."""
+        wait_passed(self.url, component, seq, timeout)
+
     def stop(self, timeout_s: float = 20) -> int | None:
         try:
             return super().stop(timeout_s)
         except LaunchError as exc:
             pytest.fail(str(exc))
+
+
+def wait_passed(url: str, component: str, seq: int, timeout: float = 30) -> None:
+    """Until ``component`` of the backend at ``url`` has passed (committed or faulted) every
+    event up to ``seq``: its ``position`` in ``/v1/health``, whichever way it fetches (a
+    consumer fed by its process's shared fetch has no durable consumer to ask)."""
+    deadline = time.monotonic() + timeout
+    seen: Any = None
+    while True:
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            seen = httpx.get(f"{url}/v1/health", timeout=5).json()["consumers"][component]
+            if (seen.get("position") or 0) >= seq:
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{component} did not pass seq {seq} in {timeout:.0f}s: {seen}")
+        time.sleep(0.05)
 
 
 @pytest.fixture

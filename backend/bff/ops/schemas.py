@@ -15,4 +15,5 @@ class HealthReport(msgspec.Struct, omit_defaults=True):
     database: Literal["ok", "unavailable"] | None = None
     projector_lag: int | None = None
     consumers: dict[str, dict[str, Any]] | None = None
-    """Per stream consumer: breaker, standby, lag_events, lag_ms, last_error, faults."""
+    """Per stream consumer: breaker, standby, lag_events, lag_ms, last_error, faults,
+    position, fetch."""

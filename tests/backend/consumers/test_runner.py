@@ -29,6 +29,7 @@ from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
 from backend.faults import stream
 from backend.faults.events import HEADER_ORIGINAL_SEQ, HEADER_ORIGINAL_SUBJECT
+from backend.nats import EmbeddedNats
 from backend.nats.streams import (
     CHANGES_SUBJECT,
     EVENTS_STREAM,
@@ -102,8 +103,9 @@ def event(clock: HybridLogicalClock, device: str, title: str) -> bytes:
 
 
 class Stage:
-    def __init__(self, nc: Client, tmp: Path) -> None:
+    def __init__(self, nc: Client, tmp: Path, server: EmbeddedNats) -> None:
         self.nc = nc
+        self.server = server
         self.tmp = tmp
         self.device = new_device_id()
         self.clock = HybridLogicalClock(self.device)
@@ -142,7 +144,7 @@ class Stage:
 async def stage(tmp: Path) -> AsyncIterator[Stage]:
     async with running_nats(tmp / "nats") as server, connected(server) as nc:
         await ensure_streams(nc.jsm())
-        result = Stage(nc, tmp)
+        result = Stage(nc, tmp, server)
         try:
             yield result
         finally:

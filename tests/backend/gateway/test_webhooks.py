@@ -104,7 +104,7 @@ def test_a_dead_receiver_never_holds_back_the_stream_and_its_exhausted_delivery_
     last = pushed[-1]["seq"]
     # The stream goes on: the gateway's consumer passes every event, and the live endpoint
     # gets all three, while the dead one is still on its first.
-    module_nats.wait_consumed("gateway", last)
+    gateway_backend.wait_passed("gateway", last)
     receiver.wait("/alive", lambda rs: len(rs) == 3)
     first_event = pushed[0]["id"]
     # Four tries (the first and three retries), then the delivery is failed and faulted;

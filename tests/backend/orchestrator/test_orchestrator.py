@@ -24,7 +24,7 @@ import pytest
 from backend.nats.streams import SCHEDULES_STREAM, schedule_due_subject, schedule_plan_subject
 from protocol.ids import derived_id
 from tests.backend.saga.test_wip_limit import Consumers
-from tests.support.backend import BackendProcess, ControlledNats
+from tests.support.backend import BackendProcess, ControlledNats, wait_passed
 from tests.support.device import Device
 
 pytestmark = pytest.mark.integration
@@ -82,6 +82,7 @@ class Board:
     def __init__(self, url: str, nats: ControlledNats) -> None:
         stamp = time.monotonic_ns()
         self.nats = nats
+        self.url = url
         self.alice = Device(url, f"alice{stamp}").signup()
         self.bob = Device(url, f"bob{stamp}").signup()
         self.carol = Device(url, f"carol{stamp}").signup()
@@ -109,7 +110,7 @@ class Board:
 
     def consumed(self) -> None:
         """Until the orchestrator has committed every event on the stream."""
-        self.nats.wait_consumed("orchestrator", self.nats.last_seq())
+        wait_passed(self.url, "orchestrator", self.nats.last_seq())
 
 
 # ---- a reminder across restarts and a rebuild ---------------------------------------------

@@ -1,0 +1,288 @@
+"""One fetch of ``OUTPOST_EVENTS`` for the runners of one process (``SharedFetch``).
+
+Every event is read by every component. Where one process runs several of them (the
+consumers set apart: the workload, the lake, the gateway and the orchestrator), each
+fetching through a durable consumer of its own meant nats-server sent every event four
+times, and each runner decoded the headers of four copies and acknowledged four times.
+Here one pull consumer with no acknowledgements fetches for all of them, and each batch is
+handed to every runner that is *attached* (a ``Tap``): one delivery, one read of each
+message, and the same ``Msg`` objects for all.
+
+Nothing about the truth changes: each runner still commits its own position in its own
+database with its work, skips what its position has passed, and checks that a batch
+follows its position with no hole. The fetch is only the normal path:
+
+- **Attach.** A runner attaches when it (re)subscribes its events lane at exactly the
+  seq the fetch has handed out last (``handed``), or at any position while no runner is
+  attached (the fetch then starts again right after it). A runner at any other position
+  subscribes its own durable consumer as before, and attaches as soon as its position
+  reaches ``handed`` (after a batch, or idle at the tip).
+- **Detach.** A runner whose batch fails (an outage or a message failure) unsubscribes,
+  which detaches it: it goes back to its own durable from its position, isolates,
+  retries and faults there, and attaches again once it has caught up. The others are not
+  held up.
+- **Flow.** Each tap holds at most ``depth`` batches; the fetch waits for room in the
+  attached taps only, so the slowest attached runner sets the pace (they share one event
+  loop anyway).
+- **Failure of the fetch itself** (NATS away, its consumer deleted): every tap gets the
+  error on its next fetch, as its own durable would have raised it, so each runner's
+  breaker sees the outage; each attaches again when it subscribes after it.
+
+A runner that holds a tap has no durable consumer of its own on the stream (it is deleted
+when it attaches): its progress is its position (``/v1/health`` shows it), never an
+acknowledgement floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+
+from backend.consumers.batches import stream_seq
+from backend.errors import DeliveryGap
+from backend.nats.client import take_queued_at_once
+from backend.nats.streams import EVENTS_STREAM, EVENTS_SUBJECT_PREFIX
+
+__all__ = ["SharedFetch", "Tap"]
+
+log = logging.getLogger(__name__)
+
+_INACTIVE_S = 60.0
+"""nats-server deletes the fetch's consumer after this long without a fetch (the process
+died without deleting it)."""
+
+
+class Tap:
+    """One runner's share of a ``SharedFetch``: what ``Lane.subscription`` holds instead of a
+    pull subscription, with the same ``fetch`` and ``unsubscribe``."""
+
+    def __init__(self, feed: SharedFetch, name: str, depth: int) -> None:
+        self.name = name
+        self._feed = feed
+        self._depth = depth
+        self._batches: deque[list[Msg]] = deque()
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._error: BaseException | None = None
+        self.closed = False
+
+    # -- the runner's side --------------------------------------------------------------------
+
+    async def fetch(self, batch: int = 1, timeout: float | None = 5.0) -> list[Msg]:
+        """The next messages, at most ``batch`` (whole handed batches where they fit); the
+        fetch's error if it failed; ``TimeoutError`` if nothing came within ``timeout``."""
+        if not self._batches and self._error is None:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+        if not self._batches:
+            if self._error is not None:
+                raise self._error
+            raise TimeoutError
+        taken = self._batches.popleft()
+        if len(taken) > batch:
+            self._batches.appendleft(taken[batch:])
+            taken = taken[:batch]
+        while self._batches and len(taken) + len(self._batches[0]) <= batch:
+            taken = taken + self._batches.popleft()
+        if len(self._batches) < self._depth:
+            self._room.set()
+        return taken
+
+    def queued(self) -> bool:
+        return bool(self._batches)
+
+    async def nothing_waiting(self) -> bool:
+        """Nothing handed and not taken, and nothing in the stream the fetch has not taken."""
+        return not self._batches and await self._feed.nothing_waiting()
+
+    async def unsubscribe(self) -> None:
+        """Detach: the fetch stops waiting for this runner, and what it held is dropped (the
+        runner goes back to its position)."""
+        self._feed.detach(self)
+
+    # -- the fetch's side ---------------------------------------------------------------------
+
+    async def put(self, messages: list[Msg]) -> None:
+        """Hand a batch over, once there is room (or at once, if it detached meanwhile)."""
+        while not self.closed and len(self._batches) >= self._depth:
+            self._room.clear()
+            await self._room.wait()
+        if not self.closed:
+            self._batches.append(messages)
+            self._arrived.set()
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Detached: wake whoever waits; a runner's next fetch raises ``error`` if given."""
+        self.closed = True
+        self._error = error
+        if error is None:
+            self._batches.clear()
+        self._room.set()
+        self._arrived.set()
+
+
+class SharedFetch:
+    """One pull consumer (``AckPolicy.NONE``) on ``OUTPOST_EVENTS`` whose batches go to
+    every attached ``Tap``. ``start()`` before the first attach, ``stop()`` at the end."""
+
+    def __init__(
+        self, nc: NatsClient, *, batch: int = 256, fetch_timeout: float = 0.5, depth: int = 2
+    ) -> None:
+        self.js: JetStreamContext = nc.jetstream()
+        self.batch = batch
+        self.fetch_timeout = fetch_timeout
+        self.depth = max(1, depth)
+        self.name = f"feed_{uuid.uuid4().hex[:12]}"
+        """Its consumer's name: one per process, never shared with another process."""
+        self.handed: int | None = None
+        """The last seq handed to the taps (None before the first attach)."""
+        self.batches = 0
+        """Batches fetched and handed out so far."""
+        self._taps: list[Tap] = []
+        self._start: int | None = None
+        """Set by an attach while none is attached: fetch again right after this seq."""
+        self._subscription: JetStreamContext.PullSubscription | None = None
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._backlog = True
+
+    @property
+    def attached(self) -> list[str]:
+        return [tap.name for tap in self._taps]
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        for tap in list(self._taps):
+            self.detach(tap)
+        if self._task is not None:
+            await self._task
+            self._task = None
+        await self._drop_consumer()
+
+    def attach(self, name: str, position: int) -> Tap | None:
+        """A tap for a runner at ``position``, or None if the fetch is elsewhere (the runner
+        then uses its own durable consumer)."""
+        if not self.takes(position):
+            return None
+        if not self._taps and position != self.handed:
+            self._start = position  # nobody waits on the fetch: it moves to this runner
+            self.handed = position
+        tap = Tap(self, name, self.depth)
+        self._taps.append(tap)
+        self._wake.set()
+        return tap
+
+    def takes(self, position: int) -> bool:
+        """Whether ``attach`` at ``position`` gives a tap: the fetch is running, and it is
+        there, or nobody is attached (it then moves there)."""
+        if self._task is None or self._stopping.is_set():
+            return False
+        return not self._taps or position == self.handed
+
+    def detach(self, tap: Tap) -> None:
+        if tap in self._taps:
+            self._taps.remove(tap)
+        if not tap.closed:
+            tap.close()
+
+    async def nothing_waiting(self) -> bool:
+        if self._subscription is None:
+            return False
+        info = await self._subscription.consumer_info()
+        return not info.num_pending
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            if not self._taps:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                if self._start is not None or self._subscription is None:
+                    await self._subscribe()
+                messages = await self._fetch()
+                if not messages:
+                    continue
+                if self._start is not None:
+                    continue  # moved while it waited: these are from the old place
+                self._hand(messages)
+                for tap in list(self._taps):
+                    await tap.put(messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("the shared fetch failed (%r): its runners go on alone", exc)
+                for tap in list(self._taps):
+                    self._taps.remove(tap)
+                    tap.close(exc)
+                await self._drop_consumer()
+                self.handed = None
+
+    def _hand(self, messages: list[Msg]) -> None:
+        """Check the batch goes on from ``handed`` and move ``handed`` past it, at once:
+        an attach between this and the puts joins after this batch."""
+        first, last = stream_seq(messages[0]), stream_seq(messages[-1])
+        expected = (self.handed or 0) + 1
+        if first != expected or last - first + 1 != len(messages):
+            raise DeliveryGap(
+                f"the shared fetch got seqs {first}..{last} ({len(messages)} messages) "
+                f"after {self.handed}: its runners subscribe again from their positions"
+            )
+        self.handed = last
+        self.batches += 1
+
+    async def _fetch(self) -> list[Msg]:
+        assert self._subscription is not None
+        size = self.batch if self._backlog else 1
+        try:
+            messages = await self._subscription.fetch(size, timeout=self.fetch_timeout)
+        except (nats.errors.TimeoutError, TimeoutError):
+            return []
+        if messages:
+            self._backlog = bool(messages[-1].metadata.num_pending)
+        return messages
+
+    async def _subscribe(self) -> None:
+        await self._drop_consumer()
+        position = self._start if self._start is not None else (self.handed or 0)
+        self._start = None
+        self.handed = position
+        config = ConsumerConfig(
+            durable_name=self.name,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=_INACTIVE_S,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if position else DeliverPolicy.ALL,
+            opt_start_seq=position + 1 if position else None,
+        )
+        self._subscription = await self.js.pull_subscribe(
+            f"{EVENTS_SUBJECT_PREFIX}.>", durable=self.name, stream=EVENTS_STREAM, config=config
+        )
+        take_queued_at_once(self._subscription)
+        self._backlog = True
+
+    async def _drop_consumer(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+        with contextlib.suppress(Exception):  # it may never have been made, or NATS is away
+            await self.js.delete_consumer(EVENTS_STREAM, self.name)
