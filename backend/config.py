@@ -92,10 +92,10 @@ class Settings:
     components then commit a few events at a time, after the projector, instead of each
     event at the same moment as the projector, whose commit a device waits for."""
     consumer_shared_fetch: bool = True
-    """Where one process runs several consumers (the ones set apart), one fetch of the
-    stream feeds all that are at its place, instead of a durable consumer each
+    """Where one process runs several consumers that no pull reads (the ones set apart), one
+    fetch of the stream feeds all that are at its place, instead of a durable consumer each
     (``backend/consumers/feed.py``): nats-server sends each event once to the process, not
-    once per consumer. False: a durable consumer each, always."""
+    once per consumer. The projector always has its own. False: a durable consumer each."""
     live_keepalive_s: float = 15.0
     live_poke_interval_s: float = 0.02
     """After a poke, changes of the next moment wait this long and join the next poke."""

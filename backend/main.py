@@ -202,24 +202,29 @@ class Consumers:
             backend.settings, backend.nc.jetstream(), publisher, writer, backend.nc
         )
         self.runners: dict[str, ConsumerRunner] = {}
-        self.feed: SharedFetch | None = None
-        """One fetch of the stream for all the runners, where there are several."""
-        if len(names) > 1 and backend.settings.consumer_shared_fetch:
-            self.feed = SharedFetch(backend.nc)
         self._databases: list[Database] = []
+        components = []
         for name in names:
             if name == "projector":
                 db = backend.views_db  # pull reads it: one engine for both
             else:
                 db = open_database(name, backend.settings)
                 self._databases.append(db)
-            component = build(name, db, context)
-            self.runners[name] = ConsumerRunner(
+            components.append(build(name, db, context))
+        # One fetch of the stream for the runners of this process, where there are several;
+        # never for a component a pull reads, whose commits devices wait for: the fetch goes
+        # at the pace of the slowest, and the others linger (``consumer_linger_s``).
+        sharing = [c for c in components if not c.serves_pull]
+        self.feed: SharedFetch | None = None
+        if len(sharing) > 1 and backend.settings.consumer_shared_fetch:
+            self.feed = SharedFetch(backend.nc)
+        for component in components:
+            self.runners[component.name] = ConsumerRunner(
                 backend.nc,
                 component,
                 publisher=publisher,
                 linger_s=backend.settings.consumer_linger_s,
-                feed=self.feed,
+                feed=None if component.serves_pull else self.feed,
             )
         self._tasks: list[asyncio.Task[None]] = []
         self._beside_stop = asyncio.Event()
@@ -249,11 +254,13 @@ class Consumers:
         self._beside_stop.set()
         for timers in self._timers:
             timers.stop()
-        await asyncio.gather(*self._tasks)
-        if self.feed is not None:
-            await self.feed.stop()
-        for db in self._databases:
-            await db.dispose()
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            if self.feed is not None:
+                await self.feed.stop()
+            for db in self._databases:
+                await db.dispose()
 
 
 async def consume(settings: Settings) -> None:

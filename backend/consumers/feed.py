@@ -21,9 +21,11 @@ follows its position with no hole. The fetch is only the normal path:
   which detaches it: it goes back to its own durable from its position, isolates,
   retries and faults there, and attaches again once it has caught up. The others are not
   held up.
-- **Flow.** Each tap holds at most ``depth`` batches; the fetch waits for room in the
-  attached taps only, so the slowest attached runner sets the pace (they share one event
-  loop anyway).
+- **Flow.** Each tap holds at most ``depth`` batches' worth of messages; the fetch waits
+  for room in the attached taps only, so the slowest attached runner sets the pace (they
+  share one event loop anyway). One that keeps the fetch waiting longer than ``patience_s``
+  (a hung database call, a long lock wait) is detached with a ``DeliveryGap``: it applies
+  what it holds, then reads on its own from its position, and the others go on.
 - **Failure of the fetch itself** (NATS away, its consumer deleted): every tap gets the
   error on its next fetch, as its own durable would have raised it, so each runner's
   breaker sees the outage; each attaches again when it subscribes after it.
@@ -65,11 +67,14 @@ class Tap:
     """One runner's share of a ``SharedFetch``: what ``Lane.subscription`` holds instead of a
     pull subscription, with the same ``fetch`` and ``unsubscribe``."""
 
-    def __init__(self, feed: SharedFetch, name: str, depth: int) -> None:
+    def __init__(self, feed: SharedFetch, name: str, room: int, patience_s: float = 5.0) -> None:
         self.name = name
         self._feed = feed
-        self._depth = depth
+        self._room_for = max(1, room)
+        """Messages it may hold; a batch is taken whole when it holds fewer."""
+        self._patience_s = patience_s
         self._batches: deque[list[Msg]] = deque()
+        self._held = 0
         self._arrived = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -95,7 +100,8 @@ class Tap:
             taken = taken[:batch]
         while self._batches and len(taken) + len(self._batches[0]) <= batch:
             taken = taken + self._batches.popleft()
-        if len(self._batches) < self._depth:
+        self._held -= len(taken)
+        if self._held < self._room_for:
             self._room.set()
         return taken
 
@@ -114,12 +120,23 @@ class Tap:
     # -- the fetch's side ---------------------------------------------------------------------
 
     async def put(self, messages: list[Msg]) -> None:
-        """Hand a batch over, once there is room (or at once, if it detached meanwhile)."""
-        while not self.closed and len(self._batches) >= self._depth:
+        """Hand a batch over, once there is room (at once, if it detached meanwhile). A
+        runner that leaves no room for ``patience_s`` is detached: it fell behind."""
+        while not self.closed and self._held >= self._room_for:
             self._room.clear()
-            await self._room.wait()
+            try:
+                await asyncio.wait_for(self._room.wait(), self._patience_s)
+            except TimeoutError:
+                self._feed.detach(
+                    self,
+                    DeliveryGap(
+                        f"{self.name} kept the shared fetch waiting {self._patience_s:.0f} s: "
+                        "it reads on its own from its position until it is in step again"
+                    ),
+                )
         if not self.closed:
             self._batches.append(messages)
+            self._held += len(messages)
             self._arrived.set()
 
     def close(self, error: BaseException | None = None) -> None:
@@ -128,6 +145,7 @@ class Tap:
         self._error = error
         if error is None:
             self._batches.clear()
+            self._held = 0
         self._room.set()
         self._arrived.set()
 
@@ -137,12 +155,21 @@ class SharedFetch:
     every attached ``Tap``. ``start()`` before the first attach, ``stop()`` at the end."""
 
     def __init__(
-        self, nc: NatsClient, *, batch: int = 256, fetch_timeout: float = 0.5, depth: int = 2
+        self,
+        nc: NatsClient,
+        *,
+        batch: int = 256,
+        fetch_timeout: float = 0.5,
+        depth: int = 4,
+        patience_s: float = 5.0,
     ) -> None:
         self.js: JetStreamContext = nc.jetstream()
         self.batch = batch
         self.fetch_timeout = fetch_timeout
         self.depth = max(1, depth)
+        """Batches a tap may hold, counted in messages (``depth * batch``): at the tip the
+        fetch takes one event at a time, and a runner that lingers takes them together."""
+        self.patience_s = patience_s
         self.name = f"feed_{uuid.uuid4().hex[:12]}"
         """Its consumer's name: one per process, never shared with another process."""
         self.handed: int | None = None
@@ -181,10 +208,12 @@ class SharedFetch:
         then uses its own durable consumer)."""
         if not self.takes(position):
             return None
-        if not self._taps and position != self.handed:
-            self._start = position  # nobody waits on the fetch: it moves to this runner
+        if not self._taps:
+            # Nobody waits on the fetch: it starts again right after this runner, on a new
+            # consumer (the old one may be gone: idle for long, or dropped after a failure).
+            self._start = position
             self.handed = position
-        tap = Tap(self, name, self.depth)
+        tap = Tap(self, name, self.depth * self.batch, self.patience_s)
         self._taps.append(tap)
         self._wake.set()
         return tap
@@ -196,14 +225,16 @@ class SharedFetch:
             return False
         return not self._taps or position == self.handed
 
-    def detach(self, tap: Tap) -> None:
+    def detach(self, tap: Tap, error: BaseException | None = None) -> None:
+        """The fetch no longer hands ``tap`` anything; its runner's next fetch raises
+        ``error`` once it has taken what it holds (with no error: it is dropped)."""
         if tap in self._taps:
             self._taps.remove(tap)
         if not tap.closed:
-            tap.close()
+            tap.close(error)
 
     async def nothing_waiting(self) -> bool:
-        if self._subscription is None:
+        if self._subscription is None or self._start is not None:
             return False
         info = await self._subscription.consumer_info()
         return not info.num_pending
@@ -230,18 +261,18 @@ class SharedFetch:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("the shared fetch failed (%r): its runners go on alone", exc)
+                log.warning("the shared fetch failed (%r): its runners subscribe again", exc)
                 for tap in list(self._taps):
-                    self._taps.remove(tap)
-                    tap.close(exc)
+                    self.detach(tap, exc)
+                self.handed = None  # the next attach says where to start (before any wait)
                 await self._drop_consumer()
-                self.handed = None
 
     def _hand(self, messages: list[Msg]) -> None:
         """Check the batch goes on from ``handed`` and move ``handed`` past it, at once:
         an attach between this and the puts joins after this batch."""
         first, last = stream_seq(messages[0]), stream_seq(messages[-1])
-        expected = (self.handed or 0) + 1
+        # From 0, the stream's first seq may be past 1 (as ``_check_no_gap`` allows).
+        expected = first if not self.handed else self.handed + 1
         if first != expected or last - first + 1 != len(messages):
             raise DeliveryGap(
                 f"the shared fetch got seqs {first}..{last} ({len(messages)} messages) "

@@ -255,9 +255,11 @@ class ConsumerRunner:
                 except (asyncio.CancelledError, LeaseLost):
                     raise
                 except DeliveryGap as exc:
-                    # Nothing committed: start again right after the position.
+                    # Nothing committed: start again right after the position (after a
+                    # moment: a gap that comes back at once must not spin).
                     log.warning("%s", exc)
                     await lane.unsubscribe()
+                    await self._sleep(self.initial_backoff)
                     continue
                 except Exception as exc:
                     if await self._failure(lane, messages, exc):
@@ -278,10 +280,16 @@ class ConsumerRunner:
             and lane is self._events
             and lane.subscription is not None
             and not lane.shared
-            and lane.isolate_until is None
+            and self._in_step(lane)
             and self._position is not None
             and self.feed.takes(self._position)
         )
+
+    @staticmethod
+    def _in_step(lane: Lane) -> bool:
+        """Not isolating or retrying a failure: that is done one message at a time, on the
+        lane's own durable consumer, never on the shared fetch (which hands whole batches)."""
+        return lane.isolate_until is None and not lane.attempts
 
     def _lingers(self, lane: Lane, messages: list[Msg]) -> bool:
         """Caught up on the events lane, with room in the batch, not isolating a failure."""
@@ -411,7 +419,7 @@ class ConsumerRunner:
             position = 0
         if not lane.resubmits:
             self._position = position
-        await lane.subscribe(self.js, position, self.feed)
+        await lane.subscribe(self.js, position, self.feed if self._in_step(lane) else None)
 
     # -- one batch --------------------------------------------------------------------------
 

@@ -33,6 +33,16 @@ def _health(backend: BackendProcess) -> dict[str, Any]:
     return body
 
 
+def _fetches(backend: BackendProcess) -> dict[str, str]:
+    return {name: c["fetch"] for name, c in _health(backend)["consumers"].items()}
+
+
+def _all_shared(backend: BackendProcess) -> dict[str, str] | None:
+    """Every consumer's fetch, once the four set apart are all on the shared one."""
+    fetches = _fetches(backend)
+    return fetches if all(fetches.get(name) == "shared" for name in APART) else None
+
+
 def _wait(what: str, check: Any, timeout_s: float = 30) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -87,8 +97,10 @@ def test_the_consumers_apart_work_report_their_health_and_come_back_when_killed(
         backend.wait_passed(name, result["seq"])
     # One fetch of the stream feeds the four in the child; the projector, alone beside
     # the BFF, has its own durable consumer.
-    fetches = {name: c["fetch"] for name, c in _health(backend)["consumers"].items()}
-    assert fetches == {"projector": "own", **{name: "shared" for name in APART}}
+    assert _wait("the four on the shared fetch", lambda: _all_shared(backend)) == {
+        "projector": "own",
+        **{name: "shared" for name in APART},
+    }
 
     os.kill(first, signal.SIGKILL)
     assert backend.process is not None
@@ -129,6 +141,10 @@ def test_a_backend_with_nothing_apart_runs_every_consumer_itself(
         assert set(health["consumers"]) == {"projector", *APART}
         assert process.process is not None
         assert child_pids(process.process.pid) == []
+        # The four that no pull reads share one fetch; the projector, whose commits devices
+        # wait for, never waits on theirs.
+        fetches = _wait("the four on the shared fetch", lambda: _all_shared(process))
+        assert fetches["projector"] == "own"
     finally:
         process.stop()
 

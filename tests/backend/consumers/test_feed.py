@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 from nats.aio.msg import Msg
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backend.consumers.component import Outcome
 from backend.consumers.feed import SharedFetch, Tap
 from backend.consumers.runner import ConsumerRunner
 from backend.errors import DeliveryGap
@@ -25,6 +27,7 @@ from backend.nats.streams import EVENTS_STREAM, event_subject
 from protocol import Event
 from tests.backend.consumers.test_runner import (
     BOARD,
+    Recorder,
     Stage,
     event,
     fast,
@@ -37,6 +40,35 @@ from tests.support.nats import run, wait_until
 
 def never(event: Event) -> None:
     """A component that never fails."""
+
+
+class Ordered(Recorder):
+    """Records the order in which it applies events too (its table reads back by seq)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.order: list[int] = []
+
+    async def handle(self, conn: AsyncConnection, events: list[Event]) -> Outcome:
+        outcome = await super().handle(conn, events)
+        self.order += [e.seq for e in events]  # committed or not: a retry appends again
+        return outcome
+
+
+class Gated(Recorder):
+    """Hangs on the event at ``gate_seq`` until ``gate`` is set (a database call that does
+    not come back)."""
+
+    gate_seq = 0
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.gate = asyncio.Event()
+
+    async def handle(self, conn: AsyncConnection, events: list[Event]) -> Outcome:
+        if any(e.seq == self.gate_seq for e in events):
+            await self.gate.wait()
+        return await super().handle(conn, events)
 
 
 async def consumers_on_stream(s: Stage) -> list[str]:
@@ -71,7 +103,9 @@ def test_one_fetch_feeds_every_runner_of_the_process_once(tmp_path: Path) -> Non
     async def body() -> None:
         async with stage(tmp_path) as s, AsyncExitStack() as stack:
             feed = await started(s, stack, batch=64)
-            components = [await s.component(name, never) for name in ("one", "two", "three")]
+            components = [
+                await s.component(name, never, kind=Ordered) for name in ("one", "two", "three")
+            ]
             runners = [fast(s.nc, c, batch=64, feed=feed) for c in components]
             for runner in runners:
                 await stack.enter_async_context(running(runner))
@@ -79,6 +113,7 @@ def test_one_fetch_feeds_every_runner_of_the_process_once(tmp_path: Path) -> Non
             seqs = await at_once(s, 700)
             for component in components:
                 await wait_until_async(component.seqs, seqs)
+                assert isinstance(component, Ordered) and component.order == seqs
             assert await consumers_on_stream(s) == [feed.name]
             info = await s.nc.jetstream().consumer_info(EVENTS_STREAM, feed.name)
             assert info.delivered.stream_seq == seqs[-1]
@@ -167,6 +202,67 @@ def test_an_event_one_component_can_never_apply_is_faulted_by_that_one_alone(
             [fault] = await s.faults()
             assert (fault["component"], fault["seq"], fault["deliveries"]) == ("picky", bad, 3)
             await wait_fetch(picky_runner, "shared")
+
+    run(body())
+
+
+@pytest.mark.integration
+def test_a_runner_alone_isolates_an_event_it_can_never_apply_and_faults_it(
+    tmp_path: Path,
+) -> None:
+    """With nobody else on the fetch, a failed batch is still retried one message at a time
+    on the runner's own durable consumer (the fetch would hand the whole batch again), so
+    the one event is faulted after its tries and the rest applied."""
+
+    async def body() -> None:
+        async with stage(tmp_path) as s, AsyncExitStack() as stack:
+            feed = await started(s, stack)
+            seqs = await s.publish(100)  # waiting before the runner starts: whole batches
+            bad = seqs[50]
+
+            def strict(event: Event) -> None:
+                if event.seq == bad:
+                    raise ValueError("never")
+
+            alone = await s.component("alone", strict)
+            runner = fast(s.nc, alone, batch=32, feed=feed, max_attempts=3)
+            await stack.enter_async_context(running(runner))
+            await wait_until_async(alone.seqs, [seq for seq in seqs if seq != bad])
+            [fault] = await s.faults()
+            assert (fault["seq"], fault["deliveries"]) == (bad, 3)
+            await wait_fetch(runner, "shared")
+            later = await s.publish(10)
+            await wait_until_async(alone.seqs, [seq for seq in seqs + later if seq != bad])
+
+    run(body())
+
+
+@pytest.mark.integration
+def test_a_runner_that_hangs_is_detached_and_the_others_go_on(tmp_path: Path) -> None:
+    """One component's database call does not come back: after the fetch's patience it is
+    detached, the other applies everything; once it comes back it catches up on its own
+    durable consumer and attaches again."""
+
+    async def body() -> None:
+        async with stage(tmp_path) as s, AsyncExitStack() as stack:
+            feed = SharedFetch(s.nc, batch=16, fetch_timeout=0.2, depth=1, patience_s=0.5)
+            feed.start()
+            stack.push_async_callback(feed.stop)
+            steady = await s.component("steady", never)
+            hung = await s.component("hung", never, kind=Gated)
+            assert isinstance(hung, Gated)
+            hung.gate_seq = 5
+            hung_runner = fast(s.nc, hung, batch=16, feed=feed)
+            for runner in (fast(s.nc, steady, batch=16, feed=feed), hung_runner):
+                await stack.enter_async_context(running(runner))
+            await wait_until(lambda: len(feed.attached) == 2, what="both attached")
+            seqs = await at_once(s, 200)
+            await wait_until_async(steady.seqs, seqs)  # 200 events: far past the room of 16
+            assert feed.attached == ["steady"]
+            hung.gate.set()
+            await wait_until_async(hung.seqs, seqs)
+            await wait_fetch(hung_runner, "shared")
+            assert await s.faults() == []
 
     run(body())
 
@@ -297,6 +393,32 @@ def test_when_the_fetch_fails_every_runner_sees_it_and_all_attach_again(tmp_path
     run(body())
 
 
+@pytest.mark.integration
+def test_a_fetch_idle_long_enough_to_lose_its_consumer_starts_again_at_the_next_attach(
+    tmp_path: Path,
+) -> None:
+    """nats-server deletes the consumer of a fetch nobody used for a while: the next runner
+    to attach starts it again at its own place, with no outage."""
+
+    async def body() -> None:
+        async with stage(tmp_path) as s, AsyncExitStack() as stack:
+            feed = await started(s, stack)
+            first = await s.component("first", never)
+            async with running(fast(s.nc, first, feed=feed)):
+                seqs = await s.publish(20)
+                await wait_until_async(first.seqs, seqs)
+            assert feed.attached == []
+            await s.nc.jsm().delete_consumer(EVENTS_STREAM, feed.name)  # as its idle limit
+            runner = fast(s.nc, first, feed=feed)
+            await stack.enter_async_context(running(runner))
+            await wait_until(lambda: feed.attached == ["first"], what="attached")
+            seqs += await s.publish(20)
+            await wait_until_async(first.seqs, seqs)
+            assert runner.breaker.openings == 0
+
+    run(body())
+
+
 async def started(s: Stage, stack: AsyncExitStack, batch: int = 32) -> SharedFetch:
     """A shared fetch, stopped when ``stack`` closes (after the runners in it)."""
     feed = SharedFetch(s.nc, batch=batch, fetch_timeout=0.2)
@@ -351,7 +473,7 @@ class NoFeed(SharedFetch):
 
 def test_a_tap_joins_whole_batches_up_to_the_size_asked_and_splits_one_too_big() -> None:
     async def body() -> None:
-        tap = Tap(NoFeed(), "t", depth=4)
+        tap = Tap(NoFeed(), "t", room=12)
         for batch in (batch_of(1, 2, 3), batch_of(4, 5, 6), batch_of(7, 8, 9)):
             await tap.put(batch)
         assert seqs_of(await tap.fetch(5)) == [1, 2, 3]  # 3 + 3 > 5: the next waits
@@ -365,7 +487,7 @@ def test_a_tap_joins_whole_batches_up_to_the_size_asked_and_splits_one_too_big()
 
 def test_a_full_tap_holds_the_fetch_back_until_its_runner_takes_a_batch() -> None:
     async def body() -> None:
-        tap = Tap(NoFeed(), "t", depth=2)
+        tap = Tap(NoFeed(), "t", room=2)  # messages
         await tap.put(batch_of(1))
         await tap.put(batch_of(2))
         third = asyncio.create_task(tap.put(batch_of(3)))
@@ -380,7 +502,7 @@ def test_a_full_tap_holds_the_fetch_back_until_its_runner_takes_a_batch() -> Non
 
 def test_a_closed_tap_gives_what_it_holds_then_the_fetchs_error() -> None:
     async def body() -> None:
-        tap = Tap(NoFeed(), "t", depth=2)
+        tap = Tap(NoFeed(), "t", room=4)
         await tap.put(batch_of(1, 2))
         tap.close(DeliveryGap("the shared fetch got seqs 9..9"))
         assert seqs_of(await tap.fetch(10)) == [1, 2]
@@ -395,7 +517,7 @@ def test_a_closed_tap_gives_what_it_holds_then_the_fetchs_error() -> None:
 
 def test_a_detached_tap_drops_what_it_held_and_frees_the_fetch() -> None:
     async def body() -> None:
-        tap = Tap(NoFeed(), "t", depth=1)
+        tap = Tap(NoFeed(), "t", room=1)
         await tap.put(batch_of(1))
         waiting = asyncio.create_task(tap.put(batch_of(2)))
         await asyncio.sleep(0.01)
@@ -403,5 +525,20 @@ def test_a_detached_tap_drops_what_it_held_and_frees_the_fetch() -> None:
         await asyncio.wait_for(waiting, 1)  # the fetch is not held by a runner gone
         with pytest.raises(TimeoutError):
             await tap.fetch(10, timeout=0.01)
+
+    run(body())
+
+
+def test_a_runner_that_keeps_the_fetch_waiting_is_detached_and_keeps_what_it_holds() -> None:
+    async def body() -> None:
+        feed = NoFeed()
+        tap = Tap(feed, "slow", room=2, patience_s=0.05)
+        feed._taps.append(tap)
+        await tap.put(batch_of(1, 2))
+        await asyncio.wait_for(tap.put(batch_of(3)), 1)  # gives up on it after 0.05 s
+        assert tap.closed and feed.attached == []
+        assert seqs_of(await tap.fetch(10)) == [1, 2]  # applied, then it reads on its own
+        with pytest.raises(DeliveryGap, match="slow kept the shared fetch waiting"):
+            await tap.fetch(10)
 
     run(body())
