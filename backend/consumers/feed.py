@@ -94,7 +94,7 @@ class Tap:
             if self._error is not None:
                 raise self._error
             raise TimeoutError
-        taken = self._batches.popleft()
+        taken = list(self._batches.popleft())  # its own: other taps hold the same batch
         if len(taken) > batch:
             self._batches.appendleft(taken[batch:])
             taken = taken[:batch]

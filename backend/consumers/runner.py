@@ -231,7 +231,9 @@ class ConsumerRunner:
                             raise TimeoutError
                         lane.backlog = messages[-1].metadata.num_pending > 0
                         if self._lingers(lane, messages):
-                            messages += await self._linger(lane, lane.batch - len(messages))
+                            messages = messages + await self._linger(
+                                lane, lane.batch - len(messages)
+                            )
                             lane.backlog = messages[-1].metadata.num_pending > 0
                         if hops.enabled() and self.component.serves_pull:
                             hops.mark(f"{self.component.name}.received", _ids(messages))

@@ -130,6 +130,43 @@ def test_one_fetch_feeds_every_runner_of_the_process_once(tmp_path: Path) -> Non
 
 
 @pytest.mark.integration
+def test_runners_that_linger_take_the_same_batches_without_touching_each_others(
+    tmp_path: Path,
+) -> None:
+    """After a lone event a runner waits a moment and takes what came with it: the batch it
+    was handed is shared with the other runner, which must get it as it was (a batch grown
+    in place reached the other with events twice: a gap, and a detach)."""
+
+    async def body() -> None:
+        async with stage(tmp_path) as s, AsyncExitStack() as stack:
+            feed = await started(s, stack)
+            detached: list[str] = []
+            detach = feed.detach
+
+            def watched(tap: Tap, error: BaseException | None = None) -> None:
+                detached.append(tap.name)
+                detach(tap, error)
+
+            feed.detach = watched  # type: ignore[method-assign]
+            components = [await s.component(name, never, kind=Ordered) for name in ("a", "b")]
+            runners = [fast(s.nc, c, feed=feed, linger_s=0.05) for c in components]
+            for runner in runners:
+                await stack.enter_async_context(running(runner))
+            await wait_until(lambda: len(feed.attached) == 2, what="both attached")
+            seqs: list[int] = []
+            for _ in range(25):  # a few at a time, as devices push
+                seqs += await s.publish(3)
+                await asyncio.sleep(0.02)
+            for component in components:
+                await wait_until_async(component.seqs, seqs)
+                assert isinstance(component, Ordered) and component.order == seqs
+            assert detached == [], "nobody left the fetch"
+            assert all(runner.stats.batches < 75 for runner in runners), "lingered"
+
+    run(body())
+
+
+@pytest.mark.integration
 def test_a_failing_runner_retries_on_its_own_while_the_others_go_on_then_attaches_again(
     tmp_path: Path,
 ) -> None:
