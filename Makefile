@@ -26,8 +26,9 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# The app's end-to-end tests draw on a virtual display: install Xvfb when it is missing
-# (as root, with apt-get). Kivy's own window needs nothing more than Xvfb brings along.
+# The app's end-to-end tests (and the bench's board scenario) draw on a virtual display:
+# install Xvfb when it is missing (as root, with apt-get). Kivy's own window needs nothing
+# more than Xvfb brings along.
 xvfb:
 	@command -v Xvfb >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -35,7 +36,7 @@ xvfb:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xvfb; \
 	  else \
 	    echo "make: Xvfb is missing and this is not root with apt-get:" \
-	      "install the xvfb package, then run make test again" >&2; \
+	      "install the xvfb package, then run make again" >&2; \
 	    exit 1; \
 	  fi; }
 
@@ -50,7 +51,8 @@ docs: install
 run: install
 	$(BIN)/python -m outpost.run_local $(ARGS)
 
-bench: install
+# The board scenario draws the app on a virtual display, as the app's tests do.
+bench: install xvfb
 	$(BIN)/outpost bench --json bench-results.json
 
 # Outpost beside the PouchDB peer (issue 15): local_action, ingest and propagation, three
