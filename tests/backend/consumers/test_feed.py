@@ -374,15 +374,7 @@ def test_a_nats_server_restart_loses_nothing_and_the_fetch_goes_on(tmp_path: Pat
 
     async def body() -> None:
         async with stage(tmp_path) as s, AsyncExitStack() as stack:
-            feed = await started(s, stack)
-            components = [await s.component(name, never) for name in ("left", "right")]
-            runners = [fast(s.nc, c, batch=32, feed=feed) for c in components]
-            for runner in runners:
-                await stack.enter_async_context(running(runner))
-            await wait_until(lambda: len(feed.attached) == 2, what="both attached")
-            seqs = await s.publish(50)
-            for component in components:
-                await wait_until_async(component.seqs, seqs)
+            feed, components, runners, seqs = await two_in_step(s, stack)
             await s.server.stop()
             await asyncio.sleep(1.0)  # fetches time out meanwhile
             await s.server.start()
@@ -391,6 +383,7 @@ def test_a_nats_server_restart_loses_nothing_and_the_fetch_goes_on(tmp_path: Pat
                 await wait_until_async(component.seqs, seqs, timeout_s=30)
             for runner in runners:
                 await wait_fetch(runner, "shared")
+            assert sorted(feed.attached) == ["left", "right"]
             assert await s.faults() == []
 
     run(body())
@@ -404,15 +397,7 @@ def test_when_the_fetch_fails_every_runner_sees_it_and_all_attach_again(tmp_path
 
     async def body() -> None:
         async with stage(tmp_path) as s, AsyncExitStack() as stack:
-            feed = await started(s, stack)
-            components = [await s.component(name, never) for name in ("left", "right")]
-            runners = [fast(s.nc, c, batch=32, feed=feed) for c in components]
-            for runner in runners:
-                await stack.enter_async_context(running(runner))
-            await wait_until(lambda: len(feed.attached) == 2, what="both attached")
-            seqs = await s.publish(50)
-            for component in components:
-                await wait_until_async(component.seqs, seqs)
+            feed, components, runners, seqs = await two_in_step(s, stack)
             await s.nc.jsm().delete_consumer(EVENTS_STREAM, feed.name)
             for runner in runners:
                 await wait_until(
@@ -454,6 +439,22 @@ def test_a_fetch_idle_long_enough_to_lose_its_consumer_starts_again_at_the_next_
             assert runner.breaker.openings == 0
 
     run(body())
+
+
+async def two_in_step(
+    s: Stage, stack: AsyncExitStack
+) -> tuple[SharedFetch, list[Recorder], list[ConsumerRunner], list[int]]:
+    """Two runners attached to a fetch, both past 50 events (stopped with ``stack``)."""
+    feed = await started(s, stack)
+    components = [await s.component(name, never) for name in ("left", "right")]
+    runners = [fast(s.nc, c, batch=32, feed=feed) for c in components]
+    for runner in runners:
+        await stack.enter_async_context(running(runner))
+    await wait_until(lambda: len(feed.attached) == 2, what="both attached")
+    seqs = await s.publish(50)
+    for component in components:
+        await wait_until_async(component.seqs, seqs)
+    return feed, components, runners, seqs
 
 
 async def started(s: Stage, stack: AsyncExitStack, batch: int = 32) -> SharedFetch:
