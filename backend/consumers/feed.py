@@ -255,8 +255,8 @@ class SharedFetch:
                     continue
                 if self._start is not None:
                     continue  # moved while it waited: these are from the old place
-                self._hand(messages)
-                for tap in list(self._taps):
+                messages = self._hand(messages)
+                for tap in list(self._taps) if messages else ():
                     await tap.put(messages)
             except asyncio.CancelledError:
                 raise
@@ -267,9 +267,19 @@ class SharedFetch:
                 self.handed = None  # the next attach says where to start (before any wait)
                 await self._drop_consumer()
 
-    def _hand(self, messages: list[Msg]) -> None:
-        """Check the batch goes on from ``handed`` and move ``handed`` past it, at once:
-        an attach between this and the puts joins after this batch."""
+    def _hand(self, messages: list[Msg]) -> list[Msg]:
+        """What of the batch is new, checked to go on from ``handed``, with ``handed`` moved
+        past it at once (an attach between this and the puts joins after this batch).
+
+        Messages at or before ``handed`` are dropped: every attached runner has them. A
+        consumer with no acknowledgements keeps its place lazily, so after nats-server
+        restarts it may deliver the last few again (``outpost conflicts --faults`` saw one
+        to twenty). A hole after ``handed`` is a ``DeliveryGap`` for every runner."""
+        handed = self.handed
+        if handed:
+            messages = [m for m in messages if stream_seq(m) > handed]
+            if not messages:
+                return messages
         first, last = stream_seq(messages[0]), stream_seq(messages[-1])
         # From 0, the stream's first seq may be past 1 (as ``_check_no_gap`` allows).
         expected = first if not self.handed else self.handed + 1
@@ -280,6 +290,7 @@ class SharedFetch:
             )
         self.handed = last
         self.batches += 1
+        return messages
 
     async def _fetch(self) -> list[Msg]:
         assert self._subscription is not None

@@ -580,3 +580,29 @@ def test_a_runner_that_keeps_the_fetch_waiting_is_detached_and_keeps_what_it_hol
             await tap.fetch(10)
 
     run(body())
+
+
+class Stored:
+    """Stands for a ``Msg`` as the fetch reads it: its acknowledgement subject names its
+    stream seq (``batches.stream_seq``)."""
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.reply = f"$JS.ACK.{EVENTS_STREAM}.feed.1.{seq}.{seq}.1700000000000000000.0"
+
+
+def stored(*seqs: int) -> list[Msg]:
+    return [Stored(seq) for seq in seqs]  # type: ignore[misc]
+
+
+def test_the_fetch_drops_what_it_has_handed_already_and_refuses_a_hole() -> None:
+    """After nats-server restarts, a consumer with no acknowledgements may deliver its last
+    few messages again: every runner has them, so they are dropped, not a gap."""
+    feed = NoFeed()
+    feed.handed, feed.batches = 10, 0
+    assert seqs_of(feed._hand(stored(9, 10, 11, 12))) == [11, 12]
+    assert feed.handed == 12
+    assert feed._hand(stored(11, 12)) == []
+    assert (feed.handed, feed.batches) == (12, 1)
+    with pytest.raises(DeliveryGap, match=r"got seqs 14\.\.14"):
+        feed._hand(stored(14))
