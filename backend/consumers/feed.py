@@ -105,9 +105,6 @@ class Tap:
             self._room.set()
         return taken
 
-    def queued(self) -> bool:
-        return bool(self._batches)
-
     async def nothing_waiting(self) -> bool:
         """Nothing handed and not taken, and nothing in the stream the fetch has not taken."""
         return not self._batches and await self._feed.nothing_waiting()
@@ -130,7 +127,7 @@ class Tap:
                 self._feed.detach(
                     self,
                     DeliveryGap(
-                        f"{self.name} kept the shared fetch waiting {self._patience_s:.0f} s: "
+                        f"{self.name} kept the shared fetch waiting {self._patience_s:g} s: "
                         "it reads on its own from its position until it is in step again"
                     ),
                 )
