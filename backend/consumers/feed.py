@@ -279,11 +279,11 @@ class SharedFetch:
                 return messages
         first, last = stream_seq(messages[0]), stream_seq(messages[-1])
         # From 0, the stream's first seq may be past 1 (as ``_check_no_gap`` allows).
-        expected = first if not self.handed else self.handed + 1
+        expected = handed + 1 if handed else first
         if first != expected or last - first + 1 != len(messages):
             raise DeliveryGap(
                 f"the shared fetch got seqs {first}..{last} ({len(messages)} messages) "
-                f"after {self.handed}: its runners subscribe again from their positions"
+                f"after {handed}: its runners subscribe again from their positions"
             )
         self.handed = last
         self.batches += 1
