@@ -188,24 +188,21 @@ class DecodedEvents:
         self._size = size
         self._entries: OrderedDict[bytes, Event | str] = OrderedDict()
 
-    def keep(self, data: bytes, event: Event) -> None:
-        """The writer of ``data`` in this process hands over what it encoded. ``event``
-        must be what ``decode_stored_event`` makes of ``data``."""
-        self._put(data, event)
-
     def read(self, seq: int, data: bytes) -> Event | str:
         """The event stored at ``seq`` with ``data``, its seq set; or why it is poison."""
         entry = self._entries.get(data)
         if entry is None:
             entry = _decode_one(data)
-            self._put(data, entry)
+            self.keep(data, entry)
         if isinstance(entry, str) or entry.seq == seq:
             return entry
         numbered = msgspec.structs.replace(entry, seq=seq)
         self._entries[data] = numbered  # the next reader, at the same seq, takes it as is
         return numbered
 
-    def _put(self, data: bytes, entry: Event | str) -> None:
+    def keep(self, data: bytes, entry: Event | str) -> None:
+        """Remember what ``data`` decodes to. A writer of ``data`` in this process hands
+        over what it encoded: that must be what ``decode_stored_event`` makes of it."""
         entries = self._entries
         entries[data] = entry
         if len(entries) > self._size:

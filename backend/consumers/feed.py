@@ -273,7 +273,7 @@ class SharedFetch:
         restarts it may deliver the last few again (``outpost conflicts --faults`` saw one
         to twenty). A hole after ``handed`` is a ``DeliveryGap`` for every runner."""
         handed = self.handed
-        if handed:
+        if handed and stream_seq(messages[0]) <= handed:  # rare: only what came again
             messages = [m for m in messages if stream_seq(m) > handed]
             if not messages:
                 return messages

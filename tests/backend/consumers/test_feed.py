@@ -295,7 +295,7 @@ def test_a_runner_that_hangs_is_detached_and_the_others_go_on(tmp_path: Path) ->
             await wait_until(lambda: len(feed.attached) == 2, what="both attached")
             seqs = await at_once(s, 200)
             await wait_until_async(steady.seqs, seqs)  # 200 events: far past the room of 16
-            assert feed.attached == ["steady"]
+            assert "hung" not in feed.attached, "it kept the fetch waiting: detached"
             hung.gate.set()
             await wait_until_async(hung.seqs, seqs)
             await wait_fetch(hung_runner, "shared")
