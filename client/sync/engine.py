@@ -615,11 +615,19 @@ class SyncEngine:
         highest = ""  # the page's highest hlc: the clock takes it in once
         with device.store.write() as conn:
             entities: list[PulledChange] = []  # a run of entity changes, stored together
+            # The whole pull is in: what it reflects leaves the outbox first, so that the
+            # entities below are folded once, without it (a backlog of thousands of events,
+            # folded and then settled, took most of a long sync's last page).
+            settled: set[EntityKey] = set()
+            username = read_setting(conn, Setting.USERNAME)
+            if not aside and not page.has_more:
+                settled = self._settle_reflected(conn, page.watermark, username)
 
             def store_entities() -> None:
                 states = confirm_pulled(conn, entities, "confirmed_next" if aside else "confirmed")
                 if not aside:
                     refold_confirmed(conn, states, device.username)
+                    settled.difference_update(state.key for state, _ in states)
                 entities.clear()
 
             for change in page.changes:
@@ -653,9 +661,7 @@ class SyncEngine:
             write_setting(conn, Setting.GENERATION, page.generation)
             if not aside:
                 write_setting(conn, Setting.WATERMARK, str(page.watermark))
-                if not page.has_more:  # the whole pull is in: what it reflects leaves
-                    username = read_setting(conn, Setting.USERNAME)
-                    refold(conn, self._settle_reflected(conn, page.watermark, username), username)
+                refold(conn, settled, username)  # settled, and not folded above
             else:
                 write_setting(conn, Setting.PENDING_WATERMARK, str(page.watermark))
             write_setting(conn, Setting.CLOCK_LAST, device.clock.last)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from client.errors import ServerUnreachable
+from client.store.outbox import Outbox
 from client.store.settings import Setting
 from client.sync import engine as engine_module
 from tests.support.backend import BackendProcess
@@ -72,3 +73,30 @@ def test_a_download_cut_off_keeps_every_page_before_the_cut_and_resumes_after_it
     result = reader.sync()
     assert [t["title"] for t in reader.device.tasks(board)] == titles
     assert result.pulled == len(titles) - len(stored)  # the rest, each once
+
+
+def test_a_pull_of_several_pages_settles_the_edits_it_reflects_and_shows_each_task_once(
+    module_backend: BackendProcess,
+    answering: Callable[[str], Phone],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The last page of a pull settles what the pull reflects before it folds its
+    entities: the tasks of earlier pages are folded again without their settled events,
+    the last page's once, and every edit is shown, none left pending."""
+    monkeypatch.setattr(engine_module, "PULL_LIMIT", PAGE)
+    phone = answering(module_backend.url).signup(f"settle{uuid.uuid4().hex[:8]}")
+    board = phone.device.create_board("Settle")
+    tasks = [phone.device.add_task(board, f"task {i}") for i in range(3 * PAGE)]
+    phone.settle()
+    for round_ in range(3):
+        for i, task in enumerate(tasks):
+            phone.device.set_task(task, title=f"task {i}, edit {round_}")
+    phone.run(phone.engine.sync(pull=False))
+    assert phone.device.pending_counts() == (0, 3 * len(tasks))  # stored, not reflected yet
+
+    phone.settle()  # a pull of several pages (the projector may need a moment)
+    assert phone.device.pending_counts() == (0, 0)
+    shown = {t["id"]: t["title"] for t in phone.device.tasks(board)}
+    assert shown == {task: f"task {i}, edit 2" for i, task in enumerate(tasks)}
+    with phone.device.store.read() as conn:
+        assert Outbox(conn).kept_count() >= 3 * len(tasks)  # kept a while for a reset
