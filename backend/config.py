@@ -111,6 +111,15 @@ class Settings:
     apart) is than the BFF's, as a nice value (0: the same). Their work never holds a
     device up, so on a busy machine the push, the projector and the pull go first and they
     catch up after (their lag is in ``/v1/health``); an idle core is theirs as before."""
+    consumers_idle: bool = True
+    """Run ``outpost backend consume`` in Linux's idle scheduling class (``SCHED_IDLE``)
+    when it runs no component a pull reads (never the projector): it takes only CPU time
+    that nothing else wants, and gives the CPU up the moment the BFF or the projector wakes,
+    where at nice 10 the scheduler let it finish its slice first. The child that ``outpost
+    backend`` starts then stays in its session, which Linux schedules as one group (its own
+    session would be a group of its own, on a par with the BFF's). The price: while every
+    core is busy for a long time, these consumers wait (their lag is in ``/v1/health``).
+    False: nice ``consumers_nice`` only, the child in a session of its own."""
     reminder_lead_s: float = 24 * 3600.0
     """How long before a task's due date (its 00:00 UTC) the orchestrator reminds its
     assignee (``OUTPOST_REMINDER_LEAD_S``)."""

@@ -268,7 +268,8 @@ async def consume(settings: Settings) -> None:
     then be run, stopped and scaled on its own). Without ``--nats-url`` it uses the
     nats-server that runs on the data folder's store (the backend's), or starts its own."""
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    lower_priority(settings.consumers_nice)
+    serves_pull = "projector" in settings.component_names  # devices wait for its commits
+    lower_priority(settings.consumers_nice, idle=settings.consumers_idle and not serves_pull)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

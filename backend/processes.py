@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["child_pids", "die_with_parent", "lower_priority"]
+__all__ = ["child_pids", "die_with_parent", "lower_priority", "own_process_group"]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -50,14 +50,35 @@ def child_pids(pid: int) -> list[int]:
     return sorted(children)
 
 
-def lower_priority(nice: int) -> None:
-    """Lower this process's CPU priority by ``nice`` (0 or less: leave it). Linux schedules
-    each session as a group first (autogroup), and a child started in a session of its own
-    is one: its group's nice is lowered as well, or the process's would only weigh against
-    its own threads. Call it before starting threads, which take it on."""
-    if nice <= 0:
-        return
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), nice))
-    with contextlib.suppress(OSError):
-        Path("/proc/self/autogroup").write_text(str(nice))
+def lower_priority(nice: int, *, idle: bool = False) -> None:
+    """Lower this process's CPU priority: by ``nice`` (0 or less: leave it), and with
+    ``idle`` into Linux's idle scheduling class (``SCHED_IDLE``), where it runs only on CPU
+    time no other process of its group wants and gives the CPU up the moment one wakes.
+
+    Linux schedules each session as a group first (autogroup). A process that leads a
+    session of its own is its own group, whose nice is lowered as well: otherwise the
+    process's would only weigh against its own threads. One that shares its session (a
+    shell's, or its parent's) leaves the group's nice alone, since that is every other
+    process of the session too. Call it before starting threads, which take it on."""
+    if nice > 0:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), nice))
+        if os.getsid(0) == os.getpid():
+            with contextlib.suppress(OSError):
+                Path("/proc/self/autogroup").write_text(str(nice))
+    if idle and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def own_process_group(then: Callable[[], None] | None) -> Callable[[], None]:
+    """A ``preexec_fn`` that puts the child in a process group of its own (a Ctrl-C at
+    the terminal reaches only the parent, which stops it in order) while it stays in the
+    parent's session, and so in its scheduling group; then runs ``then``."""
+
+    def preexec() -> None:
+        os.setpgid(0, 0)
+        if then is not None:
+            then()
+
+    return preexec

@@ -31,7 +31,7 @@ import uuid
 from asyncio.subprocess import Process
 
 from backend.config import Settings
-from backend.processes import die_with_parent
+from backend.processes import die_with_parent, own_process_group
 
 __all__ = ["ApartConsumers"]
 
@@ -55,6 +55,7 @@ class ApartConsumers:
 
     def __init__(self, settings: Settings, nats_url: str) -> None:
         self.names = settings.apart_names
+        self._idle = settings.consumers_idle
         self.health_subject = f"{HEALTH_SUBJECT_PREFIX}.{uuid.uuid4().hex}"
         self._env = {
             **os.environ,
@@ -95,12 +96,18 @@ class ApartConsumers:
 
     async def _spawn(self) -> Process:
         command = [sys.executable, "-m", "outpost", "backend", "consume"]
+        # A Ctrl-C reaches the backend, which stops the child in order: the child has a
+        # process group of its own. In the idle class it stays in the backend's session,
+        # whose scheduling group it must share for the BFF to take the CPU from it at once
+        # (``Settings.consumers_idle``); otherwise it leads a session, and so a group, of
+        # its own, whose nice it lowers.
+        dies = die_with_parent(signal.SIGTERM)
         process = await asyncio.create_subprocess_exec(
             *command,
             env=self._env,
             stdin=asyncio.subprocess.DEVNULL,
-            preexec_fn=die_with_parent(signal.SIGTERM),
-            start_new_session=True,  # a Ctrl-C reaches the backend, which stops it in order
+            preexec_fn=own_process_group(dies) if self._idle else dies,
+            start_new_session=not self._idle,
         )
         self._started_at, self._answered, self._exited = time.monotonic(), False, None
         return process

@@ -83,11 +83,22 @@ def test_the_consumers_apart_work_report_their_health_and_come_back_when_killed(
     assert set(health["consumers"]) == {"projector", *APART}
     assert health["status"] == "ok"
     first = _child(backend)
-    # Background work: on a busy machine the BFF and the projector go first
-    # (Settings.consumers_nice), and Linux weighs the child's session by it too.
-    parent_nice = os.getpriority(os.PRIO_PROCESS, backend.process.pid)
+    # Background work: on a busy machine the BFF and the projector go first. The child
+    # runs in the idle scheduling class (Settings.consumers_idle), in the backend's session
+    # (Linux's scheduling group: in one of its own, its idleness would only count against
+    # its own threads) but its own process group (a Ctrl-C reaches the backend alone).
+    parent = backend.process.pid
+    assert os.sched_getscheduler(first) == os.SCHED_IDLE
+    assert os.sched_getscheduler(parent) == os.SCHED_OTHER
+    assert os.getsid(first) == os.getsid(parent)
+    assert os.getpgid(first) == first != os.getpgid(parent)
+    parent_nice = os.getpriority(os.PRIO_PROCESS, parent)
     assert os.getpriority(os.PRIO_PROCESS, first) == max(parent_nice, 10)
-    assert Path(f"/proc/{first}/autogroup").read_text().split()[-1] == "10"
+    # The session's group is the backend's too: its nice is left as it was.
+    assert (
+        Path(f"/proc/{first}/autogroup").read_text()
+        == Path(f"/proc/{parent}/autogroup").read_text()
+    )
 
     # The child does its work: an event reaches the workload and the lake there.
     ann = Device(backend.url, "apart-ann").signup()
@@ -145,6 +156,25 @@ def test_a_backend_with_nothing_apart_runs_every_consumer_itself(
         # wait for, never waits on theirs.
         fetches = _wait("the four on the shared fetch", lambda: _all_shared(process))
         assert fetches["projector"] == "own"
+    finally:
+        process.stop()
+
+
+def test_without_the_idle_class_the_child_leads_a_session_at_nice_10(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    process = BackendProcess(
+        tmp_path / "nice", nats_url=controlled_nats.url, env={"OUTPOST_CONSUMERS_IDLE": "false"}
+    ).start()
+    try:
+        _wait("every consumer's breaker closed", lambda: _all_closed(process))
+        child = _child(process)
+        assert process.process is not None
+        assert os.sched_getscheduler(child) == os.SCHED_OTHER
+        assert os.getsid(child) == child  # a session, and so a scheduling group, of its own
+        assert os.getpriority(os.PRIO_PROCESS, child) >= 10
+        assert Path(f"/proc/{child}/autogroup").read_text().split()[-1] == "10"
+        assert Path(f"/proc/{process.process.pid}/autogroup").read_text().split()[-1] == "0"
     finally:
         process.stop()
 
