@@ -14,7 +14,9 @@ import pytest
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(sys.platform != "linux", reason="Linux scheduling"),
+    pytest.mark.skipif(
+        not Path("/proc/self/autogroup").exists(), reason="Linux with session groups (autogroup)"
+    ),
 ]
 
 _REPORT = """
