@@ -5,7 +5,9 @@ to the same nats-server with a per-message acknowledgement, one at a time and pi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+from client.sync.runner import LiveSync
 from outpost.bench import shared
 from outpost.bench.harness import (
     Timer,
@@ -44,20 +46,27 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
         titles = {t["id"]: t["title"] for t in b.device.tasks(pair.board)}
         return all(titles.get(task) == title for task, title in expected.items())
 
-    async def b_pulls() -> float:
-        async def pulled() -> bool:
-            await b.engine.sync()
-            return visible_on_b()
-
-        await wait_for(pulled, timeout_s=300, what="device B to see A's events")
+    async def b_shows_them() -> float:
+        await wait_for(visible_on_b, timeout_s=300, what="device B to see A's events")
         return timer.seconds
 
-    cpu_before = ws.cpu_seconds()
-    timer = Timer()
-    # The clock stops when B shows every edit, as the peer's stops when B holds every
-    # document; A's sync goes on to pull its own events back (settling its outbox) and is
-    # awaited after, as the peer's push replication is.
-    _, seconds = await asyncio.gather(a.engine.sync(), b_pulls())
+    # B listens as a device does by default, and as the peer's B does (a live
+    # replication): its live stream brings the pages of changes, and a poke sends it to
+    # pull when a page would be too big. Its view is read locally until it shows them all.
+    live_b = LiveSync(b.device, b.engine.http, periodic_s=30)
+    listening = asyncio.create_task(live_b.run())
+    try:
+        await wait_for(lambda: live_b.stream_brings_changes, timeout_s=30, what="B's live stream")
+        cpu_before = ws.cpu_seconds()
+        timer = Timer()
+        # The clock stops when B shows every edit, as the peer's stops when B holds every
+        # document; A's sync goes on to pull its own events back (settling its outbox) and
+        # is awaited after, as the peer's push replication is.
+        _, seconds = await asyncio.gather(a.engine.sync(), b_shows_them())
+    finally:
+        live_b.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
     rate = count / seconds
     # Where the CPU goes, until every consumer has taken the events in too (the lake, the
     # saga's check, the orchestrator and the gateway each read all of them): per event.
