@@ -1,6 +1,7 @@
 """Scenario 2, end-to-end ingest: device A pushes a backlog of edits; the clock stops when
-device B's pull shows every one of them. Beside it, raw nats-py publishing the same bytes
-to the same nats-server with a per-message acknowledgement, one at a time and pipelined."""
+device B, listening on its live stream (pull pages of changes, and a pull after a poke),
+shows every one of them. Beside it, raw nats-py publishing the same bytes to the same
+nats-server with a per-message acknowledgement, one at a time and pipelined."""
 
 from __future__ import annotations
 
