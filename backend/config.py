@@ -118,8 +118,12 @@ class Settings:
     where at nice 10 the scheduler let it finish its slice first. The child that ``outpost
     backend`` starts then stays in its session, which Linux schedules as one group (its own
     session would be a group of its own, on a par with the BFF's). The price: while every
-    core is busy for a long time, these consumers wait (their lag is in ``/v1/health``).
-    False: nice ``consumers_nice`` only, the child in a session of its own."""
+    core is busy for a long time, these consumers wait: their lag grows (``/v1/health``),
+    reminders and webhooks go late, the child may miss ``/v1/health``'s 1.5 s to answer
+    (``degraded``, 503, until the load eases), and a backend write of the orchestrator's
+    holds the BFF's write lock for as long as the child waits for a CPU. For a machine
+    that is meant to run flat out, set it false: nice ``consumers_nice`` only, the child in
+    a session of its own."""
     reminder_lead_s: float = 24 * 3600.0
     """How long before a task's due date (its 00:00 UTC) the orchestrator reminds its
     assignee (``OUTPOST_REMINDER_LEAD_S``)."""

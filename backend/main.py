@@ -268,6 +268,9 @@ async def consume(settings: Settings) -> None:
     then be run, stopped and scaled on its own). Without ``--nats-url`` it uses the
     nats-server that runs on the data folder's store (the backend's), or starts its own."""
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # In a process group of its own on its parent's terminal (``own_process_group``), its
+    # log lines would stop it under ``stty tostop``: they go out regardless.
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     serves_pull = "projector" in settings.component_names  # devices wait for its commits
     lower_priority(settings.consumers_nice, idle=settings.consumers_idle and not serves_pull)
     stopping = asyncio.Event()

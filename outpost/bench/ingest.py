@@ -57,7 +57,11 @@ async def run(ws: Workspace, plan: Plan) -> ScenarioResult:
     live_b = LiveSync(b.device, b.engine.http, periodic_s=30)
     listening = asyncio.create_task(live_b.run())
     try:
-        await wait_for(lambda: live_b.stream_brings_changes, timeout_s=30, what="B's live stream")
+        await wait_for(
+            lambda: live_b.cycles >= 1 and live_b.stream_brings_changes,
+            timeout_s=30,
+            what="B's first sync and its live stream",
+        )
         cpu_before = ws.cpu_seconds()
         timer = Timer()
         # The clock stops when B shows every edit, as the peer's stops when B holds every

@@ -25,6 +25,8 @@ from tests.support.device import Device
 pytestmark = pytest.mark.integration
 
 APART = ("workload", "lake", "gateway", "orchestrator")
+_SESSION_GROUP = Path("/proc/self/autogroup").read_text()
+"""This session's scheduling group and its nice, read before any backend of this module."""
 
 
 def _health(backend: BackendProcess) -> dict[str, Any]:
@@ -92,12 +94,19 @@ def test_the_consumers_apart_work_report_their_health_and_come_back_when_killed(
     assert os.sched_getscheduler(parent) == os.SCHED_OTHER
     assert os.getsid(first) == os.getsid(parent)
     assert os.getpgid(first) == first != os.getpgid(parent)
+    # A background group writing to the terminal is not stopped under `stty tostop` (the
+    # child ignores SIGTTOU from its start: uvloop undoes what a preexec_fn would set).
+    status = Path(f"/proc/{first}/status").read_text()
+    ignored = int(next(ln for ln in status.splitlines() if ln.startswith("SigIgn:")).split()[1], 16)
+    assert ignored & (1 << (signal.SIGTTOU - 1))
     parent_nice = os.getpriority(os.PRIO_PROCESS, parent)
     assert os.getpriority(os.PRIO_PROCESS, first) == max(parent_nice, 10)
-    # The session's group is the backend's too: its nice is left as it was.
+    # The session's group is the backend's too (and this test's): its nice is left as it
+    # was before any backend started.
     assert (
         Path(f"/proc/{first}/autogroup").read_text()
         == Path(f"/proc/{parent}/autogroup").read_text()
+        == _SESSION_GROUP
     )
 
     # The child does its work: an event reaches the workload and the lake there.

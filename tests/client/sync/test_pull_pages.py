@@ -80,9 +80,11 @@ def test_a_pull_of_several_pages_settles_the_edits_it_reflects_and_shows_each_ta
     answering: Callable[[str], Phone],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The last page of a pull settles what the pull reflects before it folds its
-    entities: the tasks of earlier pages are folded again without their settled events,
-    the last page's once, and every edit is shown, none left pending."""
+    """A pull of several pages that reflects a backlog of pushed edits settles them all
+    (the last page settles before it folds its own entities, and folds the other settled
+    ones after): every edit is shown, none is left pending, and the settled ones are kept
+    for a reset. The views end as they did when the settle came after the fold, so this
+    guards the outcome, not the order."""
     monkeypatch.setattr(engine_module, "PULL_LIMIT", PAGE)
     phone = answering(module_backend.url).signup(f"settle{uuid.uuid4().hex[:8]}")
     board = phone.device.create_board("Settle")
