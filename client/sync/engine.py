@@ -619,7 +619,7 @@ class SyncEngine:
             # entities below are folded once, without it (a backlog of thousands of events,
             # folded and then settled, took most of a long sync's last page).
             settled: set[EntityKey] = set()
-            username = read_setting(conn, Setting.USERNAME)
+            username = None if aside else read_setting(conn, Setting.USERNAME)
             if not aside and not page.has_more:
                 settled = self._settle_reflected(conn, page.watermark, username)
 
