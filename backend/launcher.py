@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,9 @@ import urllib.request
 from pathlib import Path
 
 from backend.errors import LaunchError
+from backend.ports import free_port
 
-__all__ = ["BackendLauncher", "LaunchError", "answers", "free_port"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["BackendLauncher", "LaunchError", "answers"]
 
 
 def answers(url: str) -> bool:

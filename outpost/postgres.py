@@ -24,7 +24,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -33,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from backend import ports
 
 __all__ = [
     "HOST",
@@ -349,6 +350,5 @@ def _link_or_copy(source: str, target: str) -> None:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
+    """A free port on ``HOST`` outside the kernel's ephemeral range (``backend.ports``)."""
+    return ports.free_port(HOST)

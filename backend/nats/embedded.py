@@ -49,12 +49,11 @@ from backend.nats.ownership import (
     take_store,
     write_record,
 )
+from backend.ports import RESERVED_PORTS, free_port
 from backend.processes import die_with_parent
 
 logger = logging.getLogger(__name__)
 
-# This machine (and many developer machines) runs its own NATS on the default ports.
-_RESERVED_PORTS = frozenset({4222, 6222, 8222})
 _LOG_NAME = "nats-server.log"
 _LOG_TAIL_LINES = 30
 _POLL_INTERVAL_S = 0.02
@@ -419,7 +418,7 @@ def _quote(text: str) -> str:
 
 def _reusable_port(host: str, previous: int | None) -> int:
     """``previous`` if it is free now, else a free port."""
-    if previous is not None and previous not in _RESERVED_PORTS:
+    if previous is not None and previous not in RESERVED_PORTS:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as sock:
             try:
@@ -432,15 +431,11 @@ def _reusable_port(host: str, previous: int | None) -> int:
 
 
 def _free_port(host: str, *, exclude: set[int] | frozenset[int] = frozenset()) -> int:
-    """A port the kernel calls free now (bind to 0), never a well-known NATS port."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(50):
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port: int = sock.getsockname()[1]
-        if port not in _RESERVED_PORTS and port not in exclude:
-            return port
-    raise EmbeddedNatsError(f"found no free port on {host}")
+    """A free port (``backend.ports``), never a well-known NATS port."""
+    try:
+        return free_port(host, exclude=exclude)
+    except OSError as error:
+        raise EmbeddedNatsError(str(error)) from error
 
 
 async def _http_get(host: str, port: int, path: str) -> tuple[int, bytes]:

@@ -33,7 +33,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from typing import Any
 import httpx
 import nats
 
+from backend import ports
 from backend.nats.embedded import find_binary
 from backend.nats.streams import ensure_streams
 from backend.processes import die_with_parent
@@ -59,7 +59,6 @@ from outpost.cluster.state import (
 
 log = logging.getLogger("outpost.cluster")
 
-RESERVED_PORTS = frozenset({4222, 5432, 6222, 8222})
 DATABASE = "outpost"
 _PR_SET_PDEATHSIG = 1
 _BACKOFF_INITIAL_S = 0.2
@@ -69,15 +68,14 @@ _READY_TIMEOUT_S = 90.0
 
 
 def free_port(taken: set[int]) -> int:
-    """A loopback port the kernel calls free now, never a well-known one nor one in ``taken``."""
-    for _ in range(100):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in RESERVED_PORTS and port not in taken:
-            taken.add(port)
-            return port
-    raise ClusterError("found no free port on 127.0.0.1")
+    """A free loopback port (``backend.ports``: none an outgoing connection of another part
+    can take while this one starts), never one in ``taken``, which gets it."""
+    try:
+        port = ports.free_port(exclude=taken)
+    except OSError as error:
+        raise ClusterError(str(error)) from error
+    taken.add(port)
+    return port
 
 
 class Part:

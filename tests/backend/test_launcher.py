@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.launcher import BackendLauncher, LaunchError, answers, free_port
+from backend.launcher import BackendLauncher, LaunchError, answers
+from backend.ports import free_port
 
 pytestmark = pytest.mark.integration
 

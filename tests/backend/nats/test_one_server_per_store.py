@@ -18,8 +18,8 @@ from typing import Any
 import nats
 import pytest
 
-from backend.launcher import free_port
 from backend.nats import event_subject, find_binary
+from backend.ports import free_port
 from protocol import new_id
 from tests.backend.nats.store_processes import (
     configured_url,

@@ -1,0 +1,56 @@
+"""Free ports for the servers we start, and why they are not simply the kernel's.
+
+A port that a bind to port 0 calls free is one of the kernel's ephemeral ports: the range
+it also takes the local port of every outgoing connection from. Between our check and the
+server's own bind (a backend runs its migrations first, for a second or so), any connection
+on the machine (a backend of the same cluster to NATS or PostgreSQL, a test beside it) can
+take that port, and the server exits with "address already in use". ``free_port`` picks
+from outside that range instead, where no ``connect`` lands, and checks the port with a
+bind of its own.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import Collection
+from pathlib import Path
+
+__all__ = ["RESERVED_PORTS", "free_port"]
+
+RESERVED_PORTS = frozenset({4222, 5432, 6222, 8222})
+"""NATS's and PostgreSQL's well-known ports: a machine may run those services itself."""
+
+_LOWEST = 10_000  # below: ports that other programs tend to take by default
+_TRIES = 200
+_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def free_port(host: str = "127.0.0.1", *, exclude: Collection[int] = ()) -> int:
+    """A TCP port on ``host`` that is free now and outside the kernel's ephemeral range,
+    never one of ``RESERVED_PORTS`` nor one in ``exclude``. Where the range is unknown (not
+    Linux) or leaves no room, one the kernel picks. Raises ``OSError`` if none is found."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    outside = _outside_ephemeral()
+    for attempt in range(_TRIES):
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            wanted = random.choice(outside) if outside and attempt < _TRIES // 2 else 0
+            try:
+                sock.bind((host, wanted))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+        if port not in RESERVED_PORTS and port not in exclude:
+            return port
+    raise OSError(f"found no free port on {host}")
+
+
+def _outside_ephemeral() -> range | list[int]:
+    """The ports from ``_LOWEST`` up that the kernel never gives an outgoing connection."""
+    try:
+        low, high = (int(word) for word in _RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return []
+    below = range(_LOWEST, max(_LOWEST, low))
+    above = range(high + 1, 65_536)
+    return [*below, *above] if above else below
