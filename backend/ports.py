@@ -11,6 +11,7 @@ bind of its own.
 
 from __future__ import annotations
 
+import errno
 import random
 import socket
 from collections.abc import Collection
@@ -29,7 +30,9 @@ _RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 def free_port(host: str = "127.0.0.1", *, exclude: Collection[int] = ()) -> int:
     """A TCP port on ``host`` that is free now and outside the kernel's ephemeral range,
     never one of ``RESERVED_PORTS`` nor one in ``exclude``. Where the range is unknown (not
-    Linux) or leaves no room, one the kernel picks. Raises ``OSError`` if none is found."""
+    Linux) or leaves no room, or a hundred ports outside it were all taken, one the kernel
+    picks (inside the range: the race above is back for it). Raises ``OSError`` if none is
+    found, or the bind's own error for an address this machine cannot bind."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     outside = _outside_ephemeral()
     for attempt in range(_TRIES):
@@ -37,8 +40,10 @@ def free_port(host: str = "127.0.0.1", *, exclude: Collection[int] = ()) -> int:
             wanted = random.choice(outside) if outside and attempt < _TRIES // 2 else 0
             try:
                 sock.bind((host, wanted))
-            except OSError:
-                continue
+            except OSError as error:
+                if error.errno in (errno.EADDRINUSE, errno.EACCES):
+                    continue  # taken, or kept for another user: try another
+                raise
             port = int(sock.getsockname()[1])
         if port not in RESERVED_PORTS and port not in exclude:
             return port
@@ -52,5 +57,5 @@ def _outside_ephemeral() -> range | list[int]:
     except (OSError, ValueError):
         return []
     below = range(_LOWEST, max(_LOWEST, low))
-    above = range(high + 1, 65_536)
+    above = range(max(_LOWEST, high + 1), 65_536)
     return [*below, *above] if above else below

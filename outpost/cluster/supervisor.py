@@ -68,8 +68,9 @@ _READY_TIMEOUT_S = 90.0
 
 
 def free_port(taken: set[int]) -> int:
-    """A free loopback port (``backend.ports``: none an outgoing connection of another part
-    can take while this one starts), never one in ``taken``, which gets it."""
+    """A free loopback port (``backend.ports``: outside the range outgoing connections take
+    theirs from, so no other part's takes it while this one starts), never one in
+    ``taken``, which gets it."""
     try:
         port = ports.free_port(exclude=taken)
     except OSError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 from pathlib import Path
 
@@ -45,9 +46,49 @@ def test_a_port_in_use_or_excluded_is_passed_over(monkeypatch: pytest.MonkeyPatc
         assert {free_port(exclude={excluded}) for _ in range(30)} == {wanted}
 
 
-def test_without_the_kernels_range_the_kernel_picks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ports, "_RANGE_FILE", Path("/nonexistent/ip_local_port_range"))
-    assert _bindable(free_port())
+def test_without_the_kernels_range_the_kernel_picks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(ports, "_RANGE_FILE", tmp_path / "ip_local_port_range")  # none there
+    port = free_port()
+    assert _bindable(port)
+    if _RANGE.exists():  # the kernel's pick is one of its ephemeral ports
+        low, high = (int(word) for word in _RANGE.read_text().split())
+        assert low <= port <= high
+
+
+@pytest.mark.parametrize(
+    ("kernel_range", "lowest", "highest"),
+    [
+        ("32768\t60999", 10_000, 65_535),
+        ("1024 5000", 10_000, 65_535),  # above it, still never under 10,000
+        ("10001 65535", 10_000, 10_000),
+        ("1024 65535", None, None),  # no room: the kernel picks
+        ("not a range", None, None),
+    ],
+)
+def test_the_ports_outside_the_range_start_at_10000(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    kernel_range: str,
+    lowest: int | None,
+    highest: int | None,
+) -> None:
+    (tmp_path / "range").write_text(kernel_range + "\n")
+    monkeypatch.setattr(ports, "_RANGE_FILE", tmp_path / "range")
+    outside = ports._outside_ephemeral()
+    if lowest is None:
+        assert not outside
+    else:
+        assert (min(outside), max(outside)) == (lowest, highest)
+        low, high = (int(word) for word in kernel_range.split())
+        assert not set(outside) & set(range(low, high + 1))
+
+
+def test_an_address_this_machine_cannot_bind_is_said_as_such() -> None:
+    with pytest.raises(OSError) as raised:
+        free_port("192.0.2.1")  # TEST-NET-1: on no interface here
+    assert raised.value.errno == errno.EADDRNOTAVAIL
 
 
 def test_no_free_port_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
