@@ -626,7 +626,7 @@ class SyncEngine:
             def store_entities() -> None:
                 states = confirm_pulled(conn, entities, "confirmed_next" if aside else "confirmed")
                 if not aside:
-                    refold_confirmed(conn, states, device.username)
+                    refold_confirmed(conn, states, username)
                     settled.difference_update(state.key for state, _ in states)
                 entities.clear()
 
