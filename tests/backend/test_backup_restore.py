@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -95,6 +96,19 @@ def server_titles(server: str, username: str) -> set[str]:
             return found
 
 
+def views_current(server: str) -> None:
+    """Until the backend's views hold every event of its stream. A sync is answered once its
+    events are stored, and the projector commits them a moment later: another device's
+    sync at once could pull without them (and a device's own, confirm none of them)."""
+    deadline = time.monotonic() + 30
+    while True:
+        health = httpx.get(f"{server}/v1/health", timeout=10).json()
+        if health["consumers"]["projector"]["lag_events"] == 0:
+            return
+        assert time.monotonic() < deadline, f"the views did not catch up: {health}"
+        time.sleep(0.05)
+
+
 def generation(server: str) -> str:
     return str(httpx.get(f"{server}/v1/sync/info").json()["generation"])
 
@@ -113,6 +127,7 @@ def test_a_restored_backup_resets_the_devices_and_they_push_back_what_it_lost(
         board = local(phone, lambda device: device.create_board("Launch"))
         local(phone, lambda device: device.add_task(board, "written before the backup"))
         client(phone, server, "sync")
+        views_current(server)
         client(laptop, server, "sync")
         assert titles(shown(laptop)) == {"written before the backup"}
 
@@ -141,6 +156,7 @@ def test_a_restored_backup_resets_the_devices_and_they_push_back_what_it_lost(
         client(phone, server, "sync")
         local(laptop, lambda device: device.add_task(board, "laptop, synced after the backup"))
         client(laptop, server, "sync")
+        views_current(server)
         client(phone, server, "sync")
         assert setting(phone, Setting.GENERATION) == before
         assert pending(phone) == 0
@@ -177,7 +193,9 @@ def test_a_restored_backup_resets_the_devices_and_they_push_back_what_it_lost(
         # reset: each rebuilds aside and pushes back, in the same sync, what it kept; the
         # phone's second sync pulls what the laptop pushed back
         client(phone, server, "sync")
+        views_current(server)
         client(laptop, server, "sync")
+        views_current(server)
         client(phone, server, "sync")
         assert setting(phone, Setting.GENERATION) == generation(server)
         assert setting(laptop, Setting.GENERATION) == generation(server)

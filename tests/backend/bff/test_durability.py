@@ -263,6 +263,12 @@ def test_a_stream_shorter_than_the_views_starts_a_new_generation(tmp_path: Path)
     restarted.port = backend.port
     restarted.start()
     try:
+        # The projector starts over (a new generation) when it first subscribes, in a task
+        # the backend starts beside its HTTP server: answering does not mean it has yet.
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{restarted.url}/v1/sync/info").json()["generation"] == old_generation:
+            assert time.monotonic() < deadline, "the projector never started over"
+            time.sleep(0.05)
         board, created = alice.new_board("After the loss")
         [result] = alice.push(created)
         assert result["seq"] == 1

@@ -295,7 +295,13 @@ def test_a_done_that_loses_the_merge_spawns_nothing_and_a_recurrence_spawns_once
 
 
 def test_health_and_metrics_list_the_orchestrator(orchestrated: BackendProcess) -> None:
-    health = httpx.get(f"{orchestrated.url}/v1/health", timeout=10).json()
+    # The orchestrator runs in the consumers' child, which the backend starts beside its
+    # HTTP server: until the child answers, health says `starting` (a fresh module backend).
+    def settled() -> dict[str, Any] | None:
+        health: dict[str, Any] = httpx.get(f"{orchestrated.url}/v1/health", timeout=10).json()
+        return health if health["consumers"]["orchestrator"]["breaker"] != "starting" else None
+
+    health = wait_for(settled, "the consumers' child to answer")
     assert health["consumers"]["orchestrator"]["breaker"] == "closed"
     assert health["consumers"]["orchestrator"]["standby"] is False
     metrics = httpx.get(f"{orchestrated.url}/metrics", timeout=10).text
