@@ -18,7 +18,7 @@ from client.errors import InvalidAction, NotFound, ServerUnreachable, SignInRequ
 from client.store.database import Store
 from client.store.outbox import Outbox
 from client.store.settings import Setting, read_setting, write_setting
-from client.store.view import OWN_ACTOR, fold_into_view, remember
+from client.store.view import OWN_ACTOR, fold_into_view, load_view, remember
 from client.sync.transport import bearer, body_of, detail_of
 from protocol import (
     Event,
@@ -33,6 +33,7 @@ from protocol import (
 )
 from protocol.catalog import TASK_DEFAULTS
 from protocol.hlc import system_ms
+from protocol.merge import EntityKey, meta
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -253,13 +254,11 @@ class Device:
         """One entity of the view: its board, values and merge meta, or None."""
         with self.store.read() as conn:
             row = conn.execute(
-                "SELECT board, vals, state FROM view WHERE kind = ? AND id = ?", (kind, entity_id)
+                "SELECT board, vals FROM view WHERE kind = ? AND id = ?", (kind, entity_id)
             ).fetchone()
-        if row is None or row[1] is None:
+            state = load_view(conn, EntityKey(kind, entity_id))  # type: ignore[arg-type]
+        if row is None or row[1] is None or state is None:
             return None
-        from protocol.merge import EntityState, meta
-
-        state = msgspec.json.decode(row[2], type=EntityState)
         return {"id": entity_id, "board": row[0], "values": _decode(row[1]), "meta": meta(state)}
 
     def tasks(self, board: str, include_deleted: bool = False) -> list[dict[str, Any]]:

@@ -627,7 +627,7 @@ class SyncEngine:
                 states = confirm_pulled(conn, entities, "confirmed_next" if aside else "confirmed")
                 if not aside:
                     refold_confirmed(conn, states, username)
-                    settled.difference_update(state.key for state, _ in states)
+                    settled.difference_update(state.key for state in states)
                 entities.clear()
 
             for change in page.changes:

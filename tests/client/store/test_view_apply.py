@@ -12,7 +12,14 @@ import msgspec
 import pytest
 
 from client.device import Device
-from client.store.view import confirm, confirm_many, pending, refold, refold_confirmed
+from client.store.view import (
+    AS_CONFIRMED,
+    confirm,
+    confirm_many,
+    pending,
+    refold,
+    refold_confirmed,
+)
 from protocol import (
     Event,
     HybridLogicalClock,
@@ -103,4 +110,61 @@ def test_a_page_stored_at_once_gives_the_rows_of_one_change_at_a_time(tmp_path: 
     assert shown[mine]["title"] == "mine, edited here"  # the pending edit, folded on top
     assert shown[theirs]["notes"] == "from elsewhere"
     assert shown[new]["title"] == "made elsewhere"
+    kept = {row[1]: row[3] for row in expected["view"]}
+    assert kept[new] == AS_CONFIRMED  # nothing pending on it: its state is stored once
+    assert kept[mine] != AS_CONFIRMED  # the pending edit's state is the view's own
+    device.close()
+
+
+def _page_of(events: list[Event]) -> list[dict[str, Any]]:
+    """The pull page that says the backend stored ``events``."""
+    return [
+        {
+            "kind": key.kind,
+            "id": key.id,
+            "board": state.board,
+            "version": 1,
+            "values": merge.values(state),
+            "meta": merge.meta(state),
+        }
+        for key, state in merge.fold(events).items()
+    ]
+
+
+def test_a_view_row_with_nothing_pending_reads_its_state_from_the_confirmed_one(
+    tmp_path: Path,
+) -> None:
+    device = Device(tmp_path / "phone")
+    board = device.create_board("Board")
+    task = device.add_task(board, "Write the notes", notes="first draft")
+    with device.store.write() as conn:  # the backend stored them, and a pull said so
+        made = pending(conn, None)
+        page = _page_of(made)
+        conn.execute("DELETE FROM outbox")
+        refold_confirmed(conn, confirm_many(conn, page), None)
+    with device.store.read() as conn:
+        assert {row[0] for row in conn.execute("SELECT state FROM view")} == {AS_CONFIRMED}
+    [change] = [c for c in page if c["id"] == task]
+    entity = device.entity("task", task)
+    assert entity is not None
+    assert (entity["values"], entity["meta"]) == (change["values"], change["meta"])
+    # An edit folds onto the confirmed state: the fields it does not touch are kept.
+    device.set_task(task, notes="second draft")
+    [shown] = device.tasks(board)
+    assert (shown["title"], shown["notes"]) == ("Write the notes", "second draft")
+    with device.store.read() as conn:
+        (state,) = conn.execute("SELECT state FROM view WHERE id = ?", (task,)).fetchone()
+    assert state != AS_CONFIRMED
+    edited = device.entity("task", task)
+    assert edited is not None
+    assert edited["meta"]["fields"]["notes"] != change["meta"]["fields"]["notes"]
+    # Once the edit is confirmed too, a refold stores the row as the confirmed state again.
+    with device.store.write() as conn:
+        edit = pending(conn, None)
+        conn.execute("DELETE FROM outbox")
+        refold(conn, [confirm(conn, c) for c in _page_of([*made, *edit]) if c["id"] == task], None)
+        (state,) = conn.execute("SELECT state FROM view WHERE id = ?", (task,)).fetchone()
+    assert state == AS_CONFIRMED
+    assert device.tasks(board)[0]["notes"] == "second draft"
+    assert device.entity("task", task) == edited
     device.close()
