@@ -42,6 +42,13 @@ TASK_FIELDS = ("title", "notes", "status", "priority", "due", "assignee", "posit
 STATUSES = ("todo", "doing", "done")
 
 
+COLUMN_END = (
+    "SELECT MAX(task_position) FROM view "
+    "WHERE board = ? AND task_status = ? AND task_status IS NOT NULL"
+)
+"""The last position in a column of a board: one lookup in ``view_task_column``."""
+
+
 class Device:
     def __init__(self, folder: Path, *, clock_error_ms: int = 0) -> None:
         """Open (or create) the profile in ``folder``.
@@ -180,12 +187,7 @@ class Device:
         task = new_id()
         with self.store.write() as conn:
             self._board_in(conn, "board", board)
-            (last,) = conn.execute(
-                "SELECT MAX(json_extract(CAST(vals AS TEXT), '$.position')) FROM view "
-                "WHERE kind = 'task' AND board = ? AND vals IS NOT NULL "
-                "AND json_extract(CAST(vals AS TEXT), '$.status') = ?",
-                (board, status),
-            ).fetchone()
+            (last,) = conn.execute(COLUMN_END, (board, status)).fetchone()
             payload = {"title": title, "position": position_after(last), **fields}
             self._append(conn, ("TaskCreated", board, task, payload))
         return task

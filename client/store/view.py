@@ -115,26 +115,27 @@ def load_view(conn: sqlite3.Connection, key: EntityKey) -> EntityState | None:
 
 
 _WRITE_VIEW = (
-    "INSERT INTO view (kind, id, board, state, vals) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (kind, id) DO UPDATE SET "
-    "board = excluded.board, state = excluded.state, vals = excluded.vals"
+    "INSERT INTO view (kind, id, board, state, vals, task_status, task_position) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET "
+    "board = excluded.board, state = excluded.state, vals = excluded.vals, "
+    "task_status = excluded.task_status, task_position = excluded.task_position"
 )
+
+
+def _view_row(state: EntityState, stored: bytes) -> tuple[Any, ...]:
+    """``_WRITE_VIEW``'s parameters: a task's column and position are also columns of
+    their own (``view_task_column``, for an add's lookup of where its column ends)."""
+    values = merge.values(state)
+    if values is None:
+        return (state.kind, state.id, state.board, stored, None, None, None)
+    column = (values["status"], values["position"]) if state.kind == "task" else (None, None)
+    return (state.kind, state.id, state.board, stored, _encode(values), *column)
 
 
 def write_view(conn: sqlite3.Connection, state: EntityState, stored: bytes | None = None) -> None:
     """An entity's view row: ``state``'s values, and ``state`` (stored as ``stored``, when
     given: ``AS_CONFIRMED`` for a confirmed state with nothing folded on it)."""
-    values = merge.values(state)
-    conn.execute(
-        _WRITE_VIEW,
-        (
-            state.kind,
-            state.id,
-            state.board,
-            _encode(state) if stored is None else stored,
-            None if values is None else _encode(values),
-        ),
-    )
+    conn.execute(_WRITE_VIEW, _view_row(state, _encode(state) if stored is None else stored))
 
 
 def fold_into_view(conn: sqlite3.Connection, events: Iterable[Event]) -> None:
@@ -246,8 +247,5 @@ def refold_confirmed(
             for event in folded:
                 state = merge.apply(state, event)
             stored = _encode(state)
-        values = merge.values(state)
-        rows.append(
-            (state.kind, state.id, state.board, stored, None if values is None else _encode(values))
-        )
+        rows.append(_view_row(state, stored))
     conn.executemany(_WRITE_VIEW, rows)

@@ -100,7 +100,9 @@ def _last_writes(device: Device) -> Writes:
         ).fetchone()
         entity = _entity_of(bytes(body))
         view = conn.execute(
-            "SELECT kind, id, board, state, vals FROM view WHERE id = ?", (entity,)
+            "SELECT kind, id, board, state, vals, task_status, task_position FROM view "
+            "WHERE id = ?",
+            (entity,),
         ).fetchall()
         clock = conn.execute("SELECT value FROM settings WHERE key = 'clock_last'").fetchone()
     return Writes((event_id, board, bytes(body)), [tuple(row) for row in view], str(clock[0]))
@@ -134,9 +136,10 @@ def _replay(conn: sqlite3.Connection, one: Writes) -> float:
     conn.execute("BEGIN IMMEDIATE")
     conn.execute("INSERT INTO outbox (id, board, body) VALUES (?, ?, ?)", one.outbox)
     conn.executemany(
-        "INSERT INTO view (kind, id, board, state, vals) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (kind, id) DO UPDATE SET "
-        "board = excluded.board, state = excluded.state, vals = excluded.vals",
+        "INSERT INTO view (kind, id, board, state, vals, task_status, task_position) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET "
+        "board = excluded.board, state = excluded.state, vals = excluded.vals, "
+        "task_status = excluded.task_status, task_position = excluded.task_position",
         one.view,
     )
     conn.execute(

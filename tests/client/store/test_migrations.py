@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 from client.app.viewmodels import NoticesViewModel
-from client.device import Device
+from client.device import COLUMN_END, Device
 from client.store.database import STORE_FILE
 from client.store.migrations import MIGRATIONS, migrate
 from client.store.notices import NoticeKind
@@ -91,24 +91,40 @@ def before_migration(profile: Path, name: str, *statements: str) -> None:
 
 
 def test_a_board_from_before_the_column_index_keeps_adding_at_the_end(tmp_path: Path) -> None:
-    """A profile whose tasks were stored before ``0005_view_task_column``: the index is
-    built over them, and a new task still goes after the last of its column."""
+    """A profile whose tasks were stored before ``0005_view_task_column`` (and so before
+    ``0007_view_task_columns``, the task's column and position in columns of the view):
+    the columns are filled from the stored values, the index is built over them, and a
+    new task still goes after the last of its column, found by the index."""
     device = Device(tmp_path / "profile")
     board = device.create_board("Old board")
     tasks = [device.add_task(board, f"Task {i}") for i in range(30)]
     device.move_task(tasks[0], index=29)
+    device.set_task(tasks[1], status="doing")
     device.close()
-    before_migration(tmp_path / "profile", "0005_view_task_column", "DROP INDEX view_task_column")
+    before_migration(
+        tmp_path / "profile",
+        "0007_view_task_columns",
+        "DROP INDEX view_task_column",
+        "ALTER TABLE view DROP COLUMN task_status",
+        "ALTER TABLE view DROP COLUMN task_position",
+    )
+    before_migration(tmp_path / "profile", "0005_view_task_column")
     device = Device(tmp_path / "profile")
     try:
         added = device.add_task(board, "Added after the upgrade")
-        order = [t["id"] for t in device.tasks(board)]
+        doing = device.add_task(board, "Doing too", status="doing")
+        columns = {
+            status: [t["id"] for t in device.tasks(board) if t["status"] == status]
+            for status in ("todo", "doing")
+        }
         with device.store.read() as conn:
-            indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+            plan = " ".join(
+                row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {COLUMN_END}", (board, "todo"))
+            )
     finally:
         device.close()
-    assert "view_task_column" in indexes
-    assert order == [*tasks[1:], tasks[0], added]
+    assert "view_task_column" in plan, plan
+    assert columns == {"todo": [*tasks[2:], tasks[0], added], "doing": [tasks[1], doing]}
 
 
 def test_the_outbox_counts_sent_events_and_finds_the_next_batch_by_index(tmp_path: Path) -> None:
