@@ -42,10 +42,7 @@ TASK_FIELDS = ("title", "notes", "status", "priority", "due", "assignee", "posit
 STATUSES = ("todo", "doing", "done")
 
 
-COLUMN_END = (
-    "SELECT MAX(task_position) FROM view "
-    "WHERE board = ? AND task_status = ? AND task_status IS NOT NULL"
-)
+COLUMN_END = "SELECT MAX(task_position) FROM view WHERE board = ? AND task_status = ?"
 """The last position in a column of a board: one lookup in ``view_task_column``."""
 
 

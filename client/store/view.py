@@ -111,6 +111,8 @@ def load_view(conn: sqlite3.Connection, key: EntityKey) -> EntityState | None:
         "WHERE v.kind = ? AND v.id = ?",
         (AS_CONFIRMED, key.kind, key.id),
     ).fetchone()
+    if row is not None and row[0] is None:  # AS_CONFIRMED without a confirmed state
+        log.error("the view of %s %s has lost its confirmed state", key.kind, key.id)
     return None if row is None or row[0] is None else _state_decoder.decode(row[0])
 
 
@@ -210,7 +212,8 @@ def confirm_pulled(
     conn: sqlite3.Connection, changes: list[PulledChange], table: str = "confirmed"
 ) -> list[EntityState]:
     """Store pulled entity changes as the confirmed states of their entities, in order, in
-    one statement; return the states."""
+    one statement; return the states. The caller refolds their view rows in the same
+    transaction (``refold_confirmed``): a row may say ``AS_CONFIRMED``."""
     confirmed = []
     for c in changes:
         if c.kind == "notice" or c.values is None or c.meta is None:

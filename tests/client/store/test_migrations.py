@@ -100,6 +100,7 @@ def test_a_board_from_before_the_column_index_keeps_adding_at_the_end(tmp_path: 
     tasks = [device.add_task(board, f"Task {i}") for i in range(30)]
     device.move_task(tasks[0], index=29)
     device.set_task(tasks[1], status="doing")
+    device.add_comment(tasks[2], "a comment has no column")
     device.close()
     before_migration(
         tmp_path / "profile",
@@ -121,9 +122,15 @@ def test_a_board_from_before_the_column_index_keeps_adding_at_the_end(tmp_path: 
             plan = " ".join(
                 row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {COLUMN_END}", (board, "todo"))
             )
+            filled = conn.execute(
+                "SELECT kind, COUNT(*), COUNT(task_status), COUNT(task_position) FROM view "
+                "GROUP BY kind ORDER BY kind"
+            ).fetchall()
     finally:
         device.close()
     assert "view_task_column" in plan, plan
+    no_column = [("board", 1, 0, 0), ("comment", 1, 0, 0), ("member", 1, 0, 0)]
+    assert filled == [*no_column, ("task", 32, 32, 32)]
     assert columns == {"todo": [*tasks[2:], tasks[0], added], "doing": [tasks[1], doing]}
 
 
