@@ -111,6 +111,11 @@ class Settings:
     apart) is than the BFF's, as a nice value (0: the same). Their work never holds a
     device up, so on a busy machine the push, the projector and the pull go first and they
     catch up after (their lag is in ``/v1/health``); an idle core is theirs as before."""
+    stop_deadline_s: float = 30.0
+    """How long ``outpost backend consume`` may take to stop (its consumers commit their
+    batches) before it exits anyway: more than the backend waits before it kills the
+    process it started, and the bound for one whose backend is gone. Nothing is lost: what
+    a consumer had not committed, it consumes again."""
     consumers_idle: bool = True
     """Run ``outpost backend consume`` in Linux's idle scheduling class (``SCHED_IDLE``)
     when it runs no component a pull reads (never the projector): it takes only CPU time

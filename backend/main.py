@@ -61,7 +61,7 @@ from backend.nats.streams import ensure_streams
 from backend.orchestrator.component import Orchestrator
 from backend.orchestrator.services import ReminderService
 from backend.orchestrator.timers import Timers
-from backend.processes import lower_priority
+from backend.processes import exit_unless_stopped, lower_priority
 from backend.projector.models import Applied
 from backend.projector.projector import ensure_generation, start_over
 from backend.writer import BackendWriter
@@ -294,6 +294,7 @@ async def consume(settings: Settings) -> None:
         try:
             await stopping.wait()
         finally:
+            exit_unless_stopped(settings.stop_deadline_s, "outpost backend consume")
             await consumers.stop()
 
 

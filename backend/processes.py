@@ -12,10 +12,17 @@ import contextlib
 import ctypes
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["child_pids", "die_with_parent", "lower_priority", "own_process_group"]
+__all__ = [
+    "child_pids",
+    "die_with_parent",
+    "exit_unless_stopped",
+    "lower_priority",
+    "own_process_group",
+]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -39,6 +46,21 @@ def die_with_parent(sig: int) -> Callable[[], None] | None:
             os._exit(1)
 
     return arm
+
+
+def exit_unless_stopped(seconds: float, what: str) -> None:
+    """End this process (exit status 1) if it still runs ``seconds`` from now: a stop that
+    hangs must not leave it behind. Once its parent has died, nobody else would end it: a
+    consumers' process whose backend was SIGKILLed together with its nats-server was seen
+    to wait forever for a task that never finished once cancelled."""
+
+    def expire() -> None:
+        print(f"{what}: did not stop within {seconds:g} s; exiting", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
 
 
 def child_pids(pid: int) -> list[int]:

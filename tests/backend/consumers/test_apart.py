@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,6 +153,38 @@ def test_the_consumers_apart_end_with_a_backend_killed_outright(
     child = _child(backend)
     backend.kill()
     _wait("the consumers' process to end", lambda: not _alive(child), timeout_s=20)
+
+
+def test_a_consumers_process_whose_stop_hangs_exits_by_its_deadline(
+    tmp_path: Path, controlled_nats: ControlledNats
+) -> None:
+    """A consumers' process told to stop while its nats-server does not answer (frozen
+    here; gone with a SIGKILLed backend, in the case seen) would wait 25 s and more for its
+    NATS calls: by ``OUTPOST_STOP_DEADLINE_S`` it exits anyway, so that none outlives its
+    backend for long."""
+    env = {
+        **os.environ,
+        "OUTPOST_NATS_URL": controlled_nats.url,
+        "OUTPOST_DATA_DIR": str(tmp_path / "backend"),
+        "OUTPOST_STOP_DEADLINE_S": "1",
+    }
+    command = [sys.executable, "-m", "outpost", "backend", "consume"]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    server = controlled_nats.server.pid
+    assert process.stderr is not None and server is not None
+    try:
+        for line in process.stderr:
+            if "outpost consumers running" in line:
+                break
+        os.kill(server, signal.SIGSTOP)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 1
+        assert "did not stop within 1 s; exiting" in process.stderr.read()
+    finally:
+        os.kill(server, signal.SIGCONT)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 @contextlib.contextmanager
