@@ -18,7 +18,7 @@ from client.errors import InvalidAction, NotFound, ServerUnreachable, SignInRequ
 from client.store.database import Store
 from client.store.outbox import Outbox
 from client.store.settings import Setting, read_setting, write_setting
-from client.store.view import OWN_ACTOR, fold_into_view, load_view, remember
+from client.store.view import OWN_ACTOR, fold_into_view, remember, view_row
 from client.sync.transport import bearer, body_of, detail_of
 from protocol import (
     Event,
@@ -252,13 +252,13 @@ class Device:
     def entity(self, kind: str, entity_id: str) -> dict[str, Any] | None:
         """One entity of the view: its board, values and merge meta, or None."""
         with self.store.read() as conn:
-            row = conn.execute(
-                "SELECT board, vals FROM view WHERE kind = ? AND id = ?", (kind, entity_id)
-            ).fetchone()
-            state = load_view(conn, EntityKey(kind, entity_id))  # type: ignore[arg-type]
-        if row is None or row[1] is None or state is None:
+            row = view_row(conn, EntityKey(kind, entity_id))  # type: ignore[arg-type]
+        if row is None:
             return None
-        return {"id": entity_id, "board": row[0], "values": _decode(row[1]), "meta": meta(state)}
+        board, values, state = row
+        if values is None or state is None:
+            return None
+        return {"id": entity_id, "board": board, "values": _decode(values), "meta": meta(state)}
 
     def tasks(self, board: str, include_deleted: bool = False) -> list[dict[str, Any]]:
         """A board's tasks in ``position`` order, ties by task id."""

@@ -7,8 +7,8 @@ the entities it touched.
 
 A view row keeps the plain values the UI reads (``vals``) and the merge state behind them
 (``state``). While no pending event folds onto an entity, its state is its confirmed
-state, and the row holds ``AS_CONFIRMED`` instead of a second copy: a bootstrap of 100,000
-tasks then writes each state once, not twice (122 MB of store instead of 257 MB).
+state, and the row holds ``AS_CONFIRMED`` instead of a second copy: a bootstrap then writes
+each state once, not twice (100,000 synthetic tasks: 122 MB of store instead of 257 MB).
 """
 
 from __future__ import annotations
@@ -96,24 +96,37 @@ one in ``confirmed``. Every write of a confirmed state refolds its view row in t
 transaction, and whatever deletes a confirmed row deletes its view row too."""
 
 
-def load(conn: sqlite3.Connection, table: str, key: EntityKey) -> EntityState | None:
+def load_confirmed(conn: sqlite3.Connection, key: EntityKey) -> EntityState | None:
     row = conn.execute(
-        f"SELECT state FROM {table} WHERE kind = ? AND id = ?", (key.kind, key.id)
+        "SELECT state FROM confirmed WHERE kind = ? AND id = ?", (key.kind, key.id)
     ).fetchone()
     return None if row is None else _state_decoder.decode(row[0])
 
 
-def load_view(conn: sqlite3.Connection, key: EntityKey) -> EntityState | None:
-    """The merge state behind an entity's view row (its confirmed one, for ``AS_CONFIRMED``)."""
+def view_row(
+    conn: sqlite3.Connection, key: EntityKey
+) -> tuple[str, bytes | None, EntityState | None] | None:
+    """An entity's view row in one query: its board, its values (None until it is created)
+    and the merge state behind them (the confirmed one, for ``AS_CONFIRMED``); None if the
+    view has no row for it."""
     row = conn.execute(
-        "SELECT CASE WHEN v.state = ? THEN c.state ELSE v.state END "
+        "SELECT v.board, v.vals, CASE WHEN v.state = ? THEN c.state ELSE v.state END "
         "FROM view v LEFT JOIN confirmed c ON c.kind = v.kind AND c.id = v.id "
         "WHERE v.kind = ? AND v.id = ?",
         (AS_CONFIRMED, key.kind, key.id),
     ).fetchone()
-    if row is not None and row[0] is None:  # AS_CONFIRMED without a confirmed state
+    if row is None:
+        return None
+    if row[2] is None:  # AS_CONFIRMED without a confirmed state
         log.error("the view of %s %s has lost its confirmed state", key.kind, key.id)
-    return None if row is None or row[0] is None else _state_decoder.decode(row[0])
+        return row[0], row[1], None
+    return row[0], row[1], _state_decoder.decode(row[2])
+
+
+def load_view(conn: sqlite3.Connection, key: EntityKey) -> EntityState | None:
+    """The merge state behind an entity's view row (``view_row``'s)."""
+    row = view_row(conn, key)
+    return None if row is None else row[2]
 
 
 _WRITE_VIEW = (
@@ -160,7 +173,7 @@ def refold(conn: sqlite3.Connection, keys: Iterable[EntityKey], username: str | 
             if key in keys:
                 by_key[key].append(event)
     for key in keys:
-        base = load(conn, "confirmed", key)
+        base = load_confirmed(conn, key)
         events = by_key.get(key, [])
         if base is None and not events:
             conn.execute("DELETE FROM view WHERE kind = ? AND id = ?", (key.kind, key.id))

@@ -45,22 +45,30 @@ def deliveries(owner: Device, board: str, endpoint: str) -> list[dict[str, Any]]
     return found
 
 
+def settled_log(
+    read: Callable[[], list[dict[str, Any]]],
+    settled: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 20,
+) -> list[dict[str, Any]]:
+    """The delivery log ``read`` gives, once ``settled`` holds: the receiver has its answer
+    a moment before the gateway commits the try, so a test that read the log at once would
+    race it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = read()
+        if settled(log):
+            return log
+        assert time.monotonic() < deadline, f"the delivery log never settled: {log}"
+        time.sleep(0.05)
+
+
 def logged_when(
     owner: Device,
     board: str,
     endpoint: str,
     settled: Callable[[list[dict[str, Any]]], bool],
-    timeout: float = 20,
 ) -> list[dict[str, Any]]:
-    """The delivery log once ``settled`` holds: the receiver has its answer a moment before
-    the gateway commits the try, so a test that read the log at once would race it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        log = deliveries(owner, board, endpoint)
-        if settled(log):
-            return log
-        assert time.monotonic() < deadline, f"the delivery log never settled: {log}"
-        time.sleep(0.05)
+    return settled_log(lambda: deliveries(owner, board, endpoint), settled)
 
 
 def test_a_receiver_that_fails_then_accepts_gets_every_change_signed(
@@ -242,10 +250,10 @@ def test_the_owner_manages_it_all_with_outpost_webhooks(
     assert Webhook(added["secret"]).verify(request.body, request.headers)["type"] == "TaskCreated"
     [listed] = webhooks("list", board)
     assert (listed["id"], listed["url"]) == (added["id"], receiver.url("/cli"))
-    deadline = time.monotonic() + 20  # the gateway commits the try just after the receiver
-    while (logged := webhooks("deliveries", board, added["id"])[0])["status"] == "pending":
-        assert time.monotonic() < deadline, f"the delivery log never settled: {logged}"
-        time.sleep(0.05)
+    [logged] = settled_log(
+        lambda: webhooks("deliveries", board, added["id"]),
+        lambda log: log[0]["status"] != "pending",
+    )
     assert logged["status"] == "delivered"
     assert webhooks("redeliver", board, added["id"], logged["id"]) is None
     receiver.wait("/cli", lambda rs: len(rs) == 2)

@@ -59,6 +59,21 @@ def _elsewhere(
     return msgspec.structs.replace(validate_event(raw, Writer.DEVICE), actor="someone")
 
 
+def _page_of(events: list[Event]) -> list[dict[str, Any]]:
+    """The pull page that says the backend stored ``events``."""
+    return [
+        {
+            "kind": key.kind,
+            "id": key.id,
+            "board": state.board,
+            "version": 1,
+            "values": merge.values(state),
+            "meta": merge.meta(state),
+        }
+        for key, state in merge.fold(events).items()
+    ]
+
+
 def test_a_page_stored_at_once_gives_the_rows_of_one_change_at_a_time(tmp_path: Path) -> None:
     device = Device(tmp_path / "phone")
     board = device.create_board("Board")
@@ -73,22 +88,7 @@ def test_a_page_stored_at_once_gives_the_rows_of_one_change_at_a_time(tmp_path: 
         _elsewhere(board, other, "TaskUpdated", theirs, fields={"notes": "from elsewhere"}),
         _elsewhere(board, other, "TaskCreated", new, title="made elsewhere", position="a5"),
     ]
-    states = merge.fold([*accepted, *later])
-    page = [
-        msgspec.json.decode(
-            msgspec.json.encode(
-                {
-                    "kind": key.kind,
-                    "id": key.id,
-                    "board": state.board,
-                    "version": version,
-                    "values": merge.values(state),
-                    "meta": merge.meta(state),
-                }
-            )
-        )
-        for version, (key, state) in enumerate(states.items(), start=1)
-    ]
+    page = _page_of([*accepted, *later])
 
     def stored(store_page: Any) -> dict[str, list[tuple[Any, ...]]]:
         with pytest.raises(_Undo), device.store.write() as conn:
@@ -114,21 +114,6 @@ def test_a_page_stored_at_once_gives_the_rows_of_one_change_at_a_time(tmp_path: 
     assert kept[new] == AS_CONFIRMED  # nothing pending on it: its state is stored once
     assert kept[mine] != AS_CONFIRMED  # the pending edit's state is the view's own
     device.close()
-
-
-def _page_of(events: list[Event]) -> list[dict[str, Any]]:
-    """The pull page that says the backend stored ``events``."""
-    return [
-        {
-            "kind": key.kind,
-            "id": key.id,
-            "board": state.board,
-            "version": 1,
-            "values": merge.values(state),
-            "meta": merge.meta(state),
-        }
-        for key, state in merge.fold(events).items()
-    ]
 
 
 def test_a_view_row_with_nothing_pending_reads_its_state_from_the_confirmed_one(
