@@ -30,6 +30,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
+from backend import direct
 from backend.errors import LeaseLost
 from backend.sqlite_inline import BUSY_TIMEOUT_MS, InlineConnection, connector
 
@@ -389,7 +390,7 @@ async def upsert(
     if not rows:
         return
     statement = _upsert_statement(conn.dialect.name, model, tuple(rows[0]), tuple(keys))
-    await conn.execute(statement, rows)
+    await direct.execute(conn, statement, rows)
 
 
 async def add_counts(
@@ -399,7 +400,7 @@ async def add_counts(
     a counter that adds up across writes (SQLite and PostgreSQL). One row per key."""
     if rows:
         statement = _add_counts_statement(conn.dialect.name, model, tuple(keys), column)
-        await conn.execute(statement, rows)
+        await direct.execute(conn, statement, rows)
 
 
 async def insert_ignore(
@@ -416,6 +417,6 @@ async def insert_ignore(
         return []
     statement = _insert_ignore_statement(conn.dialect.name, model, tuple(keys), returning)
     if returning is None:
-        await conn.execute(statement, rows)
+        await direct.execute(conn, statement, rows)
         return []
-    return list((await conn.execute(statement, rows)).scalars())
+    return await direct.inserted(conn, statement, rows)

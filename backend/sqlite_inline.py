@@ -132,6 +132,12 @@ class InlineConnection:
         return self._conn
 
     @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The ``sqlite3`` connection itself, for statements run straight on it
+        (``backend/direct.py``)."""
+        return self._conn
+
+    @property
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level
 

@@ -25,6 +25,7 @@ from nats.js.client import JetStreamContext
 from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backend import direct
 from backend.consumers.component import Component
 from backend.consumers.feed import SharedFetch, Tap
 from backend.db import upsert
@@ -166,7 +167,8 @@ async def read_position(conn: AsyncConnection, component: Component, key: str | 
     """The last sequence ``component`` passed: in ``OUTPOST_EVENTS`` by default, or of
     another lane (``<component>:resubmit``) when ``key`` names it."""
     query = _position_query(component.positions)
-    return int((await conn.execute(query, {"key": key or component.name})).scalar() or 0)
+    found = await direct.fetch(conn, query, {"key": key or component.name})
+    return int(found[0][0] or 0) if found else 0
 
 
 @functools.lru_cache(maxsize=32)

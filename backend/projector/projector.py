@@ -21,6 +21,7 @@ import msgspec
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backend import direct
 from backend.consumers.component import Outcome, WrittenViews
 from backend.db import Database, add_counts, upsert
 from backend.nats.publisher import Publisher
@@ -183,7 +184,7 @@ def _keys(event: Event) -> tuple[EntityKey, ...]:
 
 async def _not_yet_applied(conn: AsyncConnection, events: list[Event]) -> list[Event]:
     ids = list({e.id for e in events})
-    seen = set((await conn.execute(_APPLIED, {"ids": ids})).scalars())
+    seen = {event_id for (event_id,) in await direct.fetch(conn, _APPLIED, {"ids": ids})}
     fresh = []
     for event in events:
         if event.id not in seen:
@@ -198,10 +199,10 @@ async def _load_states(
     if not keys:
         return {}
     kinds, ids = sorted({k.kind for k in keys}), sorted({k.id for k in keys})
-    rows = await conn.execute(STATES, {"kinds": kinds, "ids": ids})
+    rows = await direct.fetch(conn, STATES, {"kinds": kinds, "ids": ids})
     wanted = set(keys)
     states = {}
-    for state_json in rows.scalars():
+    for (state_json,) in rows:
         state = _state_decoder.decode(state_json)
         if state.key in wanted:
             states[state.key] = state
@@ -223,8 +224,7 @@ _VERSIONS = select(Info.key, Info.value).where(Info.key.in_(("version", "generat
 async def next_versions(conn: AsyncConnection, count: int) -> tuple[int, str]:
     """Reserve ``count`` versions; return the first, and the views' generation they belong
     to (read in the same query). Only the projector writes views."""
-    found = await conn.execute(_VERSIONS)
-    info = {key: value for key, value in found}
+    info: dict[str, str] = dict(await direct.fetch(conn, _VERSIONS, {}))
     first = int(info.get("version") or 0) + 1
     await upsert(conn, Info, [{"key": "version", "value": str(first + count - 1)}], ["key"])
     return first, info.get("generation") or "0"

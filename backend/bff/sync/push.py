@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backend import hops
+from backend import direct, hops
 from backend.bff.auth.tokens import Principal
 from backend.bff.models import (
     BoardAuthority,
@@ -332,9 +332,8 @@ class PushService:
 
     async def _write_seqs(self, seqs: dict[str, int]) -> None:
         async with self._db.write() as conn:
-            await conn.execute(
-                _STORED_SEQ, [{"event_id": i, "stored_seq": seq} for i, seq in seqs.items()]
-            )
+            rows = [{"event_id": i, "stored_seq": seq} for i, seq in seqs.items()]
+            await direct.execute(conn, _STORED_SEQ, rows)
 
     async def close(self) -> None:
         """Write the seqs still waiting (``seqs_later_s``) at once: at shutdown. A write
@@ -384,7 +383,9 @@ def _repeat_of(first: PushResult | None, event_id: str) -> PushResult | None:
 
 # The decision's statements, built once (see ``backend.db``: a statement built anew for each
 # push cost more than running it); ``expanding`` binds take each batch's list of keys.
-_RECORDS = select(EventRecord).where(EventRecord.id.in_(bindparam("ids", expanding=True)))
+_RECORDS = select(EventRecord.id, EventRecord.actor, EventRecord.hash, EventRecord.seq).where(
+    EventRecord.id.in_(bindparam("ids", expanding=True))
+)
 _BOARD_ROWS = select(BoardAuthority.id).where(
     BoardAuthority.id.in_(bindparam("boards", expanding=True))
 )
@@ -394,11 +395,13 @@ _LOCK_BOARDS = (
     .order_by(BoardAuthority.id)
     .with_for_update()
 )
-_MEMBERS = select(MemberAuthority).where(
+_MEMBERS = select(MemberAuthority.board, MemberAuthority.username, MemberAuthority.state).where(
     MemberAuthority.board.in_(bindparam("boards", expanding=True))
 )
-_BINDINGS = select(EntityBinding).where(EntityBinding.id.in_(bindparam("ids", expanding=True)))
-_DEVICES = select(Device).where(Device.id.in_(bindparam("ids", expanding=True)))
+_BINDINGS = select(
+    EntityBinding.id, EntityBinding.board, EntityBinding.kind, EntityBinding.author
+).where(EntityBinding.id.in_(bindparam("ids", expanding=True)))
+_DEVICES = select(Device.id, Device.username).where(Device.id.in_(bindparam("ids", expanding=True)))
 _USERS = select(User.username).where(User.username.in_(bindparam("names", expanding=True)))
 _STORED_SEQ = (
     update(EventRecord)
@@ -407,9 +410,16 @@ _STORED_SEQ = (
 )
 
 
-async def _load_records(conn: AsyncConnection, ids: list[str]) -> dict[str, Any]:
-    rows = await conn.execute(_RECORDS, {"ids": ids})
-    return {row.id: row for row in rows}
+@dataclass(frozen=True)
+class _Record:
+    actor: str
+    hash: str
+    seq: int | None
+
+
+async def _load_records(conn: AsyncConnection, ids: list[str]) -> dict[str, _Record]:
+    rows = await direct.fetch(conn, _RECORDS, {"ids": ids})
+    return {id_: _Record(actor, hash_, seq) for id_, actor, hash_, seq in rows}
 
 
 async def _load_authority(
@@ -420,28 +430,27 @@ async def _load_authority(
     events = [c.event for c in candidates]
     boards = sorted({e.board for e in events})
     created = await _create_lock_rows(conn, boards)
-    locked = await conn.execute(_LOCK_BOARDS, {"boards": boards})
+    locked = await direct.fetch(conn, _LOCK_BOARDS, {"boards": boards})
     authority = Authority()
     for board_id, state in locked:
         if state is not None:
             authority.boards[board_id] = _state_decoder.decode(state)
-    members = await conn.execute(_MEMBERS, {"boards": boards})
-    for member in members:
-        authority.members[(member.board, member.username)] = _state_decoder.decode(member.state)
+    for board_id, username, state in await direct.fetch(conn, _MEMBERS, {"boards": boards}):
+        authority.members[(board_id, username)] = _state_decoder.decode(state)
     entity_ids = {e.entity for e in events} | {e.board for e in events}
     entity_ids |= {e.payload.task for e in events if isinstance(e.payload, CommentAdded)}
-    bindings = await conn.execute(_BINDINGS, {"ids": sorted(entity_ids)})
-    for binding in bindings:
-        authority.bindings[binding.id] = Binding(binding.board, binding.kind, binding.author)
+    bindings = await direct.fetch(conn, _BINDINGS, {"ids": sorted(entity_ids)})
+    for entity, board_id, kind, author in bindings:
+        authority.bindings[entity] = Binding(board_id, kind, author)
     if device is not None:  # the backend's own writes use no device of the user's
         device_ids = {device} | {e.device for e in events}
         device_ids |= {parse_hlc(e.hlc).node for e in events}
-        devices = await conn.execute(_DEVICES, {"ids": sorted(device_ids)})
-        authority.devices = {d.id: d.username for d in devices}
+        devices = await direct.fetch(conn, _DEVICES, {"ids": sorted(device_ids)})
+        authority.devices = dict(devices)
     invited = {e.payload.username for e in events if isinstance(e.payload, MemberAdded)}
     if invited:
-        users = await conn.execute(_USERS, {"names": sorted(invited)})
-        authority.known_users = set(users.scalars())
+        users = await direct.fetch(conn, _USERS, {"names": sorted(invited)})
+        authority.known_users = {name for (name,) in users}
     return authority, created
 
 
@@ -462,8 +471,8 @@ async def _create_lock_rows(conn: AsyncConnection, boards: list[str]) -> set[str
     # Nearly always every row exists (a board's first event made it): a plain read finds
     # them, and the insert below (built anew for each batch's boards) is not run at all. A
     # row once committed is never deleted, so what this read sees is there to lock.
-    existing = await conn.execute(_BOARD_ROWS, {"boards": boards})
-    missing = sorted(set(boards) - set(existing.scalars()))
+    existing = await direct.fetch(conn, _BOARD_ROWS, {"boards": boards})
+    missing = sorted(set(boards) - {board_id for (board_id,) in existing})
     if not missing:
         return set()
     insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert

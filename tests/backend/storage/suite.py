@@ -17,11 +17,25 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, select, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
+from backend import direct
 from backend.config import Settings
-from backend.db import Database
+from backend.db import Database, insert_ignore, upsert
 from backend.lake import tools
 from backend.migrations import HISTORIES, MigrationError, config_for, metadata_of
 from protocol import new_id
@@ -51,6 +65,29 @@ EXAMPLE_ROWS: dict[str, tuple[str, dict[str, Any]]] = {
 """One row per history, in a table its baseline has, to see that migrating keeps rows."""
 
 HISTORY_NAMES = sorted(HISTORIES)
+
+direct_metadata = MetaData()
+notes = Table(
+    "kept_notes",
+    direct_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("text", String(20)),
+    Column("done", Boolean),
+)
+SOME_NOTES = select(notes.c.id).where(
+    notes.c.id.in_(bindparam("ids", expanding=True)),
+    notes.c.text.in_(bindparam("texts", expanding=True)),
+)
+FIXED_NOTES = select(notes.c.id).where(notes.c.text.in_(("b", "c"))).order_by(notes.c.id)
+OTHER_NOTES = (
+    select(notes.c.id)
+    .where(notes.c.id.not_in(bindparam("ids", expanding=True)))
+    .order_by(notes.c.id)
+)
+
+
+def note(id_: int, text: str, *, done: bool = False) -> dict[str, Any]:
+    return {"id": id_, "text": text, "done": done}
 
 
 def revisions(history: str) -> list[str]:
@@ -270,6 +307,55 @@ class StorageSuite:
                 await db.dispose()
 
         asyncio.run(body())
+
+    # Kept statements (backend/direct.py): straight on sqlite3 in place, else SQLAlchemy.
+
+    def test_kept_statements_give_the_same_rows_on_every_database(self, open_db: Any) -> None:
+        async def body() -> None:
+            db = open_db("bff")
+            try:
+                await db.create(direct_metadata)
+                async with db.write() as conn:
+                    await direct.execute(conn, insert(notes), [note(1, "a"), note(2, "b")])
+                    fresh = await insert_ignore(
+                        conn, notes, [note(2, "again"), note(3, "c")], ["id"], returning=notes.c.id
+                    )
+                    assert fresh == [3], "the row already there is left out, and not changed"
+                    await upsert(conn, notes, [note(1, "A", done=True)], ["id"])
+                async with db.read() as conn:
+                    rows = await direct.fetch(conn, select(notes).order_by(notes.c.id), {})
+                    picked = await direct.fetch(conn, SOME_NOTES, {"ids": [3, 1], "texts": ["A"]})
+                    none = await direct.fetch(conn, SOME_NOTES, {"ids": [], "texts": ["A"]})
+                    fixed = await direct.fetch(conn, FIXED_NOTES, {})
+                    others = await direct.fetch(conn, OTHER_NOTES, {"ids": []})
+                assert rows == [(1, "A", True), (2, "b", False), (3, "c", False)]
+                assert [type(done) for _, _, done in rows] == [bool] * 3, "a Boolean reads back"
+                assert picked == [(1,)], "two lists, each expanded in its place"
+                assert none == [], "an empty list: IN matches nothing"
+                assert fixed == [(2,), (3,)], "values held in the statement itself"
+                assert others == [(1,), (2,), (3,)], "an empty list: NOT IN matches everything"
+            finally:
+                await db.dispose()
+
+        asyncio.run(body())
+
+    def test_a_kept_statement_that_breaks_a_key_raises_and_writes_nothing(
+        self, open_db: Any
+    ) -> None:
+        async def body() -> list[Any]:
+            db = open_db("bff")
+            try:
+                await db.create(direct_metadata)
+                with pytest.raises(IntegrityError):
+                    async with db.write() as conn:
+                        await direct.execute(conn, insert(notes), [note(1, "a")])
+                        await direct.execute(conn, insert(notes), [note(1, "twice")])
+                async with db.read() as conn:
+                    return await direct.fetch(conn, select(notes), {})
+            finally:
+                await db.dispose()
+
+        assert asyncio.run(body()) == [], "the transaction is rolled back whole"
 
     # Leases: one process per component.
 
