@@ -19,7 +19,7 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +47,7 @@ from backend.config import Settings
 from backend.consumers.child import ApartConsumers
 from backend.consumers.component import BackgroundWork
 from backend.consumers.feed import SharedFetch
+from backend.consumers.passed import Passed
 from backend.consumers.runner import ConsumerRunner
 from backend.db import Database
 from backend.errors import ComponentBusy
@@ -359,6 +360,7 @@ async def serve(settings: Settings) -> None:
                 publish_timeout_s=settings.publish_timeout_s,
                 seqs_later_s=SEQS_LATER_S,
                 hand_over=bool(settings.beside_names),
+                shown=_projector_passed(consumers.runners),
             ),
             pull=pull,
             hub=hub,
@@ -415,6 +417,14 @@ async def serve(settings: Settings) -> None:
             await asyncio.gather(consumers.stop(), apart.stop())
             log.info("stopping: the consumers have committed their last batches")
             await hub.stop()
+
+
+def _projector_passed(runners: Mapping[str, ConsumerRunner]) -> Passed | None:
+    """How far the projector beside the BFF has passed, if one runs in this process."""
+    for runner in runners.values():
+        if runner.component.serves_pull:
+            return runner.passed
+    return None
 
 
 @asynccontextmanager

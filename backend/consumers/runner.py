@@ -82,6 +82,7 @@ from backend.consumers.lanes import (
     write_position,
 )
 from backend.consumers.lease import ComponentLease
+from backend.consumers.passed import Passed
 from backend.db import Lease
 from backend.errors import DeliveryGap, LeaseLost
 from backend.faults.events import FaultEvent
@@ -137,6 +138,9 @@ class ConsumerRunner:
         self._lease: Lease | None = None
         self._lock = asyncio.Lock()
         self._position: int | None = None
+        self.passed = Passed()
+        """The position this runner has passed, its batch's notice given: what an
+        interactive push waits on (``backend/consumers/passed.py``)."""
         self._events = events_lane(component, batch)
         self._resubmits = resubmit_lane(component)
         self._resubmit_stream_ready = False
@@ -383,6 +387,7 @@ class ConsumerRunner:
             self._position = max(seq, position)
         lane.past(seq)
         await _acknowledge(self.component.name, lane, message)
+        self.passed.advance(self._position or 0)
 
     def _open_breaker(self, error: str) -> None:
         self.stats.retries += 1
@@ -421,6 +426,7 @@ class ConsumerRunner:
             position = 0
         if not lane.resubmits:
             self._position = position
+            self.passed.advance(position)
         await lane.subscribe(self.js, position, self.feed if self._in_step(lane) else None)
 
     # -- one batch --------------------------------------------------------------------------
@@ -453,6 +459,7 @@ class ConsumerRunner:
         outcome = applied.outcome
         if component.serves_pull and (outcome.boards or outcome.usernames):
             await self._notify(outcome, self._position or 0)
+        self.passed.advance(self._position or 0)
 
     async def _publish_fault(self, message: Msg, error: str, attempts: int | None) -> None:
         name = self.component.name

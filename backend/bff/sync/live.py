@@ -410,26 +410,40 @@ class ChangeHub:
     async def _changes_after(
         self, cursor: str, limit: int, read_shared: SharedRead
     ) -> SharedChanges | None:
+        """What changed after ``cursor``, read once for every connection at it until the
+        next notice. The first connection to ask reads it itself, not in a task of its own:
+        with the views used in place, a read of the rows a notice handed over completes with
+        no turn of the loop, so that connection's page is written before whatever else the
+        notice's commit woke (a task took three turns, and a push's answer ran in between).
+        The others take its result. A read that failed or ended cancelled stays failed until
+        the next notice: each connection at that cursor pulls on its own meanwhile."""
         key = (cursor, limit)
         changes = self._shared.get(key)
         if changes is None:
-            changes = self._shared[key] = asyncio.ensure_future(
-                read_shared(cursor, limit, frozenset(self._poked), self._in_place)
-            )
+            changes = self._shared[key] = asyncio.get_running_loop().create_future()
             changes.add_done_callback(_retrieve)  # every waiter may have gone meanwhile
+            try:
+                found = await read_shared(cursor, limit, frozenset(self._poked), self._in_place)
+            except asyncio.CancelledError:
+                changes.cancel()
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # this connection is being cancelled
+                return None  # the read itself ended cancelled: this one pulls too
+            except Exception as exc:  # this connection's own pull answers, or fails, as before
+                changes.set_exception(exc)
+                log.debug("a shared read of live changes failed: %r", exc)
+                return None
+            changes.set_result(found)
+            return found
         try:
             return await asyncio.shield(changes)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if not changes.cancelled() or (task is not None and task.cancelling()):
                 raise  # this connection is being cancelled, not the read
-            if self._shared.get(key) is changes:
-                del self._shared[key]
             return None  # the read was cancelled: each connection's own pull answers
-        except Exception as exc:  # each connection's own pull answers, or fails, as before
-            if self._shared.get(key) is changes:
-                del self._shared[key]
-            log.debug("a shared read of live changes failed: %r", exc)
+        except Exception:  # each connection's own pull answers, or fails, as before
             return None
 
     def render(self, page: Page) -> Rendered:

@@ -21,6 +21,7 @@ from sqlalchemy import Text, and_, cast, literal, or_, select, union_all
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backend import direct
 from backend.bff.auth.tokens import Principal
 from backend.consumers.component import WrittenViews
 from backend.db import Database
@@ -453,8 +454,7 @@ class _PageReader:
 async def _info(conn: AsyncConnection) -> tuple[str, int, int]:
     """(generation, last version, watermark) of the views, in one query: every pull and
     every live page asks for all three."""
-    rows = await conn.execute(_INFO_QUERY)
-    values = {key: value for key, value in rows}
+    values: dict[str, str] = dict(await direct.fetch(conn, _INFO_QUERY, {}))
     seqs = [int(values.get(f"position:{component}") or 0) for component in PULL_SERVING]
     return values.get("generation") or "0", int(values.get("version") or 0), min(seqs)
 

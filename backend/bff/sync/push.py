@@ -46,6 +46,7 @@ from backend.bff.sync.authority import Authority, Binding
 from backend.bff.sync.intake import check_usable, read_device_event
 from backend.bff.sync.schemas import PushRequest, PushResult
 from backend.consumers.batches import keep_decoded
+from backend.consumers.passed import Passed
 from backend.db import Database, insert_ignore, upsert
 from backend.errors import BackendError, StreamUnavailable, UnprocessableBatch
 from backend.nats.publisher import Ack, Outgoing, Publisher
@@ -72,6 +73,14 @@ SEQS_LATER_S = 0.25
 """How long after a push the BFF writes the stream's seqs of its events (``PushService``'s
 ``seqs_later_s``): pushes of the moment share one write, made while no action's projector
 batch is likely to be waiting for the loop."""
+
+SHOWN_WAIT_S = 0.05
+"""How long an interactive push waits for the projector beside the BFF to show its events
+(``PushService``'s ``shown``) before it answers anyway."""
+
+SHOWN_WAIT_MAX_EVENTS = 20
+"""Pushes of up to this many events wait for the projector: an action's few. A device
+draining a backlog sends hundreds at a time, and goes on with its next batch at once."""
 
 _DECIDE_ATTEMPTS = 3
 """Decisions made again when another push took the same ids first (``_LostRace``)."""
@@ -100,12 +109,15 @@ class PushService:
         clock: Callable[[], int] = system_ms,
         seqs_later_s: float = 0.0,
         hand_over: bool = True,
+        shown: Passed | None = None,
     ) -> None:
         """``seqs_later_s``: write the stream's seqs of accepted events that long after the
         push (together with any others by then) instead of before its answer; 0 writes them
         before the answer. ``close`` writes what is still waiting. ``hand_over``: keep each
         event written for this process's consumers (``batches.keep_decoded``); a BFF with no
-        consumer beside it (the cluster's) would only fill memory with them."""
+        consumer beside it (the cluster's) would only fill memory with them. ``shown``:
+        how far the projector beside this BFF has passed; a push of a few events answers
+        once it is past them (up to ``SHOWN_WAIT_S``), if it was caught up to them."""
         self._db = db
         self._publisher = publisher
         self._max_batch_events = max_batch_events
@@ -114,6 +126,7 @@ class PushService:
         self._clock = clock
         self._seqs_later_s = seqs_later_s
         self._hand_over = hand_over
+        self._shown = shown
         self._seqs: dict[str, int] = {}
         """Event id -> its stream seq, stored but not yet written to the id record."""
         self._seqs_writer: asyncio.Task[None] | None = None
@@ -219,6 +232,7 @@ class PushService:
             hops.mark("push.stored", (f"{c.event.id}@{ack.seq}" for c, ack in stored))
         if stored:
             await self._record_seqs({c.event.id: ack.seq for c, ack in stored})
+            await self._wait_shown([ack.seq for _, ack in stored], len(candidates))
         for candidate, ack in stored:
             status = "duplicate" if ack.duplicate else "accepted"
             results[candidate.index] = PushResult(candidate.event.id, status, seq=ack.seq)
@@ -291,6 +305,18 @@ class PushService:
         await _save(conn, authority, decided, username)
         await _drop_unused_lock_rows(conn, lock_rows - authority.changed_boards)
         return to_publish, decided, first_in_batch
+
+    async def _wait_shown(self, seqs: list[int], events: int) -> None:
+        """An action's push waits until the projector beside this BFF has committed its
+        events and handed their notice to the live hub: the other devices' pages are then
+        written before this push's answer takes the loop, and the answer's watermark covers
+        the action. Only if the projector was caught up to these events: one that is behind
+        would keep the device waiting for the backlog."""
+        shown = self._shown
+        if shown is None or events > SHOWN_WAIT_MAX_EVENTS or shown.seq < min(seqs) - 1:
+            return
+        if not await shown.wait_past(max(seqs), SHOWN_WAIT_S):
+            log.debug("the projector did not show seqs %s within %s s", seqs, SHOWN_WAIT_S)
 
     async def _record_seqs(self, seqs: dict[str, int]) -> None:
         """Write the stream's seqs into the id records: at once, or (``seqs_later_s``) a

@@ -203,6 +203,7 @@ def _round(
     handed: bool,
     named: list[str] = [],  # noqa: B006
     cancelled_read: bool = False,
+    failed_read: bool = False,
 ) -> Round:
     """Eight connections of alice and bob, caught up at version 8; a batch writes
     ``NEW_ROWS`` and its notice comes from NATS, or ``handed`` over in place with them."""
@@ -216,6 +217,8 @@ def _round(
             reads[name] += 1
             if name == "shared" and cancelled_read:
                 raise asyncio.CancelledError  # the read itself ends cancelled
+            if name == "shared" and failed_read:
+                raise OSError("the views database is away")
             return await read(*args)
 
         return wrapper
@@ -376,12 +379,19 @@ def test_after_notices_the_hub_may_have_missed_a_batch_in_place_waits_for_boards
     assert bob == []  # nothing of the board he lost
 
 
-def test_a_shared_read_that_ends_cancelled_leaves_each_connection_its_own_pull(
-    tmp_path: Path,
+@pytest.mark.parametrize("ending", ["cancelled", "failed"])
+def test_a_shared_read_that_ends_cancelled_or_fails_leaves_each_connection_its_own_pull(
+    tmp_path: Path, ending: str
 ) -> None:
     """Only a connection that is itself cancelled ends: when the shared read is what was
-    cancelled, every connection waiting on it gets its page from its own pull."""
-    found = _round(tmp_path, handed=False, cancelled_read=True)
+    cancelled, or failed, every connection at its cursor gets its page from its own pull,
+    and none tries the shared read again until the next notice."""
+    found = _round(
+        tmp_path,
+        handed=False,
+        cancelled_read=ending == "cancelled",
+        failed_read=ending == "failed",
+    )
     assert found.reads == {"shared": 1, "own": 2}  # one pull per user, shared by their four
     assert _ids(found, "alice") == {("e9",)}
     assert _ids(found, "bob") == {("e9", "e10")}
