@@ -33,7 +33,7 @@ from sqlalchemy.sql.base import Executable
 
 from backend.sqlite_inline import InlineConnection
 
-__all__ = ["execute", "fetch", "inserted", "runs_direct"]
+__all__ = ["execute", "fetch", "inserted"]
 
 Row = tuple[Any, ...]
 Params = Mapping[str, Any]
@@ -104,7 +104,7 @@ def _plan(conn: AsyncConnection, statement: Executable, keys: tuple[str, ...]) -
     fixed = {
         name: bind.effective_value
         for name, bind in compiled.binds.items()
-        if name in names and not bind.required and bind.callable is None and bind.value is not None
+        if name in names and not bind.required and bind.callable is None
     }
     plan = _Plan(statement, pieces, names, not processed and not prefetch, fixed)
     _plans[(id(statement), keys)] = plan
@@ -115,12 +115,6 @@ def _sqlite(conn: AsyncConnection) -> sqlite3.Connection | None:
     """The ``sqlite3`` connection under ``conn`` if it is used in place, else None."""
     driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
     return driver.sqlite if isinstance(driver, InlineConnection) else None
-
-
-def runs_direct(conn: AsyncConnection, statement: Executable, keys: Sequence[str] = ()) -> bool:
-    """Whether ``statement`` (with these columns, for an insert) runs straight on sqlite3
-    on this connection."""
-    return _sqlite(conn) is not None and _plan(conn, statement, tuple(keys)).direct
 
 
 def _run(raw: sqlite3.Connection, sql: str, args: Any, many: bool = False) -> sqlite3.Cursor:
@@ -149,9 +143,9 @@ async def execute(conn: AsyncConnection, statement: Executable, rows: Sequence[P
     if raw is not None:
         plan = _plan(conn, statement, tuple(rows[0]))
         if plan.direct:
-            sql = plan.pieces[0]
             if len(plan.pieces) == 1:
-                _run(raw, sql, [[row[n] for n in plan.names] for row in rows], many=True)
+                args = [plan.sql_and_args(row)[1] for row in rows]
+                _run(raw, plan.pieces[0], args, many=True)
                 return
             for row in rows:
                 _run(raw, *plan.sql_and_args(row))
@@ -169,9 +163,9 @@ async def inserted(
     raw = _sqlite(conn)
     if raw is not None:
         plan = _plan(conn, statement, tuple(rows[0]))
-        if plan.direct and len(plan.pieces) == 1:
-            sql, returned = plan.pieces[0], list[Any]()
+        if plan.direct:
+            returned: list[Any] = []
             for row in rows:
-                returned.extend(r[0] for r in _run(raw, sql, [row[n] for n in plan.names]))
+                returned.extend(r[0] for r in _run(raw, *plan.sql_and_args(row)))
             return returned
     return list((await conn.execute(statement, [dict(row) for row in rows])).scalars())

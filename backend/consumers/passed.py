@@ -1,12 +1,12 @@
 """How far a consumer of this process has passed in the stream, for whoever waits on it.
 
 The push of an interactive action waits on the projector beside the BFF (``PushService``'s
-``shown``, up to ``SHOWN_WAIT_S``): its answer is sent once the projector has committed the action's events
-and handed their change notice to the live hub, so the answer's watermark already covers
-them, and the pages to the other devices are written before the push's answer takes the
-event loop. Without it, the push's answer (reading the views' status, writing the
-response) ran in the moment between the stream's acknowledgement and the projector's
-fetch, and every other device waited about a millisecond more for it.
+``shown``, up to ``SHOWN_WAIT_S``): its answer is sent once the projector has committed the
+action's events and handed their change notice to the live hub, so the answer's watermark
+already covers them, and the pages to the other devices are written before the push's
+answer takes the event loop. Without it, the push's answer (reading the views' status,
+writing the response) ran in the moment between the stream's acknowledgement and the
+projector's fetch, and every other device waited about a millisecond more for it.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from sqlalchemy import (
     inspect,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -78,6 +79,7 @@ SOME_NOTES = select(notes.c.id).where(
     notes.c.id.in_(bindparam("ids", expanding=True)),
     notes.c.text.in_(bindparam("texts", expanding=True)),
 )
+RENAME_NOTE = update(notes).where(notes.c.id == bindparam("key")).values(text="B")
 FIXED_NOTES = select(notes.c.id).where(notes.c.text.in_(("b", "c"))).order_by(notes.c.id)
 OTHER_NOTES = (
     select(notes.c.id)
@@ -322,17 +324,18 @@ class StorageSuite:
                     )
                     assert fresh == [3], "the row already there is left out, and not changed"
                     await upsert(conn, notes, [note(1, "A", done=True)], ["id"])
+                    await direct.execute(conn, RENAME_NOTE, [{"key": 2}])
                 async with db.read() as conn:
                     rows = await direct.fetch(conn, select(notes).order_by(notes.c.id), {})
                     picked = await direct.fetch(conn, SOME_NOTES, {"ids": [3, 1], "texts": ["A"]})
                     none = await direct.fetch(conn, SOME_NOTES, {"ids": [], "texts": ["A"]})
                     fixed = await direct.fetch(conn, FIXED_NOTES, {})
                     others = await direct.fetch(conn, OTHER_NOTES, {"ids": []})
-                assert rows == [(1, "A", True), (2, "b", False), (3, "c", False)]
+                assert rows == [(1, "A", True), (2, "B", False), (3, "c", False)]
                 assert [type(done) for _, _, done in rows] == [bool] * 3, "a Boolean reads back"
                 assert picked == [(1,)], "two lists, each expanded in its place"
                 assert none == [], "an empty list: IN matches nothing"
-                assert fixed == [(2,), (3,)], "values held in the statement itself"
+                assert fixed == [(3,)], "values held in the statement itself"
                 assert others == [(1,), (2,), (3,)], "an empty list: NOT IN matches everything"
             finally:
                 await db.dispose()
