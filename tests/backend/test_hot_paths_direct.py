@@ -1,8 +1,8 @@
 """On SQLite files, the statements between one device's action and another device's view run
-straight on ``sqlite3`` (``backend/direct.py``): a push's decision, the stream's seqs it
-records, and the projector's batch with its position send nothing through SQLAlchemy's
-execution, which cost 60 to 100 microseconds a statement. What they decide and write is
-the same as before (the push and projector suites check that on SQLite and PostgreSQL)."""
+straight on ``sqlite3`` (``backend/direct.py``): a push's decision with the stream's seqs it
+records, and the projector's batch, send nothing through SQLAlchemy's execution, which cost
+60 to 100 microseconds a statement. What they decide and write is the same as before (the
+push and projector tests check that on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
