@@ -7,6 +7,7 @@ benchmarks and the tests. The child's output goes to ``<data dir>/backend.log``.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import subprocess
@@ -23,11 +24,12 @@ __all__ = ["BackendLauncher", "LaunchError", "answers"]
 
 
 def answers(url: str) -> bool:
-    """Does a backend answer ``GET /v1/sync/info`` at ``url``?"""
+    """Does a backend answer ``GET /v1/sync/info`` at ``url``? Not if something else
+    listens there (a nats-server says ``INFO {...}``, no HTTP status line)."""
     try:
         with urllib.request.urlopen(f"{url}/v1/sync/info", timeout=1) as reply:
             return bool(reply.status == 200)
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
         return False
 
 

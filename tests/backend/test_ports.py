@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import errno
+import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,21 @@ from backend import ports
 from backend.ports import RESERVED_PORTS, free_port
 
 _RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+@pytest.fixture(autouse=True)
+def own_leases(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A lease file of this test's own: the machine's is shared with the tests beside it."""
+    leases = tmp_path / "leases"
+    monkeypatch.setattr(ports, "_LEASES", leases)
+    return leases
+
+
+def _kernel_port() -> int:
+    """A free port that no lease knows of."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _bindable(port: int) -> bool:
@@ -40,10 +58,49 @@ def test_a_port_in_use_or_excluded_is_passed_over(monkeypatch: pytest.MonkeyPatc
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        excluded = free_port()
-        wanted = free_port(exclude={excluded})
+        excluded = _kernel_port()
+        wanted = _kernel_port()
         monkeypatch.setattr(ports, "_outside_ephemeral", lambda: [busy, excluded, wanted])
-        assert {free_port(exclude={excluded}) for _ in range(30)} == {wanted}
+        assert free_port(exclude={excluded}) == wanted
+
+
+@pytest.mark.integration
+def test_a_port_handed_out_is_never_handed_to_another_process_before_its_lease_ends(
+    monkeypatch: pytest.MonkeyPatch, own_leases: Path
+) -> None:
+    """The port a backend was given is free until the backend binds it, a second or so
+    later; a test worker beside it must not start its nats-server there meanwhile."""
+    first, second = _kernel_port(), _kernel_port()
+    monkeypatch.setattr(ports, "_outside_ephemeral", lambda: [first, second])
+    given = free_port()
+    assert _bindable(given)  # not bound by anyone yet: only the lease keeps it
+    script = (
+        "import sys; from pathlib import Path; from backend import ports; "
+        "ports._LEASES = Path(sys.argv[1]); "
+        f"ports._outside_ephemeral = lambda: [{first}, {second}]; "
+        "print(ports.free_port())"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", script, str(own_leases)], capture_output=True, text=True
+    )
+    assert other.returncode == 0, other.stderr
+    assert int(other.stdout) == ({first, second} - {given}).pop()
+    # both leased now: the kernel's pick, never one of them
+    assert free_port() not in {first, second}
+
+
+def test_an_ended_lease_frees_its_port_and_a_torn_lease_file_is_started_again(
+    monkeypatch: pytest.MonkeyPatch, own_leases: Path
+) -> None:
+    only = _kernel_port()
+    monkeypatch.setattr(ports, "_outside_ephemeral", lambda: [only])
+    assert free_port() == only
+    assert free_port() != only
+    monkeypatch.setattr(ports, "LEASE_S", 0.0)
+    own_leases.write_text(json.dumps({only: 0}))  # a lease that ended
+    assert free_port() == only
+    own_leases.write_bytes(b"\x00{not json")
+    assert free_port() == only
 
 
 def test_without_the_kernels_range_the_kernel_picks(
