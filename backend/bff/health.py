@@ -6,7 +6,10 @@ its circuit breaker (``closed``, or ``open`` while its database or NATS is away)
 events and in milliseconds (the age of the oldest event it has not processed: the
 "iterator age"), and its last error. An open breaker makes the status ``degraded``, and so
 does a child that does not answer (its consumers show the breaker ``unknown``), except in
-the moment after it was started (``starting``).
+the moment after it was started (``starting``). A running child that is late with one
+answer is reported as it last answered, for up to 10 s (``REPORT_KEPT_S`` in
+``backend/consumers/child.py``): it runs in the idle class, and a machine whose cores are
+all busy can hold it off the CPU for a second.
 """
 
 from __future__ import annotations
@@ -116,9 +119,9 @@ class HealthProbe:
                 apart.health_subject, question, timeout=_STATUS_TIMEOUT_S + 0.5
             )
             reports: dict[str, Any] = msgspec.json.decode(reply.data)
-            apart.answered()
+            apart.answered(reports)
         except (nats.errors.Error, TimeoutError, msgspec.DecodeError):
-            reports = {}
+            reports = apart.last_reports()
         breaker, why = apart.silence()
         silent = msgspec.structs.asdict(ConsumerStatus(breaker, None, None, None, why, None))
         return {name: reports.get(name, silent) for name in apart.names}

@@ -29,6 +29,7 @@ import sys
 import time
 import uuid
 from asyncio.subprocess import Process
+from typing import Any
 
 from backend.config import Settings
 from backend.processes import die_with_parent, own_process_group
@@ -43,6 +44,11 @@ _STOP_TIMEOUT_S = 15.0
 START_GRACE_S = 30.0
 """How long after a (re)start the child may stay silent on its health subject before
 ``/v1/health`` calls it ``unknown`` (and the backend ``degraded``) instead of ``starting``."""
+REPORT_KEPT_S = 10.0
+"""How long the child's last answer on its health subject stands in for one that comes
+late. The child runs in the idle class (``Settings.consumers_idle``): on a machine whose
+cores are all busy it may not get the CPU within the question's timeout, and a second of
+that is no outage. Past this, or once that child has exited, it is ``unknown``."""
 
 
 HEALTH_SUBJECT_PREFIX = "outpost.health.consumers"
@@ -71,10 +77,20 @@ class ApartConsumers:
         self._answered = False
         self._exited: str | None = None
         """How the last child ended, until the next one starts."""
+        self._last: tuple[float, dict[str, Any]] | None = None
+        """When the running child last answered on its health subject, and its answer."""
 
-    def answered(self) -> None:
-        """The child answered on its health subject: it runs."""
+    def answered(self, reports: dict[str, Any]) -> None:
+        """The child answered on its health subject with ``reports``: it runs."""
         self._answered = True
+        self._last = (time.monotonic(), reports)
+
+    def last_reports(self) -> dict[str, Any]:
+        """The running child's last answer, if it is under ``REPORT_KEPT_S`` old: what
+        ``/v1/health`` says while a busy machine keeps the child from answering at once."""
+        if self._last is None or time.monotonic() - self._last[0] > REPORT_KEPT_S:
+            return {}
+        return self._last[1]
 
     def silence(self) -> tuple[str, str | None]:
         """What ``/v1/health`` says of the child's consumers when it does not answer: the
@@ -110,6 +126,7 @@ class ApartConsumers:
             start_new_session=not self._idle,
         )
         self._started_at, self._answered, self._exited = time.monotonic(), False, None
+        self._last = None
         return process
 
     async def _keep_running(self) -> None:
@@ -124,6 +141,7 @@ class ApartConsumers:
                 code: int | str = f"could not start: {exc}"
             else:
                 code = await self._until_exit_or_stop(self._process)
+            self._last = None  # that child's answers say nothing of the next one
             if self._stopping.is_set():
                 return
             self._exited = f"exited with {code}" if isinstance(code, int) else code
