@@ -102,12 +102,13 @@ class Store:
     @contextmanager
     def bulk(self) -> Iterator[None]:
         """Many large transactions in a row (a download of many pages): the WAL is copied
-        into the database every ``BULK_CHECKPOINT_PAGES`` pages instead of SQLite's 1,000
-        (at every other page of a bootstrap), so the pages every commit rewrites (the ends
-        of the tables and their indexes) are copied once per checkpoint, not once per
-        commit. Every commit is still fsynced (``synchronous=FULL``). The checkpoint
-        thread sleeps through the bulk; the first commit after it copies the WAL itself if
-        it holds more than ``BACKSTOP_PAGES``, and wakes the thread for the rest. (Woken at
+        into the database every ``BULK_CHECKPOINT_PAGES`` pages, by the commit that crosses
+        them, instead of by the thread every ``CHECKPOINT_CHANGES`` rows (at every page of
+        a bootstrap), so the pages every commit rewrites (the ends of the tables and their
+        indexes) are copied once per checkpoint, not once per commit. Every commit is still
+        fsynced (``synchronous=FULL``). The checkpoint thread sleeps through the bulk; the
+        first commit after it copies the WAL itself if it holds more than
+        ``BACKSTOP_PAGES``, and wakes the thread for the rest. (Woken at
         the bulk's end instead, the thread's copy met that commit's: a bootstrap of 100,000
         tasks took 6% longer, three paired rounds of ``outpost bench --only bootstrap``.)"""
         with self._lock:

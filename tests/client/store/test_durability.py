@@ -4,10 +4,10 @@ actions' way."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 from client.device import Device
 from client.errors import InvalidAction, StoreError
 from client.store.database import BACKSTOP_PAGES, Store
+from tests.support.nats import wait_until
 
 BIG_NOTES = "n" * 20_000  # the longest notes a task may have: several pages per action
 TABLES = ("settings", "outbox", "confirmed", "view", "rejected", "notices")
@@ -117,29 +118,30 @@ def test_an_invalid_action_names_the_field_and_writes_nothing(
     assert rows_of(device.store) == before
 
 
-def rows_in_the_database_file(store: Store, folder: Path) -> int:
+def rows_in_the_database_file(store: Store, copy: Path) -> int:
     """Outbox rows the database file itself holds, its WAL left aside: what checkpoints
-    have copied there."""
-    folder.mkdir()
-    alone = folder / "copy.db"
-    alone.write_bytes(store.path.read_bytes())  # no -wal beside it: only the file's pages
-    conn = sqlite3.connect(alone)
+    have copied there. The copy is opened ``immutable`` (no WAL, no locks); one torn by a
+    checkpoint writing the file meanwhile counts as none, and is taken again."""
+    copy.write_bytes(store.path.read_bytes())
+    conn = sqlite3.connect(f"file:{copy}?immutable=1", uri=True)
     try:
         (count,) = conn.execute("SELECT count(*) FROM outbox").fetchone()
-    except sqlite3.OperationalError:  # not even the tables are there yet
+    except sqlite3.DatabaseError:  # no tables copied yet, or a torn copy
         return 0
     finally:
         conn.close()
     return int(count)
 
 
-def eventually(check: Callable[[], bool], timeout_s: float = 30) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+def file_holds(store: Store, copy: Path, rows: int) -> None:
+    """Until the database file holds ``rows`` outbox rows (``rows_in_the_database_file``)."""
+    asyncio.run(
+        wait_until(
+            lambda: rows_in_the_database_file(store, copy) >= rows,
+            timeout_s=30,
+            what=f"{rows} outbox rows in the database file itself",
+        )
+    )
 
 
 def test_the_wal_is_copied_into_the_database_by_the_stores_thread_not_by_an_actions_commit(
@@ -152,10 +154,7 @@ def test_the_wal_is_copied_into_the_database_by_the_stores_thread_not_by_an_acti
     board = device.create_board("Groceries")
     for i in range(100):  # some 300 changed rows and 1,200 WAL pages: under the backstop
         device.add_task(board, f"task {i}")
-    copies = iter(range(1_000))
-    assert eventually(
-        lambda: rows_in_the_database_file(device.store, tmp_path / f"c{next(copies)}") >= 50
-    )
+    file_holds(device.store, tmp_path / "copy.db", 50)
     assert [t["title"] for t in device.tasks(board)] == [f"task {i}" for i in range(100)]
 
 
@@ -174,10 +173,7 @@ def test_a_bulk_download_is_copied_after_it_not_during_it(
     assert not wakes
     device.add_task(board, "after")
     assert len(wakes) == 1
-    copies = iter(range(1_000))
-    assert eventually(
-        lambda: rows_in_the_database_file(device.store, tmp_path / f"c{next(copies)}") >= 101
-    )
+    file_holds(device.store, tmp_path / "copy.db", 101)
 
 
 def test_a_closed_store_leaves_no_thread_behind(tmp_path: Path) -> None:
